@@ -1,0 +1,3 @@
+from pocketstack.cli import main
+
+main()

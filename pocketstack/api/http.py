@@ -1,0 +1,184 @@
+"""Shared HTTP plumbing for every service slice: JSON in and out, validation, threads.
+
+Handlers are ``async def handler(req: Req) -> Response``. ``Req`` wraps Starlette's request
+with the caller's RequestContext (``req.ctx``) and helpers to read and validate a body.
+Domain logic is synchronous and runs in a worker thread through ``run`` so a slow query
+never stalls the event loop (and never holds a transaction across an await).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+import orjson
+import pydantic
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from pocketstack.context import RequestContext
+from pocketstack.errors import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+
+T = TypeVar("T")
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+Handler = Callable[["Req"], Awaitable[Response]]
+
+
+async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run synchronous service code (DB, drivers) in the worker thread pool."""
+    if kwargs:
+        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def empty(status: int = 204, headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=status, headers=headers)
+
+
+def _loc(loc: Iterable[Any]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def validation_message(exc: pydantic.ValidationError, prefix: str = "") -> str:
+    """A message a person can act on: which field, what was wrong."""
+    parts = []
+    for err in exc.errors()[:3]:
+        field = _loc(err.get("loc", ()))
+        if prefix and field:
+            field = f"{prefix}.{field}"
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "Additional properties are not allowed"
+        elif err.get("type") == "missing":
+            msg = "is a required property"
+        parts.append(f"Invalid input for field '{field or prefix or 'body'}': {msg}")
+    return "; ".join(parts)
+
+
+def validate(model: type[M], data: Any, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise BadRequest(validation_message(exc, prefix), kind="ValidationError") from None
+
+
+class Req:
+    """A request as handlers see it."""
+
+    __slots__ = ("request", "ctx", "max_body", "_body")
+
+    def __init__(self, request: Request, ctx: RequestContext, max_body: int) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.max_body = max_body
+        self._body: bytes | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.request.path_params
+
+    @property
+    def query(self):  # noqa: ANN201 - starlette QueryParams (multi-dict)
+        return self.request.query_params
+
+    @property
+    def headers(self):  # noqa: ANN201
+        return self.request.headers
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.request.headers.get(name, default)
+
+    async def body(self) -> bytes:
+        if self._body is None:
+            length = self.request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > self.max_body:
+                raise RequestEntityTooLarge(
+                    f"Request body is {length} bytes; the limit is {self.max_body}.")
+            chunks, size = [], 0
+            async for chunk in self.request.stream():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise RequestEntityTooLarge(f"Request body exceeds {self.max_body} bytes.")
+                chunks.append(chunk)
+            self._body = b"".join(chunks)
+        return self._body
+
+    async def json(self, *, required: bool = True) -> Any:
+        raw = await self.body()
+        if not raw.strip():
+            if required:
+                raise BadRequest("The request body is empty; a JSON object is required.")
+            return None
+        ctype = self.request.headers.get("content-type", "application/json")
+        if "json" not in ctype and ctype not in ("", "text/plain", "application/octet-stream"):
+            raise UnsupportedMediaType(f"Content-Type {ctype!r} is not supported; use application/json.")
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"Malformed JSON in request body: {exc}") from None
+
+    async def parse(self, model: type[M], *, key: str | None = None) -> M:
+        """Read the JSON body and validate it (optionally the object under ``key``)."""
+        data = await self.json()
+        if not isinstance(data, dict):
+            raise BadRequest("The request body must be a JSON object.")
+        if key is not None:
+            if key not in data:
+                raise BadRequest(f"Invalid input for field '{key}': is a required property")
+            return validate(model, data[key], key)
+        return validate(model, data)
+
+
+# A resolver turns a Starlette request into a RequestContext (authenticating it) or raises.
+ContextResolver = Callable[[Request, bool], Awaitable[RequestContext]]
+
+
+class Routes:
+    """Collects a slice's routes as data: ``r.get("/v3/projects", handler)``."""
+
+    def __init__(self, resolve: ContextResolver, max_body: int) -> None:
+        self.resolve = resolve
+        self.max_body = max_body
+        self.routes: list[BaseRoute] = []
+
+    def add(self, path: str, methods: list[str], handler: Handler, *, auth: bool = True,
+            name: str | None = None) -> None:
+        resolve, max_body = self.resolve, self.max_body
+
+        async def endpoint(request: Request) -> Response:
+            ctx = await resolve(request, auth)
+            return await handler(Req(request, ctx, max_body))
+
+        self.routes.append(Route(path, endpoint, methods=methods, name=name or handler.__name__))
+
+    def get(self, path: str, handler: Handler, **kw: Any) -> None:
+        self.add(path, ["GET", "HEAD"], handler, **kw)
+
+    def post(self, path: str, handler: Handler, **kw: Any) -> None:
+        self.add(path, ["POST"], handler, **kw)
+
+    def put(self, path: str, handler: Handler, **kw: Any) -> None:
+        self.add(path, ["PUT"], handler, **kw)
+
+    def patch(self, path: str, handler: Handler, **kw: Any) -> None:
+        self.add(path, ["PATCH"], handler, **kw)
+
+    def delete(self, path: str, handler: Handler, **kw: Any) -> None:
+        self.add(path, ["DELETE"], handler, **kw)
+
+    def head(self, path: str, handler: Handler, **kw: Any) -> None:
+        self.add(path, ["HEAD"], handler, **kw)

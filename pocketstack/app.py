@@ -1,0 +1,245 @@
+"""The composition root: build the Cloud (settings, database, services) and its ASGI app.
+
+``SERVICES`` is the explicit registry of slices. Each slice's ``SPEC`` says where it is
+mounted, how its faults look, what it puts in the catalog, how to build its service
+object and how to register its routes. Services reach each other through
+``cloud.services[type]`` (in-process calls, never HTTP).
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Router
+
+from pocketstack.api import faults
+from pocketstack.api.http import Routes, json
+from pocketstack.config import Settings
+from pocketstack.context import RequestContext, new_request_id
+from pocketstack.db import Database
+from pocketstack.errors import NotFound, PocketError, Unauthorized
+
+log = logging.getLogger("pocketstack")
+
+ASGIApp = Callable[[dict, Callable, Callable], Awaitable[None]]
+
+
+@dataclass
+class ServiceSpec:
+    name: str  # OpenStack project name: keystone, nova, ...
+    type: str  # service type: identity, compute, ...
+    path: str  # mount point: /identity
+    fault_style: str
+    create: Callable[["Cloud"], Any]
+    routes: Callable[[Any, Routes], None]
+    catalog: list[Any] = field(default_factory=list)  # bootstrap.CatalogEntry items
+    start: Callable[[Any], Awaitable[None]] | None = None  # background workers
+    stop: Callable[[Any], Awaitable[None]] | None = None
+    raw_app: Callable[[Any], ASGIApp] | None = None  # a slice that speaks ASGI itself
+
+
+def service_specs() -> list[ServiceSpec]:
+    """The registry. Imported lazily so `pocketstack --help` stays fast."""
+    from pocketstack.services import identity
+
+    return [identity.SPEC]
+
+
+class Cloud:
+    """Everything one running pocketstack holds; passed down, never global."""
+
+    def __init__(self, settings: Settings, db: Database | None = None,
+                 specs: list[ServiceSpec] | None = None) -> None:
+        self.settings = settings
+        self.db = db or Database(settings.database_url, echo=settings.database.echo,
+                                 pool_size=settings.database.pool_size)
+        self.specs = specs if specs is not None else service_specs()
+        self.services: dict[str, Any] = {}
+        self.degraded: list[str] = []  # human-readable notes for the ready line and status
+        for spec in self.specs:
+            self.services[spec.type] = spec.create(self)
+
+    @property
+    def identity(self) -> Any:
+        return self.services["identity"]
+
+    async def resolve_context(self, request: Request, required: bool) -> RequestContext:
+        """Authenticate the request from X-Auth-Token (Keystone middleware's job)."""
+        request_id = request.scope.get("pocket.request_id") or new_request_id()
+        token = request.headers.get("x-auth-token")
+        if not token:
+            if required:
+                raise Unauthorized("The request you have made requires authentication.",
+                                   headers=self.www_authenticate)
+            return RequestContext(request_id=request_id)
+        identity = self.identity
+        info = identity.cache.get(token)
+        if info is None:
+            from pocketstack.api.http import run
+
+            try:
+                info = await run(identity.validate, token)
+            except PocketError:
+                if required:
+                    raise Unauthorized("The request you have made requires authentication.",
+                                       headers=self.www_authenticate) from None
+                return RequestContext(request_id=request_id)
+        return identity.context_for(info, request_id)
+
+    @property
+    def www_authenticate(self) -> dict[str, str]:
+        return {"WWW-Authenticate": f'Keystone uri="{self.settings.base_url}/identity"'}
+
+    async def startup(self) -> None:
+        for spec in self.specs:
+            if spec.start is not None:
+                await spec.start(self.services[spec.type])
+
+    async def shutdown(self) -> None:
+        for spec in reversed(self.specs):
+            if spec.stop is not None:
+                await spec.stop(self.services[spec.type])
+
+
+async def _not_found(scope: dict, receive: Callable, send: Callable) -> None:
+    raise NotFound("The resource could not be found.")
+
+
+class PocketApp:
+    """Root ASGI app: request ids, one fault handler for every slice, lifespan."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+        self.styles: list[tuple[str, str]] = []
+        routes: list[Any] = []
+        for spec in cloud.specs:
+            service = cloud.services[spec.type]
+            if spec.raw_app is not None:
+                routes.append(Mount(spec.path, app=spec.raw_app(service)))
+            else:
+                table = Routes(cloud.resolve_context, cloud.settings.max_body_bytes)
+                spec.routes(service, table)
+                routes.append(Mount(spec.path, app=Router(table.routes, default=_not_found)))
+            self.styles.append((spec.path, spec.fault_style))
+        self.styles.sort(key=lambda item: -len(item[0]))
+        self.mount_points = {spec.path for spec in cloud.specs}
+        routes.append(Mount("/", app=Router(self._root_routes(), default=_not_found)))
+        self.router = Router(routes, default=_not_found)
+
+    def _root_routes(self) -> list[Any]:
+        from starlette.routing import Route
+
+        specs = self.cloud.specs
+
+        async def root(request: Request) -> Response:
+            return json({"pocketstack": {"services": [
+                {"type": s.type, "name": s.name, "path": s.path} for s in specs]}})
+
+        async def health(request: Request) -> Response:
+            return Response("OK", media_type="text/plain")
+
+        return [Route("/", root), Route("/healthcheck", health)]
+
+    def style_for(self, path: str) -> str:
+        for prefix, style in self.styles:
+            if path == prefix or path.startswith(prefix + "/"):
+                return style
+        return "keystone"
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        if scope["path"] in self.mount_points:  # "/identity" means "/identity/"
+            scope["path"] += "/"
+        request_id = new_request_id()
+        scope["pocket.request_id"] = request_id
+        scope["app"] = self  # makes Starlette raise HTTPException(405) instead of answering
+        started = False
+        rid = request_id.encode()
+
+        async def send_with_id(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"x-openstack-request-id" not in names:
+                    headers.append((b"x-openstack-request-id", rid))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.router(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - the one place errors become faults
+            if started:
+                log.exception("error after the response started (%s)", request_id)
+                return
+            err = self._to_error(exc, scope, request_id)
+            response = faults.render(err, self.style_for(scope.get("path", "")))
+            await response(scope, receive, send_with_id)
+
+    @staticmethod
+    def _to_error(exc: Exception, scope: dict, request_id: str) -> PocketError:
+        if isinstance(exc, PocketError):
+            return exc
+        if isinstance(exc, HTTPException):
+            if exc.status_code == 405:
+                return PocketError(f"The method {scope.get('method')} is not allowed for this "
+                                   "resource.", status=405, kind="HTTPMethodNotAllowed",
+                                   headers=dict(exc.headers or {}))
+            return PocketError(exc.detail, status=exc.status_code)
+        log.error("unexpected error handling %s %s (%s):\n%s", scope.get("method"),
+                  scope.get("path"), request_id, traceback.format_exc())
+        return PocketError("An unexpected error prevented the server from fulfilling your "
+                           f"request ({type(exc).__name__}); see the server log for "
+                           f"{request_id}.", status=500)
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.cloud.startup()
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.cloud.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def prepare(settings: Settings) -> Cloud:
+    """Create the data dir, migrate the database, build the cloud and bootstrap it."""
+    from pocketstack.db import migrate
+    from pocketstack.services.identity.bootstrap import bootstrap
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    db = Database(settings.database_url, echo=settings.database.echo,
+                  pool_size=settings.database.pool_size)
+    if migrate.pending(db):
+        migrate.upgrade(db)
+    cloud = Cloud(settings, db)
+    catalog = [entry for spec in cloud.specs for entry in spec.catalog]
+    bootstrap(cloud.identity, catalog)
+    for spec in cloud.specs:
+        hook = getattr(cloud.services[spec.type], "bootstrap", None)
+        if hook is not None:
+            hook()
+    return cloud
+
+
+def create_app(settings: Settings) -> PocketApp:
+    return PocketApp(prepare(settings))

@@ -1,0 +1,128 @@
+"""One typed settings object, built from defaults < TOML file < environment < CLI flags.
+
+It is created once by the CLI (or a test) and passed down; nothing reads it from a global.
+The TOML file lives at ``<data_dir>/pocketstack.toml``; sections mirror the dataclasses
+below (``[identity]``, ``[database]``...). Environment variables are ``POCKETSTACK_<FIELD>``
+for top-level fields and ``POCKETSTACK_<SECTION>__<FIELD>`` for nested ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def default_data_dir() -> Path:
+    if os.geteuid() == 0:
+        return Path("/var/lib/pocketstack")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "pocketstack"
+
+
+@dataclass
+class DatabaseSettings:
+    # Empty means the embedded SQLite file <data_dir>/pocketstack.db.
+    url: str = ""
+    echo: bool = False
+    pool_size: int = 10
+
+
+@dataclass
+class IdentitySettings:
+    admin_password: str = ""  # empty: generated once, stored in <data_dir>/passwords.json (0600)
+    demo_password: str = ""
+    token_expiration: int = 3600  # seconds, like keystone [token] expiration
+    max_active_keys: int = 3  # fernet key repository size, like keystone
+    # argon2id cost; the defaults keep a password login well under 50 ms on 2 cores.
+    argon2_time_cost: int = 2
+    argon2_memory_cost: int = 19456  # KiB (OWASP's minimum for argon2id)
+    argon2_parallelism: int = 1
+    token_cache_seconds: float = 2.0  # validated-token cache; revocations in-process are immediate
+    region: str = "RegionOne"
+
+
+@dataclass
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    host: str = "127.0.0.1"
+    port: int = 8800
+    # Address clients should use in the catalog; default http://<host>:<port>.
+    public_url: str = ""
+    max_body_bytes: int = 1024 * 1024  # JSON bodies; data uploads stream and are not limited by this
+    log_level: str = "info"
+    bootstrap_demo: bool = True
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.data_dir / 'pocketstack.db'}"
+
+    @property
+    def config_file(self) -> Path:
+        return self.data_dir / "pocketstack.toml"
+
+
+def _coerce(value: str, current: Any) -> Any:
+    if isinstance(current, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, Path):
+        return Path(value)
+    return value
+
+
+def _apply(obj: Any, values: dict[str, Any]) -> None:
+    for key, value in values.items():
+        if not hasattr(obj, key):
+            raise ValueError(f"unknown setting {key!r} in {type(obj).__name__}")
+        current = getattr(obj, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ValueError(f"setting {key!r} must be a table")
+            _apply(current, value)
+        elif isinstance(value, str) and not isinstance(current, str):
+            setattr(obj, key, _coerce(value, current))
+        else:
+            setattr(obj, key, Path(value) if isinstance(current, Path) else value)
+
+
+def load_settings(data_dir: str | Path | None = None, env: dict[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Build settings: defaults, then the data dir's TOML, then env, then explicit overrides."""
+    env = dict(os.environ if env is None else env)
+    settings = Settings()
+    if data_dir is None and env.get("POCKETSTACK_DATA_DIR"):
+        data_dir = env["POCKETSTACK_DATA_DIR"]
+    if data_dir is not None:
+        settings.data_dir = Path(data_dir).expanduser().resolve()
+    if settings.config_file.exists():
+        with open(settings.config_file, "rb") as fh:
+            _apply(settings, tomllib.load(fh))
+        if data_dir is not None:
+            settings.data_dir = Path(data_dir).expanduser().resolve()
+    for name, value in env.items():
+        if not name.startswith("POCKETSTACK_") or name == "POCKETSTACK_DATA_DIR":
+            continue
+        path = name[len("POCKETSTACK_"):].lower().split("__")
+        target: Any = settings
+        for part in path[:-1]:
+            target = getattr(target, part, None)
+        if target is not None and hasattr(target, path[-1]):
+            setattr(target, path[-1], _coerce(value, getattr(target, path[-1])))
+    _apply(settings, {k: v for k, v in overrides.items() if v is not None})
+    return settings

@@ -1,0 +1,56 @@
+"""Who is asking: the RequestContext built from a validated token, passed to every service call."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def new_request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    user_id: str | None = None
+    user_name: str | None = None
+    user_domain_id: str | None = None
+    project_id: str | None = None
+    project_name: str | None = None
+    project_domain_id: str | None = None
+    domain_id: str | None = None  # set for domain-scoped tokens
+    domain_name: str | None = None
+    system_scope: str | None = None  # "all" for system-scoped tokens
+    roles: frozenset[str] = frozenset()
+    auth_token: str | None = None
+    audit_ids: tuple[str, ...] = ()
+    app_cred_id: str | None = None
+    request_id: str = field(default_factory=new_request_id)
+    global_request_id: str | None = None
+    # Used by internal callers (workers, bootstrap, orchestration engine acting as the service).
+    is_internal: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        """Cloud admin in the legacy sense OpenStack services still use: the admin role.
+
+        Like Nova/Neutron/Cinder with the default (non-enforce-scope) policies, an admin
+        role on any project scope is treated as cloud admin; so is a system-scoped admin.
+        """
+        return self.is_internal or "admin" in self.roles
+
+    @property
+    def is_system(self) -> bool:
+        return self.system_scope == "all"
+
+    def has_role(self, *names: str) -> bool:
+        return any(n in self.roles for n in names)
+
+    def as_target(self) -> dict[str, Any]:
+        return {"project_id": self.project_id, "user_id": self.user_id, "domain_id": self.domain_id}
+
+    @classmethod
+    def internal(cls, project_id: str | None = None) -> "RequestContext":
+        return cls(is_internal=True, roles=frozenset({"admin"}), project_id=project_id,
+                   system_scope="all")

@@ -1,0 +1,88 @@
+"""Engine and sessions.
+
+Services open short transactions with ``db.read()`` / ``db.write()`` and never hold one
+across an ``await``: service code is synchronous and the HTTP layer runs it in a worker
+thread. On SQLite (WAL) readers never block; writers take ``BEGIN IMMEDIATE`` under a
+process-wide lock, so concurrent writers queue instead of failing with "database is locked"
+(a deferred transaction that upgrades to a write can fail immediately, whatever the
+busy_timeout). PostgreSQL and MariaDB use ordinary transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+
+class Database:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: Engine = create_engine(
+                url, echo=echo, connect_args={"check_same_thread": False, "timeout": 60},
+                pool_size=pool_size, max_overflow=20)
+            self._install_sqlite_hooks(self.engine)
+        else:
+            self.engine = create_engine(url, echo=echo, pool_size=pool_size, max_overflow=20,
+                                        pool_pre_ping=True)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._write_lock = threading.RLock() if self.is_sqlite else None
+        self._local = threading.local()
+
+    @staticmethod
+    def _install_sqlite_hooks(engine: Engine) -> None:
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn, _record):  # noqa: ANN001
+            # Take over transaction control from pysqlite so BEGIN can be IMMEDIATE.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=60000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):  # noqa: ANN001
+            mode = conn.get_execution_options().get("sqlite_begin", "BEGIN")
+            conn.exec_driver_sql(mode)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only unit of work (committed/rolled back on exit, never blocks writers)."""
+        with self._sessions() as session:
+            with session.begin():
+                yield session
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A read-write unit of work; commits on normal exit, rolls back on exception."""
+        if self._write_lock is None:
+            with self._sessions() as session:
+                with session.begin():
+                    yield session
+            return
+        with self._write_lock:
+            if getattr(self._local, "depth", 0):
+                raise RuntimeError("nested db.write() in one thread")
+            self._local.depth = 1
+            try:
+                with self._sessions() as session:
+                    session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+                    try:
+                        yield session
+                        session.commit()
+                    except BaseException:
+                        session.rollback()
+                        raise
+            finally:
+                self._local.depth = 0
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,9 @@
+"""Imports every service's models so ``Base.metadata`` is complete (Alembic, tests).
+
+One line per service slice; a new slice adds its line here.
+"""
+
+from pocketstack.db.base import Base
+from pocketstack.services.identity import models as identity_models  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,156 @@
+"""Every authorization rule, in one table.
+
+A rule is a predicate ``(ctx, target) -> bool`` built from the small combinators below.
+``target`` is a dict describing the object acted on (``project_id``, ``user_id``,
+``domain_id``...). Services call ``enforce(ctx, "service:action", target)`` after loading
+what the target describes; the HTTP layer turns ``Forbidden`` into a 403 fault.
+
+The defaults follow the OpenStack "secure RBAC" personas that Keystone bootstrap creates
+(admin implies member implies reader), with the legacy behaviour the clients and Tempest
+still expect: an ``admin`` role on a project-scoped token acts as cloud admin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pocketstack.context import RequestContext
+from pocketstack.errors import Forbidden
+
+Target = Mapping[str, Any]
+
+
+class Rule:
+    def __init__(self, fn: Callable[[RequestContext, Target], bool], text: str) -> None:
+        self.fn = fn
+        self.text = text
+
+    def __call__(self, ctx: RequestContext, target: Target) -> bool:
+        return self.fn(ctx, target)
+
+    def __or__(self, other: "Rule") -> "Rule":
+        return Rule(lambda c, t: self(c, t) or other(c, t), f"({self.text} or {other.text})")
+
+    def __and__(self, other: "Rule") -> "Rule":
+        return Rule(lambda c, t: self(c, t) and other(c, t), f"({self.text} and {other.text})")
+
+    def __repr__(self) -> str:
+        return f"Rule({self.text})"
+
+
+def role(name: str) -> Rule:
+    return Rule(lambda c, t: name in c.roles, f"role:{name}")
+
+
+ANYONE = Rule(lambda c, t: True, "@")
+NOBODY = Rule(lambda c, t: False, "!")
+ADMIN = Rule(lambda c, t: c.is_admin, "role:admin")
+SYSTEM = Rule(lambda c, t: c.is_system or c.is_internal, "system_scope:all")
+SYSTEM_ADMIN = ADMIN & SYSTEM
+READER = role("reader") | role("member") | role("admin")
+MEMBER = role("member") | role("admin")
+MANAGER = role("manager") | role("admin")
+OWNER = Rule(lambda c, t: c.project_id is not None and c.project_id == t.get("project_id"),
+             "project_id:%(project_id)s")
+SELF = Rule(lambda c, t: c.user_id is not None and c.user_id == t.get("user_id"),
+            "user_id:%(user_id)s")
+DOMAIN = Rule(lambda c, t: c.domain_id is not None and c.domain_id == t.get("domain_id"),
+              "domain_id:%(domain_id)s")
+
+PROJECT_READER = READER & OWNER
+PROJECT_MEMBER = MEMBER & OWNER
+ADMIN_OR_READER = ADMIN | PROJECT_READER
+ADMIN_OR_MEMBER = ADMIN | PROJECT_MEMBER
+ADMIN_OR_OWNER = ADMIN | OWNER
+
+# ---------------------------------------------------------------------------------------
+# The table. Keys are "<service>:<action>" as in each project's policy-in-code.
+# ---------------------------------------------------------------------------------------
+RULES: dict[str, Rule] = {
+    # identity (keystone) ----------------------------------------------------------------
+    "identity:get_region": ANYONE,
+    "identity:list_regions": ANYONE,
+    "identity:create_region": ADMIN,
+    "identity:update_region": ADMIN,
+    "identity:delete_region": ADMIN,
+    "identity:get_service": ADMIN | READER & SYSTEM,
+    "identity:list_services": ADMIN | READER & SYSTEM,
+    "identity:create_service": ADMIN,
+    "identity:update_service": ADMIN,
+    "identity:delete_service": ADMIN,
+    "identity:get_endpoint": ADMIN | READER & SYSTEM,
+    "identity:list_endpoints": ADMIN | READER & SYSTEM,
+    "identity:create_endpoint": ADMIN,
+    "identity:update_endpoint": ADMIN,
+    "identity:delete_endpoint": ADMIN,
+    "identity:get_domain": ADMIN | DOMAIN | Rule(
+        lambda c, t: c.project_domain_id is not None and c.project_domain_id == t.get("domain_id"),
+        "token.project.domain.id:%(domain_id)s"),
+    "identity:list_domains": ADMIN,
+    "identity:create_domain": ADMIN,
+    "identity:update_domain": ADMIN,
+    "identity:delete_domain": ADMIN,
+    "identity:get_project": ADMIN | OWNER | (READER & DOMAIN),
+    "identity:list_projects": ADMIN | (READER & DOMAIN),
+    "identity:list_user_projects": ADMIN | SELF,
+    "identity:create_project": ADMIN | (MANAGER & DOMAIN),
+    "identity:update_project": ADMIN | (MANAGER & DOMAIN),
+    "identity:delete_project": ADMIN | (MANAGER & DOMAIN),
+    "identity:project_tags": ADMIN | OWNER,
+    "identity:get_user": ADMIN | SELF | (READER & DOMAIN),
+    "identity:list_users": ADMIN | (READER & DOMAIN),
+    "identity:create_user": ADMIN | (MANAGER & DOMAIN),
+    "identity:update_user": ADMIN | (MANAGER & DOMAIN),
+    "identity:delete_user": ADMIN | (MANAGER & DOMAIN),
+    "identity:change_password": SELF,
+    "identity:get_group": ADMIN | (READER & DOMAIN),
+    "identity:list_groups": ADMIN | (READER & DOMAIN),
+    "identity:list_groups_for_user": ADMIN | SELF | (READER & DOMAIN),
+    "identity:create_group": ADMIN | (MANAGER & DOMAIN),
+    "identity:update_group": ADMIN | (MANAGER & DOMAIN),
+    "identity:delete_group": ADMIN | (MANAGER & DOMAIN),
+    "identity:list_users_in_group": ADMIN | (READER & DOMAIN),
+    "identity:add_user_to_group": ADMIN | (MANAGER & DOMAIN),
+    "identity:remove_user_from_group": ADMIN | (MANAGER & DOMAIN),
+    "identity:check_user_in_group": ADMIN | (READER & DOMAIN),
+    "identity:get_role": ADMIN | READER,
+    "identity:list_roles": ADMIN | READER,
+    "identity:create_role": ADMIN,
+    "identity:update_role": ADMIN,
+    "identity:delete_role": ADMIN,
+    "identity:implied_roles": ADMIN,
+    "identity:list_role_inference_rules": ADMIN | READER & SYSTEM,
+    "identity:role_assignments": ADMIN,
+    "identity:list_role_assignments": ADMIN | (READER & DOMAIN),
+    "identity:list_own_role_assignments": ADMIN | SELF,
+    "identity:get_credential": ADMIN | SELF,
+    "identity:list_credentials": ANYONE,  # filtered to the caller's own unless admin
+    "identity:create_credential": ADMIN | SELF,
+    "identity:update_credential": ADMIN | SELF,
+    "identity:delete_credential": ADMIN | SELF,
+    "identity:ec2_credentials": ADMIN | SELF,
+    "identity:application_credentials": SELF | ADMIN,
+    "identity:revocation_list": ADMIN,
+    "identity:validate_token": ANYONE,  # a token may validate itself; others need admin/service
+    "identity:revoke_token": ANYONE,
+    "identity:get_policy": ADMIN,
+    "identity:manage_policy": ADMIN,
+    "identity:get_limits": ANYONE,
+    "identity:manage_limits": ADMIN,
+}
+
+
+def check(ctx: RequestContext, action: str, target: Target | None = None) -> bool:
+    if ctx.is_internal:
+        return True
+    try:
+        rule = RULES[action]
+    except KeyError:
+        raise KeyError(f"no policy rule named {action!r}") from None
+    return rule(ctx, target or {})
+
+
+def enforce(ctx: RequestContext, action: str, target: Target | None = None) -> None:
+    if not check(ctx, action, target):
+        raise Forbidden(f"Policy doesn't allow {action} to be performed.")

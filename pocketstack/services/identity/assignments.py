@@ -1,0 +1,81 @@
+"""Effective roles: direct, through groups, inherited from parents and domains, implied."""
+
+from __future__ import annotations
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from pocketstack.services.identity.models import (Assignment, ImpliedRole, Project, Role,
+                                                  UserGroupMembership)
+
+USER_PROJECT, GROUP_PROJECT = "UserProject", "GroupProject"
+USER_DOMAIN, GROUP_DOMAIN = "UserDomain", "GroupDomain"
+USER_SYSTEM, GROUP_SYSTEM = "UserSystem", "GroupSystem"
+SYSTEM_TARGET = "system"
+
+
+def group_ids(session: Session, user_id: str) -> list[str]:
+    return list(session.scalars(
+        select(UserGroupMembership.group_id).where(UserGroupMembership.user_id == user_id)))
+
+
+def project_ancestors(session: Session, project: Project) -> list[Project]:
+    """Parents of ``project`` up to (not including) its domain, nearest first."""
+    chain: list[Project] = []
+    seen = {project.id}
+    parent_id = project.parent_id
+    while parent_id and parent_id != project.domain_id and parent_id not in seen:
+        parent = session.get(Project, parent_id)
+        if parent is None or parent.is_domain:
+            break
+        chain.append(parent)
+        seen.add(parent.id)
+        parent_id = parent.parent_id
+    return chain
+
+
+def expand_implied(session: Session, role_ids: set[str]) -> set[str]:
+    result = set(role_ids)
+    frontier = set(role_ids)
+    while frontier:
+        rows = session.scalars(select(ImpliedRole.implied_role_id)
+                               .where(ImpliedRole.prior_role_id.in_(frontier))).all()
+        frontier = set(rows) - result
+        result |= frontier
+    return result
+
+
+def direct_role_ids(session: Session, actors: list[str], scope_kind: str, scope_id: str,
+                    project: Project | None = None) -> set[str]:
+    """Role ids granted to any of ``actors`` on the scope, before implication."""
+    if scope_kind == "project":
+        assert project is not None
+        clauses = [(Assignment.type.in_((USER_PROJECT, GROUP_PROJECT)))
+                   & (Assignment.target_id == project.id) & (Assignment.inherited.is_(False))]
+        ancestors = [p.id for p in project_ancestors(session, project)]
+        if ancestors:
+            clauses.append(Assignment.type.in_((USER_PROJECT, GROUP_PROJECT))
+                           & Assignment.target_id.in_(ancestors) & Assignment.inherited.is_(True))
+        clauses.append(Assignment.type.in_((USER_DOMAIN, GROUP_DOMAIN))
+                       & (Assignment.target_id == project.domain_id)
+                       & Assignment.inherited.is_(True))
+        where = or_(*clauses)
+    elif scope_kind == "domain":
+        where = (Assignment.type.in_((USER_DOMAIN, GROUP_DOMAIN))
+                 & (Assignment.target_id == scope_id) & Assignment.inherited.is_(False))
+    elif scope_kind == "system":
+        where = (Assignment.type.in_((USER_SYSTEM, GROUP_SYSTEM))
+                 & (Assignment.target_id == SYSTEM_TARGET))
+    else:
+        return set()
+    return set(session.scalars(select(Assignment.role_id)
+                               .where(Assignment.actor_id.in_(actors)).where(where)))
+
+
+def effective_roles(session: Session, user_id: str, scope_kind: str, scope_id: str,
+                    project: Project | None = None) -> list[Role]:
+    actors = [user_id, *group_ids(session, user_id)]
+    ids = expand_implied(session, direct_role_ids(session, actors, scope_kind, scope_id, project))
+    if not ids:
+        return []
+    return list(session.scalars(select(Role).where(Role.id.in_(ids)).order_by(Role.name)))

@@ -1,0 +1,199 @@
+"""Keystone's data, as SQLAlchemy models.
+
+As in Keystone, a domain is a row of ``project`` with ``is_domain`` set; a top-level
+project's ``parent_id`` is its domain's id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from pocketstack.db.base import (Base, JSONText, UTCDateTime, created_at_column, id_column,
+                                 utcnow)
+
+ROOT_DOMAIN = "<<keystone.domain.root>>"
+
+
+class Project(Base):
+    __tablename__ = "project"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+    id: Mapped[str] = id_column()
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    description: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    domain_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    parent_id: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    is_domain: Mapped[bool] = mapped_column(Boolean, default=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class ProjectTag(Base):
+    __tablename__ = "project_tag"
+
+    project_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+
+class User(Base):
+    __tablename__ = "user"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+    id: Mapped[str] = id_column()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    domain_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    password_created_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    password_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    default_project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    # Tokens issued (whole seconds) before this instant are invalid: password change,
+    # disable, delete. One column instead of an ever-growing revocation list.
+    tokens_valid_after: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Group(Base):
+    __tablename__ = "group"
+    __table_args__ = (UniqueConstraint("domain_id", "name"),)
+
+    id: Mapped[str] = id_column()
+    name: Mapped[str] = mapped_column(String(64), nullable=False)
+    domain_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class UserGroupMembership(Base):
+    __tablename__ = "user_group_membership"
+
+    user_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("user.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("group.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class Role(Base):
+    __tablename__ = "role"
+    # domain_id is "" (not NULL) for global roles so the unique constraint holds everywhere.
+    __table_args__ = (UniqueConstraint("name", "domain_id"),)
+
+    id: Mapped[str] = id_column()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    domain_id: Mapped[str] = mapped_column(String(64), default="", nullable=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    options: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class ImpliedRole(Base):
+    __tablename__ = "implied_role"
+
+    prior_role_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("role.id", ondelete="CASCADE"), primary_key=True)
+    implied_role_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("role.id", ondelete="CASCADE"), primary_key=True)
+
+
+class Assignment(Base):
+    """Role assignments. type: UserProject, GroupProject, UserDomain, GroupDomain,
+    UserSystem, GroupSystem (target_id "system" for the latter two)."""
+
+    __tablename__ = "assignment"
+    __table_args__ = (Index("ix_assignment_target", "target_id"),)
+
+    type: Mapped[str] = mapped_column(String(16), primary_key=True)
+    actor_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    target_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+    inherited: Mapped[bool] = mapped_column(Boolean, primary_key=True, default=False)
+
+
+class Region(Base):
+    __tablename__ = "region"
+
+    id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    parent_region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class Service(Base):
+    __tablename__ = "service"
+
+    id: Mapped[str] = id_column()
+    type: Mapped[str] = mapped_column(String(255), nullable=False)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)  # name, description
+
+
+class Endpoint(Base):
+    __tablename__ = "endpoint"
+
+    id: Mapped[str] = id_column()
+    interface: Mapped[str] = mapped_column(String(8), nullable=False)
+    service_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("service.id", ondelete="CASCADE"), nullable=False, index=True)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class Credential(Base):
+    """Credentials API rows; EC2 credentials are type "ec2" with id sha256(access)."""
+
+    __tablename__ = "credential"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    type: Mapped[str] = mapped_column(String(255), nullable=False)
+    blob: Mapped[str] = mapped_column(Text, nullable=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class ApplicationCredential(Base):
+    __tablename__ = "application_credential"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+
+    id: Mapped[str] = id_column()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    secret_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    user_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    project_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    unrestricted: Mapped[bool] = mapped_column(Boolean, default=False)
+    roles: Mapped[list[dict[str, str]]] = mapped_column(JSONText, default=list)
+    access_rules: Mapped[list[dict[str, Any]]] = mapped_column(JSONText, default=list)
+
+
+class RevokedToken(Base):
+    """One row per revoked token (by audit id). Looked up by primary key, so validation
+    cost does not grow with the number of revocations; rows are pruned after expiry."""
+
+    __tablename__ = "revoked_token"
+
+    audit_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    revoked_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Policy(Base):
+    """Keystone's legacy /v3/policies blobs (stored, not enforced; Keystone does the same)."""
+
+    __tablename__ = "policy"
+
+    id: Mapped[str] = id_column()
+    type: Mapped[str] = mapped_column(String(255), nullable=False)
+    blob: Mapped[str] = mapped_column(Text, nullable=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)

@@ -1,0 +1,27 @@
+"""Password and secret hashing (argon2id), with a cost taken from settings."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from pocketstack.config import IdentitySettings
+
+
+class Hasher:
+    def __init__(self, settings: IdentitySettings) -> None:
+        self._ph = PasswordHasher(time_cost=settings.argon2_time_cost,
+                                  memory_cost=settings.argon2_memory_cost,
+                                  parallelism=settings.argon2_parallelism)
+        # A hash of nothing, verified against when the user does not exist, so that an
+        # unknown user and a wrong password take the same time and answer alike.
+        self._dummy = self._ph.hash("pocketstack-no-such-user")
+
+    def hash(self, secret: str) -> str:
+        return self._ph.hash(secret)
+
+    def verify(self, hashed: str | None, secret: str) -> bool:
+        try:
+            return self._ph.verify(hashed or self._dummy, secret) and hashed is not None
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False

@@ -1,0 +1,377 @@
+"""Keystone's logic: authentication, tokens and the catalog.
+
+Resource CRUD (projects, users, roles, ...) lives in the sibling modules, one per
+resource, as functions taking a session; this class holds what they share (database,
+hasher, token codec and cache) and the authentication flow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from pocketstack.config import Settings
+from pocketstack.context import RequestContext
+from pocketstack.db import Database
+from pocketstack.db.base import utcnow
+from pocketstack.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from pocketstack.services.identity import assignments
+from pocketstack.services.identity.keys import KeyRepository
+from pocketstack.services.identity.models import (ApplicationCredential, Endpoint, Project,
+                                                  Region, RevokedToken, Service, User)
+from pocketstack.services.identity.passwords import Hasher
+from pocketstack.services.identity.tokens import (TokenCache, TokenCodec, TokenInfo,
+                                                  TokenPayload, check_not_expired,
+                                                  new_audit_id)
+
+AUTH_FAILED = "The request you have made requires authentication."
+
+
+class IdentityService:
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.hasher = Hasher(settings.identity)
+        self.token_keys = KeyRepository(settings.data_dir / "fernet-keys",
+                                        settings.identity.max_active_keys)
+        self.credential_keys = KeyRepository(settings.data_dir / "credential-keys",
+                                             settings.identity.max_active_keys)
+        self.token_keys.setup()
+        self.credential_keys.setup()
+        self.codec = TokenCodec(self.token_keys)
+        self.cache = TokenCache(settings.identity.token_cache_seconds)
+        self._catalog: list[dict[str, Any]] | None = None
+        self._catalog_lock = threading.Lock()
+
+    # -- cache invalidation -------------------------------------------------------------
+    def changed(self) -> None:
+        """Call after any identity write that can change what a token means."""
+        self.cache.clear()
+
+    def catalog_changed(self) -> None:
+        with self._catalog_lock:
+            self._catalog = None
+
+    # -- authentication -----------------------------------------------------------------
+    def authenticate(self, auth: dict[str, Any]) -> TokenInfo:
+        """Run ``POST /v3/auth/tokens``: check the identity, resolve the scope, issue."""
+        identity = auth.get("identity")
+        if not isinstance(identity, dict):
+            raise BadRequest("Invalid input for field 'auth.identity': is a required property")
+        methods = identity.get("methods")
+        if not isinstance(methods, list) or not methods or not all(isinstance(m, str) for m in methods):
+            raise BadRequest("Invalid input for field 'identity.methods': a non-empty list of "
+                             "strings is required")
+        for m in methods:
+            if m not in ("password", "token", "application_credential"):
+                raise Unauthorized(f"Attempted to authenticate with an unsupported method: {m}")
+        scope = auth.get("scope")
+        if scope is not None and scope != "unscoped" and not isinstance(scope, dict):
+            raise BadRequest("Invalid input for field 'auth.scope': must be an object")
+        with self.db.read() as s:
+            user_id, expires_at, parent_audit, app_cred = None, None, None, None
+            for method in methods:
+                body = identity.get(method)
+                if not isinstance(body, dict):
+                    raise BadRequest(f"Invalid input for field 'identity.{method}': "
+                                     "is a required property")
+                if method == "password":
+                    uid = self._password_user(s, body)
+                elif method == "token":
+                    uid, expires_at, parent_audit = self._token_user(body)
+                else:
+                    app_cred = self._app_cred(s, body)
+                    uid = app_cred.user_id
+                if user_id is not None and uid != user_id:
+                    raise Unauthorized("Authentication methods name different users.")
+                user_id = uid
+            assert user_id is not None
+            user = s.get(User, user_id)
+            if user is None or not user.enabled:
+                raise Unauthorized(AUTH_FAILED)
+            domain = s.get(Project, user.domain_id)
+            if domain is None or not domain.enabled:
+                raise Unauthorized(AUTH_FAILED)
+            if app_cred is not None:
+                if scope not in (None, "unscoped") and not (
+                        isinstance(scope, dict) and "project" in scope):
+                    raise Unauthorized("Application credentials can only be scoped to their project.")
+                kind, scope_id = "project", app_cred.project_id
+                if isinstance(scope, dict):
+                    pid = self._resolve_project(s, scope["project"]).id
+                    if pid != app_cred.project_id:
+                        raise Unauthorized("Application credentials can only be scoped "
+                                           "to their project.")
+            else:
+                kind, scope_id = self._resolve_scope(s, scope, user)
+        now = time.time()
+        if expires_at is None:
+            expires_at = now + self.settings.identity.token_expiration
+        if app_cred is not None and app_cred.expires_at is not None:
+            expires_at = min(expires_at, app_cred.expires_at.replace(
+                tzinfo=dt.timezone.utc).timestamp())
+        audit_ids = (new_audit_id(),) + ((parent_audit,) if parent_audit else ())
+        payload = TokenPayload(user_id=user_id, methods=tuple(methods), scope_kind=kind,
+                               scope_id=scope_id, issued_at=now, expires_at=expires_at,
+                               audit_ids=audit_ids,
+                               app_cred_id=app_cred.id if app_cred is not None else None)
+        token = self.codec.encode(payload)
+        info = self._resolve(token, payload)
+        if kind != "unscoped" and not info.roles:
+            raise Unauthorized(f"User {user_id} has no access to {kind} {scope_id}")
+        return info
+
+    def _lookup_domain(self, s: Session, ref: Any) -> Project:
+        if not isinstance(ref, dict) or not ({"id", "name"} & ref.keys()):
+            raise BadRequest("A domain must be given by id or name.")
+        if "id" in ref:
+            dom = s.get(Project, ref["id"])
+        else:
+            dom = s.scalars(select(Project).where(Project.is_domain.is_(True),
+                                                  Project.name == ref["name"])).first()
+        if dom is None or not dom.is_domain:
+            raise Unauthorized(AUTH_FAILED)
+        return dom
+
+    def _password_user(self, s: Session, body: dict[str, Any]) -> str:
+        ref = body.get("user")
+        if not isinstance(ref, dict):
+            raise BadRequest("Invalid input for field 'password.user': is a required property")
+        password = ref.get("password")
+        if not isinstance(password, str):
+            raise BadRequest("Invalid input for field 'password.user.password': "
+                             "a string is required")
+        user = None
+        if isinstance(ref.get("id"), str):
+            user = s.get(User, ref["id"])
+        elif isinstance(ref.get("name"), str):
+            if "domain" not in ref:
+                raise BadRequest("A user given by name also needs its domain (id or name).")
+            try:
+                dom = self._lookup_domain(s, ref["domain"])
+            except Unauthorized:
+                dom = None
+            if dom is not None:
+                user = s.scalars(select(User).where(User.domain_id == dom.id,
+                                                    User.name == ref["name"])).first()
+        else:
+            raise BadRequest("A user must be given by id or by name and domain.")
+        # Always verify (against a dummy hash when there is no user): same time, same answer.
+        ok = self.hasher.verify(user.password_hash if user else None, password)
+        if not ok or user is None:
+            raise Unauthorized(AUTH_FAILED)
+        if user.password_expires_at is not None and user.password_expires_at <= utcnow():
+            raise Unauthorized("The password is expired and needs to be changed for user: "
+                               f"{user.id}.")
+        return user.id
+
+    def _token_user(self, body: dict[str, Any]) -> tuple[str, float, str]:
+        token = body.get("id")
+        if not isinstance(token, str):
+            raise BadRequest("Invalid input for field 'token.id': a string is required")
+        try:
+            info = self.validate(token)
+        except NotFound:
+            raise Unauthorized(AUTH_FAILED) from None
+        if info.payload.app_cred_id is not None:
+            raise Forbidden("A token created with an application credential cannot be rescoped.")
+        return info.payload.user_id, info.payload.expires_at, info.payload.audit_ids[0]
+
+    def _app_cred(self, s: Session, body: dict[str, Any]) -> ApplicationCredential:
+        secret = body.get("secret")
+        if not isinstance(secret, str):
+            raise BadRequest("Invalid input for field 'application_credential.secret'.")
+        cred = None
+        if isinstance(body.get("id"), str):
+            cred = s.get(ApplicationCredential, body["id"])
+        elif isinstance(body.get("name"), str) and isinstance(body.get("user"), dict):
+            uref = body["user"]
+            user = None
+            if "id" in uref:
+                user = s.get(User, uref["id"])
+            elif "name" in uref and "domain" in uref:
+                dom = self._lookup_domain(s, uref["domain"])
+                user = s.scalars(select(User).where(User.domain_id == dom.id,
+                                                    User.name == uref["name"])).first()
+            if user is not None:
+                cred = s.scalars(select(ApplicationCredential).where(
+                    ApplicationCredential.user_id == user.id,
+                    ApplicationCredential.name == body["name"])).first()
+        else:
+            raise BadRequest("An application credential needs an id, or a name and a user.")
+        ok = self.hasher.verify(cred.secret_hash if cred else None, secret)
+        if cred is None or not ok:
+            raise Unauthorized(AUTH_FAILED)
+        if cred.expires_at is not None and cred.expires_at <= utcnow():
+            raise Unauthorized("The application credential has expired.")
+        return cred
+
+    def _resolve_project(self, s: Session, ref: Any) -> Project:
+        if not isinstance(ref, dict):
+            raise BadRequest("scope.project must be an object.")
+        if "id" in ref:
+            project = s.get(Project, ref["id"])
+        elif "name" in ref and "domain" in ref:
+            dom = self._lookup_domain(s, ref["domain"])
+            project = s.scalars(select(Project).where(Project.domain_id == dom.id,
+                                                      Project.name == ref["name"],
+                                                      Project.is_domain.is_(False))).first()
+        else:
+            raise BadRequest("A project scope needs an id, or a name and a domain.")
+        if project is None or project.is_domain:
+            raise Unauthorized(AUTH_FAILED)
+        if not project.enabled:
+            raise Unauthorized(f"Project {project.id} is disabled.")
+        return project
+
+    def _resolve_scope(self, s: Session, scope: Any, user: User) -> tuple[str, str | None]:
+        if scope is None:
+            if user.default_project_id:
+                project = s.get(Project, user.default_project_id)
+                if project is not None and project.enabled and assignments.effective_roles(
+                        s, user.id, "project", project.id, project):
+                    return "project", project.id
+            return "unscoped", None
+        if scope == "unscoped":
+            return "unscoped", None
+        keys = set(scope) & {"project", "domain", "system", "OS-TRUST:trust"}
+        if len(keys) != 1:
+            raise BadRequest("Specify exactly one of project, domain or system as the scope.")
+        if "project" in scope:
+            return "project", self._resolve_project(s, scope["project"]).id
+        if "domain" in scope:
+            dom = self._lookup_domain(s, scope["domain"])
+            if not dom.enabled:
+                raise Unauthorized(f"Domain {dom.id} is disabled.")
+            return "domain", dom.id
+        if "system" in scope:
+            if scope["system"] != {"all": True}:
+                raise BadRequest("The only system scope is {\"all\": true}.")
+            return "system", "all"
+        raise Forbidden("Trusts are not enabled on this cloud.")
+
+    # -- validation -----------------------------------------------------------------------
+    def validate(self, token: str, *, allow_expired: bool = False) -> TokenInfo:
+        cached = None if allow_expired else self.cache.get(token)
+        if cached is not None:
+            return cached
+        payload = self.codec.decode(token)
+        check_not_expired(payload, allow_expired)
+        generation = self.cache.generation
+        info = self._resolve(token, payload)
+        if not allow_expired:
+            self.cache.put(token, info, generation)
+        return info
+
+    def _resolve(self, token: str, payload: TokenPayload) -> TokenInfo:
+        with self.db.read() as s:
+            if payload.audit_ids and s.get(RevokedToken, payload.audit_ids[0]) is not None:
+                raise NotFound("The token has been revoked.")
+            user = s.get(User, payload.user_id)
+            if user is None or not user.enabled:
+                raise NotFound("The token's user is gone or disabled.")
+            if int(payload.issued_at) < user.tokens_valid_after:
+                raise NotFound("The token was revoked (the user's credentials changed).")
+            udom = s.get(Project, user.domain_id)
+            if udom is None or not udom.enabled:
+                raise NotFound("The token's user domain is gone or disabled.")
+            info = TokenInfo(token=token, payload=payload, user={
+                "id": user.id, "name": user.name,
+                "domain": {"id": udom.id, "name": udom.name},
+                "password_expires_at": user.password_expires_at})
+            project = None
+            if payload.scope_kind == "project":
+                project = s.get(Project, payload.scope_id)
+                if project is None or not project.enabled:
+                    raise NotFound("The token's project is gone or disabled.")
+                pdom = s.get(Project, project.domain_id)
+                if pdom is None or not pdom.enabled:
+                    raise NotFound("The token's project domain is gone or disabled.")
+                info.project = {"id": project.id, "name": project.name,
+                                "domain": {"id": pdom.id, "name": pdom.name}}
+            elif payload.scope_kind == "domain":
+                dom = s.get(Project, payload.scope_id)
+                if dom is None or not dom.enabled:
+                    raise NotFound("The token's domain is gone or disabled.")
+                info.domain = {"id": dom.id, "name": dom.name}
+            if payload.scope_kind != "unscoped":
+                roles = assignments.effective_roles(s, user.id, payload.scope_kind,
+                                                    payload.scope_id or "", project)
+                if payload.app_cred_id is not None:
+                    cred = s.get(ApplicationCredential, payload.app_cred_id)
+                    if cred is None:
+                        raise NotFound("The token's application credential is gone.")
+                    allowed = {r["id"] for r in cred.roles}
+                    roles = [r for r in roles if r.id in allowed]
+                    info.app_cred = {"id": cred.id, "name": cred.name,
+                                     "restricted": not cred.unrestricted}
+                if not roles:
+                    raise NotFound("The token's user no longer has a role on its scope.")
+                info.roles = [{"id": r.id, "name": r.name} for r in roles]
+        return info
+
+    def context_for(self, info: TokenInfo, request_id: str | None = None) -> RequestContext:
+        p = info.project or {}
+        extra = {"request_id": request_id} if request_id else {}
+        return RequestContext(
+            user_id=info.user["id"], user_name=info.user["name"],
+            user_domain_id=info.user["domain"]["id"],
+            project_id=p.get("id"), project_name=p.get("name"),
+            project_domain_id=(p.get("domain") or {}).get("id"),
+            domain_id=(info.domain or {}).get("id"), domain_name=(info.domain or {}).get("name"),
+            system_scope="all" if info.payload.scope_kind == "system" else None,
+            roles=frozenset(r["name"] for r in info.roles), auth_token=info.token,
+            audit_ids=info.payload.audit_ids, app_cred_id=info.payload.app_cred_id, **extra)
+
+    def revoke(self, info: TokenInfo) -> None:
+        with self.db.write() as s:
+            for audit in info.payload.audit_ids[:1]:
+                if s.get(RevokedToken, audit) is None:
+                    s.add(RevokedToken(audit_id=audit, expires_at=info.payload.expires))
+            # Prune what can no longer matter, a few rows at a time.
+            old = s.scalars(select(RevokedToken).where(RevokedToken.expires_at < utcnow())
+                            .limit(100)).all()
+            for row in old:
+                s.delete(row)
+        self.changed()
+
+    # -- catalog ----------------------------------------------------------------------------
+    def catalog(self, project_id: str | None) -> list[dict[str, Any]]:
+        with self._catalog_lock:
+            raw = self._catalog
+        if raw is None:
+            with self.db.read() as s:
+                services = s.scalars(select(Service).where(Service.enabled.is_(True))).all()
+                endpoints = s.scalars(select(Endpoint).where(Endpoint.enabled.is_(True))).all()
+                regions = {r.id for r in s.scalars(select(Region)).all()}
+            by_service: dict[str, list[Endpoint]] = {}
+            for ep in endpoints:
+                by_service.setdefault(ep.service_id, []).append(ep)
+            raw = []
+            for svc in services:
+                raw.append({
+                    "id": svc.id, "type": svc.type, "name": svc.extra.get("name", ""),
+                    "endpoints": [{"id": ep.id, "interface": ep.interface,
+                                   "region_id": ep.region_id,
+                                   "region": ep.region_id if ep.region_id in regions else ep.region_id,
+                                   "url": ep.url} for ep in by_service.get(svc.id, [])]})
+            with self._catalog_lock:
+                self._catalog = raw
+        out = []
+        for svc in raw:
+            eps = []
+            for ep in svc["endpoints"]:
+                url = ep["url"]
+                if "$(" in url:
+                    if not project_id:
+                        continue
+                    url = url.replace("$(project_id)s", project_id).replace(
+                        "$(tenant_id)s", project_id)
+                eps.append({**ep, "url": url})
+            out.append({**svc, "endpoints": eps})
+        return out
