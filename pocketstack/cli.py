@@ -333,14 +333,16 @@ def db_upgrade(data_dir: str | None) -> None:
 @db.command("revision")
 @click.option("--service", required=True)
 @click.option("-m", "--message", required=True)
-@click.option("--url", default="sqlite:////tmp/pocketstack-revision.db",
-              help="A scratch database at the current heads (made fresh by default).")
-def db_revision(service: str, message: str, url: str) -> None:
-    """Autogenerate a migration for SERVICE's models (developer command)."""
+@click.option("--url", default=None,
+              help="A scratch database at the current heads (default: a fresh SQLite file).")
+def db_revision(service: str, message: str, url: str | None) -> None:
+    """Autogenerate a migration for SERVICE's models only (developer command)."""
     from pocketstack.db import Database, migrate
 
-    if url.startswith("sqlite:////tmp/pocketstack-revision"):
-        Path(url[len("sqlite:///"):]).unlink(missing_ok=True)
+    if url is None:
+        scratch = Path(f"/tmp/pocketstack-revision-{service}-{os.getpid()}.db")
+        scratch.unlink(missing_ok=True)
+        url = f"sqlite:///{scratch}"
     migrate.upgrade(Database(url))
     migrate.revision(url, service, message)
 

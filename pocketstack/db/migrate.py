@@ -46,6 +46,7 @@ def revision(url: str, service: str, message: str) -> None:
     version_path = HERE / "versions" / service
     version_path.mkdir(parents=True, exist_ok=True)
     cfg = alembic_config(url)
+    cfg.attributes["service"] = service  # env.py compares only this service's tables
     script = ScriptDirectory.from_config(cfg)
     branch_exists = any(service in (s.branch_labels or ()) for s in script.walk_revisions())
     if branch_exists:

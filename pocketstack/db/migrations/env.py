@@ -8,8 +8,32 @@ from pocketstack.db.models import metadata
 config = context.config
 
 
+def _table_owners() -> dict[str, str]:
+    """table name -> service slice, from the module each mapped class lives in."""
+    owners = {}
+    for mapper in metadata_registry().mappers:
+        module = mapper.class_.__module__.split(".")
+        if len(module) > 2 and module[1] == "services":
+            for table in mapper.tables:
+                owners[table.name] = module[2]
+    return owners
+
+
+def metadata_registry():  # noqa: ANN201
+    from pocketstack.db.base import Base
+
+    return Base.registry
+
+
 def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
-    return True
+    """When autogenerating for one service, look only at that service's tables."""
+    service = config.attributes.get("service")
+    if not service:
+        return True
+    table = obj if type_ == "table" else getattr(obj, "table", None)
+    table_name = getattr(table, "name", name)
+    owner = _table_owners().get(table_name)
+    return owner == service
 
 
 def run() -> None:
