@@ -46,6 +46,20 @@ class IdentitySettings:
 
 
 @dataclass
+class VolumeSettings:
+    # "auto": "file" when root with losetup and qemu-img, else "fake" (noted in cloud.degraded).
+    # "lvm" is opt-in and needs the volume group below to exist.
+    driver: str = "auto"
+    file_format: str = "raw"  # raw or qcow2 (qcow2 is exported through qemu-nbd)
+    volume_group: str = "cinder-volumes"
+    thin_pool: str = ""  # empty: "<volume_group>-pool", created on first use
+    backend_name: str = ""  # empty: the driver's name; shows in host "pocketstack@<backend>#<pool>"
+    availability_zone: str = "nova"
+    fake_capacity_gb: int = 10240  # what the fake driver reports (scale runs)
+    workers: int = 4  # threads driving slow driver calls (create, copy, delete)
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
@@ -57,6 +71,7 @@ class Settings:
     bootstrap_demo: bool = True
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    volume: VolumeSettings = field(default_factory=VolumeSettings)
 
     @property
     def base_url(self) -> str:
