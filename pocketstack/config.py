@@ -43,6 +43,12 @@ class IdentitySettings:
     argon2_parallelism: int = 1
     token_cache_seconds: float = 2.0  # validated-token cache; revocations in-process are immediate
     region: str = "RegionOne"
+    # Keystone's [security_compliance]; 0 disables each, as in Keystone.
+    lockout_failure_attempts: int = 0  # failed logins before the account locks
+    lockout_duration: int = 0  # seconds it stays locked (0 with attempts set: until reset)
+    unique_last_password_count: int = 0  # new password must differ from this many previous
+    minimum_password_age: int = 0  # days before a password may be changed again
+    password_expires_days: int = 0  # 0: passwords never expire
 
 
 @dataclass
