@@ -166,6 +166,19 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture
+def fresh_database_url():
+    """A database URL for a cloud a test starts itself: None (SQLite in its data dir), or a
+    fresh PostgreSQL database when the session runs on PostgreSQL (dropped afterwards)."""
+    pg_server = os.environ.get("POCKETSTACK_TEST_DATABASE_URL")
+    if not pg_server:
+        yield None
+        return
+    url, name = _fresh_pg_database(pg_server)
+    yield url
+    _drop_pg_database(pg_server, name)
+
+
+@pytest.fixture
 def scratch_dir():
     path = Path(tempfile.mkdtemp(prefix="pocketstack-test-"))
     yield path

@@ -12,6 +12,7 @@ clear the cache at once.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import secrets
 import threading
 import time
@@ -81,17 +82,46 @@ class TokenInfo:
 
 
 class TokenCodec:
+    """Encrypts with the primary key, decrypts with any key of the repository.
+
+    `pocketstack keys rotate` runs in another process, so the repository is re-read when
+    its directory changed (checked at most once a second): new tokens then use the new
+    primary, and tokens signed by a pruned key stop validating, as with Keystone.
+    """
+
+    RECHECK_SECONDS = 1.0
+
     def __init__(self, keys: KeyRepository) -> None:
         self.keys = keys
         self._fernet = keys.fernet()
+        self._stamp = self._dir_stamp()
+        self._checked = time.monotonic()
+
+    def _dir_stamp(self) -> tuple:
+        # The key file names change with every rotation (a new primary number), so they
+        # catch changes a coarse directory mtime could miss.
+        try:
+            return os.stat(self.keys.path).st_mtime_ns, tuple(sorted(os.listdir(self.keys.path)))
+        except OSError:
+            return (0, ())
 
     def reload(self) -> None:
+        self._stamp = self._dir_stamp()
         self._fernet = self.keys.fernet()
 
+    def _fresh(self) -> None:
+        now = time.monotonic()
+        if now - self._checked >= self.RECHECK_SECONDS:
+            self._checked = now
+            if self._dir_stamp() != self._stamp:
+                self.reload()
+
     def encode(self, payload: TokenPayload) -> str:
+        self._fresh()
         return self._fernet.encrypt(payload.pack()).decode().rstrip("=")
 
     def decode(self, token: str) -> TokenPayload:
+        self._fresh()
         padded = token + "=" * (-len(token) % 4)
         try:
             raw = self._fernet.decrypt(padded.encode())
