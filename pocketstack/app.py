@@ -48,8 +48,9 @@ class ServiceSpec:
 def service_specs() -> list[ServiceSpec]:
     """The registry. Imported lazily so `pocketstack --help` stays fast."""
     from pocketstack.services import identity
+    from pocketstack.services import object_store
 
-    return [identity.SPEC]
+    return [identity.SPEC, object_store.SPEC]
 
 
 class Cloud:

@@ -138,6 +138,49 @@ RULES: dict[str, Rule] = {
     "identity:manage_policy": ADMIN,
     "identity:get_limits": ANYONE,
     "identity:manage_limits": ADMIN,
+    # object-store (swift, and S3 on the same data) -------------------------------------
+    # keystoneauth semantics: a user with an operator role on the account's project owns
+    # the account; ResellerAdmin (or a system admin) may act on every account and is the
+    # only one who may set account quotas. Others get in only through container ACLs,
+    # TempURL or FormPost signatures (services/object_store/auth.py).
+    "object-store:reseller_admin": Rule(
+        lambda c, t: "reselleradmin" in {r.lower() for r in c.roles}, "role:ResellerAdmin")
+        | SYSTEM_ADMIN,
+    "object-store:account_owner": Rule(
+        lambda c, t: "reselleradmin" in {r.lower() for r in c.roles}, "role:ResellerAdmin")
+        | SYSTEM_ADMIN | (Rule(lambda c, t: bool({r.lower() for r in c.roles}
+                                               & {"admin", "member", "swiftoperator"}),
+                               "role:admin or role:member or role:SwiftOperator") & OWNER),
+    # image (glance) -----------------------------------------------------------------------
+    # Glance's secure-RBAC defaults without enforce_scope: who may *see* an image
+    # (visibility, membership) is decided by the image service's queries; these rules say
+    # what a caller who sees it may do. Targets carry project_id = the image owner (or,
+    # for member status changes, the member's project).
+    "image:get_images": ADMIN | READER,
+    "image:get_image": ADMIN | READER,
+    "image:add_image": ADMIN | MEMBER,
+    "image:modify_image": ADMIN_OR_MEMBER,
+    "image:delete_image": ADMIN_OR_MEMBER,
+    "image:upload_image": ADMIN_OR_MEMBER,
+    "image:download_image": ADMIN | READER,
+    "image:download_deactivated": ADMIN,
+    "image:set_owner": ADMIN,
+    "image:publicize_image": ADMIN,
+    "image:communitize_image": ADMIN_OR_MEMBER,
+    "image:deactivate": ADMIN_OR_MEMBER,
+    "image:reactivate": ADMIN_OR_MEMBER,
+    "image:import_image": ADMIN_OR_MEMBER,
+    "image:add_member": ADMIN_OR_MEMBER,
+    "image:delete_member": ADMIN_OR_MEMBER,
+    "image:get_member": ADMIN | READER,
+    "image:get_members": ADMIN | READER,
+    "image:modify_member": ADMIN | PROJECT_MEMBER,
+    "image:get_task": ADMIN,
+    "image:get_tasks": ADMIN,
+    "image:add_task": ADMIN,
+    "image:get_metadef": ANYONE,
+    "image:modify_metadef": ADMIN,
+    "image:stores_info_detail": ADMIN,
 }
 
 

@@ -1,0 +1,157 @@
+"""Blobs as files: <root>/<2 hex>/<32 hex>, written through a temp file in the same dir.
+
+Write path: temp file (O_EXCL) in the final directory, write, fsync the file, rename to
+its final name, fsync the directory. Either the rename happened and is durable, or the
+temp file is swept at the next start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from pocketstack.drivers.objects.base import (BlobInfo, BlobWriter, ObjectDriver,
+                                              ObjectDriverCapabilities)
+
+TMP_PREFIX = ".tmp-"
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _valid_id(file_id: str) -> bool:
+    return len(file_id) == 32 and all(c in "0123456789abcdef" for c in file_id)
+
+
+class _FileWriter(BlobWriter):
+    def __init__(self, driver: "FilesystemObjectDriver") -> None:
+        self.file_id = uuid.uuid4().hex
+        self.dir = driver.root / self.file_id[:2]
+        self.dir.mkdir(exist_ok=True)
+        self.tmp = self.dir / f"{TMP_PREFIX}{self.file_id}"
+        self.fh = open(self.tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/abort
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self._size = 0
+        self.fsync = driver.fsync
+
+    def write(self, data: bytes) -> None:
+        self.md5.update(data)
+        self._size += len(data)
+        view = memoryview(data)
+        while view:
+            written = self.fh.write(view)
+            view = view[written:]
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def commit(self) -> BlobInfo:
+        try:
+            if self.fsync:
+                os.fsync(self.fh.fileno())
+            self.fh.close()
+            os.rename(self.tmp, self.dir / self.file_id)
+            if self.fsync:
+                _fsync_dir(self.dir)
+        except BaseException:
+            self.abort()
+            raise
+        return BlobInfo(self.file_id, self._size, self.md5.hexdigest())
+
+    def abort(self) -> None:
+        if not self.fh.closed:
+            self.fh.close()
+        for path in (self.tmp, self.dir / self.file_id):
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass
+
+
+class FilesystemObjectDriver(ObjectDriver):
+    capabilities = ObjectDriverCapabilities(durable=True, cheap_copy=True)
+
+    def __init__(self, root: Path, fsync: bool = True) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, file_id: str) -> Path:
+        if not _valid_id(file_id):
+            raise FileNotFoundError(file_id)
+        return self.root / file_id[:2] / file_id
+
+    def writer(self) -> BlobWriter:
+        return _FileWriter(self)
+
+    def read(self, file_id: str, start: int = 0, end: int | None = None,
+             chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        fh = open(self._path(file_id), "rb")  # noqa: SIM115 - generator closes it
+        return self._iter(fh, start, end, chunk_size)
+
+    @staticmethod
+    def _iter(fh, start: int, end: int | None, chunk_size: int) -> Iterator[bytes]:  # noqa: ANN001
+        with fh:
+            if start:
+                fh.seek(start)
+            remaining = None if end is None else max(0, end - start)
+            while remaining is None or remaining > 0:
+                n = chunk_size if remaining is None else min(chunk_size, remaining)
+                data = fh.read(n)
+                if not data:
+                    return
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+
+    def size(self, file_id: str) -> int:
+        return self._path(file_id).stat().st_size
+
+    def copy(self, file_id: str) -> BlobInfo:
+        src = self._path(file_id)
+        new_id = uuid.uuid4().hex
+        dst_dir = self.root / new_id[:2]
+        dst_dir.mkdir(exist_ok=True)
+        # Blobs are immutable, so a hard link is a correct (and instant) copy.
+        os.link(src, dst_dir / new_id)
+        if self.fsync:
+            _fsync_dir(dst_dir)
+        return BlobInfo(new_id, src.stat().st_size, "")
+
+    def delete(self, file_id: str) -> None:
+        try:
+            self._path(file_id).unlink()
+        except FileNotFoundError:
+            pass
+
+    def sweep(self, referenced: set[str], older_than: float) -> int:
+        removed = 0
+        for sub in self.root.iterdir():
+            if not sub.is_dir():
+                continue
+            for entry in os.scandir(sub):
+                name = entry.name
+                try:
+                    if entry.stat().st_mtime >= older_than:
+                        continue
+                except FileNotFoundError:
+                    continue
+                if name.startswith(TMP_PREFIX) or (_valid_id(name) and name not in referenced):
+                    try:
+                        os.unlink(entry.path)
+                        removed += 1
+                    except FileNotFoundError:
+                        pass
+        return removed
+
+

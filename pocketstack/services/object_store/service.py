@@ -1,0 +1,223 @@
+"""The object-store service object: the store, its driver, streaming, startup and expiry.
+
+Both APIs (Swift at /object-store, S3 at /s3) use this one object, reached in-process as
+``cloud.services["object-store"]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from sqlalchemy import select
+from starlette.requests import ClientDisconnect, Request
+
+from pocketstack.api.http import run
+from pocketstack.drivers.objects import DRIVERS
+from pocketstack.drivers.objects.base import BlobInfo, BlobWriter
+from pocketstack.errors import BadRequest, NotFound, PocketError, RequestEntityTooLarge
+from pocketstack.services.object_store import large
+from pocketstack.services.object_store.names import MAX_FILE_SIZE
+from pocketstack.services.object_store.store import ObjectRecord, ObjectStore
+
+log = logging.getLogger("pocketstack.object_store")
+
+RESELLER_ADMIN_ROLE = "ResellerAdmin"
+# Roles that make a user an owner of their project's account (keystoneauth
+# operator_roles; tempest's object_storage.operator_role is "member").
+OPERATOR_ROLES = frozenset({"admin", "member", "swiftoperator"})
+SMALL_READ = 1 << 20  # objects up to this size are read on the event loop (page cache)
+
+
+class ClientGone(PocketError):
+    status = 499
+    kind = "ClientDisconnected"
+
+
+class ObjectStorageService:
+    def __init__(self, cloud: Any) -> None:
+        self.cloud = cloud
+        self.settings = cloud.settings
+        self.driver = DRIVERS["filesystem"](cloud.settings.data_dir / "objects")
+        self.store = ObjectStore(cloud.db, self.driver)
+        self._reaper: asyncio.Task | None = None
+        self.reap_interval = 5.0
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def bootstrap(self) -> None:
+        """Idempotent, at every start: the ResellerAdmin role exists (Tempest and swift's
+        keystoneauth use it), counters match rows, crash leftovers are swept."""
+        self._ensure_reseller_role()
+        self.store.recount()
+        removed = self.store.sweep_orphans(older_than=time.time())
+        if removed:
+            log.info("object store: removed %d unreferenced blob(s) left by a crash", removed)
+
+    def _ensure_reseller_role(self) -> None:
+        if "identity" not in self.cloud.services:
+            return
+        from pocketstack.services.identity.models import Role
+
+        with self.cloud.db.write() as s:
+            found = s.scalars(select(Role).where(Role.name == RESELLER_ADMIN_ROLE,
+                                                 Role.domain_id == "")).first()
+            if found is None:
+                s.add(Role(id=uuid.uuid4().hex, name=RESELLER_ADMIN_ROLE, domain_id="",
+                           options={}, extra={}))
+
+    async def start(self) -> None:
+        self._reaper = asyncio.create_task(self._reap_loop())
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.reap_interval)
+            try:
+                await run(self.store.reap_expired)
+            except Exception:  # noqa: BLE001 - keep reaping; the next round retries
+                log.exception("object expiry round failed")
+
+    # -- EC2 credentials for S3 -----------------------------------------------------------
+    def ec2_credential(self, access: str) -> dict[str, Any] | None:
+        """{user_id, project_id, secret} for an EC2 access key, or None."""
+        identity = self.cloud.services.get("identity")
+        lookup = getattr(identity, "ec2_credential", None)
+        if lookup is not None:
+            try:
+                found = lookup(access)
+            except PocketError:
+                return None
+            return dict(found) if found else None
+        return _read_ec2_credential(self.cloud.db, access)
+
+    # -- data in --------------------------------------------------------------------------
+    async def receive(self, request: Request, *, limit: int = MAX_FILE_SIZE,
+                      chunks: AsyncIterator[bytes] | None = None,
+                      sha256: str | None = None) -> BlobInfo:
+        """Stream a request body into a new durable blob (not yet referenced)."""
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise RequestEntityTooLarge("Your request is too large.")
+        writer: BlobWriter = self.driver.writer()
+        digest = hashlib.sha256() if sha256 else None
+        try:
+            source = chunks if chunks is not None else request.stream()
+            async for chunk in source:
+                if not chunk:
+                    continue
+                writer.write(chunk)
+                if digest is not None:
+                    digest.update(chunk)
+                if writer.size > limit:
+                    raise RequestEntityTooLarge("Your request is too large.")
+            if length is not None and length.isdigit() and chunks is None and \
+                    writer.size != int(length):
+                raise ClientGone("The client sent less data than its Content-Length.")
+            if digest is not None and digest.hexdigest() != sha256:
+                raise BadRequest("The provided 'x-amz-content-sha256' header does not match "
+                                 "what was computed.", kind="XAmzContentSHA256Mismatch")
+            if writer.size < (1 << 16):
+                return writer.commit()
+            return await run(writer.commit)
+        except ClientDisconnect:
+            writer.abort()
+            raise ClientGone("The client disconnected during the upload.") from None
+        except BaseException:
+            writer.abort()
+            raise
+
+    async def blob_from_iter(self, source: Iterator[bytes]) -> BlobInfo:
+        """A new blob from server-side data (copies of large objects, archives)."""
+        def work() -> BlobInfo:
+            writer = self.driver.writer()
+            try:
+                for chunk in source:
+                    writer.write(chunk)
+                return writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+        return await run(work)
+
+    # -- data out -------------------------------------------------------------------------
+    def body_iter(self, record: ObjectRecord, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes [start, end) of an object as a client sees it (large objects
+        assembled from their segments)."""
+        if record.is_slo or record.dlo_manifest:
+            return self._large_iter(record, start, end)
+        return self._blob_iter(record.file_id, start, end, record.size)
+
+    async def _blob_iter(self, file_id: str, start: int, end: int, size: int
+                         ) -> AsyncIterator[bytes]:
+        try:
+            it = self.driver.read(file_id, start, end)
+        except FileNotFoundError:
+            raise NotFound("The object's data is missing.") from None
+        if size <= SMALL_READ:
+            for chunk in it:
+                yield chunk
+            return
+        while True:
+            chunk = await run(next, it, None)
+            if chunk is None:
+                return
+            yield chunk
+
+    async def _large_iter(self, record: ObjectRecord, start: int, end: int
+                          ) -> AsyncIterator[bytes]:
+        segments = await run(large.segments, self, record)
+        offset = 0
+        for seg in segments:
+            seg_len = seg.length
+            seg_start, seg_end = offset, offset + seg_len
+            offset = seg_end
+            if seg_end <= start:
+                continue
+            if seg_start >= end:
+                break
+            lo = max(start, seg_start) - seg_start + seg.range_start
+            hi = min(end, seg_end) - seg_start + seg.range_start
+            async for chunk in self._blob_iter(seg.record.file_id, lo, hi, hi - lo):
+                yield chunk
+
+    async def read_all(self, record: ObjectRecord, limit: int = 16 << 20) -> bytes:
+        if record.size > limit:
+            raise RequestEntityTooLarge("Object too large to process.")
+        out = []
+        async for chunk in self.body_iter(record, 0, record.size):
+            out.append(chunk)
+        return b"".join(out)
+
+
+def _read_ec2_credential(db: Any, access: str) -> dict[str, Any] | None:
+    """Read Keystone's credential table directly (used only while the identity slice
+    offers no ``ec2_credential``): EC2 rows are type "ec2", id sha256(access)."""
+    import json
+
+    from pocketstack.services.identity.models import Credential
+
+    cred_id = hashlib.sha256(access.encode()).hexdigest()
+    with db.read() as s:
+        row = s.get(Credential, cred_id)
+        if row is None or row.type != "ec2":
+            return None
+        try:
+            blob = json.loads(row.blob)
+        except ValueError:
+            return None
+        if blob.get("access") != access:
+            return None
+        return {"user_id": row.user_id, "project_id": row.project_id or blob.get("project_id"),
+                "secret": blob.get("secret", "")}

@@ -1,0 +1,580 @@
+"""Accounts, containers and objects: the one store behind the Swift and S3 APIs.
+
+Synchronous domain code (run in worker threads). Every object write is: blob made durable
+by the driver first, then one database transaction that points the object's row at it
+and updates the container's counters; the replaced blob is deleted after the commit. So
+after kill -9 the database holds either the old or the new object, and every row points at
+a complete blob. Blobs that no row references (a crash between the two steps) are swept
+when the service starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from pocketstack.db import Database
+from pocketstack.drivers.objects.base import BlobInfo, ObjectDriver
+from pocketstack.errors import Conflict, NotFound, PocketError
+from pocketstack.services.object_store.models import (S3Upload, S3UploadPart, SwiftAccount,
+                                                      SwiftContainer, SwiftObject)
+
+log = logging.getLogger("pocketstack.object_store")
+
+
+class OverQuota(PocketError):
+    status = 413
+    kind = "EntityTooLarge"
+
+
+@dataclass
+class ObjectRecord:
+    account: str
+    container: str
+    name: str
+    file_id: str
+    size: int
+    etag: str
+    content_type: str
+    timestamp: float
+    delete_at: int | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, row: SwiftObject) -> "ObjectRecord":
+        return cls(row.account, row.container, row.name, row.file_id, row.size, row.etag,
+                   row.content_type, row.timestamp, row.delete_at, dict(row.meta or {}))
+
+    @property
+    def is_slo(self) -> bool:
+        return self.meta.get("X-Static-Large-Object") == "True"
+
+    @property
+    def dlo_manifest(self) -> str | None:
+        return self.meta.get("X-Object-Manifest")
+
+
+@dataclass
+class ContainerRecord:
+    account: str
+    name: str
+    created: float
+    put_timestamp: float
+    object_count: int
+    bytes_used: int
+    meta: dict[str, Any]
+
+    @classmethod
+    def of(cls, row: SwiftContainer) -> "ContainerRecord":
+        return cls(row.account, row.name, row.created, row.put_timestamp, row.object_count,
+                   row.bytes_used, dict(row.meta or {}))
+
+
+@dataclass
+class AccountRecord:
+    name: str
+    created: float
+    put_timestamp: float
+    container_count: int
+    object_count: int
+    bytes_used: int
+    meta: dict[str, Any]
+    exists: bool
+
+
+def version_prefix(name: str) -> str:
+    """Swift's legacy versioning names: <3 hex digits of len(name)><name>/<timestamp>."""
+    return f"{len(name):03x}{name}/"
+
+
+def _upper_bound(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix``."""
+    while prefix:
+        last = prefix[-1]
+        if ord(last) < 0x10FFFF:
+            return prefix[:-1] + chr(ord(last) + 1)
+        prefix = prefix[:-1]
+    return None
+
+
+def _listing(session: Session, model: Any, scope: list[Any], *, prefix: str = "",
+             delimiter: str = "", marker: str = "", end_marker: str = "",
+             limit: int = 10000, reverse: bool = False) -> list[Any]:
+    """Swift listing semantics over any table with a ``name`` column, in SQL.
+
+    Returns rows and, where a delimiter folds names, ``str`` subdir entries. With a
+    delimiter, each folded prefix costs one extra query (like Swift's container server).
+    """
+    name = model.name
+    out: list[Any] = []
+    upper = _upper_bound(prefix) if prefix else None
+    lo, hi = marker, end_marker  # exclusive bounds, in listing order
+    while len(out) < limit:
+        q = select(model).where(*scope)
+        if prefix:
+            q = q.where(name >= prefix)
+            if upper is not None:
+                q = q.where(name < upper)
+        if reverse:
+            if lo:
+                q = q.where(name < lo)
+            if hi:
+                q = q.where(name > hi)
+            q = q.order_by(name.desc())
+        else:
+            if lo:
+                q = q.where(name > lo)
+            if hi:
+                q = q.where(name < hi)
+            q = q.order_by(name)
+        rows = session.scalars(q.limit(limit - len(out))).all()
+        if not rows:
+            break
+        folded = False
+        for row in rows:
+            if delimiter:
+                rest = row.name[len(prefix):]
+                idx = rest.find(delimiter)
+                if idx >= 0:
+                    subdir = prefix + rest[:idx + len(delimiter)]
+                    out.append(subdir)
+                    # Skip every name under this subdir with the next query. U+10FFFF is
+                    # the largest code point, so subdir + it sorts after all of them.
+                    lo = subdir if reverse else subdir + "\U0010ffff"
+                    folded = True
+                    break
+            out.append(row)
+            lo = row.name
+        if not folded and len(rows) < limit:
+            break
+    return out[:limit]
+
+
+class ObjectStore:
+    def __init__(self, db: Database, driver: ObjectDriver) -> None:
+        self.db = db
+        self.driver = driver
+
+    # -- accounts -------------------------------------------------------------------------
+    def account(self, account: str) -> AccountRecord:
+        with self.db.read() as s:
+            row = s.get(SwiftAccount, account)
+            count, objects, used = s.execute(
+                select(func.count(), func.coalesce(func.sum(SwiftContainer.object_count), 0),
+                       func.coalesce(func.sum(SwiftContainer.bytes_used), 0))
+                .where(SwiftContainer.account == account)).one()
+        if row is None:
+            now = time.time()
+            return AccountRecord(account, now, now, 0, 0, 0, {}, False)
+        return AccountRecord(account, row.created, row.put_timestamp, int(count), int(objects),
+                             int(used), dict(row.meta or {}), True)
+
+    @staticmethod
+    def _ensure_account(s: Session, account: str) -> SwiftAccount:
+        row = s.get(SwiftAccount, account)
+        if row is None:
+            now = time.time()
+            row = SwiftAccount(name=account, created=now, put_timestamp=now, meta={})
+            s.add(row)
+            s.flush()
+        return row
+
+    def update_account_meta(self, account: str, changes: dict[str, str | None]) -> None:
+        with self.db.write() as s:
+            row = self._ensure_account(s, account)
+            row.meta = _apply_meta(row.meta, changes)
+            row.put_timestamp = time.time()
+
+    def list_containers(self, account: str, **kw: Any) -> list[Any]:
+        with self.db.read() as s:
+            rows = _listing(s, SwiftContainer, [SwiftContainer.account == account], **kw)
+            return [r if isinstance(r, str) else ContainerRecord.of(r) for r in rows]
+
+    # -- containers -----------------------------------------------------------------------
+    def container(self, account: str, name: str) -> ContainerRecord:
+        with self.db.read() as s:
+            row = s.get(SwiftContainer, (account, name))
+            if row is None:
+                raise NotFound("The resource could not be found.")
+            return ContainerRecord.of(row)
+
+    def find_container(self, account: str, name: str) -> ContainerRecord | None:
+        with self.db.read() as s:
+            row = s.get(SwiftContainer, (account, name))
+            return ContainerRecord.of(row) if row is not None else None
+
+    def put_container(self, account: str, name: str, changes: dict[str, str | None]) -> bool:
+        """Create the container or update its metadata; True if it was created."""
+        with self.db.write() as s:
+            self._ensure_account(s, account)
+            row = s.get(SwiftContainer, (account, name))
+            now = time.time()
+            if row is None:
+                s.add(SwiftContainer(account=account, name=name, created=now, put_timestamp=now,
+                                     object_count=0, bytes_used=0,
+                                     meta=_apply_meta({}, changes)))
+                return True
+            row.meta = _apply_meta(row.meta, changes)
+            row.put_timestamp = now
+            return False
+
+    def update_container_meta(self, account: str, name: str,
+                              changes: dict[str, str | None]) -> None:
+        with self.db.write() as s:
+            row = s.get(SwiftContainer, (account, name))
+            if row is None:
+                raise NotFound("The resource could not be found.")
+            row.meta = _apply_meta(row.meta, changes)
+            row.put_timestamp = time.time()
+
+    def delete_container(self, account: str, name: str) -> None:
+        with self.db.write() as s:
+            row = s.get(SwiftContainer, (account, name))
+            if row is None:
+                raise NotFound("The resource could not be found.")
+            live = s.scalar(select(func.count()).select_from(SwiftObject).where(
+                SwiftObject.account == account, SwiftObject.container == name))
+            if live:
+                raise Conflict("There was a conflict when trying to complete your request.",
+                               kind="BucketNotEmpty")
+            s.delete(row)
+
+    # -- objects --------------------------------------------------------------------------
+    def list_objects(self, account: str, container: str, **kw: Any) -> list[Any]:
+        now = int(time.time())
+        with self.db.read() as s:
+            rows = _listing(s, SwiftObject, [SwiftObject.account == account,
+                                             SwiftObject.container == container], **kw)
+        return [r if isinstance(r, str) else ObjectRecord.of(r) for r in rows
+                if isinstance(r, str) or r.delete_at is None or r.delete_at > now]
+
+    def get(self, account: str, container: str, name: str) -> ObjectRecord:
+        with self.db.read() as s:
+            row = s.get(SwiftObject, (account, container, name))
+            if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
+                raise NotFound("The resource could not be found.")
+            return ObjectRecord.of(row)
+
+    def find(self, account: str, container: str, name: str) -> ObjectRecord | None:
+        try:
+            return self.get(account, container, name)
+        except NotFound:
+            return None
+
+    def check_quota(self, account: str, container: str, size: int, *,
+                    replacing: bool = False) -> None:
+        """Fail early (before reading a body) when a known size cannot fit."""
+        with self.db.read() as s:
+            self._check_quota(s, account, container, size)
+
+    @staticmethod
+    def _check_quota(s: Session, account: str, container: str, size: int) -> None:
+        crow = s.get(SwiftContainer, (account, container))
+        if crow is None:
+            raise NotFound("The resource could not be found.")
+        meta = crow.meta or {}
+        qbytes = _int_or_none(meta.get("X-Container-Meta-Quota-Bytes"))
+        if qbytes is not None and crow.bytes_used + size > qbytes:
+            raise OverQuota("Upload exceeds quota.")
+        qcount = _int_or_none(meta.get("X-Container-Meta-Quota-Count"))
+        if qcount is not None and crow.object_count + 1 > qcount:
+            raise OverQuota("Upload exceeds quota.")
+        arow = s.get(SwiftAccount, account)
+        ameta = (arow.meta or {}) if arow is not None else {}
+        aqbytes = _int_or_none(ameta.get("X-Account-Meta-Quota-Bytes"))
+        aqcount = _int_or_none(ameta.get("X-Account-Quota-Count"))
+        if aqbytes is None and aqcount is None:
+            return
+        objects, used = s.execute(
+            select(func.coalesce(func.sum(SwiftContainer.object_count), 0),
+                   func.coalesce(func.sum(SwiftContainer.bytes_used), 0))
+            .where(SwiftContainer.account == account)).one()
+        if aqbytes is not None and used + size > aqbytes:
+            raise OverQuota("Upload exceeds quota.")
+        if aqcount is not None and objects + 1 > aqcount:
+            raise OverQuota("Upload exceeds quota.")
+
+    def commit(self, account: str, container: str, name: str, blob: BlobInfo, *,
+               content_type: str, meta: dict[str, Any], delete_at: int | None = None,
+               size: int | None = None, etag: str | None = None,
+               timestamp: float | None = None) -> ObjectRecord:
+        """Point (account, container, name) at a durable blob; the blob is owned by the
+        store from here on (deleted on failure)."""
+        garbage: list[str] = []
+        try:
+            with self.db.write() as s:
+                record = self._commit(s, account, container, name, blob, content_type, meta,
+                                      delete_at, size, etag, timestamp, garbage)
+        except BaseException:
+            self.driver.delete(blob.file_id)
+            raise
+        for file_id in garbage:
+            self.driver.delete(file_id)
+        return record
+
+    def _commit(self, s: Session, account: str, container: str, name: str, blob: BlobInfo,
+                content_type: str, meta: dict[str, Any], delete_at: int | None,
+                size: int | None, etag: str | None, timestamp: float | None,
+                garbage: list[str]) -> ObjectRecord:
+        crow = s.get(SwiftContainer, (account, container))
+        if crow is None:
+            raise NotFound("The resource could not be found.")
+        listed_size = blob.size if size is None else size
+        self._check_quota(s, account, container, listed_size)
+        now = timestamp or time.time()
+        old = s.get(SwiftObject, (account, container, name))
+        if old is not None:
+            if not self._archive(s, crow, old, now):
+                garbage.append(old.file_id)
+                crow.object_count -= 1
+                crow.bytes_used -= old.size
+                s.delete(old)
+                s.flush()
+        row = SwiftObject(account=account, container=container, name=name,
+                          file_id=blob.file_id, size=listed_size, etag=etag or blob.md5,
+                          content_type=content_type, timestamp=now, delete_at=delete_at,
+                          meta=meta)
+        s.add(row)
+        crow.object_count += 1
+        crow.bytes_used += listed_size
+        return ObjectRecord.of(row)
+
+    def _archive(self, s: Session, crow: SwiftContainer, old: SwiftObject, now: float) -> bool:
+        """Move a replaced or deleted object into the versions/history container, if the
+        container has one (the row moves; its blob is shared, not copied)."""
+        meta = crow.meta or {}
+        target = meta.get("X-Versions-Location") or meta.get("X-History-Location")
+        if not target or old.meta.get("X-Object-Manifest"):
+            return False
+        vrow = s.get(SwiftContainer, (crow.account, target))
+        if vrow is None:
+            return False
+        vname = f"{version_prefix(old.name)}{old.timestamp:016.5f}"
+        existing = s.get(SwiftObject, (crow.account, target, vname))
+        if existing is not None:
+            return False
+        s.add(SwiftObject(account=crow.account, container=target, name=vname,
+                          file_id=old.file_id, size=old.size, etag=old.etag,
+                          content_type=old.content_type, timestamp=old.timestamp,
+                          delete_at=old.delete_at, meta=dict(old.meta or {})))
+        vrow.object_count += 1
+        vrow.bytes_used += old.size
+        crow.object_count -= 1
+        crow.bytes_used -= old.size
+        s.delete(old)
+        s.flush()
+        return True
+
+    def update_meta(self, account: str, container: str, name: str, meta: dict[str, Any],
+                    content_type: str | None, delete_at: int | None | bool) -> ObjectRecord:
+        """Swift POST: replace the object's user metadata (data unchanged).
+
+        ``delete_at`` False means keep; None means remove.
+        """
+        with self.db.write() as s:
+            row = s.get(SwiftObject, (account, container, name))
+            if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
+                raise NotFound("The resource could not be found.")
+            keep = {k: v for k, v in (row.meta or {}).items() if k in _SYSTEM_OBJECT_META}
+            row.meta = {**keep, **meta}
+            if content_type:
+                row.content_type = content_type
+            if delete_at is not False:
+                row.delete_at = delete_at  # type: ignore[assignment]
+            row.timestamp = time.time()
+            return ObjectRecord.of(row)
+
+    def delete(self, account: str, container: str, name: str) -> ObjectRecord | None:
+        """Delete an object; with X-Versions-Location the previous version comes back."""
+        garbage: list[str] = []
+        with self.db.write() as s:
+            crow = s.get(SwiftContainer, (account, container))
+            if crow is None:
+                raise NotFound("The resource could not be found.")
+            meta = crow.meta or {}
+            row = s.get(SwiftObject, (account, container, name))
+            expired = row is not None and row.delete_at is not None and \
+                row.delete_at <= time.time()
+            record = ObjectRecord.of(row) if row is not None and not expired else None
+            versions = meta.get("X-Versions-Location")
+            if row is not None:
+                if meta.get("X-History-Location") and not expired and \
+                        self._archive(s, crow, row, time.time()):
+                    return record
+                garbage.append(row.file_id)
+                crow.object_count -= 1
+                crow.bytes_used -= row.size
+                s.delete(row)
+                s.flush()
+            restored = versions and self._restore(s, crow, versions, name)
+            if record is None and not restored:
+                raise NotFound("The resource could not be found.")
+        for file_id in garbage:
+            self.driver.delete(file_id)
+        return record
+
+    @staticmethod
+    def _restore(s: Session, crow: SwiftContainer, versions: str, name: str) -> bool:
+        vrow = s.get(SwiftContainer, (crow.account, versions))
+        if vrow is None:
+            return False
+        prefix = version_prefix(name)
+        latest = s.scalars(select(SwiftObject).where(
+            SwiftObject.account == crow.account, SwiftObject.container == versions,
+            SwiftObject.name >= prefix, SwiftObject.name < (_upper_bound(prefix) or prefix))
+            .order_by(SwiftObject.name.desc()).limit(1)).first()
+        if latest is None:
+            return False
+        s.add(SwiftObject(account=crow.account, container=crow.name, name=name,
+                          file_id=latest.file_id, size=latest.size, etag=latest.etag,
+                          content_type=latest.content_type, timestamp=time.time(),
+                          delete_at=latest.delete_at, meta=dict(latest.meta or {})))
+        vrow.object_count -= 1
+        vrow.bytes_used -= latest.size
+        crow.object_count += 1
+        crow.bytes_used += latest.size
+        s.delete(latest)
+        return True
+
+    def copy_blob(self, record: ObjectRecord) -> BlobInfo:
+        blob = self.driver.copy(record.file_id)
+        return BlobInfo(blob.file_id, blob.size, record.etag)
+
+    def read(self, record: ObjectRecord, start: int = 0, end: int | None = None
+             ) -> Iterator[bytes]:
+        return self.driver.read(record.file_id, start, end)
+
+    # -- expiry and startup ---------------------------------------------------------------
+    def reap_expired(self, limit: int = 500) -> int:
+        """Delete objects whose X-Delete-At has passed (Swift's object expirer)."""
+        now = int(time.time())
+        with self.db.read() as s:
+            keys = s.execute(select(SwiftObject.account, SwiftObject.container,
+                                    SwiftObject.name)
+                             .where(SwiftObject.delete_at.is_not(None),
+                                    SwiftObject.delete_at <= now).limit(limit)).all()
+        garbage: list[str] = []
+        if keys:
+            with self.db.write() as s:
+                for account, container, name in keys:
+                    row = s.get(SwiftObject, (account, container, name))
+                    if row is None or row.delete_at is None or row.delete_at > now:
+                        continue
+                    crow = s.get(SwiftContainer, (account, container))
+                    if crow is not None:
+                        crow.object_count -= 1
+                        crow.bytes_used -= row.size
+                    garbage.append(row.file_id)
+                    s.delete(row)
+        for file_id in garbage:
+            self.driver.delete(file_id)
+        return len(garbage)
+
+    def sweep_orphans(self, older_than: float) -> int:
+        """Remove blobs no row references (left by a crash between blob and commit)."""
+        with self.db.read() as s:
+            referenced = set(s.scalars(select(SwiftObject.file_id)).all())
+            referenced.update(s.scalars(select(S3UploadPart.file_id)).all())
+        return self.driver.sweep(referenced, older_than)
+
+    def recount(self) -> None:
+        """Recompute container counters from the object rows (cheap; run at startup)."""
+        with self.db.write() as s:
+            totals = {(a, c): (n, b) for a, c, n, b in s.execute(
+                select(SwiftObject.account, SwiftObject.container, func.count(),
+                       func.coalesce(func.sum(SwiftObject.size), 0))
+                .group_by(SwiftObject.account, SwiftObject.container)).all()}
+            for row in s.scalars(select(SwiftContainer)).all():
+                n, b = totals.get((row.account, row.name), (0, 0))
+                if row.object_count != n or row.bytes_used != b:
+                    row.object_count, row.bytes_used = int(n), int(b)
+
+    # -- S3 multipart uploads -------------------------------------------------------------
+    def create_upload(self, upload: S3Upload) -> None:
+        with self.db.write() as s:
+            if s.get(SwiftContainer, (upload.account, upload.container)) is None:
+                raise NotFound("The specified bucket does not exist", kind="NoSuchBucket")
+            s.add(upload)
+
+    def upload(self, account: str, upload_id: str) -> S3Upload:
+        with self.db.read() as s:
+            row = s.get(S3Upload, upload_id)
+            if row is None or row.account != account:
+                raise NotFound("The specified upload does not exist.", kind="NoSuchUpload")
+            s.expunge(row)
+            return row
+
+    def put_part(self, upload_id: str, number: int, blob: BlobInfo) -> None:
+        garbage = None
+        try:
+            with self.db.write() as s:
+                if s.get(S3Upload, upload_id) is None:
+                    raise NotFound("The specified upload does not exist.", kind="NoSuchUpload")
+                old = s.get(S3UploadPart, (upload_id, number))
+                if old is not None:
+                    garbage = old.file_id
+                    s.delete(old)
+                    s.flush()
+                s.add(S3UploadPart(upload_id=upload_id, number=number, file_id=blob.file_id,
+                                   size=blob.size, etag=blob.md5, timestamp=time.time()))
+        except BaseException:
+            self.driver.delete(blob.file_id)
+            raise
+        if garbage:
+            self.driver.delete(garbage)
+
+    def parts(self, upload_id: str) -> list[S3UploadPart]:
+        with self.db.read() as s:
+            rows = s.scalars(select(S3UploadPart).where(S3UploadPart.upload_id == upload_id)
+                             .order_by(S3UploadPart.number)).all()
+            for r in rows:
+                s.expunge(r)
+            return list(rows)
+
+    def list_uploads(self, account: str, container: str) -> list[S3Upload]:
+        with self.db.read() as s:
+            rows = s.scalars(select(S3Upload).where(S3Upload.account == account,
+                                                    S3Upload.container == container)
+                             .order_by(S3Upload.name, S3Upload.created)).all()
+            for r in rows:
+                s.expunge(r)
+            return list(rows)
+
+    def finish_upload(self, upload_id: str) -> None:
+        """Forget an upload and delete its part blobs (a completed upload's object owns
+        its own assembled blob)."""
+        with self.db.write() as s:
+            files = s.scalars(select(S3UploadPart.file_id)
+                              .where(S3UploadPart.upload_id == upload_id)).all()
+            s.execute(delete(S3UploadPart).where(S3UploadPart.upload_id == upload_id))
+            s.execute(delete(S3Upload).where(S3Upload.id == upload_id))
+        for file_id in files:
+            self.driver.delete(file_id)
+
+
+# Object metadata that is not user metadata and survives a POST.
+_SYSTEM_OBJECT_META = {"X-Static-Large-Object", "X-Object-Manifest-Etag", "X-Slo-Size"}
+
+
+def _apply_meta(current: dict[str, Any] | None, changes: dict[str, str | None]) -> dict[str, Any]:
+    meta = dict(current or {})
+    for key, value in changes.items():
+        if value is None or value == "":
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    return meta
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
