@@ -24,7 +24,10 @@ DATA_DIR = click.option("--data-dir", type=click.Path(file_okay=False), default=
 
 
 def _settings(data_dir: str | None, **overrides: Any) -> Settings:
-    return load_settings(data_dir, **overrides)
+    try:
+        return load_settings(data_dir, **overrides)
+    except (ValueError, OSError) as exc:  # a bad pocketstack.toml or POCKETSTACK_* variable
+        raise click.ClickException(f"configuration: {exc}") from None
 
 
 def _runtime_file(settings: Settings) -> Path:

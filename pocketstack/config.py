@@ -66,6 +66,62 @@ class VolumeSettings:
 
 
 @dataclass
+class ComputeSettings:
+    # "auto": "container" when root with runc or unshare usable, else "fake" (noted in
+    # cloud.degraded). "fake" simulates ``fake_hosts`` hypervisors of the size below.
+    driver: str = "auto"
+    fake_hosts: int = 3
+    fake_host_vcpus: int = 40
+    fake_host_memory_mb: int = 262144
+    fake_host_disk_gb: int = 1600
+    # PCI devices on each fake host, "vendor:product:count[,...]" e.g. "10de:1028:2".
+    fake_pci_devices: str = ""
+    # nova.conf [pci] alias / passthrough_whitelist, as JSON objects or lists of them.
+    pci_alias: str = ""
+    pci_passthrough_whitelist: str = ""
+    # nova.conf [filter_scheduler] enabled_filters / weight_classes (comma separated names).
+    enabled_filters: str = ("RetryFilter,AvailabilityZoneFilter,RamFilter,DiskFilter,"
+                            "ComputeFilter,ComputeCapabilitiesFilter,ImagePropertiesFilter,"
+                            "ServerGroupAntiAffinityFilter,ServerGroupAffinityFilter,"
+                            "SameHostFilter,DifferentHostFilter,PciPassthroughFilter")
+    weighers: str = "RAMWeigher,CPUWeigher"
+    ram_weight_multiplier: float = 1.0
+    cpu_weight_multiplier: float = 1.0
+    max_placement_results: int = 1000  # candidates handed to the filters, as placement does
+    max_attempts: int = 3  # builds rescheduled to another host on failure
+    cpu_allocation_ratio: float = 16.0
+    ram_allocation_ratio: float = 1.5
+    disk_allocation_ratio: float = 1.0
+    reserved_host_memory_mb: int = 512
+    default_availability_zone: str = "nova"
+    max_user_data_bytes: int = 65535
+    workers: int = 8  # threads driving driver calls
+    service_down_time: int = 60  # seconds without heartbeat before a host is "down"
+    # container driver
+    container_runtime: str = "auto"  # "unshare" (util-linux) or "auto"
+    container_cpu_period_us: int = 100000
+
+
+@dataclass
+class ImageSettings:
+    # Like glance [image_format] require_image_format_match: refuse uploads whose content
+    # does not prove the declared disk_format. Unsafe content (qcow2 backing/data files,
+    # a rich format under another name, malformed headers, VMDK descriptors) is refused
+    # whatever this says.
+    require_format_match: bool = True
+    seed_default_image: bool = True  # build and upload a busybox image at first start
+    store: str = "filesystem"  # drivers/images registry: filesystem, fake
+    image_size_cap: int = 1024 ** 4  # bytes per image (glance image_size_cap)
+    # Per-project quotas (glance's unified-limit names); -1 means unlimited. Keystone
+    # limits for service "glance" override these when the identity slice provides them.
+    image_count_total: int = -1
+    image_size_total: int = -1  # MiB, as glance's image_size_total limit
+    image_stage_total: int = -1  # MiB
+    limit_param_default: int = 25
+    api_limit_max: int = 1000
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
@@ -77,6 +133,8 @@ class Settings:
     bootstrap_demo: bool = True
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    image: ImageSettings = field(default_factory=ImageSettings)
+    compute: ComputeSettings = field(default_factory=ComputeSettings)
     volume: VolumeSettings = field(default_factory=VolumeSettings)
 
     @property
@@ -95,9 +153,14 @@ class Settings:
         return self.data_dir / "pocketstack.toml"
 
 
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
 def _coerce(value: str, current: Any) -> Any:
     if isinstance(current, bool):
-        return value.lower() in ("1", "true", "yes", "on")
+        if value.strip().lower() not in _TRUE + _FALSE:
+            raise ValueError(f"{value!r} is not a boolean (use true or false)")
+        return value.strip().lower() in _TRUE
     if isinstance(current, int):
         return int(value)
     if isinstance(current, float):
@@ -143,7 +206,15 @@ def load_settings(data_dir: str | Path | None = None, env: dict[str, str] | None
         target: Any = settings
         for part in path[:-1]:
             target = getattr(target, part, None)
-        if target is not None and hasattr(target, path[-1]):
-            setattr(target, path[-1], _coerce(value, getattr(target, path[-1])))
+        if target is None or not dataclasses.is_dataclass(target) or not hasattr(target, path[-1]):
+            continue  # not one of ours (e.g. POCKETSTACK_TEST_DATABASE_URL)
+        current = getattr(target, path[-1])
+        if dataclasses.is_dataclass(current):
+            raise ValueError(f"{name} names the section [{path[-1]}]; set one of its fields "
+                             f"as {name}__<FIELD>")
+        try:
+            setattr(target, path[-1], _coerce(value, current))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
     _apply(settings, {k: v for k, v in overrides.items() if v is not None})
     return settings
