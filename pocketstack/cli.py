@@ -112,10 +112,27 @@ def up(data_dir: str | None, port: int | None, host: str | None, detach: bool,
             click.echo(f"pocketstack is already running at {_base_url(settings)} "
                        f"(pid {runtime.get('pid')}).")
             return
+    if not supervised:
+        _check_port(settings)
     if detach:
         _up_detached(settings, data_dir, port, host)
         return
     _serve(settings, quiet=supervised)
+
+
+def _check_port(settings: Settings) -> None:
+    """Refuse early and clearly when the port is taken (often: another cloud on it)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((settings.host, settings.port))
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {settings.host}:{settings.port} ({exc.strerror}); another "
+                "pocketstack may be running there: choose another --port") from None
 
 
 def _serve(settings: Settings, quiet: bool = False) -> None:
@@ -174,28 +191,49 @@ def _up_detached(settings: Settings, data_dir: str | None, port: int | None,
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                 start_new_session=True, cwd="/")
-    _write_runtime(settings, supervisor_pid=proc.pid)
+    # "pid" is written by the server itself once it is about to listen: until then the
+    # port may still answer for someone else.
+    _write_runtime(settings, supervisor_pid=proc.pid, pid=None)
     deadline = time.monotonic() + 60
     started = time.monotonic()
     base = settings.base_url
     with click.progressbar(length=100, label="starting pocketstack", file=sys.stderr) as bar:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise click.ClickException(f"pocketstack exited early; see {log_path}")
-            if _healthy(base, 0.5):
+                _give_up(proc, log_path, "exited early")
+            if _alive(_read_runtime(settings).get("pid")) and _healthy(base, 0.5):
                 break
             bar.update(5)
             time.sleep(0.1)
         else:
-            raise click.ClickException(f"pocketstack did not become ready; see {log_path}")
+            _give_up(proc, log_path, "did not become ready in 60 s")
     from pocketstack.services.identity.bootstrap import passwords
 
-    _first_token(base, passwords(settings)["admin"])
+    try:
+        _first_token(base, passwords(settings)["admin"])
+    except (OSError, ValueError, KeyError, click.ClickException) as exc:
+        _give_up(proc, log_path, f"answered, but issuing a token failed ({exc})")
     runtime = _read_runtime(settings)
     notes = runtime.get("degraded") or []
     note = "" if not notes else " (degraded: " + "; ".join(notes) + ")"
     click.echo(f"pocketstack ready in {time.monotonic() - started:.1f}s at {base}{note}; "
                f"log: {log_path}")
+
+
+def _give_up(proc: subprocess.Popen, log_path: Path, why: str) -> None:
+    """Stop the supervisor (it would retry forever) and show why, from the log."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    try:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+    except OSError:
+        tail = []
+    raise click.ClickException(f"pocketstack {why}; stopped it. Last lines of {log_path}:\n"
+                               + "\n".join(tail))
 
 
 @main.command()

@@ -253,3 +253,30 @@ def test_keys_rotate_keeps_tokens_until_pruned(tmp_path, fresh_database_url):
         assert valid(old) == 404
         assert valid(new) == 200
         assert valid(password_token(c.port, c.password)) == 200
+
+
+def test_up_refuses_a_port_in_use(tmp_path, fresh_database_url):
+    env = base_env(fresh_database_url)
+    with Detached(tmp_path / "first", env) as first:
+        other = tmp_path / "second"
+        res = cli("up", "-d", "--data-dir", str(other), "--port", str(first.port),
+                  env=base_env(None), check=False)
+        assert res.returncode != 0 and "choose another --port" in res.stderr
+        assert not (other / "runtime.json").exists()  # nothing was left running
+        assert healthy(first.port)
+
+
+def test_up_detached_gives_up_on_a_broken_config(tmp_path):
+    """A cloud that cannot start (its database refuses connections) is reported and no
+    supervisor is left retrying in the background."""
+    env = base_env("postgresql+psycopg2://nobody:none@127.0.0.1:9/nothing")
+    data = tmp_path / "broken"
+    started = time.monotonic()
+    res = cli("up", "-d", "--data-dir", str(data), "--port", str(free_port()), env=env,
+              check=False)
+    try:
+        assert res.returncode != 0 and "failed to start" in res.stderr, res.stderr
+        assert time.monotonic() - started < 45
+        assert not alive(runtime(data).get("supervisor_pid"))
+    finally:
+        Detached(data, env).down()
