@@ -48,9 +48,10 @@ class ServiceSpec:
 def service_specs() -> list[ServiceSpec]:
     """The registry. Imported lazily so `pocketstack --help` stays fast."""
     from pocketstack.services import identity
+    from pocketstack.services import image
     from pocketstack.services import object_store
 
-    return [identity.SPEC, object_store.SPEC]
+    return [identity.SPEC, image.SPEC, object_store.SPEC]
 
 
 class Cloud:

@@ -1,0 +1,22 @@
+"""Image stores, chosen from an explicit registry (``[image] store``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pocketstack.drivers.images.base import ImageStore
+
+
+def create_store(name: str, root: Path) -> ImageStore:
+    from pocketstack.drivers.images.fake import FakeImageStore
+    from pocketstack.drivers.images.filesystem import FilesystemImageStore
+
+    registry: dict[str, type[ImageStore]] = {
+        "filesystem": FilesystemImageStore,
+        "fake": FakeImageStore,
+    }
+    try:
+        cls = registry[name]
+    except KeyError:
+        raise ValueError(f"unknown image store {name!r}; choose one of {sorted(registry)}") from None
+    return cls(root)
