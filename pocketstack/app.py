@@ -49,9 +49,9 @@ def service_specs() -> list[ServiceSpec]:
     """The registry. Imported lazily so `pocketstack --help` stays fast."""
     from pocketstack.services import identity
     from pocketstack.services import image
-    from pocketstack.services import object_store
+    from pocketstack.services import object_store, s3
 
-    return [identity.SPEC, image.SPEC, object_store.SPEC]
+    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC]
 
 
 class Cloud:

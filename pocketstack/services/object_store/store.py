@@ -209,6 +209,14 @@ class ObjectStore:
             row = s.get(SwiftContainer, (account, name))
             return ContainerRecord.of(row) if row is not None else None
 
+    def find_public_container(self, name: str) -> ContainerRecord | None:
+        """The one container of that name whose read ACL lets anyone in (anonymous S3)."""
+        with self.db.read() as s:
+            rows = [r for r in s.scalars(select(SwiftContainer)
+                                         .where(SwiftContainer.name == name)).all()
+                    if ".r:" in (r.meta or {}).get("X-Container-Read", "")]
+            return ContainerRecord.of(rows[0]) if len(rows) == 1 else None
+
     def put_container(self, account: str, name: str, changes: dict[str, str | None]) -> bool:
         """Create the container or update its metadata; True if it was created."""
         with self.db.write() as s:

@@ -1,0 +1,476 @@
+"""S3 object operations: Put/Get/Head/Delete/Copy, DeleteObjects, multipart uploads."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+from xml.sax.saxutils import escape
+
+from starlette.responses import Response, StreamingResponse
+
+from pocketstack.api.http import run
+from pocketstack.drivers.objects.base import BlobInfo
+from pocketstack.errors import BadRequest, NotFound, PocketError
+from pocketstack.services.object_store import auth as swift_auth
+from pocketstack.services.object_store.models import S3Upload
+from pocketstack.services.object_store.names import (check_container, check_object,
+                                                     http_date, parse_http_date)
+from pocketstack.services.object_store.store import ObjectRecord
+from pocketstack.services.s3 import sigv4, views
+
+if TYPE_CHECKING:
+    from pocketstack.services.s3.routes import S3Request
+
+MIN_PART_SIZE = 5 * 1024 * 1024
+MAX_PARTS = 10000
+STORED_HEADERS = ("content-disposition", "content-encoding", "content-language",
+                  "cache-control", "expires")
+
+
+class NoSuchKey(PocketError):
+    status = 404
+    kind = "NoSuchKey"
+
+
+class PreconditionFailed(PocketError):
+    status = 412
+    kind = "PreconditionFailed"
+
+
+def _title(name: str) -> str:
+    return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
+
+
+def s3_meta(headers: Any) -> dict[str, str]:
+    meta: dict[str, str] = {}
+    for key, value in headers.items():
+        k = key.lower()
+        if k.startswith("x-amz-meta-") and len(k) > 11:
+            meta[_title("x-object-meta-" + k[11:])] = value
+        elif k in STORED_HEADERS:
+            meta[_title(k)] = value
+    if sum(len(k) + len(v) for k, v in meta.items()) > 8192:
+        raise BadRequest("Your metadata headers exceed the maximum allowed metadata size.",
+                         kind="MetadataTooLarge")
+    return meta
+
+
+def _etag(record: ObjectRecord) -> str:
+    return f'"{record.etag.strip(chr(34))}"'
+
+
+def object_headers(record: ObjectRecord) -> dict[str, str]:
+    h = {"ETag": _etag(record), "Last-Modified": http_date(record.timestamp),
+         "Content-Type": record.content_type, "Content-Length": str(record.size),
+         "Accept-Ranges": "bytes"}
+    for k, v in record.meta.items():
+        if k.startswith("X-Object-Meta-"):
+            h["x-amz-meta-" + k[14:].lower()] = v
+        elif k.lower() in STORED_HEADERS:
+            h[k] = v
+    return h
+
+
+def _xml_root(data: bytes) -> ET.Element:
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        raise BadRequest("The XML you provided was not well-formed or did not validate "
+                         "against our published schema.", kind="MalformedXML") from None
+    for el in root.iter():
+        if "}" in el.tag:
+            el.tag = el.tag.split("}", 1)[1]
+    return root
+
+
+async def _get_record(req: "S3Request") -> ObjectRecord:
+    try:
+        return await run(req.store.get, req.account, req.bucket, req.key)
+    except NotFound:
+        if await run(req.store.find_container, req.account, req.bucket) is None:
+            from pocketstack.services.s3.routes import NoSuchBucket
+
+            raise NoSuchBucket("The specified bucket does not exist") from None
+        raise NoSuchKey("The specified key does not exist.") from None
+
+
+async def handle(req: "S3Request") -> Response:
+    if req.identity is not None and not swift_auth.is_owner(req.ctx, req.account):
+        raise sigv4.AccessDenied("Access Denied")
+    check_object(req.key)
+    method, q = req.method, req.query
+    if method == "PUT":
+        if "uploadId" in q:
+            return await upload_part(req)
+        if "acl" in q:
+            await _get_record(req)
+            acl = req.headers.get("x-amz-acl", "private")
+            if acl not in ("private", "bucket-owner-full-control"):
+                raise PocketError("Object ACLs other than private are not implemented.",
+                                  status=501, kind="NotImplemented")
+            return Response(status_code=200)
+        if req.headers.get("x-amz-copy-source"):
+            return await copy_object(req)
+        return await put_object(req)
+    if method in ("GET", "HEAD"):
+        if "uploadId" in q:
+            return await list_parts(req)
+        if "acl" in q:
+            await _get_record(req)
+            return views.acl(req.project_id, False)
+        return await get(req)
+    if method == "DELETE":
+        if "uploadId" in q:
+            upload = await run(req.store.upload, req.account, q["uploadId"])
+            await run(req.store.finish_upload, upload.id)
+            return Response(status_code=204)
+        try:
+            await run(req.store.delete, req.account, req.bucket, req.key)
+        except NotFound:
+            if await run(req.store.find_container, req.account, req.bucket) is None:
+                from pocketstack.services.s3.routes import NoSuchBucket
+
+                raise NoSuchBucket("The specified bucket does not exist") from None
+        return Response(status_code=204)
+    if method == "POST":
+        if "uploads" in q:
+            return await create_upload(req)
+        if "uploadId" in q:
+            return await complete_upload(req)
+    raise PocketError("The specified method is not allowed against this resource.",
+                      status=405, kind="MethodNotAllowed")
+
+
+async def _receive(req: "S3Request") -> BlobInfo:
+    ident = req.identity
+    chunked = req.stream() if ident is not None and ident.streaming or \
+        "aws-chunked" in req.headers.get("content-encoding", "") else None
+    blob = await req.service.receive(req.request, chunks=chunked,
+                                     sha256=ident.payload_sha256 if ident else None)
+    md5 = req.headers.get("content-md5")
+    if md5:
+        try:
+            wanted = base64.b64decode(md5).hex()
+        except ValueError:
+            wanted = ""
+        if wanted != blob.md5:
+            req.service.driver.delete(blob.file_id)
+            raise BadRequest("The Content-MD5 you specified did not match what we received.",
+                             kind="BadDigest")
+    return blob
+
+
+def _content_type(req: "S3Request") -> str:
+    return req.headers.get("content-type") or "binary/octet-stream"
+
+
+async def put_object(req: "S3Request") -> Response:
+    store = req.store
+    if await run(store.find_container, req.account, req.bucket) is None:
+        from pocketstack.services.s3.routes import NoSuchBucket
+
+        raise NoSuchBucket("The specified bucket does not exist")
+    meta = s3_meta(req.headers)
+    meta.pop("Content-Encoding", None) if "aws-chunked" in meta.get("Content-Encoding", "") \
+        else None
+    blob = await _receive(req)
+    record = await run(lambda: store.commit(req.account, req.bucket, req.key, blob,
+                                            content_type=_content_type(req), meta=meta))
+    return Response(status_code=200, headers={"ETag": _etag(record)})
+
+
+async def get(req: "S3Request") -> Response:
+    record = await _get_record(req)
+    headers = object_headers(record)
+    etag = record.etag.strip('"')
+    h = req.headers
+    modified = float(int(record.timestamp) + (1 if record.timestamp % 1 else 0))
+    if h.get("if-match") and etag not in {t.strip().strip('"') for t in h["if-match"].split(",")} \
+            and h["if-match"].strip() != "*":
+        raise PreconditionFailed("At least one of the pre-conditions you specified did not "
+                                 "hold")
+    if h.get("if-unmodified-since") and not h.get("if-match"):
+        when = parse_http_date(h["if-unmodified-since"])
+        if when is not None and modified > when:
+            raise PreconditionFailed("At least one of the pre-conditions you specified did "
+                                     "not hold")
+    if h.get("if-none-match"):
+        if etag in {t.strip().strip('"') for t in h["if-none-match"].split(",")} or \
+                h["if-none-match"].strip() == "*":
+            return Response(status_code=304, headers={"ETag": headers["ETag"],
+                                                      "Last-Modified": headers["Last-Modified"]})
+    elif h.get("if-modified-since"):
+        when = parse_http_date(h["if-modified-since"])
+        if when is not None and modified <= when:
+            return Response(status_code=304, headers={"ETag": headers["ETag"],
+                                                      "Last-Modified": headers["Last-Modified"]})
+    for param, header in (("response-content-type", "Content-Type"),
+                          ("response-content-disposition", "Content-Disposition"),
+                          ("response-content-encoding", "Content-Encoding"),
+                          ("response-content-language", "Content-Language"),
+                          ("response-cache-control", "Cache-Control"),
+                          ("response-expires", "Expires")):
+        if req.query.get(param):
+            headers[header] = req.query[param]
+    size = record.size
+    start, end, status = 0, size, 200
+    rng = h.get("range")
+    if rng and rng.startswith("bytes=") and "," not in rng:
+        first, _, last = rng[6:].strip().partition("-")
+        try:
+            if first:
+                start = int(first)
+                end = min(int(last) + 1, size) if last else size
+            elif last:
+                start, end = max(0, size - int(last)), size
+            if start >= size or end <= start:
+                raise PocketError("The requested range is not satisfiable", status=416,
+                                  kind="InvalidRange",
+                                  headers={"Content-Range": f"bytes */{size}"})
+            status = 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+            headers["Content-Length"] = str(end - start)
+        except ValueError:
+            start, end = 0, size
+    if req.method == "HEAD":
+        return Response(b"", status, headers=headers)
+    return StreamingResponse(req.service.body_iter(record, start, end), status,
+                             headers=headers)
+
+
+def _copy_source(req: "S3Request") -> tuple[str, str]:
+    src = unquote(req.headers["x-amz-copy-source"]).split("?versionId=")[0].lstrip("/")
+    bucket, _, key = src.partition("/")
+    if not bucket or not key:
+        raise BadRequest("Copy Source must mention the source bucket and key: "
+                         "sourcebucket/sourcekey", kind="InvalidArgument")
+    return check_container(bucket), check_object(key)
+
+
+async def copy_object(req: "S3Request") -> Response:
+    store = req.store
+    bucket, key = _copy_source(req)
+    try:
+        src: ObjectRecord = await run(store.get, req.account, bucket, key)
+    except NotFound:
+        raise NoSuchKey("The specified key does not exist.") from None
+    directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
+    if directive == "COPY" and (bucket, key) == (req.bucket, req.key):
+        raise BadRequest("This copy request is illegal because it is trying to copy an object "
+                         "to itself without changing the object's metadata, storage class, "
+                         "website redirect location or encryption attributes.",
+                         kind="InvalidRequest")
+    if directive == "REPLACE":
+        meta, ctype = s3_meta(req.headers), _content_type(req)
+    else:
+        meta, ctype = dict(src.meta), src.content_type
+    if src.is_slo or src.dlo_manifest:
+        writer = req.service.driver.writer()
+        try:
+            async for chunk in req.service.body_iter(src, 0, src.size):
+                writer.write(chunk)
+            blob = await run(writer.commit)
+        except BaseException:
+            writer.abort()
+            raise
+        meta.pop("X-Static-Large-Object", None)
+        meta.pop("X-Object-Manifest", None)
+        etag = None
+    else:
+        blob = await run(store.copy_blob, src)
+        etag = src.etag
+    record = await run(lambda: store.commit(req.account, req.bucket, req.key, blob,
+                                            content_type=ctype, meta=meta, etag=etag))
+    return views.xml(f'<CopyObjectResult xmlns="{views.NS}"><LastModified>'
+                     f"{views.iso(record.timestamp)}</LastModified><ETag>{_etag(record)}"
+                     "</ETag></CopyObjectResult>")
+
+
+async def delete_objects(req: "S3Request") -> Response:
+    root = _xml_root(await req.body(2 << 20))
+    quiet = (root.findtext("Quiet") or "").lower() == "true"
+    keys = [el.findtext("Key") or "" for el in root.findall("Object")]
+    if len(keys) > 1000:
+        raise BadRequest("The XML you provided was not well-formed or did not validate "
+                         "against our published schema.", kind="MalformedXML")
+    out = [f'<DeleteResult xmlns="{views.NS}">']
+    for key in keys:
+        try:
+            check_object(key)
+            try:
+                await run(req.store.delete, req.account, req.bucket, key)
+            except NotFound:
+                pass
+            if not quiet:
+                out.append(f"<Deleted><Key>{escape(key)}</Key></Deleted>")
+        except PocketError as exc:
+            out.append(f"<Error><Key>{escape(key)}</Key><Code>{exc.kind}</Code><Message>"
+                       f"{escape(exc.message)}</Message></Error>")
+    out.append("</DeleteResult>")
+    return views.xml("".join(out))
+
+
+# -- multipart uploads ------------------------------------------------------------------
+async def create_upload(req: "S3Request") -> Response:
+    upload = S3Upload(id=uuid.uuid4().hex, account=req.account, container=req.bucket,
+                      name=req.key, created=time.time(), content_type=_content_type(req),
+                      meta=s3_meta(req.headers))
+    try:
+        await run(req.store.create_upload, upload)
+    except NotFound:
+        from pocketstack.services.s3.routes import NoSuchBucket
+
+        raise NoSuchBucket("The specified bucket does not exist") from None
+    return views.xml(f'<InitiateMultipartUploadResult xmlns="{views.NS}"><Bucket>'
+                     f"{escape(req.bucket)}</Bucket><Key>{escape(req.key)}</Key><UploadId>"
+                     f"{upload.id}</UploadId></InitiateMultipartUploadResult>")
+
+
+def _part_number(req: "S3Request") -> int:
+    raw = req.query.get("partNumber", "")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PARTS:
+        raise BadRequest("Part number must be an integer between 1 and 10000, inclusive",
+                         kind="InvalidArgument")
+    return int(raw)
+
+
+async def _upload_for(req: "S3Request") -> S3Upload:
+    upload = await run(req.store.upload, req.account, req.query["uploadId"])
+    if upload.container != req.bucket or upload.name != req.key:
+        raise NotFound("The specified upload does not exist.", kind="NoSuchUpload")
+    return upload
+
+
+async def upload_part(req: "S3Request") -> Response:
+    number = _part_number(req)
+    upload = await _upload_for(req)
+    if req.headers.get("x-amz-copy-source"):
+        bucket, key = _copy_source(req)
+        try:
+            src = await run(req.store.get, req.account, bucket, key)
+        except NotFound:
+            raise NoSuchKey("The specified key does not exist.") from None
+        start, end = 0, src.size
+        rng = req.headers.get("x-amz-copy-source-range", "")
+        if rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start, end = int(a), min(int(b) + 1, src.size)
+        writer = req.service.driver.writer()
+        try:
+            async for chunk in req.service.body_iter(src, start, end):
+                writer.write(chunk)
+            blob = await run(writer.commit)
+        except BaseException:
+            writer.abort()
+            raise
+        await run(req.store.put_part, upload.id, number, blob)
+        return views.xml(f'<CopyPartResult xmlns="{views.NS}"><LastModified>'
+                         f"{views.iso(time.time())}</LastModified><ETag>\"{blob.md5}\"</ETag>"
+                         "</CopyPartResult>")
+    blob = await _receive(req)
+    await run(req.store.put_part, upload.id, number, blob)
+    return Response(status_code=200, headers={"ETag": f'"{blob.md5}"'})
+
+
+async def list_parts(req: "S3Request") -> Response:
+    upload = await _upload_for(req)
+    parts = await run(req.store.parts, upload.id)
+    try:
+        marker = int(req.query.get("part-number-marker", "0") or 0)
+        max_parts = min(int(req.query.get("max-parts", "1000")), 1000)
+    except ValueError:
+        raise BadRequest("Invalid part-number-marker or max-parts",
+                         kind="InvalidArgument") from None
+    parts = [p for p in parts if p.number > marker]
+    truncated = len(parts) > max_parts
+    parts = parts[:max_parts]
+    body = [f'<ListPartsResult xmlns="{views.NS}"><Bucket>{escape(req.bucket)}</Bucket>'
+            f"<Key>{escape(req.key)}</Key><UploadId>{upload.id}</UploadId>"
+            f"{views.owner(req.project_id).replace('Owner>', 'Initiator>')}"
+            f"{views.owner(req.project_id)}<StorageClass>STANDARD</StorageClass>"
+            f"<PartNumberMarker>{marker}</PartNumberMarker>"
+            f"<NextPartNumberMarker>{parts[-1].number if parts else 0}</NextPartNumberMarker>"
+            f"<MaxParts>{max_parts}</MaxParts><IsTruncated>{str(truncated).lower()}"
+            "</IsTruncated>"]
+    for p in parts:
+        body.append(f"<Part><PartNumber>{p.number}</PartNumber><LastModified>"
+                    f"{views.iso(p.timestamp)}</LastModified><ETag>\"{p.etag}\"</ETag>"
+                    f"<Size>{p.size}</Size></Part>")
+    body.append("</ListPartsResult>")
+    return views.xml("".join(body))
+
+
+async def list_uploads(req: "S3Request") -> Response:
+    uploads = await run(req.store.list_uploads, req.account, req.bucket)
+    prefix = req.query.get("prefix", "")
+    body = [f'<ListMultipartUploadsResult xmlns="{views.NS}"><Bucket>{escape(req.bucket)}'
+            "</Bucket><KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker>"
+            f"<MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>"]
+    for u in uploads:
+        if not u.name.startswith(prefix):
+            continue
+        body.append(f"<Upload><Key>{escape(u.name)}</Key><UploadId>{u.id}</UploadId>"
+                    f"{views.owner(req.project_id).replace('Owner>', 'Initiator>')}"
+                    f"{views.owner(req.project_id)}<StorageClass>STANDARD</StorageClass>"
+                    f"<Initiated>{views.iso(u.created)}</Initiated></Upload>")
+    body.append("</ListMultipartUploadsResult>")
+    return views.xml("".join(body))
+
+
+async def complete_upload(req: "S3Request") -> Response:
+    upload = await _upload_for(req)
+    root = _xml_root(await req.body(4 << 20))
+    wanted = []
+    for el in root.findall("Part"):
+        num, etag = el.findtext("PartNumber"), (el.findtext("ETag") or "").strip().strip('"')
+        if not num or not num.isdigit():
+            raise BadRequest("The XML you provided was not well-formed or did not validate "
+                             "against our published schema.", kind="MalformedXML")
+        wanted.append((int(num), etag))
+    if not wanted:
+        raise BadRequest("You must specify at least one part", kind="MalformedXML")
+    if [n for n, _ in wanted] != sorted({n for n, _ in wanted}):
+        raise BadRequest("The list of parts was not in ascending order. The parts list must "
+                         "be specified in order by part number.", kind="InvalidPartOrder")
+    stored = {p.number: p for p in await run(req.store.parts, upload.id)}
+    chosen = []
+    for i, (num, etag) in enumerate(wanted):
+        part = stored.get(num)
+        if part is None or part.etag != etag:
+            raise BadRequest("One or more of the specified parts could not be found. The part "
+                             "may not have been uploaded, or the specified entity tag may not "
+                             "match the part's entity tag.", kind="InvalidPart")
+        if i < len(wanted) - 1 and part.size < MIN_PART_SIZE:
+            raise BadRequest("Your proposed upload is smaller than the minimum allowed object "
+                             "size.", kind="EntityTooSmall")
+        chosen.append(part)
+    md5s = b"".join(bytes.fromhex(p.etag) for p in chosen)
+    etag = f"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-{len(chosen)}"
+    driver = req.service.driver
+
+    def assemble() -> BlobInfo:
+        writer = driver.writer()
+        try:
+            for part in chosen:
+                for chunk in driver.read(part.file_id):
+                    writer.write(chunk)
+            return writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+
+    blob = await run(assemble)
+    await run(lambda: req.store.commit(req.account, req.bucket, req.key, blob,
+                                       content_type=upload.content_type,
+                                       meta=dict(upload.meta or {}), etag=etag))
+    await run(req.store.finish_upload, upload.id)
+    location = f"{req.request.base_url}{req.bucket}/{req.key}"
+    return views.xml(f'<CompleteMultipartUploadResult xmlns="{views.NS}"><Location>'
+                     f"{escape(location)}</Location><Bucket>{escape(req.bucket)}</Bucket>"
+                     f"<Key>{escape(req.key)}</Key><ETag>\"{etag}\"</ETag>"
+                     "</CompleteMultipartUploadResult>")

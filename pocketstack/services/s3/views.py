@@ -1,0 +1,60 @@
+"""S3 XML documents (the 2006-03-01 API)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import quote
+from xml.sax.saxutils import escape
+
+from starlette.responses import Response
+
+NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def xml(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response((HEAD + body).encode(), status_code=status, headers=headers,
+                    media_type="application/xml")
+
+
+def owner(project_id: str) -> str:
+    return f"<Owner><ID>{escape(project_id)}</ID><DisplayName>{escape(project_id)}" \
+           "</DisplayName></Owner>"
+
+
+def enc(value: str, url: bool) -> str:
+    return escape(quote(value, safe="/") if url else value)
+
+
+def list_buckets(project_id: str, containers: list[Any]) -> Response:
+    items = "".join(f"<Bucket><Name>{escape(c.name)}</Name><CreationDate>{iso(c.created)}"
+                    "</CreationDate></Bucket>" for c in containers)
+    return xml(f'<ListAllMyBucketsResult xmlns="{NS}">{owner(project_id)}<Buckets>{items}'
+               "</Buckets></ListAllMyBucketsResult>")
+
+
+def contents(o: Any, project_id: str | None, url: bool) -> str:
+    etag = o.etag if o.etag.startswith('"') else f'"{o.etag}"'
+    own = owner(project_id) if project_id else ""
+    return (f"<Contents><Key>{enc(o.name, url)}</Key><LastModified>{iso(o.timestamp)}"
+            f"</LastModified><ETag>{escape(etag)}</ETag><Size>{o.size}</Size>{own}"
+            "<StorageClass>STANDARD</StorageClass></Contents>")
+
+
+def acl(project_id: str, public_read: bool, public_write: bool = False) -> Response:
+    grants = (f'<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+              f'xsi:type="CanonicalUser"><ID>{escape(project_id)}</ID><DisplayName>'
+              f"{escape(project_id)}</DisplayName></Grantee><Permission>FULL_CONTROL"
+              "</Permission></Grant>")
+    for flag, perm in ((public_read, "READ"), (public_write, "WRITE")):
+        if flag:
+            grants += ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+                       'xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers'
+                       f"</URI></Grantee><Permission>{perm}</Permission></Grant>")
+    return xml(f'<AccessControlPolicy xmlns="{NS}">{owner(project_id)}<AccessControlList>'
+               f"{grants}</AccessControlList></AccessControlPolicy>")
