@@ -78,4 +78,50 @@ def effective_roles(session: Session, user_id: str, scope_kind: str, scope_id: s
     ids = expand_implied(session, direct_role_ids(session, actors, scope_kind, scope_id, project))
     if not ids:
         return []
-    return list(session.scalars(select(Role).where(Role.id.in_(ids)).order_by(Role.name)))
+    # Domain-specific roles only ever matter through the global roles they imply.
+    return list(session.scalars(select(Role).where(Role.id.in_(ids), Role.domain_id == "")
+                                .order_by(Role.name)))
+
+
+def user_projects(session: Session, user_id: str) -> list[Project]:
+    """Projects on which the user has any effective role (direct, group, inherited)."""
+    actors = [user_id, *group_ids(session, user_id)]
+    rows = session.execute(select(Assignment.type, Assignment.target_id, Assignment.inherited)
+                           .where(Assignment.actor_id.in_(actors))).all()
+    direct = {t for kind, t, inh in rows if kind in (USER_PROJECT, GROUP_PROJECT) and not inh}
+    inherited_roots = {t for kind, t, inh in rows if kind in (USER_PROJECT, GROUP_PROJECT) and inh}
+    inherited_domains = {t for kind, t, inh in rows if kind in (USER_DOMAIN, GROUP_DOMAIN) and inh}
+    ids = set(direct)
+    if inherited_domains:
+        ids |= set(session.scalars(select(Project.id).where(
+            Project.domain_id.in_(inherited_domains), Project.is_domain.is_(False))))
+    frontier = set(inherited_roots)
+    while frontier:
+        children = set(session.scalars(select(Project.id).where(Project.parent_id.in_(frontier),
+                                                                Project.is_domain.is_(False))))
+        frontier = children - ids
+        ids |= children
+    if not ids:
+        return []
+    return list(session.scalars(select(Project).where(Project.id.in_(ids),
+                                                      Project.is_domain.is_(False))
+                                .order_by(Project.name)))
+
+
+def user_domains(session: Session, user_id: str) -> list[Project]:
+    actors = [user_id, *group_ids(session, user_id)]
+    ids = set(session.scalars(select(Assignment.target_id).where(
+        Assignment.actor_id.in_(actors), Assignment.type.in_((USER_DOMAIN, GROUP_DOMAIN)),
+        Assignment.inherited.is_(False))))
+    if not ids:
+        return []
+    return list(session.scalars(select(Project).where(Project.id.in_(ids),
+                                                      Project.is_domain.is_(True))
+                                .order_by(Project.name)))
+
+
+def has_system_role(session: Session, user_id: str) -> bool:
+    actors = [user_id, *group_ids(session, user_id)]
+    return session.scalars(select(Assignment.role_id).where(
+        Assignment.actor_id.in_(actors), Assignment.type.in_((USER_SYSTEM, GROUP_SYSTEM)))
+    ).first() is not None

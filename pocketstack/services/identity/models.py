@@ -59,6 +59,21 @@ class User(Base):
     # Tokens issued (whole seconds) before this instant are invalid: password change,
     # disable, delete. One column instead of an ever-growing revocation list.
     tokens_valid_after: Mapped[int] = mapped_column(Integer, default=0)
+    # Keystone's [security_compliance] lockout bookkeeping.
+    failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_auth_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class PasswordHistory(Base):
+    """Previous password hashes, newest last, for unique_last_password_count."""
+
+    __tablename__ = "password_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("user.id", ondelete="CASCADE"), nullable=False, index=True)
+    password_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class Group(Base):
@@ -196,4 +211,65 @@ class Policy(Base):
     id: Mapped[str] = id_column()
     type: Mapped[str] = mapped_column(String(255), nullable=False)
     blob: Mapped[str] = mapped_column(Text, nullable=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class DomainConfig(Base):
+    """Domain-specific configuration (/v3/domains/{id}/config): {group: {option: value}}."""
+
+    __tablename__ = "domain_config"
+
+    domain_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class AccessRule(Base):
+    """Application credential access rules; shared by a user's credentials."""
+
+    __tablename__ = "access_rule"
+
+    id: Mapped[str] = id_column()
+    user_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    service: Mapped[str] = mapped_column(String(64), nullable=False)
+    path: Mapped[str] = mapped_column(String(128), nullable=False)
+    method: Mapped[str] = mapped_column(String(16), nullable=False)
+
+
+class Consumer(Base):
+    """OS-OAUTH1 consumers (the consumer registry; OAuth1 delegation itself is not served)."""
+
+    __tablename__ = "oauth_consumer"
+
+    id: Mapped[str] = id_column()
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    secret_hash: Mapped[str] = mapped_column(String(255), nullable=False)
+    extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class EndpointGroup(Base):
+    """OS-EP-FILTER endpoint groups: a name and filters over endpoint attributes."""
+
+    __tablename__ = "endpoint_group"
+
+    id: Mapped[str] = id_column()
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class Trust(Base):
+    """OS-TRUST delegation: trustor lends roles on a project to trustee."""
+
+    __tablename__ = "trust"
+
+    id: Mapped[str] = id_column()
+    trustor_user_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    trustee_user_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    impersonation: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    remaining_uses: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    roles: Mapped[list[dict[str, str]]] = mapped_column(JSONText, default=list)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)

@@ -6,7 +6,8 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, Forbidden, NotFound
-from pocketstack.services.identity import views
+from pocketstack.services.identity import routes_admin, views
+from pocketstack.services.identity.common import collection
 from pocketstack.services.identity.service import IdentityService
 
 VERSION = "v3.14"
@@ -66,11 +67,27 @@ def register(svc: IdentityService, r: Routes) -> None:
         await run(svc.revoke, info)
         return empty(204)
 
+    async def revocation_events(req: Req) -> Response:
+        # Tokens die through revoked audit ids and tokens_valid_after, not events.
+        return json({"events": [], "links": views.links(base, "/v3/OS-REVOKE/events")})
+
     async def auth_catalog(req: Req) -> Response:
         if req.ctx.project_id is None and req.ctx.domain_id is None and not req.ctx.is_system:
             raise Forbidden("The catalog needs a scoped token.")
         return json({"catalog": await run(svc.catalog, req.ctx.project_id),
                      "links": views.links(base, "/v3/auth/catalog")})
+
+    async def auth_projects(req: Req) -> Response:
+        items = await run(svc.auth_projects, req.ctx)
+        return json(collection(base, "auth/projects", "projects", items))
+
+    async def auth_domains(req: Req) -> Response:
+        items = await run(svc.auth_domains, req.ctx)
+        return json(collection(base, "auth/domains", "domains", items))
+
+    async def auth_system(req: Req) -> Response:
+        items = await run(svc.auth_system, req.ctx)
+        return json({"system": items, "links": views.links(base, "/v3/auth/system")})
 
     r.get("/", versions, auth=False)
     r.get("/v3", version, auth=False)
@@ -80,3 +97,8 @@ def register(svc: IdentityService, r: Routes) -> None:
     r.get("/v3/auth/tokens", validate_token)
     r.delete("/v3/auth/tokens", revoke_token)
     r.get("/v3/auth/catalog", auth_catalog)
+    r.get("/v3/auth/projects", auth_projects)
+    r.get("/v3/auth/domains", auth_domains)
+    r.get("/v3/auth/system", auth_system)
+    r.get("/v3/OS-REVOKE/events", revocation_events)
+    routes_admin.register(svc, r)

@@ -47,6 +47,8 @@ class IdentityService:
         self.cache = TokenCache(settings.identity.token_cache_seconds)
         self._catalog: list[dict[str, Any]] | None = None
         self._catalog_lock = threading.Lock()
+        self.base = settings.base_url + "/identity"  # links in every body
+        self.max_project_depth = 5  # keystone [DEFAULT] max_project_tree_depth
 
     # -- cache invalidation -------------------------------------------------------------
     def changed(self) -> None:
@@ -163,12 +165,82 @@ class IdentityService:
             raise BadRequest("A user must be given by id or by name and domain.")
         # Always verify (against a dummy hash when there is no user): same time, same answer.
         ok = self.hasher.verify(user.password_hash if user else None, password)
+        if user is not None and self._locked_out(user):
+            # A locked account answers exactly like a wrong password (no account probing).
+            raise Unauthorized(AUTH_FAILED)
+        if user is not None and (not ok or user.failed_auth_count):
+            self._record_auth(user.id, ok)
         if not ok or user is None:
             raise Unauthorized(AUTH_FAILED)
         if user.password_expires_at is not None and user.password_expires_at <= utcnow():
             raise Unauthorized("The password is expired and needs to be changed for user: "
                                f"{user.id}.")
         return user.id
+
+    def _locked_out(self, user: User) -> bool:
+        cfg = self.settings.identity
+        if cfg.lockout_failure_attempts <= 0 or (user.options or {}).get(
+                "ignore_lockout_failure_attempts"):
+            return False
+        if user.failed_auth_count < cfg.lockout_failure_attempts:
+            return False
+        if cfg.lockout_duration <= 0 or user.failed_auth_at is None:
+            return True  # locked until an administrator re-enables the user
+        return utcnow() < user.failed_auth_at + dt.timedelta(seconds=cfg.lockout_duration)
+
+    def _record_auth(self, user_id: str, ok: bool) -> None:
+        """Count failed password logins for lockout; a success resets the count."""
+        cfg = self.settings.identity
+        if cfg.lockout_failure_attempts <= 0:
+            return
+        with self.db.write() as s:
+            user = s.get(User, user_id)
+            if user is None:
+                return
+            if ok:
+                user.failed_auth_count = 0
+                return
+            now = utcnow()
+            expired = (cfg.lockout_duration > 0 and user.failed_auth_at is not None and
+                       now >= user.failed_auth_at + dt.timedelta(seconds=cfg.lockout_duration))
+            user.failed_auth_count = 1 if expired else user.failed_auth_count + 1
+            user.failed_auth_at = now
+
+    # -- what a token may be scoped to ----------------------------------------------------------
+    def auth_projects(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        from pocketstack.services.identity.projects import _tags, project_view
+
+        if ctx.user_id is None:
+            return []
+        with self.db.read() as s:
+            enabled_domains = set(s.scalars(select(Project.id).where(
+                Project.is_domain.is_(True), Project.enabled.is_(True))))
+            return [project_view(self, p, _tags(s, p.id))
+                    for p in assignments.user_projects(s, ctx.user_id)
+                    if p.enabled and p.domain_id in enabled_domains]
+
+    def auth_domains(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        from pocketstack.services.identity.projects import _tags, domain_view
+
+        if ctx.user_id is None:
+            return []
+        with self.db.read() as s:
+            return [domain_view(self, d, _tags(s, d.id))
+                    for d in assignments.user_domains(s, ctx.user_id) if d.enabled]
+
+    def auth_system(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        if ctx.user_id is None:
+            return []
+        with self.db.read() as s:
+            return [{"all": True}] if assignments.has_system_role(s, ctx.user_id) else []
+
+    # -- for other slices ---------------------------------------------------------------------
+    def ec2_credential(self, access: str) -> dict[str, Any] | None:
+        """The EC2/S3 credential for an access key: {user_id, project_id, secret, access},
+        or None. The object storage slice verifies S3 signatures with the secret."""
+        from pocketstack.services.identity.credentials import ec2_lookup
+
+        return ec2_lookup(self, access)
 
     def _token_user(self, body: dict[str, Any]) -> tuple[str, float, str]:
         token = body.get("id")

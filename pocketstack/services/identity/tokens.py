@@ -85,8 +85,9 @@ class TokenCodec:
     """Encrypts with the primary key, decrypts with any key of the repository.
 
     `pocketstack keys rotate` runs in another process, so the repository is re-read when
-    its directory changed (checked at most once a second): new tokens then use the new
-    primary, and tokens signed by a pruned key stop validating, as with Keystone.
+    its directory changed (checked before signing, and at most once a second before
+    decrypting): new tokens use the new primary, and tokens signed by a pruned key stop
+    validating, as with Keystone.
     """
 
     RECHECK_SECONDS = 1.0
@@ -109,15 +110,17 @@ class TokenCodec:
         self._stamp = self._dir_stamp()
         self._fernet = self.keys.fernet()
 
-    def _fresh(self) -> None:
+    def _fresh(self, always: bool = False) -> None:
         now = time.monotonic()
-        if now - self._checked >= self.RECHECK_SECONDS:
+        if always or now - self._checked >= self.RECHECK_SECONDS:
             self._checked = now
             if self._dir_stamp() != self._stamp:
                 self.reload()
 
     def encode(self, payload: TokenPayload) -> str:
-        self._fresh()
+        # Always current when signing (a stat and a listdir, next to a password hash): a
+        # token signed with a just-demoted key would die at the next rotation.
+        self._fresh(always=True)
         return self._fernet.encrypt(payload.pack()).decode().rstrip("=")
 
     def decode(self, token: str) -> TokenPayload:
