@@ -51,7 +51,9 @@ def service_specs() -> list[ServiceSpec]:
     from pocketstack.services import image
     from pocketstack.services import object_store, s3
 
-    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC]
+    from pocketstack.services import volume
+
+    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC, volume.SPEC]
 
 
 class Cloud:

@@ -191,6 +191,31 @@ RULES: dict[str, Rule] = {
     "image:get_metadef": ANYONE,
     "image:modify_metadef": ADMIN,
     "image:stores_info_detail": ADMIN,
+    # volume (cinder) --------------------------------------------------------------------
+    # Cinder's defaults: project readers read, members write, admins reset/force/manage.
+    **{f"volume:{a}": ADMIN_OR_READER for a in (
+        "get", "get_all", "get_volume_metadata", "get_snapshot", "get_all_snapshots",
+        "attachment_get", "attachment_get_all", "get_all_transfers")},
+    **{f"volume:{a}": ADMIN_OR_MEMBER for a in (
+        "create", "update", "delete", "extend", "update_readonly_flag",
+        "update_volume_metadata", "delete_volume_metadata", "revert_to_snapshot", "retype",
+        "copy_volume_to_image", "attachment_create", "attachment_update",
+        "attachment_complete", "attachment_delete", "reserve_volume", "unreserve_volume",
+        "initialize_connection", "terminate_connection", "attach", "detach",
+        "begin_detaching", "roll_detaching", "create_snapshot", "update_snapshot",
+        "delete_snapshot", "create_transfer", "delete_transfer")},
+    "volume:accept_transfer": MEMBER | ADMIN,
+    **{f"volume:{a}": ADMIN for a in (
+        "force_delete", "reset_status", "force_detach", "reset_snapshot",
+        "force_delete_snapshot", "get_pools", "list_services", "update_service",
+        "update_quota", "delete_quota", "show_quota_class", "update_quota_class")},
+    "volume:show_quota": ADMIN | (READER & OWNER),
+    "volume_type:get_all": ANYONE,
+    "volume_type:get": ANYONE,
+    "volume_type:extra_specs_get": ANYONE,
+    **{f"volume_type:{a}": ADMIN for a in (
+        "create", "update", "delete", "extra_specs_update", "extra_specs_delete",
+        "access_list", "access_manage")},
 }
 
 

@@ -7,5 +7,6 @@ from pocketstack.db.base import Base
 from pocketstack.services.identity import models as identity_models  # noqa: F401
 from pocketstack.services.image import models as image_models  # noqa: F401
 from pocketstack.services.object_store import models as object_store_models  # noqa: F401
+from pocketstack.services.volume import models as volume_models  # noqa: F401
 
 metadata = Base.metadata

@@ -1,0 +1,595 @@
+"""Cinder v3 HTTP routes: parsing and rendering only; logic lives in the resource modules.
+
+Every route exists with and without the ``{project_id}`` segment (3.67 made it optional);
+every response carries ``OpenStack-API-Version: volume 3.N`` and ``Vary``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.responses import Response
+
+from pocketstack import policy
+from pocketstack.api.http import Req, Routes, empty, json, run
+from pocketstack.errors import BadRequest, NotFound, PocketError
+from pocketstack.services.volume import (attachments, microversion, snapshots, transfers,
+                                         types, volumes, views)
+from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
+                                                parse_sort, project_scope, truthy)
+from pocketstack.services.volume.info import register_info
+from pocketstack.services.volume.service import VolumeService
+
+Mv = tuple[int, int]
+Handler = Callable[[Req, Mv], Awaitable[Response]]
+
+
+def _body(data: Any, key: str) -> Any:
+    if not isinstance(data, dict) or key not in data:
+        raise BadRequest(f"Missing required element '{key}' in request body.")
+    return data[key]
+
+
+def register(svc: VolumeService, r: Routes) -> None:
+    base = svc.settings.base_url + "/volume/v3"
+
+    def add(method: str, path: str, handler: Handler, *, auth: bool = True) -> None:
+        async def endpoint(req: Req) -> Response:
+            extra = {"Vary": microversion.HEADER}
+            try:
+                mv = microversion.parse(req.header("openstack-api-version"))
+                extra[microversion.HEADER] = f"volume {microversion.fmt(mv)}"
+                pid = req.params.get("project_id")
+                if pid is not None and auth and req.ctx.project_id and pid != req.ctx.project_id \
+                        and not req.ctx.is_admin:
+                    raise BadRequest(f"Malformed request url: URL's project_id '{pid}' doesn't "
+                                     f"match Context's project_id '{req.ctx.project_id}'")
+                resp = await handler(req, mv)
+            except PocketError as exc:
+                exc.headers = {**exc.headers, **extra}
+                raise
+            for k, v in extra.items():
+                resp.headers[k] = v
+            return resp
+
+        endpoint.__name__ = handler.__name__
+        for prefix in ("/v3/{project_id}", "/v3"):
+            r.add(prefix + path, [method] if method != "GET" else ["GET", "HEAD"], endpoint,
+                  auth=auth, name=f"{handler.__name__}{'_p' if '{' in prefix else ''}")
+
+    # ---- volumes -------------------------------------------------------------------------
+    def type_names() -> dict[str, str]:
+        from sqlalchemy import select
+
+        from pocketstack.services.volume.models import VolumeType
+
+        with svc.db.read() as s:
+            return dict(s.execute(select(VolumeType.id, VolumeType.name)).all())
+
+    def render_volume(vol: Any, req: Req, mv: Mv, names: dict[str, str] | None = None) -> dict:
+        names = names if names is not None else type_names()
+        return views.volume(vol, base, req.ctx, mv, names.get(vol.volume_type_id or ""),
+                            vol.host or svc.host + "#" + svc.backend)
+
+    async def list_volumes(req: Req, mv: Mv, detail: bool) -> Response:
+        q = req.query
+        all_projects, project = project_scope(req.ctx, q)
+        sort = parse_sort(q, volumes.SORT_KEYS)
+        limit, offset = parse_limit(q), parse_offset(q)
+        rows = await run(volumes.list_volumes, svc, req.ctx, q, all_projects=all_projects,
+                         project_id=project if all_projects and project else None, sort=sort)
+        items, more = page(rows, sort, q.get("marker"), limit, offset)
+        names = await run(type_names) if detail else {}
+        out = [render_volume(v, req, mv, names) if detail else views.volume_summary(v, base)
+               for v in items]
+        body: dict[str, Any] = {"volumes": out}
+        if more and items:
+            body["volumes_links"] = next_link(
+                f"{base}/{req.ctx.project_id}/volumes{'/detail' if detail else ''}", q, items[-1].id)
+        if mv >= (3, 45) and truthy(q.get("with_count", "false")):
+            body["count"] = len(rows)
+        return json(body)
+
+    async def volume_index(req: Req, mv: Mv) -> Response:
+        return await list_volumes(req, mv, False)
+
+    async def volume_detail(req: Req, mv: Mv) -> Response:
+        return await list_volumes(req, mv, True)
+
+    async def volume_create(req: Req, mv: Mv) -> Response:
+        data = await req.json()
+        body = _body(data, "volume")
+        if isinstance(data, dict) and isinstance(data.get("OS-SCH-HNT:scheduler_hints"), dict):
+            pass  # one backend: scheduler hints cannot change placement
+        vol = await run(volumes.create, svc, req.ctx, body)
+        return json({"volume": render_volume(vol, req, mv)}, 202)
+
+    async def volume_show(req: Req, mv: Mv) -> Response:
+        vol = await run(volumes.get, svc, req.ctx, req.params["volume_id"])
+        return json({"volume": render_volume(vol, req, mv)})
+
+    async def volume_update(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "volume")
+        vol = await run(volumes.update, svc, req.ctx, req.params["volume_id"], body)
+        return json({"volume": render_volume(vol, req, mv)})
+
+    async def volume_delete(req: Req, mv: Mv) -> Response:
+        cascade = truthy(req.query.get("cascade", "false"))
+        force = mv >= (3, 23) and truthy(req.query.get("force", "false"))
+        await run(volumes.delete, svc, req.ctx, req.params["volume_id"], cascade=cascade,
+                  force=force)
+        return empty(202)
+
+    async def volume_summary(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 12))
+        all_projects, project = project_scope(req.ctx, req.query)
+        rows = await run(volumes.list_volumes, svc, req.ctx, req.query,
+                         all_projects=all_projects,
+                         project_id=project if all_projects and project else None,
+                         sort=[("created_at", "desc"), ("id", "desc")])
+        summary: dict[str, Any] = {"total_size": sum(v.size for v in rows),
+                                   "total_count": len(rows)}
+        if mv >= (3, 36):
+            meta: dict[str, list[str]] = {}
+            for v in rows:
+                for k, val in v.metadata_.items():
+                    if val not in meta.setdefault(k, []):
+                        meta[k].append(val)
+            summary["metadata"] = meta
+        return json({"volume-summary": summary})
+
+    async def volume_action(req: Req, mv: Mv) -> Response:
+        data = await req.json()
+        if not isinstance(data, dict) or len(data) != 1:
+            raise BadRequest("There is no such action: the body must name exactly one action.")
+        (action, body), = data.items()
+        vid = req.params["volume_id"]
+        ctx = req.ctx
+        if action == "os-extend":
+            new_size = body.get("new_size") if isinstance(body, dict) else None
+            await run(volumes.extend, svc, ctx, vid, new_size)
+            return empty(202)
+        if action == "os-set_bootable":
+            if not isinstance(body, dict) or "bootable" not in body:
+                raise BadRequest("Must specify bootable in request.")
+            await run(volumes.set_bootable, svc, ctx, vid, body["bootable"])
+            return empty(200)
+        if action == "os-update_readonly_flag":
+            if not isinstance(body, dict) or "readonly" not in body:
+                raise BadRequest("Must specify readonly in request.")
+            await run(volumes.update_readonly, svc, ctx, vid, body["readonly"])
+            return empty(202)
+        if action == "os-reset_status":
+            await run(volumes.reset_status, svc, ctx, vid, body)
+            return empty(202)
+        if action == "os-force_delete":
+            await run(volumes.delete, svc, ctx, vid, cascade=True, force=True)
+            return empty(202)
+        if action == "os-reserve":
+            await run(attachments.reserve, svc, ctx, vid)
+            return empty(202)
+        if action == "os-unreserve":
+            await run(attachments.unreserve, svc, ctx, vid)
+            return empty(202)
+        if action == "os-attach":
+            await run(attachments.legacy_attach, svc, ctx, vid, body)
+            return empty(202)
+        if action == "os-detach":
+            await run(attachments.legacy_detach, svc, ctx, vid, body or {})
+            return empty(202)
+        if action == "os-begin_detaching":
+            await run(attachments.begin_detaching, svc, ctx, vid)
+            return empty(202)
+        if action == "os-roll_detaching":
+            await run(attachments.roll_detaching, svc, ctx, vid)
+            return empty(202)
+        if action == "os-force_detach":
+            await run(attachments.force_detach, svc, ctx, vid, body or {})
+            return empty(202)
+        if action == "os-initialize_connection":
+            connector = body.get("connector") if isinstance(body, dict) else None
+            info = await run(attachments.initialize_connection, svc, ctx, vid, connector)
+            return json({"connection_info": info})
+        if action == "os-terminate_connection":
+            await run(attachments.terminate_connection, svc, ctx, vid)
+            return empty(202)
+        if action == "os-volume_upload_image":
+            result = await run(volumes.upload_to_image, svc, ctx, vid, body)
+            return json({"os-volume_upload_image": result}, 202)
+        if action == "os-set_image_metadata":
+            meta = body.get("metadata") if isinstance(body, dict) else None
+            result = await run(volumes.set_image_metadata, svc, ctx, vid, meta)
+            return json({"metadata": result})
+        if action == "os-unset_image_metadata":
+            key = body.get("key") if isinstance(body, dict) else None
+            await run(volumes.unset_image_metadata, svc, ctx, vid, key)
+            return empty(200)
+        if action == "os-show_image_metadata":
+            vol = await run(volumes.get, svc, ctx, vid)
+            return json({"metadata": dict(vol.image_metadata)})
+        if action == "os-retype":
+            await run(volumes.retype, svc, ctx, vid, body)
+            return empty(202)
+        if action == "revert":
+            microversion.require(mv, (3, 40))
+            snap_id = body.get("snapshot_id") if isinstance(body, dict) else None
+            await run(volumes.revert, svc, ctx, vid, snap_id)
+            return empty(202)
+        if action in ("os-migrate_volume", "os-migrate_volume_completion",
+                      "os-enable_replication", "os-disable_replication",
+                      "os-failover_replication", "os-list_replication_targets"):
+            await run(volumes.get, svc, ctx, vid)
+            raise BadRequest(f"Invalid volume: {action} needs a second backend; this cloud "
+                             "has one.")
+        raise BadRequest(f"There is no such action: {action}")
+
+    # metadata -----------------------------------------------------------------------------
+    async def volume_metadata(req: Req, mv: Mv) -> Response:
+        return json({"metadata": await run(volumes.metadata, svc, req.ctx,
+                                           req.params["volume_id"])})
+
+    async def volume_metadata_create(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "metadata")
+        result = await run(volumes.set_metadata, svc, req.ctx, req.params["volume_id"], meta,
+                           replace=False)
+        return json({"metadata": result})
+
+    async def volume_metadata_replace(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "metadata")
+        result = await run(volumes.set_metadata, svc, req.ctx, req.params["volume_id"], meta,
+                           replace=True)
+        return json({"metadata": result})
+
+    async def volume_metadata_show(req: Req, mv: Mv) -> Response:
+        meta = await run(volumes.metadata, svc, req.ctx, req.params["volume_id"])
+        key = req.params["key"]
+        if key not in meta:
+            raise NotFound(f"Metadata item was not found with key {key}.")
+        return json({"meta": {key: meta[key]}})
+
+    async def volume_metadata_put(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "meta")
+        key = req.params["key"]
+        if not isinstance(meta, dict) or len(meta) != 1:
+            raise BadRequest("Request body contains too many items.")
+        if key not in meta:
+            raise BadRequest("Request body and URI mismatch")
+        await run(volumes.set_metadata, svc, req.ctx, req.params["volume_id"], meta,
+                  replace=False)
+        return json({"meta": meta})
+
+    async def volume_metadata_delete(req: Req, mv: Mv) -> Response:
+        await run(volumes.delete_metadata_key, svc, req.ctx, req.params["volume_id"],
+                  req.params["key"])
+        return empty(200)
+
+    # ---- snapshots ---------------------------------------------------------------------------
+    async def list_snaps(req: Req, mv: Mv, detail: bool) -> Response:
+        q = req.query
+        all_projects, project = project_scope(req.ctx, q)
+        sort = parse_sort(q, snapshots.SORT_KEYS)
+        limit, offset = parse_limit(q), parse_offset(q)
+        rows = await run(snapshots.list_snapshots, svc, req.ctx, q, all_projects=all_projects,
+                         project_id=project if all_projects and project else None, sort=sort)
+        items, more = page(rows, sort, q.get("marker"), limit, offset)
+        out = []
+        for x in items:
+            body = views.snapshot(x, req.ctx, mv)
+            if not detail:
+                for k in ("os-extended-snapshot-attributes:project_id",
+                          "os-extended-snapshot-attributes:progress"):
+                    body.pop(k, None)
+            out.append(body)
+        result: dict[str, Any] = {"snapshots": out}
+        if more and items:
+            result["snapshots_links"] = next_link(
+                f"{base}/{req.ctx.project_id}/snapshots{'/detail' if detail else ''}", q,
+                items[-1].id)
+        return json(result)
+
+    async def snapshot_index(req: Req, mv: Mv) -> Response:
+        return await list_snaps(req, mv, False)
+
+    async def snapshot_detail(req: Req, mv: Mv) -> Response:
+        return await list_snaps(req, mv, True)
+
+    async def snapshot_create(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "snapshot")
+        snap = await run(snapshots.create, svc, req.ctx, body)
+        return json({"snapshot": views.snapshot(snap, req.ctx, mv)}, 202)
+
+    async def snapshot_show(req: Req, mv: Mv) -> Response:
+        snap = await run(snapshots.get, svc, req.ctx, req.params["snapshot_id"])
+        return json({"snapshot": views.snapshot(snap, req.ctx, mv)})
+
+    async def snapshot_update(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "snapshot")
+        snap = await run(snapshots.update, svc, req.ctx, req.params["snapshot_id"], body)
+        return json({"snapshot": views.snapshot(snap, req.ctx, mv)})
+
+    async def snapshot_delete(req: Req, mv: Mv) -> Response:
+        await run(snapshots.delete, svc, req.ctx, req.params["snapshot_id"])
+        return empty(202)
+
+    async def snapshot_action(req: Req, mv: Mv) -> Response:
+        data = await req.json()
+        if not isinstance(data, dict) or len(data) != 1:
+            raise BadRequest("There is no such action.")
+        (action, body), = data.items()
+        sid = req.params["snapshot_id"]
+        if action == "os-reset_status":
+            await run(snapshots.reset_status, svc, req.ctx, sid, body)
+        elif action == "os-force_delete":
+            policy.enforce(req.ctx, "volume:force_delete_snapshot", {})
+            await run(snapshots.delete, svc, req.ctx, sid, force=True)
+        elif action == "os-update_snapshot_status":
+            await run(snapshots.update_status, svc, req.ctx, sid, body)
+        else:
+            raise BadRequest(f"There is no such action: {action}")
+        return empty(202)
+
+    async def snapshot_metadata(req: Req, mv: Mv) -> Response:
+        return json({"metadata": await run(snapshots.metadata, svc, req.ctx,
+                                           req.params["snapshot_id"])})
+
+    async def snapshot_metadata_create(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "metadata")
+        return json({"metadata": await run(snapshots.set_metadata, svc, req.ctx,
+                                           req.params["snapshot_id"], meta, replace=False)})
+
+    async def snapshot_metadata_replace(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "metadata")
+        return json({"metadata": await run(snapshots.set_metadata, svc, req.ctx,
+                                           req.params["snapshot_id"], meta, replace=True)})
+
+    async def snapshot_metadata_show(req: Req, mv: Mv) -> Response:
+        meta = await run(snapshots.metadata, svc, req.ctx, req.params["snapshot_id"])
+        key = req.params["key"]
+        if key not in meta:
+            raise NotFound(f"Metadata item was not found with key {key}.")
+        return json({"meta": {key: meta[key]}})
+
+    async def snapshot_metadata_put(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "meta")
+        key = req.params["key"]
+        if not isinstance(meta, dict) or len(meta) != 1:
+            raise BadRequest("Request body contains too many items.")
+        if key not in meta:
+            raise BadRequest("Request body and URI mismatch")
+        await run(snapshots.set_metadata, svc, req.ctx, req.params["snapshot_id"], meta,
+                  replace=False)
+        return json({"meta": meta})
+
+    async def snapshot_metadata_delete(req: Req, mv: Mv) -> Response:
+        await run(snapshots.delete_metadata_key, svc, req.ctx, req.params["snapshot_id"],
+                  req.params["key"])
+        return empty(200)
+
+    # ---- volume types --------------------------------------------------------------------
+    def in_tx(fn, *args):  # noqa: ANN001, ANN202
+        def call():  # noqa: ANN202
+            with svc.db.write() as s:
+                return fn(s, *args)
+        return call
+
+    async def type_index(req: Req, mv: Mv) -> Response:
+        rows = await run(in_tx(types.list_types, req.ctx, req.query.get("is_public")))
+        return json({"volume_types": [views.volume_type(t, req.ctx) for t in rows]})
+
+    async def type_create(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "volume_type")
+        vt = await run(in_tx(types.create, req.ctx, body))
+        return json({"volume_type": views.volume_type(vt, req.ctx)})
+
+    async def type_show(req: Req, mv: Mv) -> Response:
+        vt = await run(in_tx(types.show, req.ctx, req.params["type_id"]))
+        return json({"volume_type": views.volume_type(vt, req.ctx)})
+
+    async def type_update(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "volume_type")
+        vt = await run(in_tx(types.update, req.ctx, req.params["type_id"], body))
+        return json({"volume_type": views.volume_type(vt, req.ctx)})
+
+    async def type_delete(req: Req, mv: Mv) -> Response:
+        await run(in_tx(types.delete, req.ctx, req.params["type_id"]))
+        return empty(202)
+
+    async def type_specs(req: Req, mv: Mv) -> Response:
+        return json({"extra_specs": await run(in_tx(types.specs, req.ctx,
+                                                    req.params["type_id"]))})
+
+    async def type_specs_create(req: Req, mv: Mv) -> Response:
+        values = _body(await req.json(), "extra_specs")
+        return json({"extra_specs": await run(in_tx(types.set_specs, req.ctx,
+                                                    req.params["type_id"], values))})
+
+    async def type_spec_show(req: Req, mv: Mv) -> Response:
+        return json(await run(in_tx(types.spec, req.ctx, req.params["type_id"],
+                                    req.params["key"])))
+
+    async def type_spec_put(req: Req, mv: Mv) -> Response:
+        body = await req.json()
+        return json(await run(in_tx(types.set_spec, req.ctx, req.params["type_id"],
+                                    req.params["key"], body)))
+
+    async def type_spec_delete(req: Req, mv: Mv) -> Response:
+        await run(in_tx(types.delete_spec, req.ctx, req.params["type_id"], req.params["key"]))
+        return empty(202)
+
+    async def type_action(req: Req, mv: Mv) -> Response:
+        data = await req.json()
+        if not isinstance(data, dict) or len(data) != 1:
+            raise BadRequest("There is no such action.")
+        (action, body), = data.items()
+        if action == "addProjectAccess":
+            await run(in_tx(types.add_access, req.ctx, req.params["type_id"], body))
+        elif action == "removeProjectAccess":
+            await run(in_tx(types.remove_access, req.ctx, req.params["type_id"], body))
+        else:
+            raise BadRequest(f"There is no such action: {action}")
+        return empty(202)
+
+    async def type_access(req: Req, mv: Mv) -> Response:
+        rows = await run(in_tx(types.access_list, req.ctx, req.params["type_id"]))
+        return json({"volume_type_access": rows})
+
+    # ---- attachments (3.27+) -----------------------------------------------------------------
+    async def attachment_index(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 27))
+        rows = await run(attachments.list_attachments, svc, req.ctx, req.query)
+        return json({"attachments": [views.attachment(a, detail=False) for a in rows]})
+
+    async def attachment_detail(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 27))
+        rows = await run(attachments.list_attachments, svc, req.ctx, req.query)
+        return json({"attachments": [views.attachment(a, detail=True) for a in rows]})
+
+    async def attachment_create(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 27))
+        body = _body(await req.json(), "attachment")
+        if not isinstance(body, dict):
+            raise BadRequest("Invalid input for field/attribute attachment.")
+        mode = body.get("mode") if mv >= (3, 54) else None
+        att = await run(attachments.create, svc, req.ctx, body.get("volume_uuid"),
+                        body.get("instance_uuid"), body.get("connector"), mode)
+        return json({"attachment": views.attachment(att, detail=True)})
+
+    async def attachment_show(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 27))
+        att = await run(attachments.show, svc, req.ctx, req.params["attachment_id"])
+        return json({"attachment": views.attachment(att, detail=True)})
+
+    async def attachment_update(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 27))
+        body = _body(await req.json(), "attachment")
+        connector = body.get("connector") if isinstance(body, dict) else None
+        att = await run(attachments.update, svc, req.ctx, req.params["attachment_id"], connector)
+        return json({"attachment": views.attachment(att, detail=True)})
+
+    async def attachment_delete(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 27))
+        status = await run(attachments.delete, svc, req.ctx, req.params["attachment_id"])
+        return json({"attachments": [], "volume_status": status})
+
+    async def attachment_action(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 44))
+        data = await req.json()
+        if not isinstance(data, dict) or "os-complete" not in data:
+            raise BadRequest("There is no such action.")
+        await run(attachments.complete, svc, req.ctx, req.params["attachment_id"])
+        return empty(204)
+
+    # ---- transfers ---------------------------------------------------------------------------
+    async def transfer_create(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "transfer")
+        tr, key = await run(transfers.create, svc, req.ctx, body)
+        return json({"transfer": views.transfer(tr, base, detail=True, mv=mv, auth_key=key)}, 202)
+
+    async def transfer_index(req: Req, mv: Mv) -> Response:
+        rows = await run(transfers.list_transfers, svc, req.ctx, req.query)
+        return json({"transfers": [views.transfer(t, base, detail=False, mv=mv) for t in rows]})
+
+    async def transfer_detail(req: Req, mv: Mv) -> Response:
+        rows = await run(transfers.list_transfers, svc, req.ctx, req.query)
+        return json({"transfers": [views.transfer(t, base, detail=True, mv=mv) for t in rows]})
+
+    async def transfer_show(req: Req, mv: Mv) -> Response:
+        tr = await run(transfers.show, svc, req.ctx, req.params["transfer_id"])
+        return json({"transfer": views.transfer(tr, base, detail=True, mv=mv)})
+
+    async def transfer_delete(req: Req, mv: Mv) -> Response:
+        await run(transfers.delete, svc, req.ctx, req.params["transfer_id"])
+        return empty(202)
+
+    async def transfer_accept(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "accept")
+        tr = await run(transfers.accept, svc, req.ctx, req.params["transfer_id"], body)
+        return json({"transfer": {"id": tr.id, "name": tr.name, "volume_id": tr.volume_id,
+                                  "links": views.links(base, req.ctx.project_id or "",
+                                                       "os-volume-transfer", tr.id)}}, 202)
+
+    async def transfer_index_55(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 55))
+        return await transfer_index(req, mv)
+
+    async def transfer_detail_55(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 55))
+        return await transfer_detail(req, mv)
+
+    async def transfer_create_55(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 55))
+        return await transfer_create(req, mv)
+
+    async def transfer_show_55(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 55))
+        return await transfer_show(req, mv)
+
+    async def transfer_delete_55(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 55))
+        return await transfer_delete(req, mv)
+
+    async def transfer_accept_55(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 55))
+        return await transfer_accept(req, mv)
+
+    # ---- the table -----------------------------------------------------------------------
+    V, S, T = "/volumes/{volume_id}", "/snapshots/{snapshot_id}", "/types/{type_id}"
+    table: list[tuple[str, str, Handler]] = [
+        ("GET", "/volumes", volume_index), ("POST", "/volumes", volume_create),
+        ("GET", "/volumes/detail", volume_detail), ("GET", "/volumes/summary", volume_summary),
+        ("GET", V, volume_show), ("PUT", V, volume_update), ("DELETE", V, volume_delete),
+        ("POST", V + "/action", volume_action),
+        ("GET", V + "/metadata", volume_metadata), ("POST", V + "/metadata", volume_metadata_create),
+        ("PUT", V + "/metadata", volume_metadata_replace),
+        ("GET", V + "/metadata/{key}", volume_metadata_show),
+        ("PUT", V + "/metadata/{key}", volume_metadata_put),
+        ("DELETE", V + "/metadata/{key}", volume_metadata_delete),
+        ("GET", "/snapshots", snapshot_index), ("POST", "/snapshots", snapshot_create),
+        ("GET", "/snapshots/detail", snapshot_detail),
+        ("GET", S, snapshot_show), ("PUT", S, snapshot_update), ("DELETE", S, snapshot_delete),
+        ("POST", S + "/action", snapshot_action),
+        ("GET", S + "/metadata", snapshot_metadata),
+        ("POST", S + "/metadata", snapshot_metadata_create),
+        ("PUT", S + "/metadata", snapshot_metadata_replace),
+        ("GET", S + "/metadata/{key}", snapshot_metadata_show),
+        ("PUT", S + "/metadata/{key}", snapshot_metadata_put),
+        ("DELETE", S + "/metadata/{key}", snapshot_metadata_delete),
+        ("GET", "/types", type_index), ("POST", "/types", type_create),
+        ("GET", T, type_show), ("PUT", T, type_update), ("DELETE", T, type_delete),
+        ("GET", T + "/extra_specs", type_specs), ("POST", T + "/extra_specs", type_specs_create),
+        ("GET", T + "/extra_specs/{key}", type_spec_show),
+        ("PUT", T + "/extra_specs/{key}", type_spec_put),
+        ("DELETE", T + "/extra_specs/{key}", type_spec_delete),
+        ("POST", T + "/action", type_action),
+        ("GET", T + "/os-volume-type-access", type_access),
+        ("GET", "/attachments", attachment_index), ("POST", "/attachments", attachment_create),
+        ("GET", "/attachments/detail", attachment_detail),
+        ("GET", "/attachments/{attachment_id}", attachment_show),
+        ("PUT", "/attachments/{attachment_id}", attachment_update),
+        ("DELETE", "/attachments/{attachment_id}", attachment_delete),
+        ("POST", "/attachments/{attachment_id}/action", attachment_action),
+        ("GET", "/os-volume-transfer", transfer_index),
+        ("POST", "/os-volume-transfer", transfer_create),
+        ("GET", "/os-volume-transfer/detail", transfer_detail),
+        ("GET", "/os-volume-transfer/{transfer_id}", transfer_show),
+        ("DELETE", "/os-volume-transfer/{transfer_id}", transfer_delete),
+        ("POST", "/os-volume-transfer/{transfer_id}/accept", transfer_accept),
+        ("GET", "/volume-transfers", transfer_index_55),
+        ("POST", "/volume-transfers", transfer_create_55),
+        ("GET", "/volume-transfers/detail", transfer_detail_55),
+        ("GET", "/volume-transfers/{transfer_id}", transfer_show_55),
+        ("DELETE", "/volume-transfers/{transfer_id}", transfer_delete_55),
+        ("POST", "/volume-transfers/{transfer_id}/accept", transfer_accept_55),
+    ]
+    register_info(svc, add, base)
+    for method, path, handler in table:
+        add(method, path, handler)
+
+    # A trailing slash after a collection ("DELETE /volumes/" with an empty id) is a missing
+    # resource, as in Cinder, not a redirect.
+    async def no_such_resource(req: Req) -> Response:
+        raise NotFound("The resource could not be found.")
+
+    r.add("/{rest:path}/", ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"], no_such_resource,
+          auth=False, name="volume_trailing_slash")
