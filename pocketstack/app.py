@@ -53,7 +53,9 @@ def service_specs() -> list[ServiceSpec]:
 
     from pocketstack.services import volume
 
-    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC, volume.SPEC]
+    from pocketstack.services import orchestration
+    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC, volume.SPEC,
+            orchestration.SPEC]
 
 
 class Cloud:

@@ -216,6 +216,34 @@ RULES: dict[str, Rule] = {
     **{f"volume_type:{a}": ADMIN for a in (
         "create", "update", "delete", "extra_specs_update", "extra_specs_delete",
         "access_list", "access_manage")},
+    # orchestration (heat) ---------------------------------------------------------------
+    # Heat's defaults: project members act on their project's stacks, readers read.
+    "orchestration:stacks:index": ADMIN_OR_READER,
+    "orchestration:stacks:global_index": ADMIN,
+    "orchestration:stacks:show": ADMIN_OR_READER,
+    "orchestration:stacks:create": ADMIN_OR_MEMBER,
+    "orchestration:stacks:preview": ADMIN_OR_MEMBER,
+    "orchestration:stacks:update": ADMIN_OR_MEMBER,
+    "orchestration:stacks:delete": ADMIN_OR_MEMBER,
+    "orchestration:stacks:validate_template": ADMIN_OR_MEMBER,
+    "orchestration:actions:suspend": ADMIN_OR_MEMBER,
+    "orchestration:actions:resume": ADMIN_OR_MEMBER,
+    "orchestration:actions:check": ADMIN_OR_READER,
+    "orchestration:actions:cancel_update": ADMIN_OR_MEMBER,
+    "orchestration:actions:cancel_without_rollback": ADMIN_OR_MEMBER,
+    "orchestration:resource:index": ADMIN_OR_READER,
+    "orchestration:resource:show": ADMIN_OR_READER,
+    "orchestration:resource:mark_unhealthy": ADMIN_OR_MEMBER,
+    "orchestration:resource:signal": ADMIN_OR_MEMBER,
+    "orchestration:events:index": ADMIN_OR_READER,
+    "orchestration:events:show": ADMIN_OR_READER,
+    "orchestration:resource_types:index": ANYONE,
+    "orchestration:resource_types:show": ANYONE,
+    "orchestration:resource_types:template": ANYONE,
+    "orchestration:software_configs:index": ADMIN_OR_READER,
+    "orchestration:software_configs:show": ADMIN_OR_READER,
+    "orchestration:software_configs:create": ADMIN_OR_MEMBER,
+    "orchestration:software_configs:delete": ADMIN_OR_MEMBER,
 }
 
 

@@ -1,0 +1,1 @@
+"""The Heat engine: templates, intrinsic functions, parameters, environments, stacks."""

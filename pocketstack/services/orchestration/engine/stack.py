@@ -1,0 +1,909 @@
+"""Running stack operations: create, update, delete, rollback, suspend/resume, check.
+
+Each operation runs in a background thread (the API has already answered 201/202). The
+order comes from the template's dependency graph (stdlib graphlib); every resource whose
+dependencies are done starts at once in a thread pool, so independent resources are
+created in parallel. Every state change is written to the database with an event, so
+stack show and event list tell the real reason of a failure, and a restart can mark work
+that was in flight as FAILED instead of leaving it IN_PROGRESS forever.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import logging
+import secrets
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
+
+from pocketstack.context import RequestContext
+from pocketstack.db.base import utcnow
+from pocketstack.errors import PocketError
+from pocketstack.services.orchestration.engine import functions
+from pocketstack.services.orchestration.engine.definition import StackDefinition
+from pocketstack.services.orchestration.engine.errors import (Cancelled, ResourceFailure,
+                                                               UpdateReplace)
+from pocketstack.services.orchestration.engine.functions import FunctionError
+from pocketstack.services.orchestration.models import Stack, StackEvent, StackResource
+
+if TYPE_CHECKING:
+    from pocketstack.services.orchestration.service import OrchestrationService
+
+log = logging.getLogger("pocketstack.orchestration")
+MAX_PARALLEL = 16
+
+
+@dataclass
+class RowState:
+    """A resource row as the engine sees it (plain data, safe across threads)."""
+
+    id: str
+    name: str
+    type: str
+    action: str
+    status: str
+    status_reason: str
+    physical_resource_id: str | None
+    properties_data: dict[str, Any] | None
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    requires: list[str]
+    nested_stack_id: str | None
+    created_at: Any = None
+    updated_at: Any = None
+
+    @classmethod
+    def of(cls, r: StackResource) -> "RowState":
+        return cls(r.id, r.name, r.type, r.action, r.status, r.status_reason or "",
+                   r.physical_resource_id, r.properties_data, dict(r.data or {}),
+                   dict(r.rsrc_metadata or {}), list(r.requires or []), r.nested_stack_id,
+                   r.created_at, r.updated_at)
+
+
+def context_from(data: dict[str, Any]) -> RequestContext:
+    return RequestContext(
+        user_id=data.get("user_id"), user_name=data.get("user_name"),
+        project_id=data.get("project_id"), project_name=data.get("project_name"),
+        project_domain_id=data.get("project_domain_id"),
+        user_domain_id=data.get("user_domain_id"),
+        roles=frozenset(data.get("roles") or ()), system_scope=data.get("system_scope"))
+
+
+def context_data(ctx: RequestContext) -> dict[str, Any]:
+    return {"user_id": ctx.user_id, "user_name": ctx.user_name, "project_id": ctx.project_id,
+            "project_name": ctx.project_name, "project_domain_id": ctx.project_domain_id,
+            "user_domain_id": ctx.user_domain_id, "roles": sorted(ctx.roles),
+            "system_scope": ctx.system_scope}
+
+
+def failure_reason(name: str, exc: BaseException) -> str:
+    if isinstance(exc, ResourceFailure):
+        return exc.message
+    kind = getattr(exc, "kind", None) or type(exc).__name__
+    msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    return f"{kind}: resources.{name}: {msg}"
+
+
+@dataclass
+class Operation:
+    """One running operation on one stack (cancel flag shared with nested stacks)."""
+
+    cancel: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = "cancelled"
+    deadline: float | None = None
+    thread: threading.Thread | None = None
+    rollback_on_cancel: bool = True
+
+    def check(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled(self.cancel_reason)
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise Cancelled("Timed out")
+
+
+class ResourceRuntime:
+    """What a plugin sees of its resource, its stack and the cloud."""
+
+    def __init__(self, run: "StackRun", row: RowState, properties: dict[str, Any],
+                 action: str) -> None:
+        self.run = run
+        self.row = row
+        self.name = row.name
+        self.properties = properties
+        self.action = action
+
+    # identity and environment
+    @property
+    def ctx(self) -> RequestContext:
+        return self.run.ctx
+
+    @property
+    def cloud(self) -> Any:
+        return self.run.engine.service.cloud
+
+    @property
+    def stack_name(self) -> str:
+        return self.run.stack_name
+
+    @property
+    def stack_id(self) -> str:
+        return self.run.stack_id
+
+    @property
+    def physical_id(self) -> str | None:
+        return self.row.physical_resource_id
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.row.data
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.row.metadata
+
+    def physical_resource_name(self) -> str:
+        return f"{self.run.stack_name}-{self.name}-{secrets.token_hex(6)}"[:255]
+
+    def check_cancelled(self) -> None:
+        self.run.op.check()
+
+    # persistence
+    def set_physical_id(self, pid: str | None) -> None:
+        self.row.physical_resource_id = pid
+        self.run.engine.save_row(self.row, physical_resource_id=pid)
+
+    def data_set(self, key: str, value: Any) -> None:
+        self.row.data[key] = value
+        self.run.engine.save_row(self.row, data=dict(self.row.data))
+
+    def metadata_set(self, metadata: dict[str, Any]) -> None:
+        self.row.metadata = metadata
+        self.run.engine.save_row(self.row, rsrc_metadata=metadata)
+
+    # nested stacks
+    @property
+    def nested_stack_id(self) -> str | None:
+        return self.row.nested_stack_id
+
+    def create_nested(self, template: dict[str, Any], params: dict[str, Any],
+                      files: dict[str, Any] | None = None) -> str:
+        return self.run.engine.create_nested(self, template, params,
+                                             self.run.files if files is None else files)
+
+    def update_nested(self, template: dict[str, Any], params: dict[str, Any]) -> None:
+        self.run.engine.update_nested(self, template, params)
+
+    def delete_nested(self) -> None:
+        if self.row.nested_stack_id:
+            self.run.engine.delete_stack_sync(self.row.nested_stack_id, self.run.ctx,
+                                              self.run.op)
+
+    def nested_run(self) -> "StackRun | None":
+        if not self.row.nested_stack_id:
+            return None
+        return self.run.engine.load_run(self.row.nested_stack_id, self.run.ctx, self.run.op)
+
+
+class StackRun:
+    """One stack as an operation (or a read such as outputs) sees it."""
+
+    def __init__(self, engine: "Engine", stack: Stack, ctx: RequestContext,
+                 op: Operation | None = None, *, validate_constraints: bool = False) -> None:
+        self.engine = engine
+        self.ctx = ctx
+        self.op = op or Operation()
+        self.stack_id = stack.id
+        self.stack_name = stack.name
+        self.project_id = stack.project_id
+        self.owner_id = stack.owner_id
+        self.parent_resource = stack.parent_resource
+        self.template = stack.template
+        self.files = stack.files or {}
+        self.environment = stack.environment or {}
+        self.disable_rollback = stack.disable_rollback
+        self.validate_constraints = validate_constraints
+        self._defn: StackDefinition | None = None
+        self.rows: dict[str, RowState] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def defn(self) -> StackDefinition:
+        if self._defn is None:
+            self._defn = self.engine.definition(
+                self.template, self.files, self.environment, self.identity(), self.ctx,
+                custom=self.validate_constraints, strict_params=self.owner_id is None)
+        return self._defn
+
+    def identity(self) -> dict[str, str]:
+        return {"stack_name": self.stack_name, "stack_id": self.stack_id,
+                "project_id": self.project_id}
+
+    def load_rows(self) -> None:
+        with self.engine.db.read() as s:
+            rows = s.scalars(select(StackResource).where(
+                StackResource.stack_id == self.stack_id)).all()
+            self.rows = {r.name: RowState.of(r) for r in rows}
+
+    # -- plugins and scope ----------------------------------------------------------------
+    def plugin_class(self, row: RowState) -> Any:
+        name = row.data.get("_plugin") or row.type
+        return self.engine.plugins.get(name) or self.engine.plugins["OS::Heat::None"]
+
+    def plugin(self, name: str) -> Any:
+        row = self.rows[name]
+        return self.plugin_class(row)(ResourceRuntime(self, row, row.properties_data or {},
+                                                      row.action))
+
+    def scope(self) -> "RuntimeScope":
+        return RuntimeScope(self)
+
+
+class RuntimeScope:
+    def __init__(self, run: StackRun) -> None:
+        self.run = run
+        self.defn = run.defn
+        self.version = self.defn.version
+
+    def param(self, name: str) -> Any:
+        values = self.defn.params.values
+        if name not in values:
+            raise FunctionError(f"The Parameter ({name}) was not provided.")
+        return values[name]
+
+    def file(self, key: str) -> str:
+        if key not in self.defn.files:
+            raise FunctionError(f'Could not fetch remote template "{key}"')
+        return self.defn.files[key]
+
+    def condition(self, name: str) -> bool:
+        return self.defn.condition(name)
+
+    def facade(self, what: str) -> Any:
+        return self.run.engine.facade(self.run, what)
+
+    def _live(self, name: str) -> RowState | None:
+        row = self.run.rows.get(name)
+        if row is None:
+            if name in (self.defn.tmpl.get("resources") or {}):
+                return None
+            raise FunctionError(f'The specified reference "{name}" is incorrect.')
+        return row
+
+    def resource_ref(self, name: str) -> Any:
+        row = self._live(name)
+        if row is None:
+            return None
+        if row.physical_resource_id is None and row.nested_stack_id is None:
+            return name
+        return self.run.plugin(name).ref_id()
+
+    def attribute(self, name: str, attr: str | None, path: list[Any]) -> Any:
+        row = self._live(name)
+        if row is None or row.action in ("INIT",) or (row.action, row.status) == \
+                ("DELETE", "COMPLETE"):
+            return None
+        plugin = self.run.plugin(name)
+        if attr is None:
+            return plugin.all_attributes()
+        try:
+            value = plugin.get_attribute(attr)
+        except KeyError:
+            raise FunctionError(f'The Referenced Attribute ({name} {attr}) is '
+                                "incorrect.") from None
+        for key in path:
+            value = functions._index(value, key)
+        return value
+
+
+class Engine:
+    def __init__(self, service: "OrchestrationService") -> None:
+        self.service = service
+        self.db = service.db
+        self.plugins = service.plugins
+        self.ops: dict[str, Operation] = {}
+        self.ops_lock = threading.Lock()
+        self.hooks: dict[tuple[str, str], set[str]] = {}
+        self.hooks_cv = threading.Condition()
+
+    # -- definitions ------------------------------------------------------------------------
+    def definition(self, template: Any, files: dict[str, Any], env: dict[str, Any],
+                   identity: dict[str, str], ctx: RequestContext, *, custom: bool = True,
+                   strict_params: bool = True, validate_only: bool = False) -> StackDefinition:
+        checker = self.service.constraint_checker(ctx) if custom else None
+        return StackDefinition(template, files=files, env=env, identity=identity,
+                               plugins=self.plugins, custom=checker,
+                               strict_params=strict_params, validate_only=validate_only)
+
+    def load_run(self, stack_id: str, ctx: RequestContext, op: Operation | None = None,
+                 **kw: Any) -> StackRun:
+        with self.db.read() as s:
+            stack = s.get(Stack, stack_id)
+            if stack is None:
+                raise ResourceFailure(f"Stack {stack_id} not found")
+            s.expunge(stack)
+        run = StackRun(self, stack, ctx, op, **kw)
+        run.load_rows()
+        return run
+
+    def facade(self, run: StackRun, what: str) -> Any:
+        if not run.owner_id or not run.parent_resource:
+            return None
+        parent = self.load_run(run.owner_id, run.ctx)
+        raw = (parent.template.get("resources") or {}).get(run.parent_resource) or {}
+        return raw.get(what)
+
+    # -- persistence --------------------------------------------------------------------------
+    def event(self, s: Any, stack_id: str, name: str, rtype: str, phys: str | None,
+              action: str, status: str, reason: str,
+              props: dict[str, Any] | None = None) -> None:
+        s.add(StackEvent(stack_id=stack_id, resource_name=name, resource_type=rtype,
+                         physical_resource_id=phys, action=action, status=status,
+                         reason=reason, properties=props, created_at=utcnow()))
+
+    def set_stack(self, stack_id: str, action: str, status: str, reason: str, **fields: Any) -> None:
+        with self.db.write() as s:
+            stack = s.get(Stack, stack_id)
+            if stack is None:
+                return
+            stack.action, stack.status, stack.status_reason = action, status, reason
+            for k, v in fields.items():
+                setattr(stack, k, v)
+            self.event(s, stack_id, stack.name, "OS::Heat::Stack", stack.id, action, status,
+                       reason)
+
+    def save_row(self, row: RowState, **fields: Any) -> None:
+        with self.db.write() as s:
+            r = s.get(StackResource, row.id)
+            if r is not None:
+                for k, v in fields.items():
+                    setattr(r, k, v)
+
+    def set_row(self, run: StackRun, row: RowState, action: str, status: str, reason: str,
+                **fields: Any) -> None:
+        now = utcnow()
+        row.action, row.status, row.status_reason = action, status, reason
+        with self.db.write() as s:
+            r = s.get(StackResource, row.id)
+            if r is None:
+                return
+            r.action, r.status, r.status_reason = action, status, reason
+            if action == "CREATE" and status == "IN_PROGRESS":
+                r.created_at = now
+                row.created_at = now
+            elif status == "COMPLETE" or action != "CREATE":
+                r.updated_at = now
+                row.updated_at = now
+            for k, v in fields.items():
+                setattr(r, k, v)
+                if k == "rsrc_metadata":
+                    row.metadata = v
+                elif hasattr(row, k):
+                    setattr(row, k, v)
+            self.event(s, run.stack_id, row.name, row.type, r.physical_resource_id, action,
+                       status, reason, fields.get("properties_data"))
+
+    def add_rows(self, run: StackRun, names: list[str]) -> None:
+        defn = run.defn
+        with self.db.write() as s:
+            for name in names:
+                rdef = defn.resources[name]
+                r = StackResource(stack_id=run.stack_id, name=name, type=rdef.type,
+                                  action="INIT", status="COMPLETE", status_reason="",
+                                  requires=sorted(rdef.requires),
+                                  rsrc_metadata={},
+                                  data={"_plugin": rdef.resolved_type
+                                        if rdef.template_file is None else "__template__",
+                                        "_template_file": rdef.template_file})
+                s.add(r)
+                s.flush()
+                run.rows[name] = RowState.of(r)
+
+    # -- threads ------------------------------------------------------------------------------
+    def spawn(self, stack_id: str, fn: Callable[[Operation], None],
+              timeout_mins: int | None = None) -> Operation:
+        op = Operation()
+        if timeout_mins:
+            op.deadline = time.monotonic() + timeout_mins * 60
+
+        def main() -> None:
+            try:
+                fn(op)
+            except Exception:  # noqa: BLE001 - never let a worker die silently
+                log.exception("stack operation on %s crashed", stack_id)
+                try:
+                    with self.db.read() as s:
+                        st = s.get(Stack, stack_id)
+                        action = st.action if st else "CREATE"
+                    self.set_stack(stack_id, action, "FAILED",
+                                   "Internal error in the orchestration engine; see the log")
+                except Exception:  # noqa: BLE001
+                    log.exception("could not record the failure of %s", stack_id)
+            finally:
+                with self.ops_lock:
+                    if self.ops.get(stack_id) is op:
+                        del self.ops[stack_id]
+
+        with self.ops_lock:
+            self.ops[stack_id] = op
+        op.thread = threading.Thread(target=main, name=f"heat-{stack_id[:8]}", daemon=True)
+        op.thread.start()
+        return op
+
+    def cancel(self, stack_id: str, reason: str, rollback: bool = True,
+               wait_secs: float = 120) -> None:
+        with self.ops_lock:
+            op = self.ops.get(stack_id)
+        if op is None:
+            return
+        op.cancel_reason = reason
+        op.rollback_on_cancel = rollback
+        op.cancel.set()
+        with self.hooks_cv:
+            self.hooks_cv.notify_all()
+        if op.thread is not None and op.thread is not threading.current_thread():
+            op.thread.join(wait_secs)
+
+    def run_graph(self, graph: dict[str, set[str]], fn: Callable[[str], None]) -> list[tuple[str, BaseException]]:
+        ts = graphlib.TopologicalSorter(graph)
+        ts.prepare()
+        failed: list[tuple[str, BaseException]] = []
+        if not graph:
+            return failed
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(graph)),
+                                thread_name_prefix="heat-res") as pool:
+            futures: dict[Any, str] = {}
+            while True:
+                if not failed:
+                    for name in ts.get_ready():
+                        futures[pool.submit(fn, name)] = name
+                if not futures:
+                    break
+                done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
+                for f in done:
+                    name = futures.pop(f)
+                    exc = f.exception()
+                    if exc is not None:
+                        failed.append((name, exc))
+                    else:
+                        ts.done(name)
+        return failed
+
+    # -- hooks --------------------------------------------------------------------------------
+    def wait_hook(self, run: StackRun, row: RowState, hook: str, action: str) -> None:
+        key = (run.stack_id, row.name)
+        with self.hooks_cv:
+            self.hooks.setdefault(key, set()).add(hook)
+        with self.db.write() as s:
+            self.event(s, run.stack_id, row.name, row.type, row.physical_resource_id,
+                       row.action, row.status, f"{action} paused until Hook {hook} is cleared")
+        with self.hooks_cv:
+            while hook in self.hooks.get(key, set()):
+                if run.op.cancel.is_set():
+                    self.hooks.get(key, set()).discard(hook)
+                    break
+                self.hooks_cv.wait(0.5)
+        run.op.check()
+
+    def clear_hook(self, stack_id: str, row: RowState, hook: str) -> bool:
+        key = (stack_id, row.name)
+        with self.hooks_cv:
+            pending = self.hooks.get(key, set())
+            if hook not in pending:
+                return False
+        with self.db.write() as s:
+            self.event(s, stack_id, row.name, row.type, row.physical_resource_id,
+                       row.action, row.status, f"Hook {hook} is cleared")
+        with self.hooks_cv:
+            pending.discard(hook)
+            self.hooks_cv.notify_all()
+        return True
+
+    # -- resource actions ---------------------------------------------------------------------
+    def resolve_properties(self, run: StackRun, name: str) -> dict[str, Any]:
+        from pocketstack.services.orchestration.resources.base import PropertyError, validate
+
+        rdef = run.defn.resources[name]
+        path = f"resources.{name}.properties"
+        with run.lock:
+            scope = run.scope()
+        try:
+            resolved = functions.resolve(rdef.properties, scope)
+        except FunctionError as exc:
+            raise ResourceFailure(f"StackValidationFailed: {path}: {exc}") from None
+        if rdef.template_file is not None:
+            return resolved or {}
+        plugin = rdef.plugin
+        try:
+            props = validate(plugin.properties_schema, resolved, path,
+                             strict=plugin.strict_properties)
+        except PropertyError as exc:
+            raise ResourceFailure(f"StackValidationFailed: resources.{name}: Property error: "
+                                  f"{exc.path}: {exc.message}") from None
+        if not plugin.strict_properties:
+            props = {**resolved, **props}
+        return props
+
+    def _resolved_metadata(self, run: StackRun, name: str) -> dict[str, Any]:
+        rdef = run.defn.resources[name]
+        try:
+            meta = functions.resolve(rdef.metadata, run.scope())
+        except FunctionError as exc:
+            raise ResourceFailure(f"StackValidationFailed: resources.{name}.metadata: {exc}") \
+                from None
+        return meta if isinstance(meta, dict) else {}
+
+    def create_resource(self, run: StackRun, name: str, *, hooks: bool = True) -> None:
+        row = run.rows[name]
+        rdef = run.defn.resources[name]
+        if hooks and "pre-create" in run.defn.registry.hooks(name):
+            self.wait_hook(run, row, "pre-create", "CREATE")
+        run.op.check()
+        self.set_row(run, row, "CREATE", "IN_PROGRESS", "state changed")
+        try:
+            props = self.resolve_properties(run, name)
+            meta = self._resolved_metadata(run, name)
+            if meta:
+                row.metadata = meta
+                self.save_row(row, rsrc_metadata=meta)
+            plugin_cls = rdef.plugin
+            row.data["_plugin"] = rdef.resolved_type if rdef.template_file is None \
+                else "__template__"
+            row.data["_template_file"] = rdef.template_file
+            self.save_row(row, data=dict(row.data), type=rdef.type,
+                          requires=sorted(rdef.requires))
+            row.type = rdef.type
+            plugin = plugin_cls(ResourceRuntime(run, row, props, "CREATE"))
+            plugin.handle_create()
+            while not plugin.check_create_complete():
+                run.op.check()
+                time.sleep(plugin.poll_interval)
+        except Cancelled:
+            self.set_row(run, row, "CREATE", "FAILED", f"CREATE aborted ({run.op.cancel_reason})")
+            raise
+        except Exception as exc:  # noqa: BLE001 - any failure becomes the resource's reason
+            reason = failure_reason(name, exc)
+            if not isinstance(exc, (ResourceFailure, PocketError)):
+                log.exception("resource %s failed", name)
+            self.set_row(run, row, "CREATE", "FAILED", reason)
+            raise ResourceFailure(reason) from None
+        self.set_row(run, row, "CREATE", "COMPLETE", "state changed", properties_data=props)
+
+    def delete_resource(self, run: StackRun, name: str, action: str = "DELETE") -> None:
+        row = run.rows[name]
+        if row.action == "INIT" or (row.action == "DELETE" and row.status == "COMPLETE") or \
+                (row.physical_resource_id is None and row.nested_stack_id is None and
+                 row.action == "CREATE" and row.status == "FAILED" and
+                 not row.data.get("_cleanup")):
+            if row.action == "INIT":
+                return
+            self.set_row(run, row, "DELETE", "COMPLETE", "state changed")
+            return
+        self.set_row(run, row, "DELETE", "IN_PROGRESS", "state changed")
+        try:
+            policy = "Delete"
+            rdef = run._defn.resources.get(name) if run._defn is not None else None
+            if rdef is not None:
+                policy = rdef.deletion_policy
+            if policy not in ("Retain",):
+                plugin = run.plugin(name)
+                plugin.handle_delete()
+                deadline = time.monotonic() + 600
+                while not plugin.check_delete_complete():
+                    if time.monotonic() > deadline:
+                        raise ResourceFailure(f"Timed out deleting resources.{name}")
+                    time.sleep(plugin.poll_interval)
+        except Exception as exc:  # noqa: BLE001
+            reason = failure_reason(name, exc)
+            if not isinstance(exc, (ResourceFailure, PocketError)):
+                log.exception("resource %s delete failed", name)
+            self.set_row(run, row, "DELETE", "FAILED", reason)
+            raise ResourceFailure(reason) from None
+        self.set_row(run, row, "DELETE", "COMPLETE", "state changed",
+                     physical_resource_id=None)
+
+    def update_resource(self, run: StackRun, name: str, *, hooks: bool = True) -> None:
+        row = run.rows.get(name)
+        rdef = run.defn.resources[name]
+        if row is None:
+            self.add_rows(run, [name])
+            row = run.rows[name]
+        if row.action == "INIT" or (row.action == "DELETE" and row.status == "COMPLETE") or \
+                (row.action == "CREATE" and row.status == "FAILED" and
+                 row.physical_resource_id is None and row.nested_stack_id is None):
+            self.create_resource(run, name, hooks=hooks)
+            return
+        if hooks and "pre-update" in run.defn.registry.hooks(name):
+            self.wait_hook(run, row, "pre-update", "UPDATE")
+        run.op.check()
+        try:
+            props = self.resolve_properties(run, name)
+        except ResourceFailure as exc:
+            self.set_row(run, row, "UPDATE", "FAILED", exc.message)
+            raise
+        old = row.properties_data or {}
+        new_plugin_name = rdef.resolved_type if rdef.template_file is None else "__template__"
+        type_changed = row.type != rdef.type or row.data.get("_plugin") != new_plugin_name
+        unhealthy = row.status == "FAILED"
+        if not type_changed and not unhealthy and props == old:
+            if row.requires != sorted(rdef.requires):
+                row.requires = sorted(rdef.requires)
+                self.save_row(row, requires=row.requires)
+            return
+        changed = {k for k in set(props) | set(old) if props.get(k) != old.get(k)}
+        plugin = rdef.plugin(ResourceRuntime(run, row, props, "UPDATE"))
+        if type_changed or unhealthy or plugin.needs_replace(changed):
+            self.replace_resource(run, name, hooks=False)
+            return
+        self.set_row(run, row, "UPDATE", "IN_PROGRESS", "state changed")
+        try:
+            plugin.handle_update(props, old, changed)
+        except UpdateReplace:
+            self.replace_resource(run, name, hooks=False)
+            return
+        except Cancelled:
+            self.set_row(run, row, "UPDATE", "FAILED", f"UPDATE aborted ({run.op.cancel_reason})")
+            raise
+        except Exception as exc:  # noqa: BLE001
+            reason = failure_reason(name, exc)
+            if not isinstance(exc, (ResourceFailure, PocketError)):
+                log.exception("resource %s update failed", name)
+            self.set_row(run, row, "UPDATE", "FAILED", reason)
+            raise ResourceFailure(reason) from None
+        self.set_row(run, row, "UPDATE", "COMPLETE", "state changed", properties_data=props,
+                     requires=sorted(rdef.requires))
+
+    def replace_resource(self, run: StackRun, name: str, *, hooks: bool) -> None:
+        """Replace: delete the old physical resource, then create the new one."""
+        self.delete_resource(run, name)
+        row = run.rows[name]
+        row.data = {}
+        row.nested_stack_id = None
+        self.save_row(row, data={}, nested_stack_id=None, physical_resource_id=None)
+        self.create_resource(run, name, hooks=hooks)
+
+    # -- stack operations ---------------------------------------------------------------------
+    def do_create(self, run: StackRun, *, rollback: bool | None = None) -> bool:
+        """Create every resource; returns True on success. Runs in the calling thread."""
+        defn = run.defn
+        graph = {n: set(r.requires) for n, r in defn.resources.items()}
+        failed = self.run_graph(graph, lambda n: self.create_resource(run, n))
+        if not failed:
+            self.set_stack(run.stack_id, "CREATE", "COMPLETE",
+                           "Stack CREATE completed successfully", updated_at=None)
+            return True
+        name, exc = failed[0]
+        if isinstance(exc, Cancelled):
+            reason = f"Stack CREATE cancelled" if str(exc) != "Timed out" else "Timed out"
+            do_rollback = run.op.rollback_on_cancel and str(exc) == "Timed out"
+        else:
+            reason = f"Resource CREATE failed: {failure_reason(name, exc)}"
+            do_rollback = True
+        self.set_stack(run.stack_id, "CREATE", "FAILED", reason)
+        if rollback is None:
+            rollback = not run.disable_rollback
+        if rollback and do_rollback:
+            self.set_stack(run.stack_id, "ROLLBACK", "IN_PROGRESS", reason)
+            run.op.cancel.clear()
+            run.op.deadline = None
+            if self.delete_all(run):
+                self.set_stack(run.stack_id, "ROLLBACK", "COMPLETE",
+                               "Stack ROLLBACK completed successfully")
+            else:
+                self.set_stack(run.stack_id, "ROLLBACK", "FAILED",
+                               f"Rollback failed: {self._first_failure(run)}")
+        return False
+
+    def _first_failure(self, run: StackRun) -> str:
+        for row in run.rows.values():
+            if row.status == "FAILED":
+                return row.status_reason
+        return "unknown"
+
+    def delete_all(self, run: StackRun) -> bool:
+        """Delete every resource in reverse dependency order; True if all are gone."""
+        names = set(run.rows)
+        graph: dict[str, set[str]] = {n: set() for n in names}
+        for n, row in run.rows.items():
+            for dep in row.requires:
+                if dep in names:
+                    graph[dep].add(n)  # delete dependants first
+        failed = self.run_graph(graph, lambda n: self.delete_resource(run, n))
+        return not failed
+
+    def do_update(self, run: StackRun, action: str = "UPDATE", hooks: bool = True) -> bool:
+        defn = run.defn
+        new_names = set(defn.resources)
+        graph = {n: set(r.requires) for n, r in defn.resources.items()}
+        failed = self.run_graph(graph, lambda n: self.update_resource(run, n, hooks=hooks))
+        if not failed:
+            removed = {n: row for n, row in run.rows.items() if n not in new_names}
+            if removed:
+                sub = StackRun.__new__(StackRun)
+                sub.__dict__.update(run.__dict__)
+                sub.rows = removed
+                sub._defn = None
+                if not self.delete_all(sub):
+                    failed = [(n, ResourceFailure(r.status_reason)) for n, r in removed.items()
+                              if r.status == "FAILED"][:1] or \
+                        [("?", ResourceFailure("delete failed"))]
+                else:
+                    with self.db.write() as s:
+                        s.execute(sql_delete(StackResource).where(
+                            StackResource.id.in_([r.id for r in removed.values()])))
+                    for n in removed:
+                        run.rows.pop(n, None)
+        if not failed:
+            self.set_stack(run.stack_id, action, "COMPLETE",
+                           f"Stack {action} completed successfully", updated_at=utcnow(),
+                           previous=None)
+            return True
+        name, exc = failed[0]
+        if isinstance(exc, Cancelled):
+            reason = f"Stack {action} cancelled" if str(exc) != "Timed out" else "Timed out"
+        else:
+            reason = f"Resource {action} failed: {failure_reason(name, exc)}"
+        self.set_stack(run.stack_id, action, "FAILED", reason, updated_at=utcnow())
+        return False
+
+    def rollback_update(self, run: StackRun, previous: dict[str, Any]) -> None:
+        self.set_stack(run.stack_id, "ROLLBACK", "IN_PROGRESS", "Stack ROLLBACK started",
+                       template=previous["template"], files=previous["files"],
+                       environment=previous["environment"], tags=previous.get("tags"))
+        run.template = previous["template"]
+        run.files = previous["files"]
+        run.environment = previous["environment"]
+        run._defn = None
+        run.op.cancel.clear()
+        run.op.deadline = None
+        run.load_rows()
+        try:
+            ok = self.do_update(run, "ROLLBACK", hooks=False)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("rollback of %s failed", run.stack_id)
+            self.set_stack(run.stack_id, "ROLLBACK", "FAILED", f"Rollback failed: {exc}")
+            return
+        if not ok:
+            return
+
+    def delete_stack_sync(self, stack_id: str, ctx: RequestContext,
+                          op: Operation | None = None, action: str = "DELETE",
+                          announce: bool = True) -> bool:
+        run = self.load_run(stack_id, ctx, op or Operation())
+        run.op.cancel.clear()
+        if announce:
+            self.set_stack(stack_id, action, "IN_PROGRESS", f"Stack {action} started")
+        try:
+            run.defn  # noqa: B018 - deletion policies; not needed if the template broke
+        except Exception:  # noqa: BLE001
+            run._defn = None
+        if self.delete_all(run):
+            with self.db.write() as s:
+                s.execute(sql_delete(StackResource).where(StackResource.stack_id == stack_id))
+            self.set_stack(stack_id, action, "COMPLETE", f"Stack {action} completed successfully",
+                           deleted_at=utcnow())
+            return True
+        self.set_stack(stack_id, action, "FAILED",
+                       f"Resource {action} failed: {self._first_failure(run)}")
+        return False
+
+    def simple_action(self, run: StackRun, action: str) -> bool:
+        """SUSPEND, RESUME and CHECK: each resource in (reverse for suspend) order."""
+        names = set(run.rows)
+        graph: dict[str, set[str]] = {n: set() for n in names}
+        for n, row in run.rows.items():
+            for dep in row.requires:
+                if dep in names:
+                    if action == "SUSPEND":
+                        graph[dep].add(n)
+                    else:
+                        graph[n].add(dep)
+
+        def one(name: str) -> None:
+            row = run.rows[name]
+            if row.action == "INIT" or row.action == "DELETE":
+                return
+            self.set_row(run, row, action, "IN_PROGRESS", "state changed")
+            try:
+                plugin = run.plugin(name)
+                {"SUSPEND": plugin.handle_suspend, "RESUME": plugin.handle_resume,
+                 "CHECK": plugin.handle_check}[action]()
+            except Exception as exc:  # noqa: BLE001
+                reason = failure_reason(name, exc)
+                self.set_row(run, row, action, "FAILED", reason)
+                raise ResourceFailure(reason) from None
+            self.set_row(run, row, action, "COMPLETE", "state changed")
+
+        failed = self.run_graph(graph, one)
+        if failed:
+            name, exc = failed[0]
+            self.set_stack(run.stack_id, action, "FAILED",
+                           f"Resource {action} failed: {failure_reason(name, exc)}")
+            return False
+        self.set_stack(run.stack_id, action, "COMPLETE", f"Stack {action} completed successfully")
+        return True
+
+    # -- nested stacks ------------------------------------------------------------------------
+    def create_nested(self, rt: ResourceRuntime, template: dict[str, Any],
+                      params: dict[str, Any], files: dict[str, Any]) -> str:
+        parent = rt.run
+        registry = parent.defn.registry.nested_for(rt.name)
+        env = {"parameters": params, "resource_registry": registry,
+               "parameter_defaults": parent.defn.env.get("parameter_defaults") or {}}
+        stack_id = self.service.new_stack_id()
+        name = f"{parent.stack_name}-{rt.name}-{secrets.token_hex(6)}"[:255]
+        identity = {"stack_name": name, "stack_id": stack_id, "project_id": parent.project_id}
+        try:
+            self.definition(template, files, env, identity, parent.ctx, strict_params=False)
+        except PocketError as exc:
+            raise ResourceFailure(f"{exc.kind}: resources.{rt.name}: {exc.message}") from None
+        with self.db.write() as s:
+            st = Stack(id=stack_id, name=name, project_id=parent.project_id,
+                       user_id=parent.ctx.user_id, username=parent.ctx.user_name,
+                       owner_id=parent.stack_id, parent_resource=rt.name, action="CREATE",
+                       status="IN_PROGRESS", status_reason="Stack CREATE started",
+                       template=template, files=files, environment=env,
+                       disable_rollback=True, context=context_data(parent.ctx),
+                       created_at=utcnow())
+            s.add(st)
+            self.event(s, stack_id, name, "OS::Heat::Stack", stack_id, "CREATE",
+                       "IN_PROGRESS", "Stack CREATE started")
+        rt.row.nested_stack_id = stack_id
+        rt.row.physical_resource_id = stack_id
+        self.save_row(rt.row, nested_stack_id=stack_id, physical_resource_id=stack_id)
+        run = self.load_run(stack_id, parent.ctx, parent.op)
+        self.add_rows(run, list(run.defn.resources))
+        if not self.do_create(run, rollback=False):
+            with self.db.read() as s:
+                reason = s.get(Stack, stack_id).status_reason
+            raise ResourceFailure(f"Error: resources.{rt.name}: {reason}")
+        return stack_id
+
+    def update_nested(self, rt: ResourceRuntime, template: dict[str, Any],
+                      params: dict[str, Any]) -> None:
+        stack_id = rt.row.nested_stack_id
+        if stack_id is None:
+            rt.create_nested(template, params)
+            return
+        parent = rt.run
+        with self.db.read() as s:
+            st = s.get(Stack, stack_id)
+            env = dict(st.environment or {})
+        env["parameters"] = params
+        env["resource_registry"] = parent.defn.registry.nested_for(rt.name)
+        with self.db.write() as s:
+            st = s.get(Stack, stack_id)
+            st.template, st.environment, st.files = template, env, parent.files
+        self.set_stack(stack_id, "UPDATE", "IN_PROGRESS", "Stack UPDATE started")
+        run = self.load_run(stack_id, parent.ctx, parent.op)
+        if not self.do_update(run):
+            with self.db.read() as s:
+                reason = s.get(Stack, stack_id).status_reason
+            raise ResourceFailure(f"Error: resources.{rt.name}: {reason}")
+
+    # -- restart --------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Fail every stack and resource a previous process left IN_PROGRESS."""
+        count = 0
+        with self.db.write() as s:
+            stacks = s.scalars(select(Stack).where(Stack.status == "IN_PROGRESS",
+                                                   Stack.deleted_at.is_(None))).all()
+            for st in stacks:
+                reason = f"Engine went down during stack {st.action}"
+                st.status, st.status_reason = "FAILED", reason
+                self.event(s, st.id, st.name, "OS::Heat::Stack", st.id, st.action, "FAILED",
+                           reason)
+                count += 1
+            rows = s.scalars(select(StackResource).where(
+                StackResource.status == "IN_PROGRESS")).all()
+            for r in rows:
+                reason = f"Engine went down during resource {r.action}"
+                r.status, r.status_reason = "FAILED", reason
+                self.event(s, r.stack_id, r.name, r.type, r.physical_resource_id, r.action,
+                           "FAILED", reason)
+        return count

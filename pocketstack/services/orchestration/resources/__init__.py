@@ -1,0 +1,22 @@
+"""Resource plugins: one module per resource family, collected into one explicit registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pocketstack.services.orchestration.resources import heat
+from pocketstack.services.orchestration.resources.base import NoneResource
+
+
+def registry() -> dict[str, Any]:
+    plugins: list[Any] = [NoneResource, *heat.PLUGINS]
+    for module in _service_modules():
+        plugins.extend(module.PLUGINS)
+    return {p.type_name: p for p in plugins}
+
+
+def _service_modules() -> list[Any]:
+    from pocketstack.services.orchestration.resources import (cinder, glance, neutron, nova,
+                                                               swift)
+
+    return [nova, neutron, cinder, swift, glance]
