@@ -54,8 +54,9 @@ def service_specs() -> list[ServiceSpec]:
     from pocketstack.services import volume
 
     from pocketstack.services import orchestration
+    from pocketstack.services import compute
     return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC, volume.SPEC,
-            orchestration.SPEC]
+            orchestration.SPEC, compute.SPEC]
 
 
 class Cloud:

@@ -9,5 +9,6 @@ from pocketstack.services.image import models as image_models  # noqa: F401
 from pocketstack.services.object_store import models as object_store_models  # noqa: F401
 from pocketstack.services.volume import models as volume_models  # noqa: F401
 from pocketstack.services.orchestration import models as orchestration_models  # noqa: F401,E402
+from pocketstack.services.compute import models as compute_models  # noqa: F401,E402
 
 metadata = Base.metadata

@@ -1,0 +1,55 @@
+"""Compute drivers, chosen from an explicit registry."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any
+
+from pocketstack.drivers.compute.base import ComputeDriver
+
+
+def _fake(settings: Any) -> ComputeDriver:
+    from pocketstack.drivers.compute.fake import FakeDriver
+
+    c = settings.compute
+    return FakeDriver(hosts=c.fake_hosts, vcpus=c.fake_host_vcpus, memory_mb=c.fake_host_memory_mb,
+                      disk_gb=c.fake_host_disk_gb, pci_devices=c.fake_pci_devices)
+
+
+def _container(settings: Any) -> ComputeDriver:
+    from pocketstack.drivers.compute.container import ContainerDriver
+
+    return ContainerDriver(settings)
+
+
+REGISTRY = {"fake": _fake, "container": _container}
+
+
+def container_unavailable_reason() -> str | None:
+    """Why the container driver cannot run here, or None if it can."""
+    if os.geteuid() != 0:
+        return "not running as root"
+    if not shutil.which("unshare"):
+        return "unshare (util-linux) not found"
+    if not os.path.exists("/proc/self/ns/pid"):
+        return "no PID namespaces"
+    return None
+
+
+def load(settings: Any) -> tuple[ComputeDriver, str | None]:
+    """The configured driver, and a note if we fell back to the fake one."""
+    name = settings.compute.driver
+    if name == "auto":
+        reason = container_unavailable_reason()
+        if reason is None:
+            try:
+                return REGISTRY["container"](settings), None
+            except ImportError as exc:
+                reason = f"container driver unavailable: {exc}"
+        return REGISTRY["fake"](settings), f"compute: fake driver ({reason}; no real servers)"
+    try:
+        factory = REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown compute driver {name!r}; choose from {sorted(REGISTRY)}") from None
+    return factory(settings), None

@@ -1,0 +1,173 @@
+"""The compute driver contract: what a hypervisor must do for the compute workers.
+
+Drivers know nothing of HTTP or the database: the worker passes an ``InstanceSpec`` in and
+records what comes back. Every method is called from a worker thread and must be safe to
+call again after a crash (idempotent): the worker retries what was in flight at restart.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Nova's power states (nova/compute/power_state.py); the API shows the integers.
+NOSTATE = 0
+RUNNING = 1
+PAUSED = 3
+SHUTDOWN = 4
+CRASHED = 6
+SUSPENDED = 7
+
+
+class DriverError(Exception):
+    """A driver operation failed; the message is shown to users in the server's fault."""
+
+
+@dataclass(frozen=True)
+class DriverCapabilities:
+    hypervisor_type: str
+    real_processes: bool  # servers are real processes on this machine
+    instances_survive_restart: bool  # servers keep running while pocketstack is down
+    supports_pause: bool = True
+    supports_suspend: bool = True
+    supports_console_output: bool = True
+    supports_snapshot: bool = True
+    supports_resize: bool = True
+    needs_image_file: bool = False  # spawn needs the image's data file (a rootfs tar)
+
+
+@dataclass(frozen=True)
+class PciDeviceInfo:
+    address: str
+    vendor_id: str
+    product_id: str
+
+
+@dataclass
+class HostResources:
+    """One hypervisor the driver manages, with its capacity (before allocation ratios)."""
+
+    host: str
+    hypervisor_hostname: str
+    vcpus: int
+    memory_mb: int
+    local_gb: int
+    hypervisor_type: str
+    hypervisor_version: int = 1
+    host_ip: str = "127.0.0.1"
+    cpu_info: dict[str, Any] = field(default_factory=dict)
+    pci_devices: list[PciDeviceInfo] = field(default_factory=list)
+
+
+@dataclass
+class InstanceSpec:
+    """Everything a driver needs to create one server."""
+
+    id: str
+    name: str
+    hostname: str
+    host: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    image_id: str = ""
+    image_path: Path | None = None  # a rootfs tarball for the container driver
+    image_properties: dict[str, Any] = field(default_factory=dict)
+    user_data: bytes | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    key_data: str | None = None
+    network_info: list[dict[str, Any]] = field(default_factory=list)
+    pci_devices: list[str] = field(default_factory=list)  # claimed device addresses
+
+
+class ComputeDriver(abc.ABC):
+    name: str = "abstract"
+    capabilities: DriverCapabilities
+
+    @abc.abstractmethod
+    def init_host(self) -> None:
+        """Prepare the machine (directories, cgroup parents). Called once at start."""
+
+    @abc.abstractmethod
+    def list_hosts(self) -> list[HostResources]:
+        """The hypervisors this driver runs, with their total capacity and PCI devices."""
+
+    @abc.abstractmethod
+    def list_instances(self, host: str) -> list[str]:
+        """Ids of the servers that exist on ``host`` (running or not). Used to re-adopt
+        servers at restart and to find orphans."""
+
+    @abc.abstractmethod
+    def spawn(self, spec: InstanceSpec) -> None:
+        """Create and start the server; when this returns it is running.
+
+        Idempotent: if the server already exists and runs, return. If this fails, any
+        partial server must be completely cleaned up before the DriverError is raised.
+        """
+
+    @abc.abstractmethod
+    def destroy(self, host: str, server_id: str) -> None:
+        """Stop the server and remove everything it had (processes, files, cgroups).
+        Idempotent: destroying a server that does not exist succeeds."""
+
+    @abc.abstractmethod
+    def power_off(self, host: str, server_id: str, timeout: float = 10) -> None:
+        """Stop the server's processes (gracefully, then by force after ``timeout``);
+        its disk stays. Idempotent."""
+
+    @abc.abstractmethod
+    def power_on(self, spec: InstanceSpec) -> None:
+        """Start a stopped server from its existing disk. Idempotent."""
+
+    def reboot(self, spec: InstanceSpec, hard: bool) -> None:
+        """Restart the server; soft asks the processes to exit first."""
+        self.power_off(spec.host, spec.id, timeout=0 if hard else 10)
+        self.power_on(spec)
+
+    @abc.abstractmethod
+    def pause(self, host: str, server_id: str) -> None:
+        """Freeze every process of the server (they keep their memory). Idempotent."""
+
+    @abc.abstractmethod
+    def unpause(self, host: str, server_id: str) -> None:
+        """Thaw a paused server. Idempotent."""
+
+    def suspend(self, host: str, server_id: str) -> None:
+        """Suspend the server; without a way to save memory to disk, a freeze."""
+        self.pause(host, server_id)
+
+    def resume(self, host: str, server_id: str) -> None:
+        self.unpause(host, server_id)
+
+    @abc.abstractmethod
+    def get_power_state(self, host: str, server_id: str) -> int:
+        """One of the power state constants above; NOSTATE if the server is unknown."""
+
+    @abc.abstractmethod
+    def console_output(self, host: str, server_id: str, length: int | None = None) -> str:
+        """The server's console log (its last ``length`` lines if given)."""
+
+    @abc.abstractmethod
+    def snapshot(self, host: str, server_id: str, target: Path) -> None:
+        """Write the server's disk to ``target`` in the format its image came in
+        (a rootfs tarball for containers). The server keeps running."""
+
+    def rebuild(self, spec: InstanceSpec) -> None:
+        """Replace the server's disk with a fresh one from ``spec.image_path`` and start it."""
+        self.destroy(spec.host, spec.id)
+        self.spawn(spec)
+
+    @abc.abstractmethod
+    def resize(self, spec: InstanceSpec) -> None:
+        """Apply the new flavor (vcpus, memory, disk) in ``spec`` to the existing server."""
+
+    def netns_pid(self, host: str, server_id: str) -> int | None:
+        """A pid inside the server's network namespace, for plugging its ports; None if
+        the server has no real network namespace."""
+        return None
+
+    def processes(self, host: str, server_id: str) -> list[int]:
+        """Pids of the server's processes on this machine (empty if not real)."""
+        return []

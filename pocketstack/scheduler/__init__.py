@@ -1,0 +1,1 @@
+"""Nova's filter scheduler: resource prefilter (placement), filters, weighers."""

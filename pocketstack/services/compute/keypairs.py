@@ -1,0 +1,159 @@
+"""Keypairs: generated (private key returned once) or imported; they belong to a user."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from pocketstack import policy
+from pocketstack.context import RequestContext
+from pocketstack.errors import BadRequest, Conflict, NotFound, OverQuota
+from pocketstack.services.compute.models import KeyPair
+
+_NAME_RE = re.compile(r"^[a-zA-Z0-9 _.@-]+$")
+
+
+def fingerprint(public_key: str) -> str:
+    """MD5 colon fingerprint of an OpenSSH public key, as Nova computes it."""
+    try:
+        blob = base64.b64decode(public_key.split()[1])
+    except Exception:  # noqa: BLE001
+        raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
+    digest = hashlib.md5(blob).hexdigest()  # noqa: S324 - the format Nova shows
+    return ":".join(digest[i:i + 2] for i in range(0, 32, 2))
+
+
+def generate(key_type: str = "ssh") -> tuple[str, str]:
+    """(private key PEM/OpenSSH, public key in OpenSSH format). RSA 2048 like Nova."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return private, public + " Generated-by-Nova"
+
+
+def generate_ed25519() -> tuple[str, str]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH,
+                                           serialization.PublicFormat.OpenSSH).decode()
+    return private, public
+
+
+def _validate_public(public_key: str) -> None:
+    try:
+        serialization.load_ssh_public_key(public_key.strip().encode())
+    except Exception:  # noqa: BLE001
+        raise BadRequest("Keypair data is invalid: failed to generate fingerprint") from None
+
+
+def create(svc, ctx: RequestContext, body: Any, *, allow_type: bool, allow_user: bool,
+           ) -> tuple[KeyPair, str | None]:
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute keypair: must be an object")
+    allowed = {"name", "public_key"} | ({"type"} if allow_type else set()) | (
+        {"user_id"} if allow_user else set())
+    extra = set(body) - allowed
+    if extra:
+        raise BadRequest("Invalid input for field/attribute keypair. Additional properties are "
+                         f"not allowed ({', '.join(repr(e) for e in sorted(extra))} were "
+                         "unexpected)")
+    name = body.get("name")
+    if not isinstance(name, str) or not 1 <= len(name) <= 255 or not _NAME_RE.match(name) or (
+            name.strip() != name):
+        raise BadRequest("Keypair data is invalid: Keypair name contains unsafe characters")
+    key_type = body.get("type", "ssh")
+    if key_type not in ("ssh", "x509"):
+        raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}. "
+                         f"'{key_type}' is not one of ['ssh', 'x509']")
+    user_id = body.get("user_id") or ctx.user_id
+    target = {"user_id": user_id, "project_id": ctx.project_id}
+    policy.enforce(ctx, "compute:keypair_create", target)
+    public = body.get("public_key")
+    private = None
+    if public is None:
+        private, public = generate()
+    else:
+        if not isinstance(public, str) or not public.strip():
+            raise BadRequest("Keypair data is invalid: failed to generate fingerprint")
+        public = public.strip()
+        if key_type == "ssh":
+            _validate_public(public)
+    fp = fingerprint(public) if key_type == "ssh" else hashlib.sha1(public.encode()).hexdigest()
+    with svc.db.write() as s:
+        limit = svc.quotas.limit_for(s, ctx.project_id or "", "key_pairs")
+        count = s.execute(select(func.count()).select_from(KeyPair).where(
+            KeyPair.user_id == user_id)).scalar() or 0
+        if limit >= 0 and count + 1 > limit:
+            raise OverQuota("Quota exceeded, too many key pairs.")
+        if s.execute(select(KeyPair.id).where(KeyPair.user_id == user_id,
+                                              KeyPair.name == name)).first():
+            raise Conflict(f"Key pair '{name}' already exists.")
+        kp = KeyPair(name=name, user_id=user_id, project_id=ctx.project_id, type=key_type,
+                     fingerprint=fp, public_key=public)
+        s.add(kp)
+        try:
+            s.flush()
+        except IntegrityError:
+            raise Conflict(f"Key pair '{name}' already exists.") from None
+    return kp, private
+
+
+def _user(ctx: RequestContext, query) -> str:  # noqa: ANN001
+    user_id = query.get("user_id") if query is not None else None
+    if user_id and user_id != ctx.user_id:
+        policy.enforce(ctx, "compute:keypair_other_user")
+        return user_id
+    return ctx.user_id or ""
+
+
+def list_(svc, ctx: RequestContext, query) -> list[KeyPair]:  # noqa: ANN001
+    user_id = _user(ctx, query)
+    with svc.db.read() as s:
+        rows = list(s.execute(select(KeyPair).where(KeyPair.user_id == user_id)
+                              .order_by(KeyPair.name)).scalars())
+    marker = query.get("marker")
+    if marker is not None:
+        names = [k.name for k in rows]
+        if marker not in names:
+            raise NotFound(f"Marker {marker} could not be found.")
+        rows = rows[names.index(marker) + 1:]
+    if "limit" in query:
+        try:
+            n = int(query["limit"])
+        except ValueError:
+            raise BadRequest("limit param must be an integer") from None
+        if n < 0:
+            raise BadRequest("limit param must be positive")
+        rows = rows[:n]
+    return rows
+
+
+def get(svc, ctx: RequestContext, name: str, query=None, user_id: str | None = None) -> KeyPair:  # noqa: ANN001
+    uid = user_id or _user(ctx, query)
+    with svc.db.read() as s:
+        kp = s.execute(select(KeyPair).where(KeyPair.user_id == uid, KeyPair.name == name)
+                       ).scalar_one_or_none()
+    if kp is None:
+        raise NotFound(f"Keypair {name} not found for user {uid}")
+    return kp
+
+
+def delete(svc, ctx: RequestContext, name: str, query=None) -> None:  # noqa: ANN001
+    uid = _user(ctx, query)
+    with svc.db.write() as s:
+        kp = s.execute(select(KeyPair).where(KeyPair.user_id == uid, KeyPair.name == name)
+                       ).scalar_one_or_none()
+        if kp is None:
+            raise NotFound(f"Keypair {name} not found for user {uid}")
+        s.delete(kp)

@@ -1,0 +1,254 @@
+"""POST /servers/{id}/action: one entry per action in ``ACTIONS`` (state check, intent,
+task). The task handlers in worker.py do the work."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pocketstack import policy
+from pocketstack.context import RequestContext
+from pocketstack.db.base import utcnow
+from pocketstack.errors import BadRequest, Conflict, NotFound
+from pocketstack.services.compute import actions
+from pocketstack.services.compute.models import Flavor, Server
+
+# action -> (allowed vm_states, task_state set, task kind, instance action name)
+SIMPLE: dict[str, tuple[tuple[str, ...], str, str, str]] = {
+    "os-stop": (("active", "error"), "powering-off", "stop", "stop"),
+    "os-start": (("stopped",), "powering-on", "start", "start"),
+    "pause": (("active",), "pausing", "pause", "pause"),
+    "unpause": (("paused",), "unpausing", "unpause", "unpause"),
+    "suspend": (("active",), "suspending", "suspend", "suspend"),
+    "resume": (("suspended",), "resuming", "resume", "resume"),
+}
+
+
+class ServerActions:
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self.db = svc.db
+
+    def _conflict(self, srv: Server, name: str) -> Conflict:
+        return Conflict(f"Cannot '{name}' instance {srv.id} while it is in vm_state "
+                        f"{srv.vm_state}" if srv.task_state is None else
+                        f"Cannot '{name}' instance {srv.id} while it is in task_state "
+                        f"{srv.task_state}")
+
+    def _begin(self, ctx: RequestContext, server_id: str, name: str, states: tuple[str, ...],
+               task_state: str, kind: str, action: str, payload: dict | None = None,
+               mutate=None) -> Server:  # noqa: ANN001
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_action")
+            self.svc.servers.check_lock(ctx, srv)
+            if srv.vm_state not in states or srv.task_state is not None:
+                raise self._conflict(srv, name)
+            if mutate is not None:
+                mutate(s, srv)
+            srv.task_state = task_state
+            srv.updated_at = utcnow()
+            actions.record(s, srv, action, ctx)
+            self.svc.queue.enqueue(s, kind, srv.id, {"action": action, **(payload or {})})
+        self.svc.queue.kick()
+        return srv
+
+    def simple(self, ctx: RequestContext, server_id: str, name: str) -> None:
+        states, task_state, kind, action = SIMPLE[name]
+        self._begin(ctx, server_id, name.removeprefix("os-"), states, task_state, kind, action)
+
+    def reboot(self, ctx: RequestContext, server_id: str, arg: Any) -> None:
+        if not isinstance(arg, dict) or arg.get("type", "").upper() not in ("SOFT", "HARD"):
+            raise BadRequest("Invalid input for field/attribute type: 'SOFT' or 'HARD' is required")
+        hard = arg["type"].upper() == "HARD"
+        states = ("active", "stopped", "paused", "suspended", "error") if hard else ("active",)
+        self._begin(ctx, server_id, "reboot", states,
+                    "rebooting_hard" if hard else "rebooting", "reboot", "reboot", {"hard": hard})
+
+    def lock(self, ctx: RequestContext, server_id: str, arg: Any, allow_reason: bool) -> None:
+        reason = None
+        if isinstance(arg, dict):
+            if set(arg) - ({"locked_reason"} if allow_reason else set()):
+                raise BadRequest("Invalid input for field/attribute lock")
+            reason = arg.get("locked_reason")
+            if reason is not None and (not isinstance(reason, str) or len(reason) > 255):
+                raise BadRequest("Invalid input for field/attribute locked_reason")
+        elif arg is not None:
+            raise BadRequest("Invalid input for field/attribute lock")
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_lock")
+            srv.locked, srv.locked_reason = True, reason
+            srv.locked_by = "admin" if ctx.is_admin and ctx.project_id != srv.project_id else "owner"
+            actions.record(s, srv, "lock", ctx)
+
+    def unlock(self, ctx: RequestContext, server_id: str) -> None:
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_lock")
+            if srv.locked and srv.locked_by == "admin" and not ctx.is_admin:
+                raise Conflict(f"Instance {srv.id} is locked by an administrator")
+            srv.locked, srv.locked_by, srv.locked_reason = False, None, None
+            actions.record(s, srv, "unlock", ctx)
+
+    def rebuild(self, ctx: RequestContext, server_id: str, arg: Any, ver) -> str | None:  # noqa: ANN001
+        from pocketstack.services.compute.servers import check_metadata, check_name, is_uuid
+
+        if not isinstance(arg, dict):
+            raise BadRequest("Invalid input for field/attribute rebuild")
+        allowed = {"imageRef", "name", "adminPass", "metadata", "accessIPv4", "accessIPv6",
+                   "preserve_ephemeral", "OS-DCF:diskConfig", "personality"}
+        if ver.has("server_description"):
+            allowed.add("description")
+        if ver.at_least(2, 54):
+            allowed.add("key_name")
+        if ver.has("no_personality"):
+            allowed = (allowed - {"personality"}) | {"user_data"}
+        extra = set(arg) - allowed
+        if extra:
+            raise BadRequest("Invalid input for field/attribute rebuild. Additional properties "
+                             f"are not allowed ({', '.join(sorted(extra))} were unexpected)")
+        image_ref = arg.get("imageRef")
+        if not isinstance(image_ref, str) or not image_ref:
+            raise BadRequest("Invalid input for field/attribute imageRef: is a required property")
+        image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
+        if not is_uuid(image_id):
+            raise BadRequest("Invalid imageRef provided.")
+        if "name" in arg:
+            check_name(arg["name"])
+        image = self.svc.servers._image(ctx, image_id)
+        from pocketstack.services.compute.servers import _image_props
+
+        def mutate(s, srv: Server) -> None:  # noqa: ANN001
+            if "metadata" in arg:
+                srv.metadata_ = check_metadata(arg["metadata"], self.svc.quotas.limit_for(
+                    s, srv.project_id, "metadata_items"))
+            if "name" in arg:
+                srv.name = arg["name"]
+            for key, attr in (("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6")):
+                if key in arg:
+                    setattr(srv, attr, arg[key] or "")
+            if "description" in arg:
+                srv.description = arg["description"]
+            if "user_data" in arg:
+                srv.user_data = arg["user_data"]
+            srv.image_id = image_id
+            srv.image = {"id": image_id, "name": image.get("name"),
+                         "properties": _image_props(image),
+                         "container_format": image.get("container_format"),
+                         "disk_format": image.get("disk_format")}
+        with self.db.read() as s:
+            cur = self.svc.servers.load(s, ctx, server_id, "compute:server_action")
+        was_stopped = cur.vm_state == "stopped"
+        self._begin(ctx, server_id, "rebuild", ("active", "stopped", "error"), "rebuilding",
+                    "rebuild", "rebuild", {"was_stopped": was_stopped}, mutate)
+        return arg.get("adminPass")
+
+    def resize(self, ctx: RequestContext, server_id: str, arg: Any) -> None:
+        if not isinstance(arg, dict) or set(arg) - {"flavorRef", "OS-DCF:diskConfig"}:
+            raise BadRequest("Invalid input for field/attribute resize")
+        ref = arg.get("flavorRef")
+        if ref is None or isinstance(ref, bool) or str(ref).strip() == "":
+            raise BadRequest("Invalid input for field/attribute flavorRef: is a required property")
+        flavor_id = str(ref).rstrip("/").rsplit("/", 1)[-1]
+        with self.db.read() as s:
+            fl = s.get(Flavor, flavor_id)
+            if fl is None:
+                raise BadRequest(f"Flavor {flavor_id} could not be found.")
+
+        def mutate(s, srv: Server) -> None:  # noqa: ANN001
+            if fl.id == srv.flavor_id:
+                raise BadRequest("When resizing, instances must change flavor!")
+            root = fl.root_gb + fl.ephemeral_gb + (fl.swap + 1023) // 1024
+            if root < srv.root_gb and fl.root_gb < (srv.flavor or {}).get("disk", 0):
+                raise BadRequest("Resize error: Unable to resize disk down.")
+            self.svc.quotas.check_delta(s, srv.project_id, fl.vcpus - srv.vcpus,
+                                        fl.memory_mb - srv.memory_mb)
+            srv.old_flavor = {**(srv.flavor or {}), "_power": srv.power_state,
+                              "_root_gb": srv.root_gb}
+            srv.flavor = {"id": fl.id, "name": fl.name, "vcpus": fl.vcpus, "ram": fl.memory_mb,
+                          "disk": fl.root_gb, "ephemeral": fl.ephemeral_gb, "swap": fl.swap,
+                          "extra_specs": dict(fl.extra_specs or {})}
+            srv.flavor_id, srv.vcpus, srv.memory_mb = fl.id, fl.vcpus, fl.memory_mb
+            srv.root_gb = max(root, srv.root_gb)
+        self._begin(ctx, server_id, "resize", ("active", "stopped"), "resize_prep", "resize",
+                    "resize", None, mutate)
+
+    def confirm_resize(self, ctx: RequestContext, server_id: str) -> None:
+        self._begin(ctx, server_id, "confirmResize", ("resized",), "resize_finish",
+                    "confirm_resize", "confirmResize")
+
+    def revert_resize(self, ctx: RequestContext, server_id: str) -> None:
+        self._begin(ctx, server_id, "revertResize", ("resized",), "resize_reverting",
+                    "revert_resize", "revertResize")
+
+    def reset_state(self, ctx: RequestContext, server_id: str, arg: Any) -> None:
+        policy.enforce(ctx, "compute:server_reset_state")
+        state = (arg or {}).get("state") if isinstance(arg, dict) else None
+        if state not in ("active", "error"):
+            raise BadRequest("Invalid input for field/attribute state: 'active' or 'error'")
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_reset_state")
+            srv.vm_state, srv.task_state = state, None
+            actions.record(s, srv, "resetState", ctx)
+
+    def console_output(self, ctx: RequestContext, server_id: str, arg: Any) -> str:
+        length = None
+        if isinstance(arg, dict) and arg.get("length") is not None:
+            try:
+                length = int(arg["length"])
+            except (TypeError, ValueError):
+                raise BadRequest("Invalid input for field/attribute length") from None
+            if length < -1:
+                raise BadRequest("Invalid input for field/attribute length")
+            if length == -1:
+                length = None
+        with self.db.read() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_console")
+        if srv.vm_state == "building" or not srv.host:
+            raise Conflict(f"Instance {srv.id} is not ready (vm_state {srv.vm_state}).")
+        try:
+            return self.svc.driver.console_output(srv.host, srv.id, length)
+        except Exception as exc:  # noqa: BLE001
+            raise NotFound(f"Console log for instance {srv.id} is not available: {exc}") from None
+
+    def create_image(self, ctx: RequestContext, server_id: str, arg: Any) -> str:
+        if not isinstance(arg, dict) or not isinstance(arg.get("name"), str) or not arg["name"].strip():
+            raise BadRequest("Invalid input for field/attribute name: is a required property")
+        if set(arg) - {"name", "metadata"}:
+            raise BadRequest("Invalid input for field/attribute createImage")
+        meta = arg.get("metadata") or {}
+        if not isinstance(meta, dict):
+            raise BadRequest("Invalid input for field/attribute metadata")
+        images = self.svc.cloud.services.get("image")
+        if images is None:
+            raise BadRequest("Snapshots need the image service, which this cloud does not run.")
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_create_image")
+            if srv.vm_state not in ("active", "stopped", "paused", "suspended") or srv.task_state:
+                raise self._conflict(srv, "createImage")
+            srv.task_state = "image_snapshot"
+            actions.record(s, srv, "createImage", ctx)
+        target = Path(self.svc.settings.data_dir) / "compute" / "snapshots" / f"{uuid.uuid4()}.img"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with actions.event(self.db, srv.id, "createImage", "compute_snapshot_instance",
+                               srv.host):
+                self.svc.driver.snapshot(srv.host, srv.id, target)
+                props = {k: v for k, v in (srv.image or {}).get("properties", {}).items()
+                         if isinstance(v, str)}
+                props.update({"image_type": "snapshot", "instance_uuid": srv.id,
+                              "base_image_ref": srv.image_id, "user_id": ctx.user_id or "",
+                              **{str(k): str(v) for k, v in meta.items()}})
+                image = images.create_image_from_file(
+                    ctx, name=arg["name"], path=target,
+                    disk_format=(srv.image or {}).get("disk_format") or "raw",
+                    container_format=(srv.image or {}).get("container_format") or "bare",
+                    properties=props, visibility="private")
+        finally:
+            with self.db.write() as s:
+                row = s.get(Server, srv.id)
+                if row is not None:
+                    row.task_state = None
+            if target.exists():
+                os.unlink(target)
+        return image["id"]

@@ -1,0 +1,636 @@
+"""Servers: create (records intent + queues the build), list, show, update, delete,
+metadata and tags. The long work happens in worker.py."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import ipaddress
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from pocketstack import policy
+from pocketstack.context import RequestContext
+from pocketstack.db.base import utcnow
+from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota
+from pocketstack.services.compute import actions, flavors
+from pocketstack.services.compute.microversions import APIVersion
+from pocketstack.services.compute.models import (Flavor, Host, KeyPair, Server, ServerGroup)
+from pocketstack.services.compute.views import STATUS_TO_STATES
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                     r"[0-9a-fA-F]{12}$")
+_TAG_BAD = re.compile(r"[/,]")
+MAX_TAGS = 50
+
+CREATE_KEYS = {"name", "imageRef", "flavorRef", "networks", "key_name", "user_data", "metadata",
+               "security_groups", "availability_zone", "min_count", "max_count",
+               "return_reservation_id", "accessIPv4", "accessIPv6", "adminPass",
+               "config_drive", "OS-DCF:diskConfig", "block_device_mapping",
+               "block_device_mapping_v2", "description", "tags", "personality",
+               "trusted_image_certificates", "host", "hypervisor_hostname", "hostname"}
+
+
+def is_uuid(value: Any) -> bool:
+    return isinstance(value, str) and bool(UUID_RE.match(value))
+
+
+def hostname_for(name: str) -> str:
+    """Nova's sanitize_hostname: lowercase, [a-z0-9-], at most 63 characters."""
+    h = re.sub(r"[ _]", "-", name.lower())
+    h = re.sub(r"[^\w.-]+", "", h, flags=re.ASCII)
+    h = h.strip(".-")[:63].rstrip(".-")
+    return h or "server"
+
+
+def check_name(name: Any, field: str = "name") -> str:
+    if not isinstance(name, str):
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {name}. "
+                         f"{name!r} is not of type 'string'")
+    if not name.strip() or len(name) > 255:
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {name}. "
+                         "must be a non-blank string of at most 255 characters")
+    return name
+
+
+def check_metadata(meta: Any, limit: int) -> dict[str, str]:
+    if not isinstance(meta, dict):
+        raise BadRequest("Invalid input for field/attribute metadata: must be an object")
+    for k, v in meta.items():
+        if not isinstance(k, str) or not 1 <= len(k) <= 255:
+            raise BadRequest("Invalid input for field/attribute metadata: keys must be 1 to "
+                             "255 characters")
+        if not isinstance(v, str) or len(v) > 255:
+            raise BadRequest(f"Invalid input for field/attribute metadata. Value for '{k}' "
+                             "must be a string of at most 255 characters")
+    if limit >= 0 and len(meta) > limit:
+        raise OverQuota("Quota exceeded for metadata_items: Requested "
+                        f"{len(meta)}, but already used 0 of {limit} metadata_items")
+    return dict(meta)
+
+
+def check_tags(tags: Any) -> list[str]:
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise BadRequest(f"Invalid input for field/attribute tags: at most {MAX_TAGS} tags")
+    out = []
+    for t in tags:
+        if not isinstance(t, str) or not 1 <= len(t) <= 60 or _TAG_BAD.search(t):
+            raise BadRequest(f"Invalid input for field/attribute tags. Value: {t}. Tags are "
+                             "1 to 60 characters without '/' or ','")
+        if t not in out:
+            out.append(t)
+    return out
+
+
+def _int(value: Any, field: str, lo: int = 1) -> int:
+    if isinstance(value, bool):
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}.")
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
+                         f"'{value}' is not of type 'integer'") from None
+    if n < lo:
+        raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}. "
+                         f"{value} is less than the minimum of {lo}")
+    return n
+
+
+def _networks(value: Any, ver: APIVersion) -> Any:
+    if value is None:
+        if ver.has("networks_required"):
+            raise BadRequest("Invalid input for field/attribute networks: is a required "
+                             "property (a list, 'auto' or 'none')")
+        return "auto"
+    if isinstance(value, str):
+        if value in ("auto", "none") and ver.has("networks_required"):
+            return value
+        raise BadRequest(f"Invalid input for field/attribute networks. Value: {value}. "
+                         "must be a list of networks")
+    if not isinstance(value, list):
+        raise BadRequest("Invalid input for field/attribute networks: must be a list")
+    out = []
+    for net in value:
+        if not isinstance(net, dict) or set(net) - {"uuid", "port", "fixed_ip", "tag"}:
+            raise BadRequest("Invalid input for field/attribute networks: each item is "
+                             "{uuid|port, fixed_ip?, tag?}")
+        item: dict[str, Any] = {}
+        if "port" in net and net["port"] is not None:
+            if not is_uuid(net["port"]):
+                raise BadRequest(f"Bad networks format: port uuid ({net['port']}) is not in "
+                                 "proper format")
+            item["port"] = net["port"]
+        if "uuid" in net and net["uuid"] is not None:
+            if not is_uuid(net["uuid"]):
+                raise BadRequest(f"Bad networks format: network uuid ({net['uuid']}) is not in "
+                                 "proper format")
+            item["uuid"] = net["uuid"]
+        if not item:
+            raise BadRequest("Bad networks format: a network uuid or a port is required")
+        if net.get("fixed_ip") is not None:
+            try:
+                ipaddress.ip_address(net["fixed_ip"])
+            except ValueError:
+                raise BadRequest(f"Invalid fixed IP address ({net['fixed_ip']})") from None
+            item["fixed_ip"] = net["fixed_ip"]
+        out.append(item)
+    return out
+
+
+def _hints(body: dict) -> dict[str, Any]:
+    hints = body.get("os:scheduler_hints", body.get("OS-SCH-HNT:scheduler_hints")) or {}
+    if not isinstance(hints, dict):
+        raise BadRequest("Invalid input for field/attribute os:scheduler_hints: must be an object")
+    out: dict[str, Any] = {}
+    for key in ("same_host", "different_host"):
+        if key in hints:
+            v = hints[key]
+            v = [v] if isinstance(v, str) else v
+            if not isinstance(v, list) or not all(is_uuid(x) for x in v):
+                raise BadRequest(f"Invalid input for field/attribute {key}: a server uuid or a "
+                                 "list of them")
+            out[key] = v
+    if "group" in hints:
+        if not is_uuid(hints["group"]):
+            raise BadRequest(f"Invalid input for field/attribute group. Value: "
+                             f"{hints['group']}. not a server group uuid")
+        out["group"] = hints["group"]
+    for key, v in hints.items():
+        out.setdefault(key, v)
+    return out
+
+
+class Servers:
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self.db = svc.db
+
+    # -- lookup ---------------------------------------------------------------------------
+    def load(self, s, ctx: RequestContext, server_id: str, action: str = "compute:server_show",  # noqa: ANN001
+             for_update: bool = False) -> Server:
+        srv = s.get(Server, server_id) if len(server_id) <= 36 else None
+        if srv is None or srv.deleted:
+            raise NotFound(f"Instance {server_id} could not be found.")
+        if not policy.check(ctx, action, {"project_id": srv.project_id, "user_id": srv.user_id}):
+            if srv.project_id != ctx.project_id:
+                raise NotFound(f"Instance {server_id} could not be found.")
+            raise Forbidden(f"Policy doesn't allow {action} to be performed.")
+        return srv
+
+    def get(self, ctx: RequestContext, server_id: str) -> Server:
+        with self.db.read() as s:
+            return self.load(s, ctx, server_id)
+
+    # -- create ---------------------------------------------------------------------------
+    def create(self, ctx: RequestContext, body: Any, ver: APIVersion) -> tuple[list[Server], str | None, str]:
+        policy.enforce(ctx, "compute:server_create", ctx.as_target())
+        if not isinstance(body, dict):
+            raise BadRequest("Invalid input for field/attribute server: must be an object")
+        allowed = set(CREATE_KEYS)
+        if not ver.has("server_description"):
+            allowed.discard("description")
+        if not ver.has("tags_on_create"):
+            allowed.discard("tags")
+        if ver.has("no_personality"):
+            allowed.discard("personality")
+        extra = set(body) - allowed
+        if extra:
+            raise BadRequest("Invalid input for field/attribute server. Additional properties "
+                             f"are not allowed ({', '.join(repr(e) for e in sorted(extra))} "
+                             "were unexpected)")
+        name = check_name(body.get("name"))
+        conf = self.svc.conf
+        # flavor
+        flavor_ref = body.get("flavorRef")
+        if flavor_ref is None or isinstance(flavor_ref, bool) or str(flavor_ref).strip() == "":
+            raise BadRequest("Invalid input for field/attribute flavorRef: is a required property")
+        flavor_id = str(flavor_ref).rstrip("/").rsplit("/", 1)[-1]
+        # image (boot-from-volume would come through block_device_mapping_v2)
+        bdm = body.get("block_device_mapping_v2") or body.get("block_device_mapping")
+        image_ref = body.get("imageRef", "")
+        if bdm is not None and not isinstance(bdm, list):
+            raise BadRequest("Invalid input for field/attribute block_device_mapping_v2: must "
+                             "be a list")
+        for item in bdm or []:
+            # An image copied to local disk is what imageRef means; volumes need Cinder
+            # attachments, which this compute service does not do yet (hook here).
+            if not isinstance(item, dict) or item.get("destination_type", "local") != "local" or (
+                    item.get("source_type") not in (None, "image", "blank")):
+                raise BadRequest("Block device mappings to volumes are not supported by this "
+                                 "compute service yet; boot from an image.")
+            if item.get("source_type") == "image" and not image_ref and item.get("uuid"):
+                image_ref = str(item["uuid"])
+        if not isinstance(image_ref, str) or not image_ref:
+            raise BadRequest("Invalid input for field/attribute imageRef: is a required property")
+        image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
+        if not is_uuid(image_id):
+            raise BadRequest("Invalid imageRef provided.")
+        networks = _networks(body.get("networks"), ver)
+        min_count = _int(body.get("min_count", 1), "min_count")
+        max_count = _int(body.get("max_count", min_count), "max_count")
+        if min_count > max_count:
+            raise BadRequest("min_count must be <= max_count")
+        if max_count > 1000:
+            raise BadRequest("max_count must be at most 1000 in one request")
+        user_data = body.get("user_data")
+        if user_data is not None:
+            if not isinstance(user_data, str):
+                raise BadRequest("Invalid input for field/attribute user_data: must be a "
+                                 "base64-encoded string")
+            if len(user_data) > conf.max_user_data_bytes:
+                raise BadRequest(f"User data too large. User data must be no larger than "
+                                 f"{conf.max_user_data_bytes} bytes once base64 encoded. Your "
+                                 f"data is {len(user_data)} bytes")
+            try:
+                base64.b64decode(user_data, validate=True)
+            except (binascii.Error, ValueError):
+                raise BadRequest("User data needs to be valid base 64.") from None
+        for key in ("accessIPv4", "accessIPv6"):
+            if body.get(key):
+                try:
+                    addr = ipaddress.ip_address(body[key])
+                except (ValueError, TypeError):
+                    raise BadRequest(f"Invalid input for field/attribute {key}. Value: "
+                                     f"{body[key]}. is not a valid IP address") from None
+                if addr.version != (4 if key == "accessIPv4" else 6):
+                    raise BadRequest(f"Invalid input for field/attribute {key}. Value: "
+                                     f"{body[key]}. is not an IPv{4 if key == 'accessIPv4' else 6} "
+                                     "address")
+        sgs = body.get("security_groups") or []
+        if not isinstance(sgs, list) or not all(isinstance(g, dict) and isinstance(
+                g.get("name"), str) and g["name"] for g in sgs):
+            raise BadRequest("Invalid input for field/attribute security_groups: a list of "
+                             "{\"name\": ...}")
+        sg_names = list(dict.fromkeys(g["name"] for g in sgs)) or ["default"]
+        description = body.get("description")
+        if description is not None and (not isinstance(description, str) or len(description) > 255):
+            raise BadRequest("Invalid input for field/attribute description: at most 255 "
+                             "characters")
+        tags = check_tags(body.get("tags", []))
+        admin_pass = body.get("adminPass")
+        if admin_pass is not None and not isinstance(admin_pass, str):
+            raise BadRequest("Invalid input for field/attribute adminPass: must be a string")
+        hints = _hints(body)
+        az = body.get("availability_zone")
+        force_host = None
+        if az is not None:
+            if not isinstance(az, str) or not az:
+                raise BadRequest("Invalid input for field/attribute availability_zone")
+            if ":" in az:
+                az, _, force_host = az.partition(":")
+                if force_host:
+                    policy.enforce(ctx, "compute:server_create_forced_host")
+                az = az or None
+            if az is not None and az not in self.svc.hosts_api.zone_names():
+                raise BadRequest(f"The requested availability zone is not available")
+        disk_config = body.get("OS-DCF:diskConfig", "MANUAL")
+        if disk_config not in ("AUTO", "MANUAL"):
+            raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig")
+        personality = body.get("personality") or []
+        # image from the image service
+        image = self._image(ctx, image_id)
+        with self.db.read() as s:
+            fl = s.get(Flavor, flavor_id)
+            if fl is None or not (fl.is_public or ctx.is_admin or s.get(
+                    flavors.FlavorAccess, (fl.id, ctx.project_id or ""))):
+                raise BadRequest(f"Flavor {flavor_id} could not be found.")
+            if fl.disabled:
+                raise BadRequest(f"Flavor {flavor_id} is disabled.")
+            limits = self.svc.quotas.limits(s, ctx.project_id or "")
+            meta = check_metadata(body.get("metadata", {}), limits["metadata_items"])
+            if isinstance(personality, list) and limits["injected_files"] >= 0 and (
+                    len(personality) > limits["injected_files"]):
+                raise OverQuota("Quota exceeded for injected_files")
+            key_data = None
+            key_name = body.get("key_name")
+            if key_name is not None:
+                kp = s.execute(select(KeyPair).where(KeyPair.user_id == ctx.user_id,
+                                                     KeyPair.name == key_name)).scalar()
+                if kp is None:
+                    raise BadRequest("Invalid key_name provided.")
+                key_data = kp.public_key
+            group = None
+            if "group" in hints:
+                group = s.get(ServerGroup, hints["group"])
+                if group is None or (group.project_id != ctx.project_id and not ctx.is_admin):
+                    raise BadRequest(f"Server group {hints['group']} could not be found.")
+        self.svc.pci_requests(fl.extra_specs)  # an undefined alias is a 400 now, not a fault
+        min_disk = int(image.get("min_disk") or 0)
+        min_ram = int(image.get("min_ram") or 0)
+        if fl.root_gb and min_disk > fl.root_gb:
+            raise BadRequest("Flavor's disk is too small for requested image. Flavor disk is "
+                             f"{fl.root_gb * 2**30} bytes, image is {min_disk * 2**30} bytes.")
+        if min_ram > fl.memory_mb:
+            raise BadRequest("Flavor's memory is too small for requested image.")
+        flavor_snap = {"id": fl.id, "name": fl.name, "vcpus": fl.vcpus, "ram": fl.memory_mb,
+                       "disk": fl.root_gb, "ephemeral": fl.ephemeral_gb, "swap": fl.swap,
+                       "extra_specs": dict(fl.extra_specs or {})}
+        image_snap = {"id": image_id, "name": image.get("name"),
+                      "properties": _image_props(image), "min_disk": min_disk,
+                      "container_format": image.get("container_format"),
+                      "disk_format": image.get("disk_format")}
+        reservation_id = "r-" + uuid.uuid4().hex[:8]
+        created: list[Server] = []
+        with self.db.write() as s:
+            if group is not None:
+                self.svc.groups_api.lock_group(s, group.id)
+                members = s.execute(select(func.count()).select_from(Server).where(
+                    Server.group_id == group.id, Server.deleted.is_(False))).scalar() or 0
+                glimit = self.svc.quotas.limit_for(s, ctx.project_id or "", "server_group_members")
+                if glimit >= 0 and members + min_count > glimit:
+                    raise OverQuota("Quota exceeded, too many servers in group")
+                if glimit >= 0:
+                    max_count = min(max_count, glimit - members)
+            count = self.svc.quotas.allowed_instances(
+                s, ctx.project_id or "", fl.vcpus, fl.memory_mb, min_count, max_count)
+            seq = (s.execute(select(func.max(Server.seq))).scalar() or 0)
+            now = utcnow()
+            for i in range(count):
+                seq += 1
+                display = name if count == 1 else f"{name}-{i + 1}"
+                srv = Server(
+                    id=str(uuid.uuid4()), seq=seq, name=display, hostname=hostname_for(display),
+                    description=description, project_id=ctx.project_id or "",
+                    user_id=ctx.user_id or "", image_id=image_id, image=image_snap,
+                    flavor_id=fl.id, flavor=flavor_snap, vcpus=fl.vcpus, memory_mb=fl.memory_mb,
+                    root_gb=fl.root_gb + fl.ephemeral_gb + (fl.swap + 1023) // 1024,
+                    key_name=key_name, key_data=key_data, user_data=user_data, metadata_=meta,
+                    tags=tags, security_groups=sg_names, requested_networks=networks,
+                    requested_az=az, availability_zone=az or conf.default_availability_zone,
+                    scheduler_hints={**hints, **({"force_host": force_host} if force_host else {})},
+                    group_id=group.id if group else None, vm_state="building",
+                    task_state="scheduling", power_state=0,
+                    access_ipv4=body.get("accessIPv4") or "",
+                    access_ipv6=body.get("accessIPv6") or "",
+                    config_drive="True" if body.get("config_drive") in (True, "true", "True") else "",
+                    disk_config=disk_config, reservation_id=reservation_id, launch_index=i,
+                    created_at=now, updated_at=now)
+                s.add(srv)
+                actions.record(s, srv, "create", ctx)
+                self.svc.queue.enqueue(s, "build", srv.id)
+                created.append(srv)
+        self.svc.queue.kick()
+        return created, admin_pass, reservation_id
+
+    def _image(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
+        images = self.svc.cloud.services.get("image")
+        if images is None:
+            raise BadRequest(f"Image {image_id} could not be found.")
+        try:
+            image = images.get_image(ctx, image_id)
+        except NotFound:
+            raise BadRequest(f"Image {image_id} could not be found.") from None
+        if image.get("status") not in (None, "active"):
+            raise BadRequest(f"Image {image_id} is not active.")
+        return image
+
+    # -- list -------------------------------------------------------------------------------
+    def list_(self, ctx: RequestContext, query, ver: APIVersion) -> tuple[list[Server], bool]:  # noqa: ANN001
+        policy.enforce(ctx, "compute:server_list", ctx.as_target())
+        q = select(Server)
+        all_tenants = "all_tenants" in query and query.get("all_tenants", "").lower() not in (
+            "0", "false", "off", "no")
+        project = query.get("project_id") or query.get("tenant_id")
+        if all_tenants or (project and ctx.is_admin):
+            policy.enforce(ctx, "compute:server_list_all_tenants")
+            if project:
+                q = q.where(Server.project_id == project)
+        else:
+            q = q.where(Server.project_id == (ctx.project_id or ""))
+        changes = query.get("changes-since") or query.get("changes-before")
+        deleted = query.get("deleted", "").lower() in ("true", "1", "yes") and ctx.is_admin
+        for key, op in (("changes-since", ">="), ("changes-before", "<=")):
+            if key in query:
+                try:
+                    when = dt.datetime.fromisoformat(query[key].replace("Z", "+00:00"))
+                except ValueError:
+                    raise BadRequest(f"Invalid input for query parameters {key}. Value: "
+                                     f"{query[key]}. is not a 'date-time'") from None
+                if when.tzinfo is not None:
+                    when = when.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                q = q.where(Server.updated_at >= when if op == ">=" else Server.updated_at <= when)
+        if deleted:
+            q = q.where(Server.deleted.is_(True))
+        elif not changes:
+            q = q.where(Server.deleted.is_(False))
+        st = query.get("status")
+        if st:
+            states = STATUS_TO_STATES.get(st.upper())
+            if states is None:
+                if ctx.is_admin:
+                    raise BadRequest(f"Invalid server status: {st}")
+                return [], False
+            q = q.where(Server.vm_state.in_({vm for vm, _ in states}))
+        simple = {"image": Server.image_id, "flavor": Server.flavor_id,
+                  "reservation_id": Server.reservation_id, "key_name": Server.key_name,
+                  "availability_zone": Server.availability_zone, "vm_state": Server.vm_state,
+                  "task_state": Server.task_state, "user_id": Server.user_id}
+        for key, col in simple.items():
+            if key in query:
+                q = q.where(col == query[key])
+        if ctx.is_admin:
+            for key, col in (("host", Server.host), ("node", Server.node)):
+                if key in query:
+                    q = q.where(col == query[key])
+        if "locked" in query:
+            q = q.where(Server.locked.is_(query["locked"].lower() in ("true", "1", "yes")))
+        sort_key = query.get("sort_key", "created_at")
+        sort_dir = query.get("sort_dir", "desc")
+        cols = {"created_at": Server.seq, "display_name": Server.name, "updated_at": Server.updated_at,
+                "uuid": Server.id, "vm_state": Server.vm_state, "host": Server.host,
+                "launched_at": Server.launched_at, "project_id": Server.project_id,
+                "user_id": Server.user_id, "availability_zone": Server.availability_zone,
+                "key_name": Server.key_name, "task_state": Server.task_state,
+                "power_state": Server.power_state, "display_description": Server.description}
+        if sort_key not in cols or sort_dir not in ("asc", "desc"):
+            raise BadRequest(f"Invalid sort_key {sort_key} or sort_dir {sort_dir}")
+        col = cols[sort_key]
+        q = q.order_by(col.asc() if sort_dir == "asc" else col.desc(),
+                       Server.seq.asc() if sort_dir == "asc" else Server.seq.desc())
+        limit = None
+        if "limit" in query:
+            try:
+                limit = int(query["limit"])
+            except ValueError:
+                raise BadRequest("limit param must be an integer") from None
+            if limit < 0:
+                raise BadRequest("limit param must be positive")
+        limit = min(limit if limit is not None else 1000, 1000)
+        with self.db.read() as s:
+            rows = list(s.execute(q).scalars())
+        name_re = query.get("name")
+        if name_re:
+            try:
+                rx = re.compile(name_re)
+            except re.error:
+                raise BadRequest(f"Invalid name filter {name_re}") from None
+            rows = [r for r in rows if rx.search(r.name)]
+        for key, want_all, negate in (("tags", True, False), ("tags-any", False, False),
+                                      ("not-tags", True, True), ("not-tags-any", False, True)):
+            if key in query:
+                wanted = [t for t in query[key].split(",") if t]
+                check = all if want_all else any
+                rows = [r for r in rows if check(t in (r.tags or []) for t in wanted) != negate]
+        ip = query.get("ip") or query.get("ip6")
+        if ip:
+            try:
+                rx = re.compile(ip)
+            except re.error:
+                raise BadRequest(f"Invalid ip filter {ip}") from None
+            addrs = self.addresses([r.id for r in rows])
+            rows = [r for r in rows if any(rx.match(a["addr"]) for net in addrs.get(r.id, {}).values()
+                                           for a in net)]
+        marker = query.get("marker")
+        if marker is not None:
+            ids = [r.id for r in rows]
+            if marker not in ids:
+                raise BadRequest(f"marker [{marker}] not found")
+            rows = rows[ids.index(marker) + 1:]
+        more = len(rows) > limit
+        return rows[:limit], more
+
+    def addresses(self, server_ids: list[str]) -> dict[str, Any]:
+        net = self.svc.cloud.services.get("network")
+        if net is None or not server_ids:
+            return {}
+        return net.server_addresses(server_ids)
+
+    def host_states(self) -> dict[str, str]:
+        with self.db.read() as s:
+            hosts = list(s.execute(select(Host)).scalars())
+        out = {}
+        for h in hosts:
+            if h.forced_down or not self.svc.host_is_up(h):
+                out[h.host] = "DOWN" if not h.forced_down else "DOWN"
+            elif h.status != "enabled":
+                out[h.host] = "MAINTENANCE"
+            else:
+                out[h.host] = "UP"
+        return out
+
+    # -- update / delete --------------------------------------------------------------------
+    def update(self, ctx: RequestContext, server_id: str, body: Any, ver: APIVersion) -> Server:
+        if not isinstance(body, dict):
+            raise BadRequest("Invalid input for field/attribute server: must be an object")
+        allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"} | (
+            {"description"} if ver.has("server_description") else set())
+        extra = set(body) - allowed
+        if extra:
+            raise BadRequest("Invalid input for field/attribute server. Additional properties "
+                             f"are not allowed ({', '.join(repr(e) for e in sorted(extra))} "
+                             "were unexpected)")
+        if "name" in body:
+            check_name(body["name"])
+        for key in ("accessIPv4", "accessIPv6"):
+            if body.get(key):
+                try:
+                    addr = ipaddress.ip_address(body[key])
+                except (ValueError, TypeError):
+                    raise BadRequest(f"Invalid input for field/attribute {key}. Value: "
+                                     f"{body[key]}. is not a valid IP address") from None
+                if addr.version != (4 if key == "accessIPv4" else 6):
+                    raise BadRequest(f"Invalid input for field/attribute {key}.")
+        if "description" in body and body["description"] is not None and (
+                not isinstance(body["description"], str) or len(body["description"]) > 255):
+            raise BadRequest("Invalid input for field/attribute description")
+        with self.db.write() as s:
+            srv = self.load(s, ctx, server_id, "compute:server_update")
+            if "name" in body:
+                srv.name = body["name"]
+            if "accessIPv4" in body:
+                srv.access_ipv4 = body["accessIPv4"] or ""
+            if "accessIPv6" in body:
+                srv.access_ipv6 = body["accessIPv6"] or ""
+            if "description" in body:
+                srv.description = body["description"]
+            if "OS-DCF:diskConfig" in body:
+                srv.disk_config = body["OS-DCF:diskConfig"]
+            srv.updated_at = utcnow()
+            return srv
+
+    def check_lock(self, ctx: RequestContext, srv: Server) -> None:
+        if srv.locked and not ctx.is_admin and not (srv.locked_by == "owner" and (
+                ctx.project_id == srv.project_id and False)):
+            raise Conflict(f"Instance {srv.id} is locked")
+
+    def delete(self, ctx: RequestContext, server_id: str, force: bool = False) -> None:
+        with self.db.write() as s:
+            srv = self.load(s, ctx, server_id, "compute:server_delete")
+            self.check_lock(ctx, srv)
+            if srv.task_state == "deleting":
+                return
+            srv.task_state = "deleting"
+            srv.updated_at = utcnow()
+            actions.record(s, srv, "delete", ctx)
+            self.svc.queue.enqueue(s, "delete", srv.id)
+        self.svc.queue.kick()
+
+    # -- metadata ---------------------------------------------------------------------------
+    def set_metadata(self, ctx: RequestContext, server_id: str, meta: Any, replace: bool,
+                     key: str | None = None) -> dict[str, str]:
+        if not isinstance(meta, dict):
+            raise BadRequest("Invalid input for field/attribute metadata: must be an object")
+        if key is not None:
+            if len(meta) != 1 or key not in meta:
+                raise BadRequest("Request body and URI mismatch")
+        with self.db.write() as s:
+            srv = self.load(s, ctx, server_id, "compute:server_metadata")
+            self.check_lock(ctx, srv)
+            limit = self.svc.quotas.limit_for(s, srv.project_id, "metadata_items")
+            new = dict(meta) if replace else {**(srv.metadata_ or {}), **meta}
+            check_metadata(meta, -1)
+            check_metadata(new, limit)
+            srv.metadata_ = new
+            srv.updated_at = utcnow()
+        return dict(meta) if (key is not None or not replace) and key is not None else new
+
+    def delete_metadata(self, ctx: RequestContext, server_id: str, key: str) -> None:
+        with self.db.write() as s:
+            srv = self.load(s, ctx, server_id, "compute:server_metadata")
+            self.check_lock(ctx, srv)
+            meta = dict(srv.metadata_ or {})
+            if key not in meta:
+                raise NotFound(f"Metadata item was not found")
+            del meta[key]
+            srv.metadata_ = meta
+
+    # -- tags -------------------------------------------------------------------------------
+    def set_tags(self, ctx: RequestContext, server_id: str, tags: list[str] | None,
+                 add: str | None = None, remove: str | None = None) -> list[str]:
+        with self.db.write() as s:
+            srv = self.load(s, ctx, server_id, "compute:server_tags")
+            current = list(srv.tags or [])
+            if tags is not None:
+                current = check_tags(tags)
+            if add is not None:
+                check_tags([add])
+                if add not in current:
+                    if len(current) >= MAX_TAGS:
+                        raise BadRequest(f"The number of tags exceeded the per-server limit {MAX_TAGS}")
+                    current.append(add)
+            if remove is not None:
+                if remove == "*":
+                    current = []
+                elif remove not in current:
+                    raise NotFound(f"Tag {remove} could not be found for instance {server_id}")
+                else:
+                    current.remove(remove)
+            srv.tags = current
+            srv.updated_at = utcnow()
+            return current
+
+
+def _image_props(image: dict[str, Any]) -> dict[str, Any]:
+    props = dict(image.get("properties") or {})
+    skip = {"id", "name", "status", "visibility", "size", "checksum", "created_at", "updated_at",
+            "file", "schema", "self", "tags", "owner", "protected", "min_disk", "min_ram",
+            "disk_format", "container_format", "virtual_size", "locations", "direct_url",
+            "os_hash_algo", "os_hash_value", "os_hidden", "properties", "stores"}
+    for k, v in image.items():
+        if k not in skip and not isinstance(v, (dict, list)):
+            props.setdefault(k, v)
+    return props

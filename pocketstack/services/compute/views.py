@@ -1,0 +1,186 @@
+"""Rendering: Nova's response bodies, switched by microversion through ``ver.has``."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from pocketstack.context import RequestContext
+from pocketstack.db.base import isotime
+from pocketstack.services.compute.microversions import APIVersion
+
+# (vm_state, task_state) -> status, nova/api/openstack/common.py _STATE_MAP
+_STATUS = {
+    "active": {None: "ACTIVE", "rebooting": "REBOOT", "reboot_pending": "REBOOT",
+               "reboot_started": "REBOOT", "rebooting_hard": "HARD_REBOOT",
+               "reboot_pending_hard": "HARD_REBOOT", "reboot_started_hard": "HARD_REBOOT",
+               "rebuilding": "REBUILD", "rebuild_spawning": "REBUILD",
+               "resize_prep": "RESIZE", "resize_migrating": "RESIZE",
+               "resize_migrated": "RESIZE", "resize_finish": "RESIZE",
+               "resize_reverting": "REVERT_RESIZE"},
+    "building": {None: "BUILD"},
+    "stopped": {None: "SHUTOFF", "resize_prep": "RESIZE", "resize_migrating": "RESIZE",
+                "resize_migrated": "RESIZE", "resize_finish": "RESIZE",
+                "rebuilding": "REBUILD"},
+    "resized": {None: "VERIFY_RESIZE", "resize_reverting": "REVERT_RESIZE"},
+    "paused": {None: "PAUSED"},
+    "suspended": {None: "SUSPENDED"},
+    "rescued": {None: "RESCUE"},
+    "error": {None: "ERROR", "rebuilding": "REBUILD"},
+    "deleted": {None: "DELETED"},
+    "soft-delete": {None: "SOFT_DELETED"},
+    "shelved": {None: "SHELVED"},
+    "shelved_offloaded": {None: "SHELVED_OFFLOADED"},
+}
+STATUS_TO_STATES: dict[str, list[tuple[str, str | None]]] = {}
+for _vm, _tasks in _STATUS.items():
+    for _task, _st in _tasks.items():
+        STATUS_TO_STATES.setdefault(_st, []).append((_vm, _task))
+
+
+def status(vm_state: str, task_state: str | None) -> str:
+    states = _STATUS.get(vm_state, {})
+    return states.get(task_state) or states.get(None) or "UNKNOWN"
+
+
+def link(base: str, kind: str, ident: str) -> list[dict[str, str]]:
+    return [{"rel": "self", "href": f"{base}/v2.1/{kind}/{ident}"},
+            {"rel": "bookmark", "href": f"{base}/{kind}/{ident}"}]
+
+
+def flavor(base: str, f: Any, ver: APIVersion, detail: bool = True) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": f.id, "name": f.name, "links": link(base, "flavors", f.id)}
+    if ver.has("flavor_description"):
+        body["description"] = f.description
+    if not detail:
+        return body
+    body.update({
+        "ram": f.memory_mb, "disk": f.root_gb, "vcpus": f.vcpus,
+        "swap": f.swap if (f.swap or ver.has("rebuild_returns_full")) else "",
+        "OS-FLV-EXT-DATA:ephemeral": f.ephemeral_gb, "OS-FLV-DISABLED:disabled": f.disabled,
+        "os-flavor-access:is_public": f.is_public, "rxtx_factor": f.rxtx_factor,
+    })
+    if ver.has("flavor_extra_specs"):
+        body["extra_specs"] = dict(f.extra_specs or {})
+    return body
+
+
+def keypair(k: Any, ver: APIVersion, *, detail: bool = False,
+            private_key: str | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": k.name, "public_key": k.public_key,
+                            "fingerprint": k.fingerprint}
+    if ver.has("keypair_type"):
+        body["type"] = k.type
+    if detail or private_key is not None:
+        body["user_id"] = k.user_id
+    if private_key is not None:
+        body["private_key"] = private_key
+    if detail:
+        body.update({"created_at": isotime(k.created_at, micro=True, z=False),
+                     "deleted": False, "deleted_at": None, "updated_at": None, "id": k.id})
+    return body
+
+
+def host_id(project_id: str, host: str | None) -> str:
+    if not host:
+        return ""
+    return hashlib.sha224((project_id + host).encode()).hexdigest()
+
+
+def server_brief(base: str, srv: Any) -> dict[str, Any]:
+    return {"id": srv.id, "name": srv.name, "links": link(base, "servers", srv.id)}
+
+
+def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
+           addresses: dict[str, Any] | None = None, host_states: dict[str, str] | None = None,
+           groups: list[str] | None = None, show: bool = False) -> dict[str, Any]:
+    st = status(srv.vm_state, srv.task_state)
+    fl = srv.flavor or {}
+    if ver.has("flavor_embedded"):
+        flavor_body: dict[str, Any] = {
+            "vcpus": fl.get("vcpus"), "ram": fl.get("ram"), "disk": fl.get("disk"),
+            "ephemeral": fl.get("ephemeral", 0), "swap": fl.get("swap", 0),
+            "original_name": fl.get("name")}
+        flavor_body["extra_specs"] = dict(fl.get("extra_specs") or {})
+    else:
+        flavor_body = {"id": srv.flavor_id, "links": [
+            {"rel": "bookmark", "href": f"{base}/flavors/{srv.flavor_id}"}]}
+    image_body: Any = ""
+    if srv.image_id:
+        image_body = {"id": srv.image_id, "links": [
+            {"rel": "bookmark", "href": f"{base}/images/{srv.image_id}"}]}
+    body: dict[str, Any] = {
+        "id": srv.id, "name": srv.name, "status": st, "tenant_id": srv.project_id,
+        "user_id": srv.user_id, "metadata": dict(srv.metadata_ or {}),
+        "hostId": host_id(srv.project_id, srv.host), "image": image_body, "flavor": flavor_body,
+        "created": isotime(srv.created_at), "updated": isotime(srv.updated_at),
+        "addresses": addresses or {}, "accessIPv4": srv.access_ipv4 or "",
+        "accessIPv6": srv.access_ipv6 or "", "links": link(base, "servers", srv.id),
+        "OS-DCF:diskConfig": srv.disk_config or "MANUAL",
+        "OS-EXT-AZ:availability_zone": srv.availability_zone or "",
+        "config_drive": srv.config_drive or "", "key_name": srv.key_name,
+        "OS-SRV-USG:launched_at": isotime(srv.launched_at, micro=True, z=False),
+        "OS-SRV-USG:terminated_at": isotime(srv.terminated_at, micro=True, z=False),
+        "OS-EXT-STS:task_state": srv.task_state, "OS-EXT-STS:vm_state": srv.vm_state,
+        "OS-EXT-STS:power_state": srv.power_state,
+        "os-extended-volumes:volumes_attached": [],
+    }
+    if st in ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"):
+        body["progress"] = 100 if st == "ACTIVE" else (srv.progress or 0)
+    if srv.security_groups and not srv.deleted:
+        body["security_groups"] = [{"name": n} for n in srv.security_groups]
+    if srv.fault and st in ("ERROR", "DELETED"):
+        fault = dict(srv.fault)
+        if not ctx.is_admin and fault.get("code") == 500:
+            fault.pop("details", None)
+        body["fault"] = fault
+    if ctx.is_admin:
+        body["OS-EXT-SRV-ATTR:host"] = srv.host
+        body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{srv.seq:08x}"
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = srv.node
+        if ver.has("extended_attributes"):
+            body.update({
+                "OS-EXT-SRV-ATTR:reservation_id": srv.reservation_id,
+                "OS-EXT-SRV-ATTR:launch_index": srv.launch_index,
+                "OS-EXT-SRV-ATTR:hostname": srv.hostname,
+                "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": "/dev/vda",
+                "OS-EXT-SRV-ATTR:user_data": srv.user_data,
+            })
+    if ver.has("server_locked"):
+        body["locked"] = bool(srv.locked)
+    if ver.has("host_status") and ctx.is_admin:
+        body["host_status"] = (host_states or {}).get(srv.host or "", "") if srv.host else ""
+    if ver.has("server_description"):
+        body["description"] = srv.description
+    if ver.has("server_tags"):
+        body["tags"] = list(srv.tags or [])
+    if ver.has("server_groups_in_show") and show:
+        body["server_groups"] = groups or []
+    if ver.has("locked_reason"):
+        body["locked_reason"] = srv.locked_reason
+    return body
+
+
+def action(a: Any, ver: APIVersion) -> dict[str, Any]:
+    body = {"action": a.action, "instance_uuid": a.server_id, "message": a.message,
+            "project_id": a.project_id, "request_id": a.request_id,
+            "start_time": isotime(a.start_time, micro=True, z=False), "user_id": a.user_id}
+    if ver.has("actions_paging"):
+        body["updated_at"] = isotime(a.updated_at or a.start_time, micro=True, z=False)
+    return body
+
+
+def event(e: Any, ver: APIVersion, ctx: RequestContext, project_id: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"event": e.event, "start_time": isotime(e.start_time, micro=True, z=False),
+                            "finish_time": isotime(e.finish_time, micro=True, z=False),
+                            "result": e.result}
+    if ctx.is_admin:
+        body["traceback"] = e.traceback
+    if ver.has("events_host"):
+        if ctx.is_admin:
+            body["host"] = e.host
+        body["hostId"] = host_id(project_id, e.host)
+    if ver.has("events_details"):
+        body["details"] = e.details
+    return body

@@ -1,0 +1,524 @@
+"""Task handlers: they drive the compute driver until the server matches what the API
+recorded, and record a fault with the real reason when it cannot.
+
+Every handler is idempotent: after kill -9 the queue runs it again with attempts > 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from sqlalchemy import select
+
+from pocketstack.context import RequestContext
+from pocketstack.db.base import utcnow
+from pocketstack.drivers.compute.base import (PAUSED, RUNNING, SHUTDOWN, SUSPENDED, InstanceSpec)
+from pocketstack.scheduler.host_state import RequestSpec
+from pocketstack.scheduler.manager import NoValidHost
+from pocketstack.services.compute import actions
+from pocketstack.services.compute.models import Allocation, Host, PciDevice, Server
+from pocketstack.services.compute.service import _ClaimRace
+from pocketstack.workers.queue import Task
+
+log = logging.getLogger("pocketstack.compute.worker")
+
+
+def fault(code: int, message: str, details: str = "") -> dict[str, Any]:
+    from pocketstack.db.base import isotime
+
+    return {"code": code, "message": message[:255], "details": details[-4000:],
+            "created": isotime(utcnow())}
+
+
+class Worker:
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self.db = svc.db
+        self.driver = svc.driver
+        self.handlers = {
+            "build": self.build, "delete": self.delete,
+            "stop": self._power("stop"), "start": self._power("start"),
+            "reboot": self._power("reboot"), "pause": self._power("pause"),
+            "unpause": self._power("unpause"), "suspend": self._power("suspend"),
+            "resume": self._power("resume"), "rebuild": self.rebuild, "resize": self.resize,
+            "confirm_resize": self.confirm_resize, "revert_resize": self.revert_resize,
+        }
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _load(self, server_id: str) -> Server | None:
+        with self.db.read() as s:
+            srv = s.get(Server, server_id)
+        return None if srv is None or srv.deleted else srv
+
+    def _set(self, server_id: str, **values: Any) -> None:
+        with self.db.write() as s:
+            srv = s.get(Server, server_id)
+            if srv is None:
+                return
+            for k, v in values.items():
+                setattr(srv, k, v)
+            srv.updated_at = utcnow()
+
+    def _ctx(self, srv: Server) -> RequestContext:
+        return RequestContext(user_id=srv.user_id, project_id=srv.project_id, is_internal=True,
+                              roles=frozenset({"admin"}))
+
+    def spec_for(self, srv: Server, flavor: dict | None = None, image_path=None,  # noqa: ANN001
+                 network_info: list | None = None) -> InstanceSpec:
+        fl = flavor or srv.flavor or {}
+        with self.db.read() as s:
+            pci = list(s.execute(select(PciDevice.address).where(
+                PciDevice.server_id == srv.id)).scalars())
+        user_data = None
+        if srv.user_data:
+            import base64
+
+            user_data = base64.b64decode(srv.user_data)
+        return InstanceSpec(
+            id=srv.id, name=srv.name, hostname=srv.hostname, host=srv.host or "",
+            vcpus=int(fl.get("vcpus", srv.vcpus)), memory_mb=int(fl.get("ram", srv.memory_mb)),
+            root_gb=int(fl.get("disk", srv.root_gb)), image_id=srv.image_id,
+            image_path=image_path, image_properties=dict((srv.image or {}).get("properties") or {}),
+            user_data=user_data, metadata=dict(srv.metadata_ or {}), key_data=srv.key_data,
+            network_info=network_info or [], pci_devices=pci)
+
+    def _image_path(self, srv: Server):  # noqa: ANN202
+        if not self.driver.capabilities.needs_image_file:
+            return None
+        images = self.svc.cloud.services.get("image")
+        if images is None:
+            raise RuntimeError(f"Image {srv.image_id} could not be found (no image service).")
+        return images.image_path(srv.image_id)
+
+    def request_spec(self, srv: Server, tried: set[str]) -> RequestSpec:
+        fl = srv.flavor or {}
+        hints = srv.scheduler_hints or {}
+        spec = RequestSpec(
+            vcpus=srv.vcpus, memory_mb=srv.memory_mb, disk_gb=srv.root_gb,
+            extra_specs=dict(fl.get("extra_specs") or {}),
+            image_properties=dict((srv.image or {}).get("properties") or {}),
+            availability_zone=srv.requested_az, same_host=list(hints.get("same_host") or []),
+            different_host=list(hints.get("different_host") or []), ignore_hosts=set(tried),
+            pci_requests=self.svc.pci_requests(fl.get("extra_specs") or {}),
+            force_host=hints.get("force_host"))
+        if srv.group_id:
+            self._fill_group(spec, srv)
+        return spec
+
+    def _fill_group(self, spec: RequestSpec, srv: Server) -> None:
+        from pocketstack.services.compute.models import ServerGroup
+
+        with self.db.read() as s:
+            g = s.get(ServerGroup, srv.group_id)
+            hosts = list(s.execute(select(Server.host).where(
+                Server.group_id == srv.group_id, Server.deleted.is_(False),
+                Server.host.is_not(None), Server.id != srv.id)).scalars())
+        if g is not None:
+            spec.group_policy, spec.group_rules, spec.group_hosts = g.policy, dict(g.rules or {}), hosts
+
+    # -- build ------------------------------------------------------------------------------
+    def build(self, task: Task) -> None:
+        srv = self._load(task.resource_id)
+        if srv is None or srv.vm_state != "building":
+            return
+        if task.attempts and srv.host:
+            # A restart interrupted this build after the claim: adopt or start over.
+            if (srv.id in self.driver.list_instances(srv.host) and
+                    self.driver.get_power_state(srv.host, srv.id) == RUNNING):
+                self._set(srv.id, vm_state="active", task_state=None, power_state=RUNNING,
+                          launched_at=srv.launched_at or utcnow())
+                return
+            self._cleanup(srv)
+            srv = self._load(srv.id)
+            if srv is None:
+                return
+        tried: set[str] = set()
+        last_error = ""
+        for attempt in range(self.svc.conf.max_attempts):
+            try:
+                with actions.event(self.db, srv.id, "create",
+                                   "conductor_schedule_and_build_instances", None):
+                    host = self._schedule_and_claim(srv, tried)
+            except NoValidHost as exc:
+                msg = str(exc) if not last_error else f"{exc} Last build error: {last_error}"
+                self._error(srv.id, fault(500, msg[:255], msg + "\n" + traceback.format_exc()))
+                return
+            srv = self._load(srv.id)
+            if srv is None:  # deleted while scheduling; the delete task cleans up
+                return
+            try:
+                with actions.event(self.db, srv.id, "create",
+                                   "compute__do_build_and_run_instance", host):
+                    self._spawn(srv)
+            except Exception as exc:  # noqa: BLE001 - becomes the server's fault
+                log.warning("build of %s on %s failed: %s", srv.id, host, exc)
+                last_error = str(exc) or type(exc).__name__
+                tb = traceback.format_exc()
+                self._cleanup(srv)
+                tried.add(host)
+                if attempt + 1 >= self.svc.conf.max_attempts:
+                    self._error(srv.id, fault(500, f"Build of instance {srv.id} failed: "
+                                                   f"{last_error}"[:255], tb))
+                    return
+                srv = self._load(srv.id)
+                if srv is None:
+                    return
+                continue
+            return
+
+    def _schedule_and_claim(self, srv: Server, tried: set[str]) -> str:
+        for _ in range(8):
+            spec = self.request_spec(srv, tried)
+            (hs, take), = self.svc.scheduler.select_destinations(spec, 1, [srv.id])
+            ok = False
+            try:
+                with self.db.write() as s:
+                    row = s.get(Server, srv.id)
+                    if row is None or row.deleted or row.task_state == "deleting":
+                        ok = True  # nothing to place; the caller notices
+                        hs_name = hs.host
+                        self.svc.scheduler.release_server(hs.host, srv.id, spec.vcpus,
+                                                          spec.memory_mb, spec.disk_gb, take)
+                        return hs_name
+                    if row.group_id and not self._group_allows(s, row, hs.host):
+                        raise _ClaimRace()
+                    if self.svc.claim(s, row, hs.id, take):
+                        row.host, row.node = hs.host, hs.nodename
+                        if not row.requested_az:
+                            row.availability_zone = hs.availability_zone
+                        row.task_state = "networking"
+                        row.updated_at = utcnow()
+                        ok = True
+            except _ClaimRace:
+                ok = False
+            if ok:
+                return hs.host
+            self.svc.scheduler.release_server(hs.host, srv.id, spec.vcpus, spec.memory_mb,
+                                              spec.disk_gb, take)
+            self.svc.scheduler.refresh()
+        raise NoValidHost("Hosts kept changing under concurrent claims; try again.")
+
+    def _group_allows(self, s, row: Server, host: str) -> bool:  # noqa: ANN001
+        from pocketstack.services.compute.models import ServerGroup
+
+        self.svc.groups_api.lock_group(s, row.group_id)
+        g = s.get(ServerGroup, row.group_id)
+        if g is None:
+            return True
+        hosts = list(s.execute(select(Server.host).where(
+            Server.group_id == g.id, Server.deleted.is_(False), Server.host.is_not(None),
+            Server.id != row.id)).scalars())
+        if g.policy == "anti-affinity":
+            return hosts.count(host) < int((g.rules or {}).get("max_server_per_host", 1))
+        if g.policy == "affinity":
+            return not hosts or host in hosts
+        return True
+
+    def _spawn(self, srv: Server) -> None:
+        net = self.svc.cloud.services.get("network")
+        ports: list = []
+        if net is not None and srv.requested_networks != "none":
+            ports = net.allocate_for_server(self._ctx(srv), srv.id, srv.requested_networks,
+                                            list(srv.security_groups or []), srv.host)
+        self._set(srv.id, task_state="spawning")
+        spec = self.spec_for(srv, image_path=self._image_path(srv), network_info=ports)
+        self.driver.spawn(spec)
+        self._plug(srv, ports)
+        with self.db.write() as s:
+            row = s.get(Server, srv.id)
+            if row is None or row.deleted:
+                return
+            row.vm_state, row.task_state, row.power_state = "active", None, RUNNING
+            row.launched_at, row.progress, row.updated_at = utcnow(), 100, utcnow()
+            row.fault = None
+
+    def _plug(self, srv: Server, ports: list) -> None:
+        net = self.svc.cloud.services.get("network")
+        if net is None or not ports:
+            return
+        pid = self.driver.netns_pid(srv.host or "", srv.id)
+        if pid is None:
+            return
+        for port in ports:
+            net.plug_vif(port["id"], pid)
+
+    def _cleanup(self, srv: Server) -> None:
+        """Undo a (partial) build: driver, ports, claim."""
+        if srv.host:
+            try:
+                self.driver.destroy(srv.host, srv.id)
+            except Exception:  # noqa: BLE001
+                log.exception("destroy of %s failed during cleanup", srv.id)
+        self._deallocate_network(srv)
+        self._release(srv)
+        self._set(srv.id, host=None, node=None, task_state="scheduling")
+
+    def _deallocate_network(self, srv: Server) -> None:
+        net = self.svc.cloud.services.get("network")
+        if net is None:
+            return
+        try:
+            net.deallocate_for_server(self._ctx(srv), srv.id)
+        except Exception:  # noqa: BLE001
+            log.exception("deallocating ports of %s failed", srv.id)
+
+    def _release(self, srv: Server) -> None:
+        with self.db.write() as s:
+            pci = {}
+            for vendor, product in s.execute(select(PciDevice.vendor_id, PciDevice.product_id)
+                                             .where(PciDevice.server_id == srv.id)).all():
+                pci[(vendor, product)] = pci.get((vendor, product), 0) + 1
+            alloc = s.execute(select(Allocation).where(Allocation.server_id == srv.id)).scalar()
+            host = s.get(Host, alloc.host_id).host if alloc else None
+            amounts = (alloc.vcpus, alloc.memory_mb, alloc.disk_gb) if alloc else None
+            self.svc.release(s, srv.id)
+        if amounts:
+            self.svc.scheduler.release_server(host, srv.id, *amounts, pci)
+
+    def _error(self, server_id: str, f: dict[str, Any]) -> None:
+        self._set(server_id, vm_state="error", task_state=None, fault=f)
+
+    # -- delete -----------------------------------------------------------------------------
+    def delete(self, task: Task) -> None:
+        with self.db.read() as s:
+            srv = s.get(Server, task.resource_id)
+        if srv is None or srv.deleted:
+            return
+        with actions.event(self.db, srv.id, "delete", "compute_terminate_instance", srv.host):
+            if srv.host:
+                self.driver.destroy(srv.host, srv.id)
+            self._deallocate_network(srv)
+            self._release(srv)
+            now = utcnow()
+            self._set(srv.id, deleted=True, deleted_at=now, terminated_at=now,
+                      vm_state="deleted", task_state=None, power_state=0)
+
+    # -- power --------------------------------------------------------------------------------
+    def _power(self, op: str):  # noqa: ANN202
+        events = {"stop": "compute_stop_instance", "start": "compute_start_instance",
+                  "reboot": "compute_reboot_instance", "pause": "compute_pause_instance",
+                  "unpause": "compute_unpause_instance", "suspend": "compute_suspend_instance",
+                  "resume": "compute_resume_instance"}
+
+        def handler(task: Task) -> None:
+            srv = self._load(task.resource_id)
+            if srv is None or not srv.host:
+                return
+            host = srv.host
+            action = task.payload.get("action", op)
+            try:
+                with actions.event(self.db, srv.id, action, events[op], host):
+                    if op == "stop":
+                        self.driver.power_off(host, srv.id)
+                        final = dict(vm_state="stopped", power_state=SHUTDOWN)
+                    elif op == "start":
+                        self.driver.power_on(self.spec_for(srv, image_path=self._image_path(srv)))
+                        final = dict(vm_state="active", power_state=RUNNING)
+                    elif op == "reboot":
+                        self.driver.reboot(self.spec_for(srv, image_path=self._image_path(srv)),
+                                           hard=bool(task.payload.get("hard")))
+                        final = dict(vm_state="active", power_state=RUNNING)
+                    elif op == "pause":
+                        self.driver.pause(host, srv.id)
+                        final = dict(vm_state="paused", power_state=PAUSED)
+                    elif op == "unpause":
+                        self.driver.unpause(host, srv.id)
+                        final = dict(vm_state="active", power_state=RUNNING)
+                    elif op == "suspend":
+                        self.driver.suspend(host, srv.id)
+                        final = dict(vm_state="suspended", power_state=SUSPENDED)
+                    else:
+                        self.driver.resume(host, srv.id)
+                        final = dict(vm_state="active", power_state=RUNNING)
+                    if op in ("start", "reboot"):
+                        self._replug(srv)
+            except Exception as exc:  # noqa: BLE001
+                # Nova leaves the server in its state and records the error on the action.
+                self._set(srv.id, task_state=None,
+                          power_state=self.driver.get_power_state(host, srv.id))
+                log.warning("%s of %s failed: %s", op, srv.id, exc)
+                return
+            self._set(srv.id, task_state=None, **final)
+        return handler
+
+    def _replug(self, srv: Server) -> None:
+        net = self.svc.cloud.services.get("network")
+        if net is None or not self.driver.capabilities.real_processes:
+            return
+        pid = self.driver.netns_pid(srv.host or "", srv.id)
+        if pid is None:
+            return
+        ports = [p for net_ in (net.server_addresses([srv.id]).get(srv.id) or {}).values()
+                 for p in net_]
+        if not ports:
+            return
+        for port in getattr(net, "ports_for_server", lambda _sid: [])(srv.id):
+            try:
+                net.unplug_vif(port["id"])
+            except Exception:  # noqa: BLE001
+                pass
+            net.plug_vif(port["id"], pid)
+
+    # -- rebuild / resize ------------------------------------------------------------------
+    def rebuild(self, task: Task) -> None:
+        srv = self._load(task.resource_id)
+        if srv is None or not srv.host:
+            return
+        was_stopped = task.payload.get("was_stopped", False)
+        try:
+            with actions.event(self.db, srv.id, "rebuild", "compute_rebuild_instance", srv.host):
+                self._set(srv.id, task_state="rebuild_spawning")
+                self.driver.rebuild(self.spec_for(srv, image_path=self._image_path(srv)))
+                if was_stopped:
+                    self.driver.power_off(srv.host, srv.id)
+                self._replug(srv)
+        except Exception as exc:  # noqa: BLE001
+            self._error(srv.id, fault(500, f"Rebuild of instance {srv.id} failed: {exc}"[:255],
+                                      traceback.format_exc()))
+            return
+        self._set(srv.id, task_state=None, vm_state="stopped" if was_stopped else "active",
+                  power_state=SHUTDOWN if was_stopped else RUNNING, launched_at=utcnow())
+
+    def resize(self, task: Task) -> None:
+        srv = self._load(task.resource_id)
+        if srv is None or not srv.host:
+            return
+        new = srv.flavor or {}
+        old = srv.old_flavor or {}
+        try:
+            with actions.event(self.db, srv.id, "resize", "compute_resize_instance", srv.host):
+                with self.db.write() as s:
+                    alloc = s.execute(select(Allocation).where(
+                        Allocation.server_id == srv.id)).scalar()
+                    want = (max(new.get("vcpus", 0), old.get("vcpus", 0)),
+                            max(new.get("ram", 0), old.get("ram", 0)),
+                            max(srv.root_gb, alloc.disk_gb if alloc else 0))
+                    if alloc is not None and (alloc.vcpus, alloc.memory_mb, alloc.disk_gb) != want:
+                        if not self.svc.adjust_allocation(s, srv.id, *want, check=True):
+                            raise NoValidHost(f"Host {srv.host} has no room for flavor "
+                                              f"{new.get('name')} ({new.get('vcpus')} vCPUs, "
+                                              f"{new.get('ram')} MB RAM).")
+                self._set(srv.id, task_state="resize_finish")
+                self.driver.resize(self.spec_for(srv, flavor=new))
+        except Exception as exc:  # noqa: BLE001
+            # Undo: back to the old flavor, still running; the action shows the error.
+            self._restore_flavor(srv, old)
+            self._set(srv.id, task_state=None, fault=fault(500, str(exc)[:255],
+                                                           traceback.format_exc()))
+            self.svc.scheduler.refresh()
+            return
+        self._set(srv.id, vm_state="resized", task_state=None)
+        self.svc.scheduler.refresh()
+
+    def _restore_flavor(self, srv: Server, old: dict) -> None:
+        if not old:
+            return
+        with self.db.write() as s:
+            row = s.get(Server, srv.id)
+            row.flavor, row.flavor_id = {k: v for k, v in old.items() if k != "_power"}, old["id"]
+            row.vcpus, row.memory_mb, row.root_gb = old["vcpus"], old["ram"], old.get(
+                "_root_gb", row.root_gb)
+            row.old_flavor = None
+            self.svc.adjust_allocation(s, srv.id, old["vcpus"], old["ram"], row.root_gb,
+                                       check=False)
+
+    def confirm_resize(self, task: Task) -> None:
+        srv = self._load(task.resource_id)
+        if srv is None:
+            return
+        was_stopped = (srv.old_flavor or {}).get("_power") == SHUTDOWN
+        with actions.event(self.db, srv.id, "confirmResize", "compute_confirm_resize", srv.host):
+            with self.db.write() as s:
+                row = s.get(Server, srv.id)
+                self.svc.adjust_allocation(s, srv.id, row.vcpus, row.memory_mb, row.root_gb,
+                                           check=False)
+                row.old_flavor = None
+                row.vm_state = "stopped" if was_stopped else "active"
+                row.task_state = None
+        self.svc.scheduler.refresh()
+
+    def revert_resize(self, task: Task) -> None:
+        srv = self._load(task.resource_id)
+        if srv is None:
+            return
+        old = srv.old_flavor or {}
+        with actions.event(self.db, srv.id, "revertResize", "compute_revert_resize", srv.host):
+            self.driver.resize(self.spec_for(srv, flavor=old))
+            self._restore_flavor(srv, old)
+        was_stopped = old.get("_power") == SHUTDOWN
+        self._set(srv.id, vm_state="stopped" if was_stopped else "active", task_state=None)
+        self.svc.scheduler.refresh()
+
+    # -- restart ------------------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """At start: re-adopt servers the driver still runs, repair what a crash left."""
+        local = self.svc.local_hosts
+        with self.db.read() as s:
+            servers = list(s.execute(select(Server).where(Server.deleted.is_(False),
+                                                          Server.host.in_(local))).scalars())
+            pending = set(s.execute(select(self.svc.queue.model.resource_id).where(
+                self.svc.queue.model.state.in_(("pending", "running")))).scalars())
+        by_host: dict[str, set[str]] = {}
+        for host in local:
+            try:
+                by_host[host] = set(self.driver.list_instances(host))
+            except Exception:  # noqa: BLE001
+                log.exception("listing instances on %s failed", host)
+                by_host[host] = set()
+        known = {srv.id for srv in servers}
+        for srv in servers:
+            if srv.id in pending or srv.vm_state == "building":
+                continue  # its task will resume it
+            present = srv.id in by_host.get(srv.host or "", set())
+            if not present and not self.driver.capabilities.instances_survive_restart:
+                # A simulated server: recreate it as it was.
+                try:
+                    self.driver.spawn(self.spec_for(srv))
+                    if srv.vm_state == "stopped":
+                        self.driver.power_off(srv.host, srv.id)
+                    elif srv.vm_state == "paused":
+                        self.driver.pause(srv.host, srv.id)
+                    elif srv.vm_state == "suspended":
+                        self.driver.suspend(srv.host, srv.id)
+                except Exception:  # noqa: BLE001
+                    log.exception("re-creating simulated server %s failed", srv.id)
+                continue
+            if not present:
+                if srv.vm_state != "error":
+                    self._error(srv.id, fault(500, "The server's disk was lost while the compute "
+                                                   "service was down."))
+                continue
+            power = self.driver.get_power_state(srv.host, srv.id)
+            updates: dict[str, Any] = {}
+            if srv.task_state not in (None, "deleting"):
+                updates["task_state"] = None
+            if power == SHUTDOWN and srv.vm_state in ("active", "paused", "suspended"):
+                updates.update(vm_state="stopped", power_state=SHUTDOWN)  # it died meanwhile
+            elif power != srv.power_state:
+                updates["power_state"] = power
+            if updates:
+                self._set(srv.id, **updates)
+        # Orphans: processes of servers that no longer exist here.
+        for host, ids in by_host.items():
+            for sid in ids - known:
+                with self.db.read() as s:
+                    row = s.get(Server, sid)
+                if row is not None and not row.deleted and (row.vm_state == "building" or sid in pending):
+                    continue
+                log.warning("removing orphaned server %s from %s", sid, host)
+                try:
+                    self.driver.destroy(host, sid)
+                except Exception:  # noqa: BLE001
+                    log.exception("removing orphan %s failed", sid)
+        # Allocations of deleted servers, and host counters, from the source of truth.
+        with self.db.write() as s:
+            live = select(Server.id).where(Server.deleted.is_(False))
+            for alloc in s.execute(select(Allocation).where(Allocation.server_id.not_in(live))).scalars():
+                s.delete(alloc)
+            s.execute(PciDevice.__table__.update().where(
+                PciDevice.server_id.is_not(None), PciDevice.server_id.not_in(live))
+                .values(server_id=None))
+            s.flush()
+            self.svc.recount_hosts(s)
