@@ -16,7 +16,10 @@ from collections.abc import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+
+from pocketstack.errors import Conflict
 
 
 class Database:
@@ -62,7 +65,19 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """A read-write unit of work; commits on normal exit, rolls back on exception."""
+        """A read-write unit of work; commits on normal exit, rolls back on exception.
+
+        A unique or foreign-key violation (two requests racing to create the same name,
+        or to delete what the other references) becomes a 409 Conflict, on every backend.
+        """
+        try:
+            with self._write_session() as session:
+                yield session
+        except IntegrityError as exc:
+            raise Conflict(_conflict_message(exc)) from exc
+
+    @contextlib.contextmanager
+    def _write_session(self) -> Iterator[Session]:
         if self._write_lock is None:
             with self._sessions() as session:
                 with session.begin():
@@ -86,3 +101,11 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _conflict_message(exc: IntegrityError) -> str:
+    text = str(exc.orig).lower()
+    if "foreign key" in text:
+        return ("Conflict occurred attempting to store the resource: it references, or is "
+                "referenced by, something that changed meanwhile.")
+    return "Conflict occurred attempting to store the resource - Duplicate entry."

@@ -115,3 +115,16 @@ def test_nested_write_in_one_thread_is_refused(db):
                 pass
     with db.write() as s:  # the lock was released
         s.get(Counter, "c").value = 1
+
+
+def test_duplicate_insert_is_a_conflict_not_a_crash(db):
+    from pocketstack.errors import Conflict
+
+    with pytest.raises(Conflict) as info:
+        with db.write() as s:
+            s.add(Counter(name="c", value=5))
+    assert info.value.status == 409 and "Duplicate" in str(info.value)
+    with db.write() as s:  # the lock and the connection are usable afterwards
+        s.get(Counter, "c").value = 3
+    with db.read() as s:
+        assert s.get(Counter, "c").value == 3
