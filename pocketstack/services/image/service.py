@@ -7,10 +7,13 @@ Interface for other slices (``cloud.services["image"]``), all synchronous:
   ``GET /v2/images/{id}`` shows them); NotFound if ``ctx`` may not see it.
 - ``image_path(image_id) -> Path``: the local file with an active (or deactivated)
   image's data, for the container/VM drivers; NotFound if there is none.
-- ``create_image_from_file(ctx, *, name, path, disk_format, container_format,
-  properties, visibility="private", move=False) -> dict``: a snapshot upload; the file is
-  hashed, inspected, then moved (``move=True``, same file system) or copied atomically
-  into the store; the image is active when this returns.
+- ``create_image_from_file(ctx, path, *, name, disk_format, container_format,
+  properties, visibility="private", move=False, image_id=None) -> dict``: a snapshot
+  upload; the file is hashed, inspected, then moved (``move=True``, same file system) or
+  copied atomically into the store; the image is active when this returns. With the id
+  of a queued image (``create_image_placeholder``) it fills that image instead.
+- ``create_image_placeholder(ctx, *, name, disk_format, container_format, visibility,
+  protected, properties) -> dict``: a queued image (Cinder's upload-to-image).
 - ``bootstrap()``: at every ``up``: recover from a crash (partial uploads, imports) and,
   once, seed a bootable busybox image built by ``testimages`` (``[image]
   seed_default_image``).
@@ -29,7 +32,7 @@ from sqlalchemy import select
 from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
 from pocketstack.drivers.images import create_store
-from pocketstack.errors import BadRequest, NotFound
+from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.image import formats, images, views
 from pocketstack.services.image.models import Image, ImageProperty, ImageTask
 
@@ -80,21 +83,47 @@ class ImageService:
         except (FileNotFoundError, NotImplementedError):
             raise NotFound(f"Image {image_id} has no local data file.") from None
 
-    def create_image_from_file(self, ctx: RequestContext, *, name: str, path: str | Path,
-                               disk_format: str, container_format: str,
+    def create_image_placeholder(self, ctx: RequestContext, *, name: str, disk_format: str,
+                                 container_format: str, visibility: str = "private",
+                                 protected: bool = False,
+                                 properties: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A queued image to fill later with ``create_image_from_file(image_id=...)``
+        (Cinder's upload-to-image answers with the image id before the data is there)."""
+        body: dict[str, Any] = {"name": name, "disk_format": disk_format,
+                                "container_format": container_format,
+                                "visibility": visibility, "protected": bool(protected),
+                                **{k: str(v) for k, v in (properties or {}).items()
+                                   if v is not None}}
+        return images.create(self, ctx, body)
+
+    def create_image_from_file(self, ctx: RequestContext, path: str | Path | None = None, *,
+                               name: str, disk_format: str, container_format: str,
                                properties: dict[str, Any] | None = None,
                                visibility: str = "private", move: bool = False,
                                image_id: str | None = None) -> dict[str, Any]:
-        """Snapshot upload (see the module docstring). Rolls back to nothing on failure."""
+        """Snapshot upload (see the module docstring). Rolls back to nothing on failure.
+
+        With ``image_id`` of a queued image (``create_image_placeholder``) the data goes
+        into that image; otherwise a new image is created.
+        """
+        if path is None:
+            raise BadRequest("create_image_from_file needs the path of the data.")
         src = Path(path)
-        props = {k: str(v) for k, v in (properties or {}).items() if v is not None}
-        body: dict[str, Any] = {"name": name, "disk_format": disk_format,
-                                "container_format": container_format,
-                                "visibility": visibility, **props}
-        if image_id:
-            body["id"] = image_id
-        created = images.create(self, ctx, body)
-        iid = created["id"]
+        created_here = True
+        if image_id is not None:
+            with self.db.read() as s:
+                existing = s.get(Image, image_id)
+            created_here = existing is None
+        if created_here:
+            props = {k: str(v) for k, v in (properties or {}).items() if v is not None}
+            body: dict[str, Any] = {"name": name, "disk_format": disk_format,
+                                    "container_format": container_format,
+                                    "visibility": visibility, **props}
+            if image_id:
+                body["id"] = image_id
+            iid = images.create(self, ctx, body)["id"]
+        else:
+            iid = image_id
         try:
             md5, sha, size = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
             with open(src, "rb") as fh:
@@ -108,6 +137,12 @@ class ImageService:
 
                 inspection = formats.check(read_at, size, disk_format,
                                            self.settings.image.require_format_match)
+            with self.db.write() as s:
+                row = s.get(Image, iid)
+                if row is None or row.status != "queued":
+                    raise Conflict(f"Image {iid} is not queued for data "
+                                   f"({row.status if row else 'deleted'}).")
+                row.status = "saving"
             location = self.store.adopt(iid, src, move=move)
             with self.db.write() as s:
                 row = s.get(Image, iid)
@@ -121,9 +156,16 @@ class ImageService:
                 row.updated_at = utcnow()
                 s.flush()
                 return images.render(self, s, row)
-        except BaseException:
+        except BaseException as exc:
             try:
-                images.remove(self, RequestContext.internal(), iid)
+                if created_here:
+                    images.remove(self, RequestContext.internal(), iid)
+                else:
+                    with self.db.write() as s:
+                        row = s.get(Image, iid)
+                        if row is not None and row.status == "saving":
+                            killed = isinstance(exc, formats.InvalidImageData)
+                            row.status = "killed" if killed else "queued"
             except Exception:  # noqa: BLE001
                 log.exception("image %s: cleanup after a failed snapshot upload", iid)
             raise

@@ -185,6 +185,7 @@ def _write_atomic(path: Path, data_writer) -> None:  # noqa: ANN001
             data_writer(fh)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # readable by the compute drivers, whoever runs them
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -254,7 +255,7 @@ def _download_kernel(out: Path) -> Path:
         if res.returncode != 0 or not debs:
             raise CannotBuild(f"apt-get download {pkg} failed: {res.stderr.strip()[-300:]}")
         fsys = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])],
-                                stdout=subprocess.PIPE)
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert fsys.stdout is not None
         with tarfile.open(fileobj=fsys.stdout, mode="r|") as tar:
             for member in tar:
