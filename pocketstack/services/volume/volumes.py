@@ -211,6 +211,12 @@ def _image(svc, ctx: RequestContext, image_id: str) -> dict[str, Any]:  # noqa: 
     return image
 
 
+GLANCE_CORE = {"id", "name", "status", "visibility", "protected", "checksum", "os_hash_algo",
+               "os_hash_value", "owner", "size", "min_ram", "min_disk", "disk_format",
+               "container_format", "created_at", "updated_at", "tags", "self", "file",
+               "schema", "virtual_size", "os_hidden", "locations", "direct_url", "stores"}
+
+
 def _image_metadata(image: dict[str, Any]) -> dict[str, str]:
     meta = {"image_id": image["id"], "image_name": image.get("name") or "",
             "checksum": image.get("checksum") or "",
@@ -218,8 +224,9 @@ def _image_metadata(image: dict[str, Any]) -> dict[str, str]:
             "disk_format": image.get("disk_format") or "",
             "min_disk": str(image.get("min_disk") or 0), "min_ram": str(image.get("min_ram") or 0),
             "size": str(image.get("size") or 0)}
-    for k, v in (image.get("properties") or {}).items():
-        meta.setdefault(k, str(v))
+    for k, v in image.items():  # Glance v2 puts custom properties at the top level
+        if k not in GLANCE_CORE and v is not None and not isinstance(v, (dict, list)):
+            meta.setdefault(k, str(v))
     return meta
 
 
@@ -548,7 +555,7 @@ def upload_to_image(svc, ctx: RequestContext, volume_id: str, body: Any) -> dict
                                       "properties": props}
             if image is not None:
                 kwargs["image_id"] = image["id"]
-            made = images.create_image_from_file(ctx, tmp, **kwargs)
+            made = images.create_image_from_file(ctx, path=tmp, move=True, **kwargs)
             result.update(made if isinstance(made, dict) else {"id": made})
         finally:
             tmp.unlink(missing_ok=True)
