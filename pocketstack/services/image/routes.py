@@ -43,7 +43,11 @@ def register(svc: ImageService, r: Routes) -> None:
     async def create_image(req: Req) -> Response:
         body = await req.json()
         image = await run(images.create, svc, req.ctx, body)
-        return json(image, 201, headers={"Location": f"{base}/v2/images/{image['id']}"})
+        return json(image, 201, headers={
+            "Location": f"{base}/v2/images/{image['id']}",
+            # glance advertises these on create; openstacksdk's use_import relies on them
+            "OpenStack-image-import-methods": ",".join(data.IMPORT_METHODS),
+            "OpenStack-image-store-ids": svc.store.store_id})
 
     async def show_image(req: Req) -> Response:
         return json(await run(images.show, svc, req.ctx, req.params["image_id"]))
