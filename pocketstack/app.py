@@ -50,12 +50,12 @@ def service_specs() -> list[ServiceSpec]:
     from pocketstack.services import identity
     from pocketstack.services import image
     from pocketstack.services import object_store, s3
-
     from pocketstack.services import volume
-
+    from pocketstack.services import network
     from pocketstack.services import orchestration
     from pocketstack.services import compute
-    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC, volume.SPEC,
+
+    return [identity.SPEC, image.SPEC, object_store.SPEC, s3.SPEC, volume.SPEC, network.SPEC,
             orchestration.SPEC, compute.SPEC]
 
 

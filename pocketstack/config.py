@@ -122,6 +122,36 @@ class ImageSettings:
 
 
 @dataclass
+class NetworkSettings:
+    # "linux" (bridges, namespaces, nftables, dnsmasq; needs root) or "fake"; empty picks
+    # linux when it can work here, else fake (and says so in cloud.degraded).
+    driver: str = ""
+    # physnet -> host interface to attach (comma separated "physnet:iface" pairs). A physnet
+    # that is not mapped gets a bridge pocketstack creates; nothing else on the host is touched.
+    physnet_mappings: str = ""
+    # Physical networks provider networks may use; empty accepts any name.
+    physnets_allowed: str = ""
+    # DevStack's first-start topology: a "public" external flat network on physnet "public"
+    # (a host bridge with the host at .1) and private network + router for the demo project.
+    create_default_networks: bool = True
+    public_cidr: str = "172.24.4.0/24"
+    private_cidr: str = "10.0.0.0/26"
+    dns_nameservers: str = ""
+    host: str = ""  # binding host name for this node; default: the machine's hostname
+
+    def physnets(self) -> set[str]:
+        return {p.strip() for p in self.physnets_allowed.split(",") if p.strip()}
+
+    def mappings(self) -> dict[str, str]:
+        out = {}
+        for pair in self.physnet_mappings.split(","):
+            if ":" in pair:
+                name, iface = pair.split(":", 1)
+                out[name.strip()] = iface.strip()
+        return out
+
+
+@dataclass
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     host: str = "127.0.0.1"
@@ -133,6 +163,7 @@ class Settings:
     bootstrap_demo: bool = True
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)
+    network: NetworkSettings = field(default_factory=NetworkSettings)
     image: ImageSettings = field(default_factory=ImageSettings)
     compute: ComputeSettings = field(default_factory=ComputeSettings)
     volume: VolumeSettings = field(default_factory=VolumeSettings)

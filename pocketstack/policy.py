@@ -216,6 +216,47 @@ RULES: dict[str, Rule] = {
     **{f"volume_type:{a}": ADMIN for a in (
         "create", "update", "delete", "extra_specs_update", "extra_specs_delete",
         "access_list", "access_manage")},
+    # network (neutron) ------------------------------------------------------------------
+    # Reads are filtered by visibility in the service (own, shared, external, RBAC); these
+    # rules decide who may act at all and which attributes need the admin.
+    **{f"network:get_{r}": ANYONE for r in (
+        "network", "subnet", "port", "router", "floatingip", "security_group",
+        "security_group_rule", "rbac_policy", "subnetpool")},
+    "network:get_metering_label": ADMIN,
+    "network:get_metering_label_rule": ADMIN,
+    **{f"network:{a}_{r}": ADMIN_OR_MEMBER for a in ("create", "update", "delete") for r in (
+        "network", "subnet", "port", "router", "floatingip", "security_group",
+        "security_group_rule", "rbac_policy", "subnetpool")},
+    **{f"network:{a}_{r}": ADMIN for a in ("create", "update", "delete")
+       for r in ("metering_label", "metering_label_rule")},
+    **{f"network:{a}_network:{attr}": ADMIN for a in ("create", "update") for attr in (
+        "shared", "router:external", "is_default", "provider:network_type",
+        "provider:physical_network", "provider:segmentation_id")},
+    "network:create_subnet_on_network": ADMIN_OR_MEMBER,  # target: the network's owner
+    "network:create_port:binding": ADMIN,
+    "network:update_port:binding": ADMIN,
+    "network:create_port:mac_address": ADMIN_OR_MEMBER,  # target: the network's owner
+    "network:update_port:mac_address": ADMIN,
+    "network:create_port:device_owner": ADMIN_OR_MEMBER,
+    "network:update_port:device_owner": ADMIN_OR_MEMBER,
+    "network:create_port:fixed_ips:ip_address": ADMIN_OR_MEMBER,
+    "network:update_port:fixed_ips:ip_address": ADMIN_OR_MEMBER,
+    "network:create_for_other_project": ADMIN,
+    "network:update_tags": ADMIN_OR_MEMBER,
+    "network:create_router:distributed": ADMIN,
+    "network:create_router:ha": ADMIN,
+    "network:update_router:distributed": ADMIN,
+    "network:update_router:ha": ADMIN,
+    "network:update_router:external_gateway_info:enable_snat": ADMIN,
+    "network:update_router:external_gateway_info:external_fixed_ips": ADMIN,
+    "network:add_router_interface": ADMIN_OR_MEMBER,
+    "network:remove_router_interface": ADMIN_OR_MEMBER,
+    "network:create_floatingip:floating_ip_address": ADMIN,
+    "network:get_quota": ADMIN | PROJECT_READER,
+    "network:update_quota": ADMIN,
+    "network:create_rbac_policy:target_tenant": ADMIN,
+    "network:create_rbac_policy:access_as_external": ADMIN,
+    "network:create_subnetpool:shared": ADMIN,
     # orchestration (heat) ---------------------------------------------------------------
     # Heat's defaults: project members act on their project's stacks, readers read.
     "orchestration:stacks:index": ADMIN_OR_READER,

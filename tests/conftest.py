@@ -68,6 +68,15 @@ class LiveCloud:
     def server_env(self) -> dict[str, str]:
         env = {**os.environ, **self.extra_env}
         env.pop("POCKETSTACK_DATA_DIR", None)
+        # Functional clouds use the fake network data plane (no host bridges from the shared
+        # session); tests/system/network drives the linux driver itself.
+        env.setdefault("POCKETSTACK_NETWORK__DRIVER", "fake")
+        # ...and the fake compute driver: 3 simulated hypervisors with 2 K20m GPUs each
+        # (seed 000's pci_alias); tests/system/compute boots real container servers.
+        env.setdefault("POCKETSTACK_COMPUTE__DRIVER", "fake")
+        env.setdefault("POCKETSTACK_COMPUTE__FAKE_PCI_DEVICES", "10de:1028:2")
+        env.setdefault("POCKETSTACK_COMPUTE__PCI_ALIAS",
+                       '{"name": "K20m", "product_id": "1028", "vendor_id": "10de"}')
         if self.db_url:
             env["POCKETSTACK_DATABASE__URL"] = self.db_url
         return env

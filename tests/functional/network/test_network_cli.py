@@ -1,0 +1,240 @@
+"""Neutron through the real `openstack` CLI and openstacksdk: the seeds' commands, bad input,
+isolation between projects. Runs against the shared live cloud (fake data plane)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+
+def uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def project(cloud):
+    """A fresh project the admin user is a member of (like seed 000's 'fabric')."""
+    name = uid("netproj")
+    cloud.openstack("project", "create", name)
+    cloud.openstack("role", "add", "--project", name, "--user", "admin", "admin", parse=False)
+    yield name
+    cloud.openstack("project", "delete", name, parse=False, check=False)
+
+
+def os_(cloud, project, *args, **kw):
+    return cloud.openstack(*args, project=project, **kw)
+
+
+def test_seed000_private_network_router_and_rules(cloud, project):
+    net, sub, rtr = uid("fabric"), uid("subnetfabric"), uid("fabricrouter")
+    os_(cloud, project, "network", "create", net)
+    s = os_(cloud, project, "subnet", "create", "--network", net, "--subnet-range",
+            "192.168.2.0/23", "--dns-nameserver", "10.21.200.2", sub)
+    assert s["gateway_ip"] == "192.168.2.1"
+    assert s["allocation_pools"] == [{"start": "192.168.2.2", "end": "192.168.3.254"}]
+    assert s["dns_nameservers"] == ["10.21.200.2"]
+    os_(cloud, project, "router", "create", rtr)
+    os_(cloud, project, "router", "set", "--external-gateway", "public", rtr, parse=False)
+    os_(cloud, project, "router", "add", "subnet", rtr, sub, parse=False)
+    router = os_(cloud, project, "router", "show", rtr)
+    gw = router["external_gateway_info"]
+    assert gw["enable_snat"] is True
+    assert gw["external_fixed_ips"][0]["ip_address"].startswith("172.24.4.")
+    assert router["interfaces_info"][0]["ip_address"] == "192.168.2.1"
+    for proto, extra in (("icmp", []), ("tcp", ["--dst-port", "1:65535"]),
+                         ("udp", ["--dst-port", "1:65535"])):
+        os_(cloud, project, "security", "group", "rule", "create", "--protocol", proto, *extra,
+            "default")
+    rules = json.loads(os_(cloud, project, "security", "group", "rule", "list", "default",
+                         "-f", "json", parse=False))
+    protos = sorted(str(r["IP Protocol"]) for r in rules)
+    # the default group: egress v4/v6, ingress from the group v4/v6, plus our three
+    assert protos.count("None") == 4 and {"icmp", "tcp", "udp"} <= set(protos)
+    # deleting the network while the router uses it: 409, and nothing changed
+    res = os_(cloud, project, "network", "delete", net, check=False)
+    assert res.returncode != 0
+    assert os_(cloud, project, "network", "show", net)["subnets"]
+    os_(cloud, project, "router", "remove", "subnet", rtr, sub, parse=False)
+    os_(cloud, project, "router", "delete", rtr, parse=False)
+    os_(cloud, project, "network", "delete", net, parse=False)
+
+
+def test_seed003_provider_vlan_and_fixed_port(cloud):
+    net, sub = uid("vlan"), uid("vlansub")
+    n = cloud.openstack("network", "create", "--provider-network-type", "vlan",
+                        "--provider-physical-network", "default", "--provider-segment", "204",
+                        net)
+    try:
+        assert n["provider:network_type"] == "vlan" and n["provider:segmentation_id"] == 204
+        cloud.openstack("subnet", "create", "--network", net, "--subnet-range",
+                        "10.20.4.0/24", sub)
+        p = cloud.openstack("port", "create", "--network", net, "--fixed-ip",
+                            f"subnet={sub},ip-address=10.20.4.50", "--mac-address",
+                            "fa:16:3e:20:04:50", uid("p"))
+        assert p["fixed_ips"][0]["ip_address"] == "10.20.4.50"
+        assert p["mac_address"] == "fa:16:3e:20:04:50"
+        ports_before = len(cloud.openstack("port", "list", "--network", net))
+        for args in (["--fixed-ip", f"subnet={sub},ip-address=10.20.4.50"],  # duplicate IP
+                     ["--mac-address", "fa:16:3e:20:04:50"],  # duplicate MAC
+                     ["--fixed-ip", f"subnet={sub},ip-address=10.99.0.5"]):  # outside subnet
+            res = cloud.openstack("port", "create", "--network", net, *args, uid("bad"),
+                                  check=False)
+            assert res.returncode != 0 and ("409" in res.stderr or "400" in res.stderr)
+        assert len(cloud.openstack("port", "list", "--network", net)) == ports_before
+        # the same VLAN again, and a VLAN id out of range
+        for seg, code in (("204", "409"), ("4095", "400")):
+            res = cloud.openstack("network", "create", "--provider-network-type", "vlan",
+                                  "--provider-physical-network", "default",
+                                  "--provider-segment", seg, uid("vlanbad"), check=False)
+            assert res.returncode != 0 and code in res.stderr
+        res = cloud.openstack("network", "delete", net, check=False)
+        assert res.returncode != 0  # a port is in use
+        cloud.openstack("port", "delete", p["id"], parse=False)
+    finally:
+        cloud.openstack("network", "delete", net, parse=False, check=False)
+
+
+def test_seed002_second_external_flat_network(cloud):
+    net, sub = uid("public_intranet"), uid("public_intranet_subnet")
+    n = cloud.openstack("network", "create", "--external", "--provider-physical-network",
+                        uid("physnet"), "--provider-network-type", "flat", net)
+    try:
+        assert n["router:external"] is True
+        s = cloud.openstack("subnet", "create", "--network", net, "--no-dhcp",
+                            "--allocation-pool", "start=10.0.10.2,end=10.0.10.254",
+                            "--dns-nameserver", "8.8.8.8", "--gateway", "10.0.10.1",
+                            "--subnet-range", "10.0.10.0/24", sub)
+        assert s["enable_dhcp"] is False
+        assert s["allocation_pools"] == [{"start": "10.0.10.2", "end": "10.0.10.254"}]
+        # the gateway inside the pool (seed 002's literal command) is refused, nothing made
+        res = cloud.openstack("subnet", "create", "--network", net, "--no-dhcp",
+                              "--allocation-pool", "start=10.0.11.1,end=10.0.11.254",
+                              "--gateway", "10.0.11.1", "--subnet-range", "10.0.11.0/24",
+                              uid("gwpool"), check=False)
+        assert res.returncode != 0 and "conflicts with allocation pool" in res.stderr
+        assert len(cloud.openstack("network", "show", net)["subnets"]) == 1
+        fip = cloud.openstack("floating", "ip", "create", net)
+        assert fip["floating_ip_address"].startswith("10.0.10.")
+        cloud.openstack("floating", "ip", "delete", fip["id"], parse=False)
+    finally:
+        cloud.openstack("network", "delete", net, parse=False, check=False)
+
+
+def test_floating_ip_lifecycle_and_bad_input(cloud):
+    net, sub, sub2, rtr = uid("fnet"), uid("fsub"), uid("fsub2"), uid("frtr")
+    cloud.openstack("network", "create", net)
+    cloud.openstack("subnet", "create", "--network", net, "--subnet-range", "10.77.0.0/24", sub)
+    cloud.openstack("subnet", "create", "--network", net, "--subnet-range", "10.78.0.0/24", sub2)
+    other = uid("onet")
+    cloud.openstack("network", "create", other)
+    cloud.openstack("subnet", "create", "--network", other, "--subnet-range", "10.77.0.0/25",
+                    uid("osub"))
+    cloud.openstack("router", "create", rtr)
+    try:
+        cloud.openstack("router", "set", "--external-gateway", "public", rtr, parse=False)
+        cloud.openstack("router", "add", "subnet", rtr, sub, parse=False)
+        # overlapping CIDRs on one router: 400, the router unchanged
+        res = cloud.openstack("router", "add", "subnet", rtr, f"{other}", check=False)
+        osub = cloud.openstack("subnet", "list", "--network", other)[0]["ID"]
+        res = cloud.openstack("router", "add", "subnet", rtr, osub, check=False)
+        assert res.returncode != 0 and "overlaps" in res.stderr
+        port = cloud.openstack("port", "create", "--network", net, "--fixed-ip",
+                               f"subnet={sub}", uid("fport"))
+        fip = cloud.openstack("floating", "ip", "create", "--port", port["id"], "public")
+        assert fip["port_id"] == port["id"] and fip["router_id"]
+        assert fip["fixed_ip_address"] == port["fixed_ips"][0]["ip_address"]
+        # a floating IP from a non-external network: 400
+        res = cloud.openstack("floating", "ip", "create", net, check=False)
+        assert res.returncode != 0 and "not a valid external network" in res.stderr
+        # the router interface is needed by the floating IP: 409
+        res = cloud.openstack("router", "remove", "subnet", rtr, sub, check=False)
+        assert res.returncode != 0
+        cloud.openstack("floating", "ip", "unset", "--port", fip["id"], parse=False)
+        assert cloud.openstack("floating", "ip", "show", fip["id"])["port_id"] is None
+        cloud.openstack("floating", "ip", "set", "--port", port["id"], fip["id"], parse=False)
+        cloud.openstack("port", "delete", port["id"], parse=False)  # disassociates
+        assert cloud.openstack("floating", "ip", "show", fip["id"])["port_id"] is None
+        cloud.openstack("floating", "ip", "delete", fip["id"], parse=False)
+        cloud.openstack("router", "remove", "subnet", rtr, sub, parse=False)
+    finally:
+        cloud.openstack("router", "delete", rtr, parse=False, check=False)
+        cloud.openstack("network", "delete", net, other, parse=False, check=False)
+
+
+def test_projects_are_isolated_and_rbac_shares_one(cloud):
+    net = uid("secret")
+    n = cloud.openstack("network", "create", net)
+    try:
+        demo_nets = {x["ID"] for x in cloud.openstack("network", "list", user="demo")}
+        assert n["id"] not in demo_nets
+        res = cloud.openstack("network", "show", n["id"], user="demo", check=False)
+        assert res.returncode != 0
+        res = cloud.openstack("port", "create", "--network", n["id"], uid("x"), user="demo",
+                              check=False)
+        assert res.returncode != 0
+        demo_project = cloud.openstack("project", "show", "demo")["id"]
+        rbac = cloud.openstack("network", "rbac", "create", "--type", "network", "--action",
+                               "access_as_shared", "--target-project", demo_project, net)
+        assert n["id"] in {x["ID"] for x in cloud.openstack("network", "list", user="demo")}
+        cloud.openstack("network", "rbac", "delete", rbac["id"], parse=False)
+        assert n["id"] not in {x["ID"] for x in cloud.openstack("network", "list", user="demo")}
+    finally:
+        cloud.openstack("network", "delete", net, parse=False, check=False)
+
+
+def test_seed004_metering_labels(cloud):
+    label = cloud.openstack("network", "meter", "create", uid("net2private"))
+    try:
+        rule = json.loads(cloud.openstack("network", "meter", "rule", "create",
+                                          "--remote-ip-prefix", "10.0.0.0/24", label["id"],
+                                          "-f", "json", parse=False))
+        assert rule["remote_ip_prefix"] == "10.0.0.0/24"
+        rules = json.loads(cloud.openstack("network", "meter", "rule", "list", "-f", "json",
+                                           parse=False))
+        assert rule["id"] in {r["ID"] for r in rules}
+        res = cloud.openstack("network", "meter", "create", uid("m"), user="demo", check=False)
+        assert res.returncode != 0  # metering is admin-only
+    finally:
+        cloud.openstack("network", "meter", "delete", label["id"], parse=False)
+
+
+def test_sdk_filters_fields_sort_paging_tags(cloud):
+    conn = cloud.sdk()
+    tag = uid("tag")
+    nets = [conn.network.create_network(name=uid("pg")) for _ in range(3)]
+    try:
+        for n in nets:
+            conn.network.set_tags(n, [tag])
+        found = list(conn.network.networks(tags=tag, sort_key="name", sort_dir="desc",
+                                           limit=2))
+        assert [n.name for n in found] == sorted((n.name for n in nets), reverse=True)
+        raw = conn.network.get("/networks", params={"tags": tag, "limit": 2,
+                                                    "fields": ["id", "name"]}).json()
+        assert len(raw["networks"]) == 2 and set(raw["networks"][0]) == {"id", "name"}
+        assert raw["networks_links"][0]["rel"] == "next"
+        bad = conn.network.get("/networks", params={"no_such_attr": "x"})
+        assert bad.status_code == 400
+        assert bad.json()["NeutronError"]["message"]
+    finally:
+        for n in nets:
+            conn.network.delete_network(n)
+
+
+def test_server_port_interface_in_process_contract(cloud):
+    """The interface compute calls, through a port the way compute creates one (CLI)."""
+    # The in-process interface is unit-tested; here: the device_owner/device_id shape
+    net = uid("srv")
+    cloud.openstack("network", "create", net)
+    try:
+        cloud.openstack("subnet", "create", "--network", net, "--subnet-range",
+                        "10.66.0.0/24", uid("srvsub"))
+        p = cloud.openstack("port", "create", "--network", net, "--device-owner",
+                            "compute:nova", "--device", "srv-1", uid("srvport"))
+        shown = cloud.openstack("port", "list", "--device-id", "srv-1")
+        assert [x["ID"] for x in shown] == [p["id"]]
+        cloud.openstack("port", "delete", p["id"], parse=False)
+    finally:
+        cloud.openstack("network", "delete", net, parse=False, check=False)
+    assert json.dumps(p)
