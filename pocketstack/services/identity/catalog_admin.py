@@ -221,6 +221,9 @@ def endpoint_view(svc: Any, e: Endpoint) -> dict[str, Any]:
 
 def _endpoint_fields(s: Session, data: dict[str, Any], create: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    enabled = opt_bool(data, "enabled", prefix="endpoint")
+    if enabled is not None:
+        out["enabled"] = enabled
     if create or "interface" in data:
         if data.get("interface") not in INTERFACES:
             raise BadRequest("Invalid input for field 'endpoint.interface': must be one of "
@@ -236,18 +239,25 @@ def _endpoint_fields(s: Session, data: dict[str, Any], create: bool) -> dict[str
         if not isinstance(sid, str) or s.get(Service, sid) is None:
             raise BadRequest(f"Invalid input for field 'endpoint.service_id': no service {sid!r}")
         out["service_id"] = sid
-    region = data.get("region_id", data.get("region"))
-    if "region_id" in data or "region" in data:
-        if region is not None:
-            if not isinstance(region, str):
-                raise BadRequest("Invalid input for field 'endpoint.region_id': must be a string")
-            if s.get(Region, region) is None:
-                raise BadRequest(f"Invalid input for field 'endpoint.region_id': no region "
-                                 f"{region!r}")
+    if data.get("region_id") is not None:
+        region = data["region_id"]
+        if not isinstance(region, str):
+            raise BadRequest("Invalid input for field 'endpoint.region_id': must be a string")
+        if s.get(Region, region) is None:
+            raise BadRequest(f"Invalid input for field 'endpoint.region_id': no region "
+                             f"{region!r}")
         out["region_id"] = region
-    enabled = opt_bool(data, "enabled", prefix="endpoint")
-    if enabled is not None:
-        out["enabled"] = enabled
+    elif data.get("region") is not None:
+        # The v2-style ``region`` attribute: Keystone creates the region if it is missing.
+        region = data["region"]
+        if not isinstance(region, str) or not region or len(region) > 255:
+            raise BadRequest("Invalid input for field 'endpoint.region': must be a string")
+        if s.get(Region, region) is None:
+            s.add(Region(id=region, description="", parent_region_id=None, extra={}))
+            s.flush()
+        out["region_id"] = region
+    elif "region_id" in data:
+        out["region_id"] = None
     return out
 
 

@@ -139,8 +139,8 @@ def update_credential(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any)
         if "blob" in data:
             if not isinstance(data["blob"], str):
                 raise BadRequest("Invalid input for field 'credential.blob': must be a string")
-            if row.type == "ec2" and _ec2_id(data["blob"]) != row.id:
-                raise BadRequest("The access key of an ec2 credential cannot change.")
+            if row.type == "ec2":
+                _ec2_id(data["blob"])  # still needs an access key; the id stays, as in Keystone
             row.blob = encrypt(svc, data["blob"])
         extra = split_extra(data, {"blob", "type", "user_id", "project_id"})
         if extra:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pocketstack.db.base import (Base, JSONText, UTCDateTime, created_at_column, id_column,
@@ -56,9 +56,10 @@ class User(Base):
     extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     options: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     created_at: Mapped[dt.datetime] = created_at_column()
-    # Tokens issued (whole seconds) before this instant are invalid: password change,
-    # disable, delete. One column instead of an ever-growing revocation list.
-    tokens_valid_after: Mapped[int] = mapped_column(Integer, default=0)
+    # Tokens issued before this instant (microseconds since the epoch) are invalid:
+    # password change, disable. One column instead of an ever-growing revocation list;
+    # sub-second so a token issued just after a password change stays valid.
+    tokens_valid_after: Mapped[int] = mapped_column(BigInteger, default=0)
     # Keystone's [security_compliance] lockout bookkeeping.
     failed_auth_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_auth_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

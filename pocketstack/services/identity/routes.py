@@ -31,7 +31,8 @@ def register(svc: IdentityService, r: Routes) -> None:
 
     # -- tokens ---------------------------------------------------------------------------
     def token_response(info, status: int, nocatalog: bool) -> Response:  # noqa: ANN001
-        catalog = None if nocatalog else svc.catalog((info.project or {}).get("id"))
+        scoped = info.payload.scope_kind != "unscoped"
+        catalog = None if nocatalog or not scoped else svc.catalog((info.project or {}).get("id"))
         return json(views.token(info, catalog), status, headers={"X-Subject-Token": info.token})
 
     async def issue_token(req: Req) -> Response:

@@ -77,6 +77,7 @@ class IdentityService:
             raise BadRequest("Invalid input for field 'auth.scope': must be an object")
         with self.db.read() as s:
             user_id, expires_at, parent_audit, app_cred = None, None, None, None
+            inherited_methods: tuple[str, ...] = ()
             for method in methods:
                 body = identity.get(method)
                 if not isinstance(body, dict):
@@ -85,7 +86,7 @@ class IdentityService:
                 if method == "password":
                     uid = self._password_user(s, body)
                 elif method == "token":
-                    uid, expires_at, parent_audit = self._token_user(body)
+                    uid, expires_at, parent_audit, inherited_methods = self._token_user(body)
                 else:
                     app_cred = self._app_cred(s, body)
                     uid = app_cred.user_id
@@ -118,12 +119,17 @@ class IdentityService:
             expires_at = min(expires_at, app_cred.expires_at.replace(
                 tzinfo=dt.timezone.utc).timestamp())
         audit_ids = (new_audit_id(),) + ((parent_audit,) if parent_audit else ())
-        payload = TokenPayload(user_id=user_id, methods=tuple(methods), scope_kind=kind,
+        # A rescoped token remembers how its user first proved who they are.
+        all_methods = tuple(dict.fromkeys([*inherited_methods, *methods]))
+        payload = TokenPayload(user_id=user_id, methods=all_methods, scope_kind=kind,
                                scope_id=scope_id, issued_at=now, expires_at=expires_at,
                                audit_ids=audit_ids,
                                app_cred_id=app_cred.id if app_cred is not None else None)
         token = self.codec.encode(payload)
-        info = self._resolve(token, payload)
+        try:
+            info = self._resolve(token, payload)
+        except NotFound:
+            raise Unauthorized(f"User {user_id} has no access to {kind} {scope_id}") from None
         if kind != "unscoped" and not info.roles:
             raise Unauthorized(f"User {user_id} has no access to {kind} {scope_id}")
         return info
@@ -242,17 +248,16 @@ class IdentityService:
 
         return ec2_lookup(self, access)
 
-    def _token_user(self, body: dict[str, Any]) -> tuple[str, float, str]:
+    def _token_user(self, body: dict[str, Any]) -> tuple[str, float, str, tuple[str, ...]]:
         token = body.get("id")
         if not isinstance(token, str):
             raise BadRequest("Invalid input for field 'token.id': a string is required")
-        try:
-            info = self.validate(token)
-        except NotFound:
-            raise Unauthorized(AUTH_FAILED) from None
+        # An unknown, expired or revoked token answers 404, as Keystone's token method does.
+        info = self.validate(token)
         if info.payload.app_cred_id is not None:
             raise Forbidden("A token created with an application credential cannot be rescoped.")
-        return info.payload.user_id, info.payload.expires_at, info.payload.audit_ids[0]
+        return (info.payload.user_id, info.payload.expires_at, info.payload.audit_ids[0],
+                info.payload.methods)
 
     def _app_cred(self, s: Session, body: dict[str, Any]) -> ApplicationCredential:
         secret = body.get("secret")
@@ -347,7 +352,7 @@ class IdentityService:
             user = s.get(User, payload.user_id)
             if user is None or not user.enabled:
                 raise NotFound("The token's user is gone or disabled.")
-            if int(payload.issued_at) < user.tokens_valid_after:
+            if int(payload.issued_at * 1_000_000) < user.tokens_valid_after:
                 raise NotFound("The token was revoked (the user's credentials changed).")
             udom = s.get(Project, user.domain_id)
             if udom is None or not udom.enabled:
