@@ -67,7 +67,9 @@ def segments(service: "ObjectStorageService", record: ObjectRecord, depth: int =
     for seg in store.list_objects(record.account, container, prefix=prefix, limit=10000):
         if isinstance(seg, str):
             continue
-        if seg.is_slo or seg.dlo_manifest:
+        # Like Swift, DLO segments are read raw: a DLO manifest under its own prefix (a
+        # common layout) contributes its own, usually empty, data, not itself again.
+        if seg.is_slo:
             out.extend(segments(service, seg, depth + 1))
         else:
             out.append(Segment(seg, 0, seg.size))

@@ -16,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pocketstack.api.http import run
 from pocketstack.errors import BadRequest, MethodNotAllowed, NotFound, PocketError
-from pocketstack.services.object_store import auth, large, views
+from pocketstack.services.object_store import auth, bulk, large, views
 from pocketstack.services.object_store.names import (LengthRequired, PreconditionFailed,
                                                      check_container, check_object,
                                                      http_date, parse_http_date)
@@ -121,6 +121,10 @@ async def handle(req: "SwiftRequest") -> Response:
     assert obj is not None and req.container is not None
     if method in ("GET", "HEAD"):
         await authorize(req, False)
+        if req.ctx.user_id is None and "temp_url_sig" not in req.query:
+            crec = await run(req.store.find_container, req.account, req.container)
+            if crec is not None and is_static_web(crec):
+                return await static_object(req, crec)
         return await get(req)
     if method == "PUT":
         await authorize(req, True)
@@ -131,6 +135,8 @@ async def handle(req: "SwiftRequest") -> Response:
                               req.container, obj)
         return await put(req)
     if method == "POST":
+        if req.headers.get("content-type", "").startswith("multipart/form-data"):
+            return await bulk.formpost(req)
         await authorize(req, True)
         return await post(req)
     if method == "DELETE":
@@ -429,7 +435,10 @@ async def copy(req: "SwiftRequest", src_account: str, src_container: str, src_ob
         dst_account, dst_container, dst_obj, blob, content_type=ctype or src.content_type,
         meta=meta, delete_at=None if delete_at is False else delete_at, size=size,
         etag=etag))
-    headers = {"ETag": record.etag, "Last-Modified": http_date(record.timestamp),
+    headers = {**{k: str(v) for k, v in record.meta.items()
+                  if k.startswith("X-Object-Meta-")},
+               "Content-Type": record.content_type,
+               "ETag": record.etag, "Last-Modified": http_date(record.timestamp),
                "X-Copied-From": quote(f"{src_container}/{src_obj}"),
                "X-Copied-From-Last-Modified": http_date(src.timestamp),
                "X-Timestamp": f"{record.timestamp:016.5f}"}
@@ -446,6 +455,37 @@ async def _large_size(req: "SwiftRequest", record: ObjectRecord) -> int:
 
 
 # -- static web -------------------------------------------------------------------------
+def is_static_web(crec: ContainerRecord) -> bool:
+    meta = crec.meta
+    return bool(meta.get("X-Container-Meta-Web-Index")) or \
+        meta.get("X-Container-Meta-Web-Listings", "").lower() in ("true", "1", "yes", "on")
+
+
+async def static_object(req: "SwiftRequest", crec: ContainerRecord) -> Response:
+    """Anonymous GET of an object in a static-web container: the object, the index of a
+    pseudo-directory, or <status><Web-Error> for a missing one."""
+    name = req.obj or ""
+    if name.endswith("/"):
+        return await static_web(req, crec, name)
+    record = await run(req.store.find, req.account, crec.name, name)
+    if record is None:
+        index = crec.meta.get("X-Container-Meta-Web-Index")
+        if index and await run(req.store.find, req.account, crec.name, f"{name}/{index}"):
+            return reply(301, {"Location": f"{req.full_path}/"})
+        return await _web_error(req, crec, 404)
+    return await get(req)
+
+
+async def _web_error(req: "SwiftRequest", crec: ContainerRecord, status: int) -> Response:
+    error = crec.meta.get("X-Container-Meta-Web-Error")
+    if error:
+        page = await run(req.store.find, req.account, crec.name, f"{status}{error}")
+        if page is not None:
+            body = await req.service.read_all(page)
+            return reply(status, body=body, content_type=page.content_type)
+    raise NotFound("The resource could not be found.")
+
+
 async def static_web(req: "SwiftRequest", crec: ContainerRecord, sub: str) -> Response:
     """Serve X-Container-Meta-Web-Index / Web-Listings for anonymous readers."""
     index = crec.meta.get("X-Container-Meta-Web-Index")
@@ -458,15 +498,21 @@ async def static_web(req: "SwiftRequest", crec: ContainerRecord, sub: str) -> Re
                 return Response(b"", 200, headers=headers)
             return StreamingResponse(req.service.body_iter(record, 0, record.size), 200,
                                      headers=headers)
-    if crec.meta.get("X-Container-Meta-Web-Listings", "").lower() in ("true", "1", "yes"):
+    if crec.meta.get("X-Container-Meta-Web-Listings", "").lower() in ("true", "1", "yes", "on"):
         items = await run(lambda: store.list_objects(req.account, crec.name, prefix=sub,
                                                      delimiter="/", limit=10000))
-        rows = "".join(
-            f'<tr><td class="colname"><a href="{escape(quote(i[len(sub):] if isinstance(i, str) else i.name[len(sub):]))}">'
-            f"{escape(i if isinstance(i, str) else i.name)}</a></td></tr>\n" for i in items)
-        body = (f"<!DOCTYPE html><html><head><title>Listing of /{escape(crec.name)}/"
-                f"{escape(sub)}</title></head><body><h1>Listing of /{escape(crec.name)}/"
-                f"{escape(sub)}</h1><table>\n{rows}</table></body></html>").encode()
+        css = crec.meta.get("X-Container-Meta-Web-Listings-Css")
+        link = (f'<link rel="stylesheet" type="text/css" href="{escape(css)}" />\n'
+                if css else "")
+        rows = []
+        for i in items:
+            name = i if isinstance(i, str) else i.name
+            rel = name[len(sub):]
+            rows.append(f'<tr><td class="colname"><a href="{escape(quote(rel))}">'
+                        f"{escape(rel)}</a></td></tr>\n")
+        title = f"Listing of /{escape(crec.name)}/{escape(sub)}"
+        body = (f"<!DOCTYPE html>\n<html>\n<head>\n<title>{title}</title>\n{link}</head>\n"
+                f"<body>\n<h1>{title}</h1>\n<table>\n{''.join(rows)}</table>\n</body>\n"
+                "</html>\n").encode()
         return reply(200, body=body)
-    raise NotFound("The resource could not be found.")
-
+    return await _web_error(req, crec, 404)

@@ -29,6 +29,11 @@ from pocketstack.services.object_store.names import (ACCOUNT_LISTING_LIMIT,
 from pocketstack.services.object_store.views import reply
 
 SWIFT_VERSION = "2.35.1"
+# swift's crossdomain middleware default policy
+CROSSDOMAIN = (b'<?xml version="1.0"?>\n<!DOCTYPE cross-domain-policy SYSTEM '
+               b'"http://www.adobe.com/xml/dtds/cross-domain-policy.dtd" >\n'
+               b'<cross-domain-policy>\n<allow-access-from domain="*" secure="false" />\n'
+               b"</cross-domain-policy>")
 
 
 @dataclass
@@ -131,6 +136,8 @@ class SwiftApp:
                          content_type="application/json; charset=UTF-8")
         if path in ("/healthcheck", "/healthcheck/"):
             return reply(200, body=b"OK", content_type="text/plain")
+        if path == "/crossdomain.xml":
+            return reply(200, body=CROSSDOMAIN, content_type="application/xml; charset=utf-8")
         parts = path.split("/", 4)
         if len(parts) < 3 or parts[1] != "v1" or not parts[2]:
             raise NotFound("The resource could not be found.")
@@ -223,7 +230,7 @@ QUOTA_META = ("X-Account-Meta-Quota-Bytes", "X-Account-Quota-Count",
 
 async def account_handle(req: SwiftRequest) -> Response:
     method = req.method
-    if method == "POST" and "bulk-delete" in req.query:
+    if method in ("POST", "DELETE") and "bulk-delete" in req.query:
         return await bulk.bulk_delete(req)
     if method == "PUT" and "extract-archive" in req.query:
         return await bulk.extract_archive(req)
@@ -294,19 +301,17 @@ async def container_handle(req: SwiftRequest) -> Response:
     if method in ("GET", "HEAD"):
         record = await run(store.find_container, req.account, req.container)
         if not owner:
+            referrer = req.headers.get("referer")
             if record is None or not auth.acl_allows(
-                    req.ctx, record.meta.get("X-Container-Read"), listing=True,
-                    referrer=req.headers.get("referer")):
-                if record is not None and record.meta.get("X-Container-Meta-Web-Index") or (
-                        record is not None and record.meta.get("X-Container-Meta-Web-Listings")):
-                    if auth.acl_allows(req.ctx, record.meta.get("X-Container-Read")):
-                        return await objects.static_web(req, record, "")
+                    req.ctx, record.meta.get("X-Container-Read"), referrer=referrer):
+                raise auth.deny(req.ctx)
+            if req.ctx.user_id is None and objects.is_static_web(record):
+                return await objects.static_web(req, record, "")
+            if not auth.acl_allows(req.ctx, record.meta.get("X-Container-Read"),
+                                   listing=True, referrer=referrer):
                 raise auth.deny(req.ctx)
         if record is None:
             raise NotFound("The resource could not be found.")
-        if not owner and record.meta.get("X-Container-Meta-Web-Index") and \
-                req.ctx.user_id is None:
-            return await objects.static_web(req, record, "")
         headers = views.container_headers(record, owner)
         if method == "HEAD":
             return reply(204, headers, content_type="text/plain; charset=utf-8")

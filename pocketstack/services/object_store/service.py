@@ -86,8 +86,9 @@ class ObjectStorageService:
             await asyncio.sleep(self.reap_interval)
             try:
                 await run(self.store.reap_expired)
-            except Exception:  # noqa: BLE001 - keep reaping; the next round retries
-                log.exception("object expiry round failed")
+                await run(self.store.sync_containers)
+            except Exception:  # noqa: BLE001 - keep going; the next round retries
+                log.exception("object expiry/sync round failed")
 
     # -- EC2 credentials for S3 -----------------------------------------------------------
     def ec2_credential(self, access: str) -> dict[str, Any] | None:

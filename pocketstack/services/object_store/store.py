@@ -143,7 +143,8 @@ def _listing(session: Session, model: Any, scope: list[Any], *, prefix: str = ""
                 idx = rest.find(delimiter)
                 if idx >= 0:
                     subdir = prefix + rest[:idx + len(delimiter)]
-                    out.append(subdir)
+                    if subdir != marker:  # a client paging by the last subdir (as Swift)
+                        out.append(subdir)
                     # Skip every name under this subdir with the next query. U+10FFFF is
                     # the largest code point, so subdir + it sorts after all of them.
                     lo = subdir if reverse else subdir + "\U0010ffff"
@@ -246,12 +247,21 @@ class ObjectStore:
             row = s.get(SwiftContainer, (account, name))
             if row is None:
                 raise NotFound("The resource could not be found.")
+            now = int(time.time())
             live = s.scalar(select(func.count()).select_from(SwiftObject).where(
-                SwiftObject.account == account, SwiftObject.container == name))
+                SwiftObject.account == account, SwiftObject.container == name,
+                (SwiftObject.delete_at.is_(None)) | (SwiftObject.delete_at > now)))
             if live:
                 raise Conflict("There was a conflict when trying to complete your request.",
                                kind="BucketNotEmpty")
+            # Expired objects the expirer has not reaped yet do not keep a container alive.
+            garbage = list(s.scalars(select(SwiftObject.file_id).where(
+                SwiftObject.account == account, SwiftObject.container == name)).all())
+            s.execute(delete(SwiftObject).where(SwiftObject.account == account,
+                                                SwiftObject.container == name))
             s.delete(row)
+        for file_id in garbage:
+            self.driver.delete(file_id)
 
     # -- objects --------------------------------------------------------------------------
     def list_objects(self, account: str, container: str, **kw: Any) -> list[Any]:
@@ -484,6 +494,42 @@ class ObjectStore:
             self.driver.delete(file_id)
         return len(garbage)
 
+    def sync_containers(self, limit: int = 1000) -> int:
+        """Container sync (X-Container-Sync-To/-Key) within this cloud: copy objects the
+        destination lacks (or has with another ETag) when both containers share the key.
+
+        Targets are ``http(s)://host/.../v1/<account>/<container>`` pointing here or
+        ``//<realm>/<cluster>/<account>/<container>`` (realms name this cloud).
+        """
+        with self.db.read() as s:
+            sources = [ContainerRecord.of(r) for r in s.scalars(select(SwiftContainer)).all()
+                       if (r.meta or {}).get("X-Container-Sync-To")]
+        copied = 0
+        for src in sources:
+            target = _sync_target(src.meta.get("X-Container-Sync-To", ""))
+            key = src.meta.get("X-Container-Sync-Key")
+            if target is None or not key:
+                continue
+            dst = self.find_container(*target)
+            if dst is None or dst.meta.get("X-Container-Sync-Key") != key:
+                continue
+            theirs = {o.name: o.etag for o in self.list_objects(dst.account, dst.name,
+                                                               limit=100000)
+                      if not isinstance(o, str)}
+            for obj in self.list_objects(src.account, src.name, limit=limit):
+                if isinstance(obj, str) or theirs.get(obj.name) == obj.etag:
+                    continue
+                try:
+                    blob = self.copy_blob(obj)
+                    self.commit(dst.account, dst.name, obj.name, blob,
+                                content_type=obj.content_type, meta=dict(obj.meta),
+                                delete_at=obj.delete_at, size=obj.size, etag=obj.etag,
+                                timestamp=obj.timestamp)
+                    copied += 1
+                except (NotFound, OverQuota, FileNotFoundError):
+                    continue
+        return copied
+
     def sweep_orphans(self, older_than: float) -> int:
         """Remove blobs no row references (left by a crash between blob and commit)."""
         with self.db.read() as s:
@@ -578,6 +624,25 @@ def _apply_meta(current: dict[str, Any] | None, changes: dict[str, str | None]) 
         else:
             meta[key] = value
     return meta
+
+
+def _sync_target(value: str) -> tuple[str, str] | None:
+    """(account, container) named by an X-Container-Sync-To value, or None."""
+    from urllib.parse import unquote, urlparse
+
+    path = urlparse(value).path if "://" in value else value
+    if value.startswith("//"):
+        parts = value[2:].split("/")
+        if len(parts) != 4:
+            return None
+        return unquote(parts[2]), unquote(parts[3])
+    parts = path.split("/")
+    if "v1" not in parts:
+        return None
+    rest = parts[parts.index("v1") + 1:]
+    if len(rest) != 2 or not all(rest):
+        return None
+    return unquote(rest[0]), unquote(rest[1])
 
 
 def _int_or_none(value: Any) -> int | None:
