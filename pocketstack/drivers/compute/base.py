@@ -171,3 +171,16 @@ class ComputeDriver(abc.ABC):
     def processes(self, host: str, server_id: str) -> list[int]:
         """Pids of the server's processes on this machine (empty if not real)."""
         return []
+
+    # Volumes (os-volume_attachments): the volume service exports a volume as a block
+    # device on this host; these make it appear inside the server, or go away.
+    def attach_block_device(self, host: str, server_id: str, host_device: str,
+                            guest_device: str) -> None:
+        """Make ``host_device`` (e.g. /dev/loop7) appear in the server as ``guest_device``
+        (e.g. /dev/vdb): a device node in a container's /dev, a virtio disk in a VM.
+        Idempotent. Raises DriverError if this driver cannot."""
+        raise DriverError(f"the {self.name} compute driver cannot attach block devices")
+
+    def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
+        """Remove ``guest_device`` from the server. Absent is success."""
+        raise DriverError(f"the {self.name} compute driver cannot detach block devices")

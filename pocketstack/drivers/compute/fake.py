@@ -124,6 +124,17 @@ class FakeDriver(ComputeDriver):
             inst = self._instances.get(host, {}).get(server_id)
             return NOSTATE if inst is None else inst["power"]
 
+    def attach_block_device(self, host: str, server_id: str, host_device: str,
+                            guest_device: str) -> None:
+        with self._lock:
+            self._get(host, server_id).setdefault("block_devices", {})[guest_device] = host_device
+
+    def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
+        with self._lock:
+            inst = self._instances.get(host, {}).get(server_id)
+            if inst is not None:
+                inst.get("block_devices", {}).pop(guest_device, None)
+
     def console_output(self, host: str, server_id: str, length: int | None = None) -> str:
         with self._lock:
             lines = list(self._get(host, server_id)["console"])

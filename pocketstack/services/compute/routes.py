@@ -205,8 +205,14 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         groups = None
         if show and ver.has("server_groups_in_show"):
             groups = [rows[0].group_id] if rows and rows[0].group_id else []
-        return [views.server(base, srv, ver, ctx, addresses=addrs.get(srv.id), host_states=states,
-                             groups=groups, show=show) for srv in rows]
+        out = [views.server(base, srv, ver, ctx, addresses=addrs.get(srv.id), host_states=states,
+                            groups=groups, show=show) for srv in rows]
+        from pocketstack.services.compute.volume_attachments import volumes_attached
+
+        attached = volumes_attached(svc, [r.id for r in rows], ver)
+        for body, srv in zip(out, rows):
+            body["os-extended-volumes:volumes_attached"] = attached.get(srv.id, [])
+        return out
 
     def server_list(detail: bool) -> Handler:
         async def handler(req: Req, ver: APIVersion) -> Response:
@@ -700,6 +706,10 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
 
     add("get", V + "/os-simple-tenant-usage", usage_list)
     add("get", V + "/os-simple-tenant-usage/{project_id}", usage_show)
+
+    from pocketstack.services.compute import volume_attachments  # os-volume_attachments
+
+    volume_attachments.register(svc, r)
 
 
 def _password() -> str:

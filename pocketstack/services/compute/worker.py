@@ -289,6 +289,9 @@ class Worker:
         with actions.event(self.db, srv.id, "delete", "compute_terminate_instance", srv.host):
             if srv.host:
                 self.driver.destroy(srv.host, srv.id)
+            from pocketstack.services.compute import volume_attachments
+
+            volume_attachments.server_deleted(self.svc, srv.id)  # detach; delete_on_termination
             self._deallocate_network(srv)
             self._release(srv)
             now = utcnow()

@@ -317,7 +317,8 @@ def force_detach(svc, ctx: RequestContext, volume_id: str, body: Any) -> None:  
 # -- compute's calls ------------------------------------------------------------------------
 def attach_for_server(svc, ctx: RequestContext, volume_id: str, server_id: str,  # noqa: ANN001
                       mountpoint: str | None, host: str | None, mode: str,
-                      attachment_id: str | None) -> dict[str, Any]:
+                      attachment_id: str | None,
+                      connector: dict[str, Any] | None = None) -> dict[str, Any]:
     with svc.db.write() as s:
         vol = volumes.load(s, ctx, volume_id, action="attach")
         att = None
@@ -334,6 +335,8 @@ def attach_for_server(svc, ctx: RequestContext, volume_id: str, server_id: str, 
         att.attach_mode = "ro" if vol.readonly else mode
         att.mountpoint = mountpoint
         att.attached_host = host
+        if connector is not None:
+            att.connector = connector
         _settle(vol)
         s.flush()
         attachment_id, readonly = att.id, att.attach_mode == "ro"

@@ -202,15 +202,60 @@ class VolumeService:
 
     def attach(self, ctx: RequestContext, volume_id: str, server_id: str,
                mountpoint: str | None = None, host: str | None = None,
-               mode: str = "rw", attachment_id: str | None = None) -> dict[str, Any]:
+               mode: str = "rw", attachment_id: str | None = None,
+               connector: dict[str, Any] | None = None) -> dict[str, Any]:
         """Attach the volume to a server for real: export it on this host and mark it
         in-use. Returns ``{"attachment_id", "device_path" (host block device, e.g.
         /dev/loop7), "mountpoint", "volume_id"}``. ``attachment_id`` completes an
-        earlier ``reserve``. On any failure the volume is left as it was."""
+        earlier ``reserve``; ``connector`` is stored with the attachment (Nova keeps its
+        ``{"nova": {"tag", "delete_on_termination"}}`` there). Raises BadRequest (400) if
+        the volume cannot be attached, Conflict (409) if the backend fails to export it;
+        on any failure the volume is left as it was."""
         from pocketstack.services.volume import attachments
 
         return attachments.attach_for_server(self, ctx, volume_id, server_id, mountpoint,
-                                             host, mode, attachment_id)
+                                             host, mode, attachment_id, connector)
+
+    def server_attachments(self, ctx: RequestContext, server_id: str) -> list[dict[str, Any]]:
+        """Every attachment of ``server_id`` (any project when ctx is admin or internal):
+        ``[{"attachment_id", "volume_id", "device" (mountpoint), "device_path",
+        "status", "connector"}]``, oldest first."""
+        from pocketstack.services.volume.models import VolumeAttachment
+
+        with self.db.read() as s:
+            rows = s.scalars(select(VolumeAttachment).where(
+                VolumeAttachment.instance_uuid == server_id)
+                .order_by(VolumeAttachment.created_at)).all()
+            return [{"attachment_id": a.id, "volume_id": a.volume_id, "device": a.mountpoint,
+                     "device_path": a.device_path, "status": a.attach_status,
+                     "connector": dict(a.connector or {})} for a in rows
+                    if ctx.is_admin or a.volume.project_id == ctx.project_id]
+
+    def attached_volumes(self, server_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """server id -> [{"volume_id", "connector"}] of its attached volumes, in one query
+        (for Nova's ``os-extended-volumes:volumes_attached`` in server lists)."""
+        from pocketstack.services.volume.models import VolumeAttachment
+
+        out: dict[str, list[dict[str, Any]]] = {}
+        if not server_ids:
+            return out
+        with self.db.read() as s:
+            for a in s.scalars(select(VolumeAttachment).where(
+                    VolumeAttachment.instance_uuid.in_(server_ids),
+                    VolumeAttachment.attach_status == "attached")
+                    .order_by(VolumeAttachment.created_at)):
+                out.setdefault(a.instance_uuid, []).append(
+                    {"volume_id": a.volume_id, "connector": dict(a.connector or {})})
+        return out
+
+    def server_deleted(self, ctx: RequestContext, server_id: str) -> None:
+        """A server is gone: detach every volume it had, and delete the ones attached
+        with ``delete_on_termination`` (recorded in the attachment's connector)."""
+        for att in self.server_attachments(RequestContext.internal(), server_id):
+            nova = att["connector"].get("nova") or {}
+            self.detach(RequestContext.internal(), att["volume_id"], att["attachment_id"])
+            if nova.get("delete_on_termination"):
+                self.delete_on_termination(RequestContext.internal(), att["volume_id"])
 
     def detach(self, ctx: RequestContext, volume_id: str, attachment_id: str | None = None,
                server_id: str | None = None) -> None:
@@ -245,7 +290,7 @@ class VolumeService:
     def delete_on_termination(self, ctx: RequestContext, volume_id: str) -> None:
         """A server with ``delete_on_termination`` went away: detach whatever is left
         and delete the volume. A volume already gone is success."""
-        from pocketstack.errors import NotFound
+        from pocketstack.errors import BadRequest, NotFound
         from pocketstack.services.volume import volumes
 
         try:
@@ -253,6 +298,8 @@ class VolumeService:
             volumes.delete(self, ctx, volume_id, cascade=True)
         except NotFound:
             return
+        except BadRequest as exc:  # e.g. still attached elsewhere (multiattach): keep it
+            log.warning("not deleting volume %s on termination: %s", volume_id, exc.message)
 
     def wait_until(self, ctx: RequestContext, volume_id: str, statuses: tuple[str, ...],
                    timeout: float = 300.0) -> dict[str, Any]:

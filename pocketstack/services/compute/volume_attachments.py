@@ -1,0 +1,211 @@
+"""Nova's os-volume_attachments (``openstack server add volume`` / ``remove volume``) and the
+volume side of server deletion, on top of the volume service's internal interface
+(``cloud.services["volume"]``: attach / detach / server_attachments / server_deleted).
+
+Nova's own record of an attachment (its block device mapping: tag, delete_on_termination)
+is kept in the Cinder attachment's connector under ``"nova"``, so one row says everything
+and nothing can drift between the two services.
+
+Attaching for real: the volume service exports the volume on this host (a loop device for
+the file backend, the LV for lvm) and the compute driver makes that device appear inside
+the server at the requested name (``ComputeDriver.attach_block_device``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from starlette.responses import Response
+
+from pocketstack.api.http import Req, Routes, empty, json, run
+from pocketstack.context import RequestContext
+from pocketstack.errors import BadRequest, Conflict, NotFound
+from pocketstack.services.compute import microversions
+from pocketstack.services.compute.microversions import APIVersion
+
+log = logging.getLogger("pocketstack.compute")
+
+DEVICE = re.compile(r"^/dev/[a-z]+[a-z0-9]*$")
+# states a volume may be attached or detached in (Nova's check_instance_state)
+ATTACHABLE = {"active", "stopped", "paused", "suspended", "shelved", "shelved_offloaded",
+              "resized"}
+
+
+def _volume_service(svc: Any) -> Any:
+    vol = svc.cloud.services.get("volume")
+    if vol is None:
+        raise BadRequest("This cloud has no block storage service.")
+    return vol
+
+
+def _view(server_id: str, att: dict[str, Any], ver: APIVersion) -> dict[str, Any]:
+    nova = (att.get("connector") or {}).get("nova") or {}
+    body: dict[str, Any] = {"device": att.get("device"), "id": att["volume_id"],
+                            "serverId": server_id, "volumeId": att["volume_id"]}
+    if ver.at_least(2, 70):
+        body["tag"] = nova.get("tag")
+    if ver.at_least(2, 79):
+        body["delete_on_termination"] = bool(nova.get("delete_on_termination", False))
+    return body
+
+
+def _next_device(used: set[str]) -> str:
+    for letter in "bcdefghijklmnopqrstuvwxyz":
+        dev = f"/dev/vd{letter}"
+        if dev not in used:
+            return dev
+    raise BadRequest("No free disk device names for prefix 'vd'")
+
+
+def _attached(svc: Any, ctx: RequestContext, server_id: str) -> list[dict[str, Any]]:
+    return [a for a in _volume_service(svc).server_attachments(ctx, server_id)
+            if a["status"] in ("attached", "attaching")]
+
+
+def list_(svc: Any, ctx: RequestContext, server_id: str) -> list[dict[str, Any]]:
+    svc.servers.get(ctx, server_id)  # 404 unless ctx may see the server
+    return _attached(svc, ctx, server_id)
+
+
+def attach(svc: Any, ctx: RequestContext, server_id: str, body: Any,
+           ver: APIVersion) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("volumeId"), str):
+        raise BadRequest("Invalid input for field/attribute volumeAttachment. 'volumeId' is a "
+                         "required property")
+    allowed = {"volumeId", "device"} | ({"tag"} if ver.at_least(2, 49) else set()) | (
+        {"delete_on_termination"} if ver.at_least(2, 79) else set())
+    extra = set(body) - allowed
+    if extra:
+        raise BadRequest("Invalid input for field/attribute volumeAttachment. Additional "
+                         f"properties are not allowed ({', '.join(sorted(extra))} were "
+                         "unexpected)")
+    device = body.get("device")
+    if device is not None and (not isinstance(device, str) or not DEVICE.match(device)):
+        raise BadRequest(f"The supplied device path ({device}) is invalid.")
+    tag = body.get("tag")
+    if tag is not None and (not isinstance(tag, str) or len(tag) > 60 or "/" in tag):
+        raise BadRequest("Invalid input for field/attribute tag.")
+    dot = body.get("delete_on_termination", False)
+    if not isinstance(dot, bool):
+        raise BadRequest("Invalid input for field/attribute delete_on_termination: must be "
+                         "a boolean")
+    srv = svc.servers.get(ctx, server_id)
+    if srv.vm_state not in ATTACHABLE or srv.task_state:
+        raise Conflict(f"Cannot 'attach_volume' instance {server_id} while it is in "
+                       f"vm_state {srv.vm_state}", kind="InstanceInvalidState")
+    volsvc = _volume_service(svc)
+    used = {a["device"] for a in _attached(svc, ctx, server_id) if a["device"]}
+    used.add("/dev/vda")
+    if device is None or device in used:
+        if device is not None and device in used:
+            raise BadRequest(f"The supplied device path ({device}) is in use.")
+        device = _next_device(used)
+    volsvc.get_volume(ctx, body["volumeId"])  # 404 before anything changes
+    result = volsvc.attach(ctx, body["volumeId"], server_id, mountpoint=device,
+                           host=srv.host, connector={"host": srv.host, "nova": {
+                               "tag": tag, "delete_on_termination": dot}})
+    driver = svc.driver
+    if srv.host and srv.vm_state == "active":
+        try:
+            driver.attach_block_device(srv.host, server_id, result["device_path"], device)
+        except Exception as exc:  # noqa: BLE001 - undo the Cinder side, report the reason
+            volsvc.detach(ctx, body["volumeId"], result["attachment_id"])
+            raise Conflict(f"Failed to attach volume {body['volumeId']} to server "
+                           f"{server_id}: {exc}") from None
+    return _view(server_id, {"volume_id": body["volumeId"], "device": device,
+                             "connector": {"nova": {"tag": tag,
+                                                    "delete_on_termination": dot}}}, ver)
+
+
+def _find(svc: Any, ctx: RequestContext, server_id: str, volume_id: str) -> dict[str, Any]:
+    for att in list_(svc, ctx, server_id):
+        if att["volume_id"] == volume_id:
+            return att
+    raise NotFound(f"Volume {volume_id} is not attached to server {server_id}.")
+
+
+def detach(svc: Any, ctx: RequestContext, server_id: str, volume_id: str) -> None:
+    srv = svc.servers.get(ctx, server_id)
+    att = _find(svc, ctx, server_id, volume_id)
+    if srv.vm_state not in ATTACHABLE:
+        raise Conflict(f"Cannot 'detach_volume' instance {server_id} while it is in "
+                       f"vm_state {srv.vm_state}", kind="InstanceInvalidState")
+    if srv.host and att.get("device"):
+        try:
+            svc.driver.detach_block_device(srv.host, server_id, att["device"])
+        except Exception as exc:  # noqa: BLE001 - the host side is released regardless
+            log.warning("detach of %s from %s in the guest: %s", volume_id, server_id, exc)
+    _volume_service(svc).detach(ctx, volume_id, att["attachment_id"])
+
+
+def volumes_attached(svc: Any, server_ids: list[str],
+                     ver: APIVersion) -> dict[str, list[dict[str, Any]]]:
+    """``os-extended-volumes:volumes_attached`` for each server, in one query."""
+    vol = svc.cloud.services.get("volume")
+    if vol is None:
+        return {}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for server_id, atts in vol.attached_volumes(server_ids).items():
+        for att in atts:
+            item: dict[str, Any] = {"id": att["volume_id"]}
+            if ver.at_least(2, 3):
+                nova = (att.get("connector") or {}).get("nova") or {}
+                item["delete_on_termination"] = bool(nova.get("delete_on_termination", False))
+            out.setdefault(server_id, []).append(item)
+    return out
+
+
+def server_deleted(svc: Any, server_id: str) -> None:
+    """Called when a server is destroyed: release its volumes (delete_on_termination)."""
+    vol = svc.cloud.services.get("volume")
+    if vol is not None:
+        vol.server_deleted(RequestContext.internal(), server_id)
+
+
+def register(svc: Any, r: Routes) -> None:
+    def add(method: str, path: str, handler: Any) -> None:
+        async def endpoint(req: Req) -> Response:
+            ver = microversions.requested(req.headers)
+            response = await handler(req, ver)
+            response.headers.update(microversions.response_headers(ver))
+            return response
+        endpoint.__name__ = handler.__name__
+        getattr(r, method)(path, endpoint)
+
+    base = "/v2.1/servers/{server_id}/os-volume_attachments"
+
+    async def index(req: Req, ver: APIVersion) -> Response:
+        sid = req.params["server_id"]
+        rows = await run(list_, svc, req.ctx, sid)
+        return json({"volumeAttachments": [_view(sid, a, ver) for a in rows]})
+
+    async def create(req: Req, ver: APIVersion) -> Response:
+        data = await req.json()
+        if not isinstance(data, dict) or not isinstance(data.get("volumeAttachment"), dict):
+            raise BadRequest("Invalid input for field/attribute volumeAttachment: is a "
+                             "required property")
+        att = await run(attach, svc, req.ctx, req.params["server_id"],
+                        data["volumeAttachment"], ver)
+        return json({"volumeAttachment": att})
+
+    async def show(req: Req, ver: APIVersion) -> Response:
+        sid = req.params["server_id"]
+        att = await run(_find, svc, req.ctx, sid, req.params["volume_id"])
+        return json({"volumeAttachment": _view(sid, att, ver)})
+
+    async def update(req: Req, ver: APIVersion) -> Response:
+        await req.json()
+        await run(_find, svc, req.ctx, req.params["server_id"], req.params["volume_id"])
+        raise BadRequest("Swapping a volume attachment is not supported by this cloud.")
+
+    async def delete(req: Req, ver: APIVersion) -> Response:
+        await run(detach, svc, req.ctx, req.params["server_id"], req.params["volume_id"])
+        return empty(202)
+
+    add("get", base, index)
+    add("post", base, create)
+    add("get", base + "/{volume_id}", show)
+    add("put", base + "/{volume_id}", update)
+    add("delete", base + "/{volume_id}", delete)
