@@ -44,6 +44,7 @@ def log(msg: str) -> None:
 
 def port_free(port: int) -> bool:
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is not busy
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -72,7 +73,7 @@ def wrk(url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
         path = fh.name
     try:
         res = subprocess.run(
-            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{duration}s",
+            ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{max(1, round(duration))}s",
              "--timeout", "30s", "-s", path, url],
             capture_output=True, text=True, timeout=duration + 120)
     finally:

@@ -281,7 +281,7 @@ def clone_revocations(server: Server, count: int) -> int:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--duration", type=float, default=5.0, help="seconds per wrk run")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per wrk run")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--revocations", type=int, default=10000)
     ap.add_argument("--samples", type=int, default=5, help="uncached validations timed")

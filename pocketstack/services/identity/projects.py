@@ -33,6 +33,21 @@ def _tags(s: Session, project_id: str) -> list[str]:
     return sorted(s.scalars(select(ProjectTag.name).where(ProjectTag.project_id == project_id)))
 
 
+def _tags_of(s: Session, rows: list[Project]) -> dict[str, list[str]]:
+    """Tags of many projects in one query (a list must not cost a query per project)."""
+    out: dict[str, list[str]] = {r.id: [] for r in rows}
+    if not out:
+        return out
+    ids = list(out)
+    for i in range(0, len(ids), 500):  # keep the IN list within every backend's limits
+        for pid, name in s.execute(select(ProjectTag.project_id, ProjectTag.name)
+                                   .where(ProjectTag.project_id.in_(ids[i:i + 500]))):
+            out[pid].append(name)
+    for names in out.values():
+        names.sort()
+    return out
+
+
 def project_view(svc: Any, p: Project, tags: list[str]) -> dict[str, Any]:
     return {**(p.extra or {}), "id": p.id, "name": p.name, "description": p.description or "",
             "enabled": p.enabled, "domain_id": None if p.is_domain else p.domain_id,
@@ -135,7 +150,8 @@ def list_domains(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> d
         if "enabled" in q:
             stmt = stmt.where(Project.enabled.is_(bool(query_bool(q["enabled"]))))
         rows = s.scalars(stmt).all()
-        items = [domain_view(svc, d, _tags(s, d.id)) for d in rows]
+        tags = _tags_of(s, rows)
+        items = [domain_view(svc, d, tags[d.id]) for d in rows]
     return collection(svc.base, "domains", "domains", items)
 
 
@@ -324,7 +340,8 @@ def list_projects(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> 
             stmt = stmt.where(Project.parent_id == q["parent_id"])
         stmt = _tag_filter(stmt, q)
         rows = s.scalars(stmt).all()
-        items = [project_view(svc, x, _tags(s, x.id)) for x in rows]
+        tags = _tags_of(s, rows)
+        items = [project_view(svc, x, tags[x.id]) for x in rows]
     return collection(svc.base, "projects", "projects", items)
 
 
