@@ -21,6 +21,13 @@ from pocketstack.drivers.volume.base import (GiB, PoolStats, VolumeCapabilities,
 from pocketstack.drivers.volume.file import QEMU_FORMATS
 
 
+def device_mapper_available() -> bool:
+    try:
+        return "device-mapper" in Path("/proc/misc").read_text()
+    except OSError:
+        return False
+
+
 class LVMVolumeDriver(VolumeDriver):
     name = "lvm"
     capabilities = VolumeCapabilities(thin_provisioning=True, extend_attached=True,
@@ -48,6 +55,9 @@ class LVMVolumeDriver(VolumeDriver):
     def setup(self) -> None:
         if not _host.have("lvcreate", "vgs"):
             raise VolumeDriverError("LVM tools are not installed (Debian package lvm2)")
+        if not device_mapper_available():
+            raise VolumeDriverError("the kernel has no device-mapper (no 'device-mapper' in "
+                                    "/proc/misc); LVM cannot work on this machine")
         res = sh("vgs", "--noheadings", "-o", "vg_name", self.vg, check=False)
         if self.vg not in res.split():
             raise VolumeDriverError(f"volume group {self.vg!r} does not exist on this host")

@@ -22,6 +22,7 @@ EXTENSIONS = [
     ("BackupsApi", "backups", "Backups support."),
     ("Capabilities", "capabilities", "Capabilities reporting support."),
     ("ExtendedServices", "os-extended-services", "Extended services support."),
+    ("Hosts", "os-hosts", "Admin-only host administration."),
     ("ExtendedSnapshotAttributes", "os-extended-snapshot-attributes",
      "Extended SnapshotAttributes support."),
     ("QuotaClasses", "os-quota-class-sets", "Quota classes management support."),

@@ -67,10 +67,11 @@ def register(svc: VolumeService, r: Routes) -> None:
         with svc.db.read() as s:
             return dict(s.execute(select(VolumeType.id, VolumeType.name)).all())
 
-    def render_volume(vol: Any, req: Req, mv: Mv, names: dict[str, str] | None = None) -> dict:
+    def render_volume(vol: Any, req: Req, mv: Mv, names: dict[str, str] | None = None,
+                      created: bool = False) -> dict:
         names = names if names is not None else type_names()
         return views.volume(vol, base, req.ctx, mv, names.get(vol.volume_type_id or ""),
-                            vol.host or svc.host + "#" + svc.backend)
+                            vol.host or svc.host + "#" + svc.backend, created=created)
 
     async def list_volumes(req: Req, mv: Mv, detail: bool) -> Response:
         q = req.query
@@ -103,7 +104,7 @@ def register(svc: VolumeService, r: Routes) -> None:
         if isinstance(data, dict) and isinstance(data.get("OS-SCH-HNT:scheduler_hints"), dict):
             pass  # one backend: scheduler hints cannot change placement
         vol = await run(volumes.create, svc, req.ctx, body)
-        return json({"volume": render_volume(vol, req, mv)}, 202)
+        return json({"volume": render_volume(vol, req, mv, created=True)}, 202)
 
     async def volume_show(req: Req, mv: Mv) -> Response:
         vol = await run(volumes.get, svc, req.ctx, req.params["volume_id"])

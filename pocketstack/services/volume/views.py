@@ -34,7 +34,9 @@ def volume_summary(vol: Volume, base: str) -> dict[str, Any]:
 
 
 def volume(vol: Volume, base: str, ctx: RequestContext, mv: Mv, type_name: str | None,
-           host: str) -> dict[str, Any]:
+           host: str, *, created: bool = False) -> dict[str, Any]:
+    """The detailed view; ``created`` is the POST response, which in Cinder is the core
+    view only (the os-vol-* extension attributes decorate show and list, not create)."""
     metadata = dict(vol.metadata_)
     # Cinder shows the visible admin metadata (readonly, attached_mode) inside metadata.
     attached = [a for a in vol.attachments if a.attach_status == "attached"]
@@ -53,11 +55,12 @@ def volume(vol: Volume, base: str, ctx: RequestContext, mv: Mv, type_name: str |
         "bootable": "true" if vol.bootable else "false", "encrypted": False,
         "replication_status": None, "consistencygroup_id": None,
         "multiattach": vol.multiattach, "migration_status": vol.migration_status,
-        "os-vol-tenant-attr:tenant_id": vol.project_id,
     }
-    if vol.image_metadata:
-        body["volume_image_metadata"] = dict(vol.image_metadata)
-    if ctx.is_admin:
+    if not created:
+        body["os-vol-tenant-attr:tenant_id"] = vol.project_id
+        if vol.image_metadata:
+            body["volume_image_metadata"] = dict(vol.image_metadata)
+    if ctx.is_admin and not created:
         body["os-vol-host-attr:host"] = host
         body["os-vol-mig-status-attr:migstat"] = vol.migration_status
         body["os-vol-mig-status-attr:name_id"] = None
