@@ -133,6 +133,10 @@ class NetworkService:
                 self._wake.set()
 
     async def start(self) -> None:
+        if hasattr(self.driver, "metadata_handler"):
+            from pocketstack.services.network.metadata import Metadata
+
+            self.driver.metadata_handler = Metadata(self).handle
         self.driver.start()
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="network-reconciler",

@@ -1,0 +1,128 @@
+"""Security groups in nftables.
+
+Two layers, because stateful filtering needs conntrack and bridged frames only get it with
+the ``nf_conntrack_bridge`` module (absent on many hosts):
+- anti-spoofing on the host, stateless, in one ``bridge`` table for the whole cloud: a
+  frame from a port must carry the port's MAC and one of its addresses (or an allowed
+  address pair), and may not answer DHCP;
+- the security group rules themselves, stateful, in an ``inet`` table inside the
+  server's network namespace (input/output hooks, conntrack: replies to allowed traffic
+  pass, everything else is dropped). The table belongs to the host; a server without
+  CAP_NET_ADMIN cannot change it.
+Ports with port security off get neither.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from pocketstack.drivers.network.base import PortSpec, SecurityRule
+from pocketstack.drivers.network.linux.cmd import run
+
+NAMED = {"tcp", "udp", "sctp", "dccp", "udplite"}
+NUMBERS = {"6": "tcp", "17": "udp", "132": "sctp", "33": "dccp", "136": "udplite",
+           "1": "icmp", "58": "ipv6-icmp"}
+
+
+def spoof_ruleset(table: str, ports: list[PortSpec]) -> str:
+    lines = [f"table bridge {table} {{}}", f"delete table bridge {table}",
+             f"table bridge {table} {{",
+             "  chain psfwd { type filter hook forward priority -10; policy accept;"]
+    for p in ports:
+        if p.port_security:
+            lines.append(f"    iifname \"{p.veth}\" jump spoof_{p.veth}")
+    lines.append("  }")
+    lines.append("  chain psinp { type filter hook input priority -10; policy accept;")
+    for p in ports:
+        if p.port_security:
+            lines.append(f"    iifname \"{p.veth}\" jump spoof_{p.veth}")
+    lines.append("  }")
+    for p in ports:
+        if not p.port_security:
+            continue
+        macs = {p.mac} | {pair.get("mac_address") or p.mac for pair in p.allowed_address_pairs}
+        v4 = {"0.0.0.0"}
+        v6 = {"::", "fe80::/10"}
+        for addr in [a.split("/")[0] for a in p.ips] + [x["ip_address"] for x in
+                                                        p.allowed_address_pairs]:
+            net = ipaddress.ip_network(addr, strict=False)
+            (v4 if net.version == 4 else v6).add(str(net) if net.num_addresses > 1
+                                                 else str(net.network_address))
+        lines += [f"  chain spoof_{p.veth} {{",
+                  f"    ether saddr != {{ {', '.join(sorted(macs))} }} drop",
+                  f"    ether type arp arp saddr ip != {{ {', '.join(sorted(v4))} }} drop",
+                  f"    ether type ip ip saddr != {{ {', '.join(sorted(v4))} }} drop",
+                  f"    ether type ip6 ip6 saddr != {{ {', '.join(sorted(v6))} }} drop",
+                  "    ether type ip udp sport 67 udp dport 68 drop",
+                  "  }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _match(rule: SecurityRule) -> str | None:
+    family = "ipv4" if rule.ethertype == "IPv4" else "ipv6"
+    parts = [f"meta nfproto {family}"]
+    addr = "ip" if family == "ipv4" else "ip6"
+    if rule.remote_prefixes is not None:
+        if not rule.remote_prefixes:
+            return None  # a remote group with no members: matches nobody
+        direction = "saddr" if rule.direction == "ingress" else "daddr"
+        parts.append(f"{addr} {direction} {{ {', '.join(sorted(set(rule.remote_prefixes)))} }}")
+    proto = rule.protocol
+    if proto is not None:
+        proto = NUMBERS.get(proto, proto)
+        if proto in ("icmp", "icmpv6", "ipv6-icmp"):
+            proto = "icmp" if family == "ipv4" else "ipv6-icmp"
+            kw = "icmp" if family == "ipv4" else "icmpv6"
+            parts.append(f"meta l4proto {proto}")
+            if rule.port_min is not None:
+                parts.append(f"{kw} type {rule.port_min}")
+                if rule.port_max is not None:
+                    parts.append(f"{kw} code {rule.port_max}")
+        elif proto in NAMED:
+            parts.append(f"meta l4proto {proto}")
+            if rule.port_min is not None:
+                hi = rule.port_max if rule.port_max is not None else rule.port_min
+                ports = str(rule.port_min) if hi == rule.port_min else f"{rule.port_min}-{hi}"
+                parts.append(f"{proto} dport {ports}")
+        else:
+            parts.append(f"meta l4proto {proto}")
+    return " ".join(parts) + " accept"
+
+
+def port_ruleset(table: str, port: PortSpec) -> str:
+    lines = [f"table inet {table} {{}}", f"delete table inet {table}"]
+    if not port.port_security:
+        return "\n".join(lines) + "\n"
+    lines += [f"table inet {table} {{",
+              "  chain psin { type filter hook input priority 0; policy drop;",
+              "    iif lo accept", "    ct state established,related accept",
+              "    ct state invalid drop", "    udp sport 67 udp dport 68 accept",
+              "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, "
+              "mld-listener-query } accept"]
+    for rule in port.rules:
+        if rule.direction == "ingress" and (m := _match(rule)):
+            lines.append(f"    {m}")
+    lines += ["  }", "  chain psout { type filter hook output priority 0; policy drop;",
+              "    oif lo accept", "    ct state established,related accept",
+              "    ct state invalid drop", "    udp sport 68 udp dport 67 accept",
+              "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, "
+              "mld2-listener-report } accept"]
+    for rule in port.rules:
+        if rule.direction == "egress" and (m := _match(rule)):
+            lines.append(f"    {m}")
+    lines += ["  }", "}"]
+    return "\n".join(lines) + "\n"
+
+
+def apply_host(table: str, ports: list[PortSpec]) -> None:
+    run(["nft", "-f", "-"], input=spoof_ruleset(table, ports))
+
+
+def apply_port(table: str, port: PortSpec, pid: int) -> None:
+    run(["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "-f", "-"],
+        input=port_ruleset(table, port))
+
+
+def delete_host(table: str) -> None:
+    run(["nft", "delete", "table", "bridge", table], check=False)

@@ -1,0 +1,201 @@
+"""The metadata service (169.254.169.254): OpenStack and EC2 formats.
+
+The driver carries requests here from each DHCP namespace with the caller's address and
+network; we find the port with that fixed IP, its server (``device_id``), and ask compute
+(``cloud.services["compute"].metadata_for_server``) what the server is. Only the server
+that owns the address gets its data: the address is anti-spoofed on the host.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from typing import Any
+
+from sqlalchemy import select
+
+from pocketstack.services.network import models as m
+
+OPENSTACK_VERSIONS = ["2012-08-10", "2013-04-04", "2013-10-17", "2015-10-15", "2016-06-30",
+                      "2016-10-06", "2017-02-22", "2018-08-27", "2020-10-14", "latest"]
+EC2_VERSIONS = ["1.0", "2007-01-19", "2007-03-01", "2007-08-29", "2007-10-10", "2007-12-15",
+                "2008-02-01", "2008-09-01", "2009-04-04", "latest"]
+
+
+def _text(body: str, status: int = 200) -> tuple[int, str, bytes]:
+    return status, "text/plain; charset=UTF-8", body.encode()
+
+
+def _json(body: Any) -> tuple[int, str, bytes]:
+    return 200, "application/json", json.dumps(body).encode()
+
+
+NOT_FOUND = (404, "text/plain; charset=UTF-8", b"404 Not Found\n")
+
+
+def user_data_bytes(value: Any) -> bytes | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bytes):
+        return value
+    try:  # nova keeps user_data base64-encoded, as the API received it
+        return base64.b64decode(value, validate=True)
+    except (ValueError, TypeError):
+        return str(value).encode()
+
+
+class Metadata:
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+
+    def _lookup(self, network_id: str, ip: str) -> tuple[dict, m.Port, list[dict]] | None:
+        with self.svc.db.read() as s:
+            port = s.scalars(select(m.Port).join(
+                m.IPAllocation, m.IPAllocation.port_id == m.Port.id).where(
+                m.IPAllocation.network_id == network_id,
+                m.IPAllocation.ip_address == ip)).first()
+            if port is None or not port.device_owner.startswith("compute:"):
+                return None
+            ips = self.svc.ports.fixed_ips(s, [port.id])[port.id]
+            subnets = {x.id: x for x in s.scalars(select(m.Subnet).where(
+                m.Subnet.network_id == port.network_id))}
+            net = s.get(m.Network, port.network_id)
+            fip = s.scalar(select(m.FloatingIP.floating_ip_address).where(
+                m.FloatingIP.port_id == port.id))
+        if "compute" not in self.svc.cloud.services:
+            return None
+        server = self.svc.cloud.services["compute"].metadata_for_server(port.device_id)
+        if not server:
+            return None
+        nets = [{"ip": x["ip_address"], "subnet": subnets.get(x["subnet_id"]),
+                 "mtu": net.mtu, "network_id": net.id, "floating_ip": fip} for x in ips]
+        return server, port, nets
+
+    def handle(self, network_id: str, client_ip: str, path: str) -> tuple[int, str, bytes]:
+        found = self._lookup(network_id, client_ip)
+        if found is None:
+            return 404, "text/plain; charset=UTF-8", b"No server for this address.\n"
+        server, port, nets = found
+        path = path.split("?", 1)[0]
+        parts = [x for x in path.split("/") if x]
+        if not parts:
+            return _text("\n".join(EC2_VERSIONS + ["openstack"]))
+        if parts[0] == "openstack":
+            return self._openstack(parts[1:], server, port, nets)
+        if parts[0] in EC2_VERSIONS:
+            return self._ec2(parts[1:], server, nets, path.endswith("/"))
+        return NOT_FOUND
+
+    # -- OpenStack format -----------------------------------------------------------------
+    def _openstack(self, parts: list[str], server: dict, port: m.Port,
+                   nets: list[dict]) -> tuple[int, str, bytes]:
+        if not parts:
+            return _text("\n".join(OPENSTACK_VERSIONS))
+        if parts[0] not in OPENSTACK_VERSIONS:
+            return NOT_FOUND
+        files = ["meta_data.json", "network_data.json", "vendor_data.json",
+                 "vendor_data2.json"]
+        user_data = user_data_bytes(server.get("user_data"))
+        if user_data is not None:
+            files.append("user_data")
+        if len(parts) == 1:
+            return _text("\n".join(files))
+        name = parts[1]
+        if name == "meta_data.json":
+            keys = []
+            if server.get("key_name"):
+                keys = [{"name": server["key_name"], "type": "ssh",
+                         "data": server.get("public_key") or ""}]
+            return _json({
+                "uuid": server.get("uuid"), "name": server.get("name"),
+                "hostname": server.get("hostname") or server.get("name"),
+                "launch_index": 0, "availability_zone": server.get("availability_zone"),
+                "project_id": server.get("project_id"),
+                "public_keys": {k["name"]: k["data"] for k in keys}, "keys": keys,
+                "meta": server.get("metadata") or {}, "devices": [],
+                "random_seed": base64.b64encode(b"\0" * 16).decode()})
+        if name == "network_data.json":
+            return _json(self.network_data(port, nets))
+        if name in ("vendor_data.json", "vendor_data2.json"):
+            return _json({})
+        if name == "user_data" and user_data is not None:
+            return 200, "application/octet-stream", user_data
+        return NOT_FOUND
+
+    @staticmethod
+    def network_data(port: m.Port, nets: list[dict]) -> dict:
+        link = f"tap{port.id[:11]}"
+        networks, dns = [], []
+        for i, n in enumerate(nets):
+            sub = n["subnet"]
+            if sub is None:
+                continue
+            cidr = ipaddress.ip_network(sub.cidr)
+            entry: dict[str, Any] = {
+                "id": f"network{i}", "link": link, "network_id": n["network_id"],
+                "type": "ipv4_dhcp" if cidr.version == 4 and sub.enable_dhcp else
+                f"ipv{cidr.version}", "ip_address": n["ip"], "netmask": str(cidr.netmask),
+                "routes": []}
+            if sub.gateway_ip:
+                entry["routes"].append({"network": "0.0.0.0" if cidr.version == 4 else "::",
+                                        "netmask": "0.0.0.0" if cidr.version == 4 else "::",
+                                        "gateway": sub.gateway_ip})
+            for hr in sub.host_routes:
+                hnet = ipaddress.ip_network(hr["destination"])
+                entry["routes"].append({"network": str(hnet.network_address),
+                                        "netmask": str(hnet.netmask), "gateway": hr["nexthop"]})
+            entry["services"] = [{"type": "dns", "address": d} for d in sub.dns_nameservers]
+            dns += sub.dns_nameservers
+            networks.append(entry)
+        return {"links": [{"id": link, "vif_id": port.id, "type": "bridge",
+                           "ethernet_mac_address": port.mac_address,
+                           "mtu": nets[0]["mtu"] if nets else 1500}],
+                "networks": networks,
+                "services": [{"type": "dns", "address": d} for d in dict.fromkeys(dns)]}
+
+    # -- EC2 format -----------------------------------------------------------------------
+    def _ec2(self, parts: list[str], server: dict, nets: list[dict], slash: bool
+             ) -> tuple[int, str, bytes]:
+        if not parts:
+            return _text("meta-data/\nuser-data" if server.get("user_data") else "meta-data/")
+        if parts[0] == "user-data":
+            data = user_data_bytes(server.get("user_data"))
+            return NOT_FOUND if data is None else (200, "application/octet-stream", data)
+        if parts[0] != "meta-data":
+            return NOT_FOUND
+        v4 = next((n for n in nets if ipaddress.ip_address(n["ip"]).version == 4), None)
+        hostname = server.get("hostname") or server.get("name") or ""
+        uuid = server.get("uuid") or ""
+        tree: dict[str, Any] = {
+            "ami-id": "ami-00000001", "ami-launch-index": "0", "ami-manifest-path": "FIXME",
+            "hostname": hostname, "instance-action": "none",
+            "instance-id": f"i-{uuid.replace('-', '')[:8]}", "instance-type": "",
+            "local-hostname": hostname, "local-ipv4": v4["ip"] if v4 else "",
+            "public-hostname": hostname,
+            "public-ipv4": (v4 or {}).get("floating_ip") or "",
+            "placement": {"availability-zone": server.get("availability_zone") or ""},
+            "reservation-id": "r-00000000", "security-groups": "default",
+        }
+        if server.get("key_name"):
+            tree["public-keys"] = {f"0={server['key_name']}": {
+                "openssh-key": server.get("public_key") or ""}}
+        node: Any = tree
+        for part in parts[1:]:
+            if not isinstance(node, dict):
+                return NOT_FOUND
+            if part in node:
+                node = node[part]
+            elif node is tree.get("public-keys") and part.isdigit():
+                match = [v for k, v in node.items() if k.split("=")[0] == part]
+                if not match:
+                    return NOT_FOUND
+                node = match[0]
+            else:
+                return NOT_FOUND
+        if isinstance(node, dict):
+            if node is tree.get("public-keys"):
+                return _text("\n".join(node))
+            return _text("\n".join(k + ("/" if isinstance(v, dict) else "")
+                                   for k, v in node.items()))
+        return _text(str(node))
