@@ -144,12 +144,40 @@ def _extract(req: "SwiftRequest", data: bytes, mode: str) -> tuple[int, list[lis
     return created, errors
 
 
+MAX_FORM = 256 * 1024 * 1024
+
+
+def _parse_form(ctype: str, body: bytes) -> tuple[dict[str, str], list[tuple[str, str, bytes]]]:
+    """multipart/form-data -> (fields, [(filename, content type, data)]) with the stdlib
+    MIME parser (FormPost bodies are bounded by MAX_FORM)."""
+    import email.parser
+    import email.policy
+
+    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        b"Content-Type: " + ctype.encode("latin-1") + b"\r\n\r\n" + body)
+    if not msg.is_multipart():
+        raise BadRequest("FormPost: invalid multipart/form-data body")
+    fields: dict[str, str] = {}
+    files: list[tuple[str, str, bytes]] = []
+    for part in msg.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        filename = part.get_filename()
+        data = part.get_payload(decode=True) or b""
+        if filename is not None:
+            files.append((filename, part.get_content_type(), data))
+        elif name:
+            fields[str(name)] = data.decode("utf-8", "replace")
+    return fields, files
+
+
 async def formpost(req: "SwiftRequest") -> Response:
     """POST multipart/form-data to /v1/AUTH_a/container[/prefix] signed with a TempURL key."""
-    from pocketstack.drivers.objects.base import BlobInfo
-
-    form = await req.request.form(max_files=1000, max_fields=100)
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    body = bytearray()
+    async for chunk in req.request.stream():
+        body += chunk
+        if len(body) > MAX_FORM:
+            raise PocketError("FormPost: body too large", status=413)
+    fields, files = await run(_parse_form, req.headers.get("content-type", ""), bytes(body))
     redirect = fields.get("redirect", "")
     max_size, max_count = fields.get("max_file_size", ""), fields.get("max_file_count", "")
     expires, signature = fields.get("expires", ""), fields.get("signature", "")
@@ -164,34 +192,25 @@ async def formpost(req: "SwiftRequest") -> Response:
             acc.meta.get("X-Account-Meta-Temp-Url-Key-2"),
             crec.meta.get("X-Container-Meta-Temp-Url-Key"),
             crec.meta.get("X-Container-Meta-Temp-Url-Key-2")]
-    path = req.full_path
-    v1 = req.v1_path()
+    paths = (req.full_path, req.v1_path())
     if not any(auth.formpost_signature_ok(k, p, redirect, max_size, max_count, expires,
-                                          signature) for k in keys if k for p in (path, v1)):
+                                          signature) for k in keys if k for p in paths):
         raise PocketError("FormPost: Invalid Signature", status=401, kind="Unauthorized")
     if not max_size.isdigit() or not max_count.isdigit():
         raise BadRequest("FormPost: invalid max_file_size or max_file_count")
-    files = [(k, v) for k, v in form.multi_items() if not isinstance(v, str)]
     if len(files) > int(max_count):
         raise BadRequest("FormPost: max_file_count exceeded")
     prefix = req.obj or ""
-    for _, upload in files:
-        if not upload.filename:
+    for filename, ctype, data in files:
+        if not filename:
             continue
-        name = check_object(prefix + upload.filename)
-        writer = req.service.driver.writer()
-        try:
-            while chunk := await upload.read(1 << 20):
-                writer.write(chunk)
-                if writer.size > int(max_size):
-                    raise BadRequest("FormPost: max_file_size exceeded")
-            blob: BlobInfo = await run(writer.commit)
-        except BaseException:
-            writer.abort()
-            raise
-        ctype = upload.content_type or "application/octet-stream"
+        if len(data) > int(max_size):
+            raise BadRequest("FormPost: max_file_size exceeded")
+        name = check_object(prefix + filename)
+        blob = await req.service.blob_from_iter(iter([data]))
         await run(lambda b=blob, n=name, c=ctype: store.commit(
-            req.account, req.container, n, b, content_type=c, meta={}))
+            req.account, req.container, n, b, content_type=c or "application/octet-stream",
+            meta={}))
     if redirect:
         sep = "&" if "?" in redirect else "?"
         return reply(303, {"Location": f"{redirect}{sep}status=201&message="})

@@ -16,6 +16,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pocketstack.db.base import Base, JSONText
 
 
+def name_column(length: int) -> String:
+    """Names sort and compare by code point, as in Swift and S3: listings use range
+    queries (prefix, marker), which a locale collation on PostgreSQL would reorder."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql") \
+        .with_variant(String(length, collation="utf8mb4_bin"), "mysql", "mariadb")
+
+
 class SwiftAccount(Base):
     __tablename__ = "swift_account"
 
@@ -30,7 +37,7 @@ class SwiftContainer(Base):
     __tablename__ = "swift_container"
 
     account: Mapped[str] = mapped_column(String(255), primary_key=True)
-    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    name: Mapped[str] = mapped_column(name_column(256), primary_key=True)
     created: Mapped[float] = mapped_column(Float, nullable=False)
     put_timestamp: Mapped[float] = mapped_column(Float, nullable=False)
     object_count: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
@@ -44,8 +51,8 @@ class SwiftObject(Base):
     __table_args__ = (Index("ix_swift_object_delete_at", "delete_at"),)
 
     account: Mapped[str] = mapped_column(String(255), primary_key=True)
-    container: Mapped[str] = mapped_column(String(256), primary_key=True)
-    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    container: Mapped[str] = mapped_column(name_column(256), primary_key=True)
+    name: Mapped[str] = mapped_column(name_column(1024), primary_key=True)
     file_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)  # listed size (SLO: total)
     etag: Mapped[str] = mapped_column(String(64), nullable=False)  # md5 hex (SLO: its etag)
@@ -64,8 +71,8 @@ class S3Upload(Base):
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     account: Mapped[str] = mapped_column(String(255), nullable=False, index=True)
-    container: Mapped[str] = mapped_column(String(256), nullable=False)
-    name: Mapped[str] = mapped_column(String(1024), nullable=False)
+    container: Mapped[str] = mapped_column(name_column(256), nullable=False)
+    name: Mapped[str] = mapped_column(name_column(1024), nullable=False)
     created: Mapped[float] = mapped_column(Float, nullable=False)
     content_type: Mapped[str] = mapped_column(String(256), nullable=False)
     meta: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 # Headers stored with an object besides X-Object-Meta-* (swift's allowed_headers).
 ALLOWED_HEADERS = ("content-disposition", "content-encoding", "content-language",
-                   "cache-control", "expires", "x-robots-tag", "x-object-manifest")
+                   "cache-control", "expires", "x-robots-tag", "x-object-manifest",
+                   "x-symlink-target", "x-symlink-target-account")
+SYMLOOP_MAX = 2
 
 
 class Unprocessable(PocketError):
@@ -93,11 +95,13 @@ async def authorize(req: "SwiftRequest", write: bool, account: str | None = None
     own_target = account is None and container is None
     account = account or req.account
     container = container or req.container
-    if auth.is_owner(req.ctx, account):
+    tempurl = own_target and "temp_url_sig" in req.query
+    # A TempURL decides alone, even when a token comes along (swift's tempurl middleware).
+    if not tempurl and auth.is_owner(req.ctx, account):
         return
     store = req.store
     crec = await run(store.find_container, account, container)
-    if own_target and "temp_url_sig" in req.query:
+    if tempurl:
         acc = await run(store.account, account)
         keys = [acc.meta.get(k) for k in ("X-Account-Meta-Temp-Url-Key",
                                           "X-Account-Meta-Temp-Url-Key-2")]
@@ -166,10 +170,29 @@ def _split_ref(value: str) -> tuple[str, str]:
 
 
 # -- GET / HEAD -------------------------------------------------------------------------
+async def _follow(req: "SwiftRequest", record: ObjectRecord) -> tuple[ObjectRecord, str]:
+    """Resolve a symlink (X-Symlink-Target) to its target, checking read access there."""
+    location = ""
+    for _ in range(SYMLOOP_MAX + 1):
+        target = record.meta.get("X-Symlink-Target")
+        if not target:
+            return record, location
+        container, name = _split_ref(target)
+        account = record.meta.get("X-Symlink-Target-Account") or record.account
+        await authorize(req, False, account=account, container=container)
+        location = f"/v1/{account}/{container}/{name}"
+        record = await run(req.store.get, account, container, name)
+    raise PocketError("Too many levels of symbolic links, maximum allowed is "
+                      f"{SYMLOOP_MAX}", status=409, kind="Conflict")
+
+
 async def get(req: "SwiftRequest") -> Response:
     store = req.store
     record: ObjectRecord = await run(store.get, req.account, req.container, req.obj)
     q = req.query
+    location = ""
+    if record.meta.get("X-Symlink-Target") and q.get("symlink") != "get":
+        record, location = await _follow(req, record)
     if record.is_slo and q.get("multipart-manifest") == "get":
         return await _manifest_response(req, record)
     etag, size = record.etag, record.size
@@ -179,6 +202,8 @@ async def get(req: "SwiftRequest") -> Response:
         dlo_etag, size = await run(large.dlo_etag_and_size, req.service, record)
         etag = f'"{dlo_etag}"'
     headers = views.object_headers(record, etag=etag, size=size)
+    if location:
+        headers["Content-Location"] = location
     if q.get("temp_url_sig"):
         if "inline" in q:
             headers["Content-Disposition"] = "inline"
@@ -327,6 +352,13 @@ async def put(req: "SwiftRequest") -> Response:
         if "/" not in manifest.lstrip("/") or manifest.startswith("/"):
             raise BadRequest("X-Object-Manifest must be in the format container/prefix")
     ctype = content_type_for(req, req.obj)
+    if "X-Symlink-Target" in meta:
+        _split_ref(meta["X-Symlink-Target"])
+        if length not in (None, "0"):
+            raise BadRequest("Symlink requests require a zero byte body")
+        if "X-Symlink-Target-Account" in meta and \
+                auth.project_of(meta["X-Symlink-Target-Account"]) is None:
+            raise BadRequest("Invalid X-Symlink-Target-Account")
     if h.get("if-none-match") == "*":
         if await run(store.find, req.account, req.container, req.obj) is not None:
             raise PreconditionFailed("A precondition for this request was not met.")

@@ -106,6 +106,8 @@ def info_document() -> dict[str, Any]:
         "staticweb": {}, "versioned_writes": {"allowed_flags": ["x-versions-location",
                                                                 "x-history-location"]},
         "keystoneauth": {}, "ratelimit": {}, "crossdomain": {},
+        "symlink": {"symloop_max": 2, "static_links": False},
+        "container_sync": {"realms": {}},
     }
 
 

@@ -159,6 +159,9 @@ def _object_entry(o: ObjectRecord) -> dict[str, Any]:
                              "bytes": o.size, "name": o.name, "content_type": o.content_type}
     if o.is_slo:
         entry["slo_etag"] = f'"{o.etag}"'
+    target = o.meta.get("X-Symlink-Target")
+    if target:
+        entry["symlink_path"] = f"/v1/{o.meta.get('X-Symlink-Target-Account') or o.account}/{target}"
     return entry
 
 

@@ -1,0 +1,199 @@
+"""S3 through boto3, with credentials from `openstack ec2 credentials create`: buckets,
+objects, copy, multipart, presigned URLs, listing pagination, errors, and the same data
+seen through Swift."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import urllib.error
+import urllib.request
+import uuid
+
+import boto3
+import pytest
+from botocore.client import Config
+from botocore.exceptions import ClientError
+
+
+def unique(prefix: str) -> str:
+    return f"ps-{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+def ec2(cloud):
+    cred = cloud.openstack("ec2", "credentials", "create")
+    yield cred
+    cloud.openstack("ec2", "credentials", "delete", cred["access"], check=False)
+
+
+def client(cloud, ec2, **config):
+    return boto3.client("s3", endpoint_url=cloud.base_url + "/s3",
+                        aws_access_key_id=ec2["access"],
+                        aws_secret_access_key=ec2["secret"], region_name="us-east-1",
+                        config=Config(**config) if config else None)
+
+
+@pytest.fixture(scope="module")
+def s3(cloud, ec2):
+    return client(cloud, ec2)
+
+
+def code(err: pytest.ExceptionInfo) -> str:
+    return err.value.response["Error"]["Code"]
+
+
+def test_buckets_and_objects(s3):
+    b = unique("bkt")
+    s3.create_bucket(Bucket=b)
+    assert b in [x["Name"] for x in s3.list_buckets()["Buckets"]]
+    s3.head_bucket(Bucket=b)
+    put = s3.put_object(Bucket=b, Key="dir/hello world.txt", Body=b"hello",
+                        ContentType="text/plain", Metadata={"color": "red"})
+    assert put["ETag"] == '"%s"' % hashlib.md5(b"hello").hexdigest()
+    got = s3.get_object(Bucket=b, Key="dir/hello world.txt")
+    assert got["Body"].read() == b"hello"
+    assert got["ContentType"] == "text/plain" and got["Metadata"] == {"color": "red"}
+    assert s3.get_object(Bucket=b, Key="dir/hello world.txt", Range="bytes=1-3")[
+        "Body"].read() == b"ell"
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=b, Key="dir/hello world.txt", IfNoneMatch=put["ETag"])
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 304
+    s3.copy_object(Bucket=b, Key="copy", CopySource={"Bucket": b, "Key": "dir/hello world.txt"})
+    assert s3.head_object(Bucket=b, Key="copy")["ContentLength"] == 5
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=b, Key="missing")
+    assert code(err) == "NoSuchKey"
+    with pytest.raises(ClientError) as err:
+        s3.delete_bucket(Bucket=b)
+    assert code(err) == "BucketNotEmpty"
+    deleted = s3.delete_objects(Bucket=b, Delete={"Objects": [
+        {"Key": "dir/hello world.txt"}, {"Key": "copy"}, {"Key": "never-existed"}]})
+    assert len(deleted["Deleted"]) == 3
+    s3.delete_bucket(Bucket=b)
+    with pytest.raises(ClientError) as err:
+        s3.head_bucket(Bucket=b)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+
+
+def test_listing_pagination(s3):
+    b = unique("list")
+    s3.create_bucket(Bucket=b)
+    keys = [f"p/{i:03d}" for i in range(25)] + ["q/x", "top"]
+    for k in keys:
+        s3.put_object(Bucket=b, Key=k, Body=k.encode())
+    pages = list(s3.get_paginator("list_objects_v2").paginate(Bucket=b, PaginationConfig={
+        "PageSize": 7}))
+    assert len(pages) == 4
+    assert [o["Key"] for p in pages for o in p.get("Contents", [])] == sorted(keys)
+    v1 = list(s3.get_paginator("list_objects").paginate(Bucket=b, PaginationConfig={
+        "PageSize": 10}))
+    assert [o["Key"] for p in v1 for o in p.get("Contents", [])] == sorted(keys)
+    res = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    assert [p["Prefix"] for p in res["CommonPrefixes"]] == ["p/", "q/"]
+    assert [o["Key"] for o in res["Contents"]] == ["top"]
+    res = s3.list_objects_v2(Bucket=b, Prefix="p/01", StartAfter="p/012")
+    assert [o["Key"] for o in res["Contents"]] == [f"p/01{i}" for i in range(3, 10)]
+
+
+def test_multipart_upload(s3):
+    b = unique("mpu")
+    s3.create_bucket(Bucket=b)
+    mp = s3.create_multipart_upload(Bucket=b, Key="big", ContentType="application/x-test")
+    part1 = b"a" * (5 * 1024 * 1024)
+    part2 = b"tail"
+    e1 = s3.upload_part(Bucket=b, Key="big", UploadId=mp["UploadId"], PartNumber=1,
+                        Body=part1)["ETag"]
+    e2 = s3.upload_part(Bucket=b, Key="big", UploadId=mp["UploadId"], PartNumber=2,
+                        Body=part2)["ETag"]
+    parts = s3.list_parts(Bucket=b, Key="big", UploadId=mp["UploadId"])["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, len(part1)), (2, 4)]
+    assert [u["Key"] for u in s3.list_multipart_uploads(Bucket=b)["Uploads"]] == ["big"]
+    with pytest.raises(ClientError) as err:  # out of order
+        s3.complete_multipart_upload(Bucket=b, Key="big", UploadId=mp["UploadId"],
+                                     MultipartUpload={"Parts": [
+                                         {"PartNumber": 2, "ETag": e2},
+                                         {"PartNumber": 1, "ETag": e1}]})
+    assert code(err) == "InvalidPartOrder"
+    done = s3.complete_multipart_upload(Bucket=b, Key="big", UploadId=mp["UploadId"],
+                                        MultipartUpload={"Parts": [
+                                            {"PartNumber": 1, "ETag": e1},
+                                            {"PartNumber": 2, "ETag": e2}]})
+    md5s = hashlib.md5(part1).digest() + hashlib.md5(part2).digest()
+    assert done["ETag"] == '"%s-2"' % hashlib.md5(md5s).hexdigest()
+    head = s3.head_object(Bucket=b, Key="big")
+    assert head["ContentLength"] == len(part1) + 4
+    assert head["ContentType"] == "application/x-test"
+    body = s3.get_object(Bucket=b, Key="big", Range=f"bytes={len(part1) - 2}-")["Body"].read()
+    assert body == b"aatail"
+    aborted = s3.create_multipart_upload(Bucket=b, Key="gone")
+    s3.upload_part(Bucket=b, Key="gone", UploadId=aborted["UploadId"], PartNumber=1, Body=b"x")
+    s3.abort_multipart_upload(Bucket=b, Key="gone", UploadId=aborted["UploadId"])
+    with pytest.raises(ClientError) as err:
+        s3.list_parts(Bucket=b, Key="gone", UploadId=aborted["UploadId"])
+    assert code(err) == "NoSuchUpload"
+    # boto3's managed transfer (threads, multipart above its threshold)
+    from boto3.s3.transfer import TransferConfig
+
+    data = bytes(range(256)) * (24 * 1024)  # 6 MiB
+    s3.upload_fileobj(io.BytesIO(data), b, "managed",
+                      Config=TransferConfig(multipart_threshold=5 * 1024 * 1024,
+                                            multipart_chunksize=5 * 1024 * 1024))
+    out = io.BytesIO()
+    s3.download_fileobj(b, "managed", out)
+    assert out.getvalue() == data
+
+
+def test_presigned_urls_and_signature_versions(cloud, ec2, s3):
+    b = unique("pre")
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"presigned!")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "k"},
+                                    ExpiresIn=60)
+    with urllib.request.urlopen(url) as resp:
+        assert resp.read() == b"presigned!"
+    tampered = url.replace("/k?", "/other?")
+    with pytest.raises(urllib.error.HTTPError) as herr:
+        urllib.request.urlopen(tampered)
+    assert herr.value.code == 403
+    v4 = client(cloud, ec2, signature_version="s3v4")
+    put_url = v4.generate_presigned_url("put_object", Params={"Bucket": b, "Key": "up"},
+                                        ExpiresIn=60)
+    req = urllib.request.Request(put_url, data=b"via presigned PUT", method="PUT")
+    with urllib.request.urlopen(req) as resp:
+        assert resp.status == 200
+    v2 = client(cloud, ec2, signature_version="s3")
+    assert v2.get_object(Bucket=b, Key="up")["Body"].read() == b"via presigned PUT"
+    bad = boto3.client("s3", endpoint_url=cloud.base_url + "/s3",
+                       aws_access_key_id=ec2["access"], aws_secret_access_key="wrong",
+                       region_name="us-east-1")
+    with pytest.raises(ClientError) as err:
+        bad.list_buckets()
+    assert code(err) == "SignatureDoesNotMatch"
+
+
+def test_acl_basics_and_anonymous_read(cloud, s3):
+    b = unique("acl")
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="pub", Body=b"public data")
+    grants = s3.get_bucket_acl(Bucket=b)["Grants"]
+    assert [g["Permission"] for g in grants] == ["FULL_CONTROL"]
+    with pytest.raises(urllib.error.HTTPError) as herr:
+        urllib.request.urlopen(f"{cloud.base_url}/s3/{b}/pub")
+    assert herr.value.code == 403
+    s3.put_bucket_acl(Bucket=b, ACL="public-read")
+    assert "READ" in [g["Permission"] for g in s3.get_bucket_acl(Bucket=b)["Grants"]]
+    with urllib.request.urlopen(f"{cloud.base_url}/s3/{b}/pub") as resp:
+        assert resp.read() == b"public data"
+
+
+def test_same_data_through_swift(cloud, s3):
+    """A bucket is a container of the credential's project; an object is an object."""
+    import subprocess
+
+    b = unique("both")
+    s3.create_bucket(Bucket=b)
+    s3.put_object(Bucket=b, Key="from-s3", Body=b"shared")
+    out = subprocess.run(["swift", "download", b, "from-s3", "-o", "-"], env=cloud.env(),
+                         capture_output=True, timeout=60, check=True).stdout
+    assert out == b"shared"
