@@ -32,7 +32,8 @@ CREATE_KEYS = {"name", "imageRef", "flavorRef", "networks", "key_name", "user_da
                "return_reservation_id", "accessIPv4", "accessIPv6", "adminPass",
                "config_drive", "OS-DCF:diskConfig", "block_device_mapping",
                "block_device_mapping_v2", "description", "tags", "personality",
-               "trusted_image_certificates", "host", "hypervisor_hostname", "hostname"}
+               "trusted_image_certificates", "host", "hypervisor_hostname", "hostname",
+               "os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"}
 
 
 def is_uuid(value: Any) -> bool:
