@@ -156,7 +156,7 @@ class OrchestrationService:
                     identity={"stack_name": f"{defn.identity['stack_name']}-{name}",
                               "stack_id": "None", "project_id": ctx.project_id or ""},
                     plugins=self.plugins, custom=self.constraint_checker(ctx),
-                    strict_params=True, validate_only=True)
+                    strict_params=False, validate_only=True)
                 nested_props = nested.validate_properties()
                 sub = self.check_nested(ctx, nested, depth + 1, nested_props)
             except PocketError as exc:

@@ -290,7 +290,8 @@ def build(schemas: dict[str, ParamSchema], params: dict[str, Any],
         elif schema.has_default:
             raw = schema.default
         else:
-            if validate_only:
+            if validate_only:  # validate: a value given at create time
+                values[name] = Placeholder(f"<{name}>")
                 continue
             raise UserParameterMissing(f"The Parameter ({name}) was not provided.")
         if isinstance(raw, Placeholder):  # validation of a nested stack: known at run time
