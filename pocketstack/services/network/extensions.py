@@ -73,6 +73,8 @@ _LIST = [
      "Indicates if the security group is stateful or not"),
     ("subnet_allocation", "Subnet Allocation", "Enables allocation of subnets from a subnet "
                                                "pool"),
+    ("subnet-external-network", "Subnet External Network",
+     "Informs if the subnet is associated to an external network"),
     ("subnet-service-types", "Subnet service types",
      "Provides ability to set the subnet service_types field"),
     ("subnet-dns-publish-fixed-ip", "Subnet DNS publish fixed IP",

@@ -222,14 +222,19 @@ class Networks(Resource):
         with self.db.write() as s:
             row = self.owned(s, ctx, id_, "delete_network")
             ports = s.scalars(select(m.Port).where(m.Port.network_id == row.id)).all()
-            busy = [p for p in ports if p.device_owner != "network:dhcp"]
+            fips = s.scalars(select(m.FloatingIP).where(
+                m.FloatingIP.floating_network_id == row.id)).all()
+            loose = {f.floating_port_id for f in fips if f.port_id is None}
+            busy = [p for p in ports if p.device_owner != "network:dhcp" and p.id not in loose]
             if busy:
                 raise Conflict(f"Unable to complete operation on network {row.id}. There are "
                                "one or more ports still in use on the network.",
                                kind="NetworkInUse")
-            for p in ports:
-                s.delete(p)
+            for f in fips:  # unassociated floating IPs go with their network (Neutron does)
+                s.delete(f)
             s.flush()
+            for p in ports:
+                self.svc.ports.delete_row(s, p)
             for sub in s.scalars(select(m.Subnet).where(m.Subnet.network_id == row.id)):
                 s.delete(sub)
             for pol in s.scalars(select(m.RBACPolicy).where(m.RBACPolicy.object_id == row.id)):
@@ -260,7 +265,14 @@ class Subnets(Resource):
         return net is not None and self.svc.networks.visible(s, ctx, net)
 
     def render(self, s: Session, ctx: RequestContext, rows: list[m.Subnet]) -> list[dict]:
-        return [views.subnet(r) for r in rows]
+        external = set(s.scalars(select(m.Network.id).where(m.Network.external.is_(True)))) \
+            if rows else set()
+        out = []
+        for r in rows:
+            body = views.subnet(r)
+            body["router:external"] = r.network_id in external  # subnet-external-network
+            out.append(body)
+        return out
 
     def create(self, ctx: RequestContext, attrs: dict[str, Any]) -> dict:
         with self.db.write() as s:

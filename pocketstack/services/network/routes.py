@@ -75,6 +75,12 @@ def register(svc: NetworkService, r: Routes) -> None:
     r.get("/v2.0/extensions/{alias}", show_extension)
     r.get("/v2.0/availability_zones", availability_zones)
 
+    async def agents(req: Req) -> Response:
+        # Agent-less: the data plane is driven in-process, so there are no agents to list.
+        return json({"agents": []})
+
+    r.get("/v2.0/agents", agents)
+
     for path, (attr, singular, schema) in COLLECTIONS.items():
         _collection(r, svc, base, path, getattr(svc, attr), singular, schema)
 

@@ -306,10 +306,10 @@ ATTRIBUTES: dict[str, dict[str, Attr]] = {
         "direction": Attr(one_of("ingress", "egress"), put=False, required=True),
         "ethertype": Attr(one_of("IPv4", "IPv6"), put=False),
         "protocol": Attr(anything, put=False),
-        "port_range_min": Attr(integer(0, 65535, nullable=True), put=False),
-        "port_range_max": Attr(integer(0, 65535, nullable=True), put=False),
+        "port_range_min": Attr(integer(nullable=True), put=False),
+        "port_range_max": Attr(integer(nullable=True), put=False),
         "remote_ip_prefix": Attr(ip_or_cidr, put=False),
-        "remote_group_id": Attr(uuid(nullable=True), put=False),
+        "remote_group_id": Attr(string(255, nullable=True), put=False),
         "remote_address_group_id": Attr(uuid(nullable=True), put=False),
     },
     "rbac_policy": {

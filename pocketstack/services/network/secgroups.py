@@ -298,21 +298,19 @@ def _check_ports(protocol: str | None, pmin: int | None, pmax: int | None) -> No
         raise BadRequest("Must also specify protocol if port range is given.",
                          kind="SecurityGroupProtocolRequiredWithPorts")
     if protocol in PORT_PROTOCOLS:
-        if pmin is None or pmax is None:
-            if pmin is None:
-                raise BadRequest("Invalid value for port 'None'.", kind="SecurityGroupInvalidPortValue")
         for p in (pmin, pmax):
-            if p is not None and p == 0:
+            if p is not None and not 1 <= p <= 65535:
                 raise BadRequest(f"Invalid value for port {p}.",
                                  kind="SecurityGroupInvalidPortValue")
-        if pmax is not None and pmin > pmax:
+        if pmin is None or (pmax is not None and pmin > pmax):
             raise BadRequest("For TCP/UDP protocols, port_range_min must be <= "
                              "port_range_max", kind="SecurityGroupInvalidPortRange")
     elif protocol in ICMP:
-        for name, v in (("type", pmin), ("code", pmax)):
+        for name, field, v in (("type", "port-range-min", pmin), ("code", "port-range-max",
+                                                                   pmax)):
             if v is not None and not 0 <= v <= 255:
-                raise BadRequest(f"Invalid value for ICMP {name} (port-range-min): {v}. It must "
-                                 "be 0 to 255.", kind="SecurityGroupInvalidIcmpValue")
+                raise BadRequest(f"Invalid value for ICMP {name} ({field}): {v}. It must be "
+                                 "0 to 255.", kind="SecurityGroupInvalidIcmpValue")
         if pmin is None and pmax is not None:
             raise BadRequest(f"ICMP code (port-range-max) {pmax} is provided but ICMP type "
                              "(port-range-min) is missing.",

@@ -55,7 +55,7 @@ SUBNET_KEYS = {"id", "name", "network_id", "ip_version", "cidr", "gateway_ip", "
                "allocation_pools", "dns_nameservers", "host_routes", "ipv6_ra_mode",
                "ipv6_address_mode", "subnetpool_id", "service_types", "segment_id",
                "dns_publish_fixed_ip", "tenant_id", "project_id", "description", "tags",
-               "created_at", "updated_at", "revision_number"}
+               "created_at", "updated_at", "revision_number", "router:external"}
 
 
 def port(row: m.Port, fixed_ips: list[dict], ctx: RequestContext) -> dict[str, Any]:
