@@ -155,6 +155,9 @@ def parse_sort(query: Any, allowed: set[str]) -> list[tuple[str, str]]:
         sd = [d.strip().lower() for d in (query.get("sort_dir") or "desc").split(",")]
         for i, key in enumerate(sk):
             keys.append((key, sd[i] if i < len(sd) else sd[-1]))
+    # Cinder still accepts the v1 names (tempest sorts snapshots by display_name)
+    keys = [({"display_name": "name", "display_description": "description"}.get(k, k), d)
+            for k, d in keys]
     for key, direction in keys:
         if key not in allowed:
             raise BadRequest(f"Invalid sort key: {key}")

@@ -164,6 +164,50 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
                              "process; they cannot be disabled.")
         raise BadRequest(f"{action} is not supported by this cloud (one backend).")
 
+    async def hosts(req: Req, mv: Mv) -> Response:
+        policy.enforce(req.ctx, "volume:list_services", {})
+        return json({"hosts": [
+            {"service-status": "available", "service": x["binary"], "zone": x["zone"],
+             "service-state": "enabled", "host_name": x["host"], "last-update": x["updated_at"]}
+            for x in service_rows(mv)]})
+
+    async def host_show(req: Req, mv: Mv) -> Response:
+        policy.enforce(req.ctx, "volume:list_services", {})
+        host = req.params["host"]
+        if host != svc.host:
+            raise NotFound(f"Host {host} could not be found.", kind="HostNotFound")
+
+        def call() -> list[dict[str, Any]]:
+            from sqlalchemy import func, select
+
+            from pocketstack.services.volume.models import Snapshot, Volume
+
+            with svc.db.read() as s:
+                vols = dict((p, (c, g)) for p, c, g in s.execute(
+                    select(Volume.project_id, func.count(), func.coalesce(func.sum(Volume.size), 0))
+                    .group_by(Volume.project_id)))
+                snaps = dict((p, (c, g)) for p, c, g in s.execute(
+                    select(Snapshot.project_id, func.count(),
+                           func.coalesce(func.sum(Snapshot.size), 0))
+                    .group_by(Snapshot.project_id)))
+
+            def row(project: str, vc: int, vg: int, sc: int, sg: int) -> dict[str, Any]:
+                return {"resource": {"volume_count": str(vc), "total_volume_gb": str(vg),
+                                     "total_snapshot_gb": str(sg), "project": project,
+                                     "host": host, "snapshot_count": str(sc)}}
+
+            out = [row("(total)", sum(v[0] for v in vols.values()),
+                       sum(int(v[1]) for v in vols.values()),
+                       sum(v[0] for v in snaps.values()),
+                       sum(int(v[1]) for v in snaps.values()))]
+            for project in sorted(set(vols) | set(snaps)):
+                vc, vg = vols.get(project, (0, 0))
+                sc, sg = snaps.get(project, (0, 0))
+                out.append(row(project, vc, int(vg), sc, int(sg)))
+            return out
+
+        return json({"host": await run(call)})
+
     # -- quotas -----------------------------------------------------------------------------
     def project_of(req: Req) -> str:
         target = req.params["target"]
@@ -293,6 +337,8 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
         ("GET", "/scheduler-stats/get_pools", pools),
         ("GET", "/capabilities/{host}", capabilities),
         ("GET", "/os-services", services),
+        ("GET", "/os-hosts", hosts),
+        ("GET", "/os-hosts/{host}", host_show),
         ("PUT", "/os-services/{action}", service_update),
         ("GET", "/os-quota-sets/{target}", quota_show),
         ("GET", "/os-quota-sets/{target}/defaults", quota_defaults),

@@ -113,7 +113,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def volume_update(req: Req, mv: Mv) -> Response:
         body = _body(await req.json(), "volume")
         vol = await run(volumes.update, svc, req.ctx, req.params["volume_id"], body)
-        return json({"volume": render_volume(vol, req, mv)})
+        return json({"volume": render_volume(vol, req, mv, created=True)})
 
     async def volume_delete(req: Req, mv: Mv) -> Response:
         cascade = truthy(req.query.get("cascade", "false"))
@@ -298,7 +298,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def snapshot_create(req: Req, mv: Mv) -> Response:
         body = _body(await req.json(), "snapshot")
         snap = await run(snapshots.create, svc, req.ctx, body)
-        return json({"snapshot": views.snapshot(snap, req.ctx, mv)}, 202)
+        return json({"snapshot": views.snapshot(snap, req.ctx, mv, core=True)}, 202)
 
     async def snapshot_show(req: Req, mv: Mv) -> Response:
         snap = await run(snapshots.get, svc, req.ctx, req.params["snapshot_id"])
@@ -307,7 +307,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def snapshot_update(req: Req, mv: Mv) -> Response:
         body = _body(await req.json(), "snapshot")
         snap = await run(snapshots.update, svc, req.ctx, req.params["snapshot_id"], body)
-        return json({"snapshot": views.snapshot(snap, req.ctx, mv)})
+        return json({"snapshot": views.snapshot(snap, req.ctx, mv, core=True)})
 
     async def snapshot_delete(req: Req, mv: Mv) -> Response:
         await run(snapshots.delete, svc, req.ctx, req.params["snapshot_id"])

@@ -69,8 +69,8 @@ def create(svc, ctx: RequestContext, body: Any) -> Snapshot:  # noqa: ANN001
         raise BadRequest("Invalid input for field/attribute snapshot.")
     volume_id = body.get("volume_id")
     if not volume_id:
-        raise BadRequest("Invalid input for field/attribute snapshot. 'volume_id' is a "
-                         "required property")
+        # Cinder answers a missing volume_id with VolumeNotFound (tempest checks the 404)
+        raise NotFound(f"Volume {volume_id} could not be found.", kind="VolumeNotFound")
     name = check_name(body.get("name", body.get("display_name")))
     description = check_name(body.get("description", body.get("display_description")),
                              "description")

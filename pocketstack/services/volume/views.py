@@ -82,14 +82,15 @@ def volume(vol: Volume, base: str, ctx: RequestContext, mv: Mv, type_name: str |
     return body
 
 
-def snapshot(snap: Snapshot, ctx: RequestContext, mv: Mv) -> dict[str, Any]:
+def snapshot(snap: Snapshot, ctx: RequestContext, mv: Mv, core: bool = False) -> dict[str, Any]:
+    """``core``: create/update responses, without the os-extended-snapshot-attributes."""
     body: dict[str, Any] = {
         "id": snap.id, "name": snap.name, "description": snap.description,
         "status": snap.status, "size": snap.size, "volume_id": snap.volume_id,
         "created_at": ts(snap.created_at), "updated_at": ts(snap.updated_at),
         "metadata": dict(snap.metadata_),
     }
-    if ctx.is_admin or ctx.project_id == snap.project_id:
+    if not core and (ctx.is_admin or ctx.project_id == snap.project_id):
         body["os-extended-snapshot-attributes:project_id"] = snap.project_id
         body["os-extended-snapshot-attributes:progress"] = snap.progress or "0%"
     if mv >= (3, 14):
