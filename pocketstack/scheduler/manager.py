@@ -9,6 +9,7 @@ again, so concurrent schedulers (threads or replicas) never overcommit.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections.abc import Callable
@@ -49,6 +50,7 @@ class Scheduler:
                 weighers.append(cls())
         self.weighers = [(w, getattr(settings, w.setting) if w.setting else 1.0) for w in weighers]
         self.hosts: dict[str, HostState] = {}
+        self._host_list: list[HostState] = []
         self.lock = threading.Lock()
         self._rng = random.Random()
 
@@ -57,6 +59,7 @@ class Scheduler:
         states = self.load_hosts()
         with self.lock:
             self.hosts = {h.id: h for h in states}
+            self._host_list = list(self.hosts.values())
 
     def host_by_name(self, name: str) -> HostState | None:
         with self.lock:
@@ -101,6 +104,7 @@ class Scheduler:
         with self.lock:
             if fresh is not None:
                 self.hosts = fresh
+                self._host_list = list(fresh.values())
         if fresh is None:
             self.refresh()
 
@@ -120,7 +124,7 @@ class Scheduler:
         return fit(host.pci_free, spec.pci_requests)
 
     def _select_one(self, spec: RequestSpec) -> HostState:
-        hosts = list(self.hosts.values())
+        hosts = self._host_list
         if spec.force_host:
             hosts = [h for h in hosts if h.host == spec.force_host]
             if not hosts:
@@ -129,17 +133,23 @@ class Scheduler:
         if not total:
             raise NoValidHost("There are no compute hosts.")
         v, m, d = spec.vcpus, spec.memory_mb, spec.disk_gb
-        # Placement's part: only hosts with the resources are candidates.
-        candidates = [h for h in hosts if
-                      h.vcpus * h.cpu_allocation_ratio - h.vcpus_used >= v and
-                      (h.memory_mb - h.reserved_host_memory_mb) * h.ram_allocation_ratio
-                      - h.memory_mb_used >= m and
-                      h.local_gb * h.disk_allocation_ratio - h.local_gb_used >= d]
+        # Placement's part: only hosts with the resources are candidates, at most
+        # max_placement_results of them, taken from a random starting point (placement's
+        # randomize_allocation_candidates) so the scan stops early on big clouds.
+        limit = self.settings.max_placement_results
+        start = self._rng.randrange(total)
+        candidates = []
+        for h in itertools.chain(itertools.islice(hosts, start, None),
+                                 itertools.islice(hosts, 0, start)):
+            if (h.vcpus * h.cpu_allocation_ratio - h.vcpus_used >= v and
+                    (h.memory_mb - h.reserved_host_memory_mb) * h.ram_allocation_ratio
+                    - h.memory_mb_used >= m and
+                    h.local_gb * h.disk_allocation_ratio - h.local_gb_used >= d):
+                candidates.append(h)
+                if len(candidates) >= limit:
+                    break
         if not candidates:
             raise NoValidHost(self._resource_reason(hosts, spec))
-        limit = self.settings.max_placement_results
-        if len(candidates) > limit:
-            candidates = self._rng.sample(candidates, limit)
         for f in self.filters:
             if not f.applies(spec):
                 continue
