@@ -98,6 +98,10 @@ class Cloud:
                     raise Unauthorized("The request you have made requires authentication.",
                                        headers=self.www_authenticate) from None
                 return RequestContext(request_id=request_id)
+        if info.payload.app_cred_id is not None:  # application credential access rules
+            from pocketstack.services.identity import access_rules
+
+            access_rules.check(identity, info, request.scope, self.specs)
         return identity.context_for(info, request_id)
 
     @property

@@ -164,3 +164,37 @@ def test_member_of_project_a_cannot_see_or_change_project_b(ks, admin):
     # deleting the user removed its assignments
     r = ks.call("GET", f"/role_assignments?user.id={ua}", admin)
     assert r.json()["role_assignments"] == []
+
+
+def test_application_credential_access_rules_are_enforced(ks, admin):
+    proj, user = unique("ar-p"), unique("ar-u")
+    pid, uid = ks.make_member(admin, proj, user, "pw-ar-123")
+    _, tok, _ = ks.token(user, "pw-ar-123", proj)
+    r = ks.call("POST", f"/users/{uid}/application_credentials", tok, {
+        "application_credential": {"name": "limited", "access_rules": [
+            {"service": "identity", "method": "GET", "path": "/v3/projects"},
+            {"service": "image", "method": "GET", "path": "/v2/images"}]}})
+    assert r.status_code == 201, r.text
+    cred = r.json()["application_credential"]
+    assert {(a["service"], a["path"]) for a in cred["access_rules"]} == {
+        ("identity", "/v3/projects"), ("image", "/v2/images")}
+    rules = ks.call("GET", f"/users/{uid}/access_rules", tok).json()["access_rules"]
+    assert len(rules) == 2
+    r = ks.call("POST", "/auth/tokens", None, {"auth": {"identity": {
+        "methods": ["application_credential"], "application_credential": {
+            "id": cred["id"], "secret": cred["secret"]}}}})
+    assert r.status_code == 201
+    app_tok = r.headers["x-subject-token"]
+    base = ks.cloud.base_url
+    ok = ks.http.get(f"{base}/image/v2/images", headers={"X-Auth-Token": app_tok})
+    assert ok.status_code == 200
+    denied = ks.http.get(f"{base}/image/v2/schemas/image", headers={"X-Auth-Token": app_tok})
+    assert denied.status_code == 401
+    # a rule still in use cannot be deleted; after the credential goes, it can
+    _fault(ks.call("DELETE", f"/users/{uid}/access_rules/{rules[0]['id']}", tok), 403)
+    assert ks.call("DELETE", f"/users/{uid}/application_credentials/{cred['id']}",
+                   tok).status_code == 204
+    assert ks.call("DELETE", f"/users/{uid}/access_rules/{rules[0]['id']}",
+                   tok).status_code == 204
+    ks.call("DELETE", f"/users/{uid}", admin)
+    ks.call("DELETE", f"/projects/{pid}", admin)
