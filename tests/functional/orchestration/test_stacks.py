@@ -29,10 +29,11 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def wait_status(cloud, stack: str, want: str, timeout: float = 60) -> dict:
+def wait_status(cloud, stack: str, want: str, timeout: float = 120, user: str = "admin"
+                ) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        info = cloud.openstack("stack", "show", stack, "--no-resolve-outputs")
+        info = cloud.openstack("stack", "show", stack, "--no-resolve-outputs", user=user)
         status = info["stack_status"]
         if status == want:
             return info
