@@ -106,3 +106,26 @@ class ImageTask(Base):
     expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime | None] = updated_at_column()
+
+
+class MetadefNamespace(Base):
+    """A metadata definitions namespace (glance metadefs) with its contents.
+
+    Objects, properties, tags and resource-type associations are small documents owned by
+    one namespace and always read and written with it, so they live in JSON columns.
+    """
+
+    __tablename__ = "image_metadef_namespace"
+
+    namespace: Mapped[str] = mapped_column(String(80), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    visibility: Mapped[str] = mapped_column(String(32), nullable=False, default="private")
+    protected: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    resource_types: Mapped[list[Any]] = mapped_column(JSONText, default=list)
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    objects: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    tags: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime | None] = updated_at_column()

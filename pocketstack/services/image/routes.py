@@ -12,7 +12,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, NotFound, RangeNotSatisfiable, UnsupportedMediaType
-from pocketstack.services.image import data, images, members, schemas
+from pocketstack.services.image import data, images, members, routes_metadefs, schemas
 from pocketstack.services.image.service import ImageService
 
 # Glance answers every minor version it supports; v2.16 is the newest we implement.
@@ -247,6 +247,7 @@ def register(svc: ImageService, r: Routes) -> None:
     r.get("/v2/tasks", list_tasks)
     r.post("/v2/tasks", create_task)
     r.get("/v2/tasks/{task_id}", show_task)
+    routes_metadefs.register(svc, r)
 
 
 async def _file_chunks(fd: int, start: int, end: int) -> AsyncIterator[bytes]:
