@@ -208,7 +208,8 @@ RULES: dict[str, Rule] = {
     **{f"volume:{a}": ADMIN for a in (
         "force_delete", "reset_status", "force_detach", "reset_snapshot",
         "force_delete_snapshot", "get_pools", "list_services", "update_service",
-        "update_quota", "delete_quota", "show_quota_class", "update_quota_class")},
+        "update_quota", "delete_quota", "show_quota_class", "update_quota_class",
+        "manage_qos")},
     "volume:show_quota": ADMIN | (READER & OWNER),
     "volume_type:get_all": ANYONE,
     "volume_type:get": ANYONE,

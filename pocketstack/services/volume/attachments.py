@@ -275,8 +275,7 @@ def legacy_detach(svc, ctx: RequestContext, volume_id: str, body: Any) -> None: 
         elif len(live) > 1:
             raise BadRequest("Invalid volume: Volume has several attachments; specify "
                              "attachment_id.")
-        if not live and vol.status not in ("in-use", "detaching"):
-            raise BadRequest(f"Invalid volume: Volume {volume_id} is not attached.")
+        # nothing attached: detaching is already done (idempotent, as clients retry)
         for att in live:
             vol.attachments.remove(att)
             s.delete(att)

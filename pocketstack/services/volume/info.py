@@ -139,7 +139,9 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
         policy.enforce(req.ctx, "volume:list_services", {})
         rows = service_rows(mv)
         if req.query.get("host"):
-            rows = [x for x in rows if x["host"] == req.query["host"]]
+            # "host" names the machine; a volume service's host is machine@backend
+            rows = [x for x in rows if req.query["host"] in (x["host"],
+                                                            x["host"].split("@")[0])]
         if req.query.get("binary"):
             rows = [x for x in rows if x["binary"] == req.query["binary"]]
         return json({"services": rows})

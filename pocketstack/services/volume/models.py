@@ -20,8 +20,21 @@ class VolumeType(Base):
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     extra_specs: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    qos_specs_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime | None] = updated_at_column()
+
+
+class QosSpec(Base):
+    """QoS specs (qos-specs API); volume types point at one through qos_specs_id."""
+
+    __tablename__ = "volume_qos_specs"
+
+    id: Mapped[str] = id_column(new_uuid, 36)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    consumer: Mapped[str] = mapped_column(String(16), default="back-end")
+    specs: Mapped[dict[str, str]] = mapped_column(JSONText, default=dict)
+    created_at: Mapped[dt.datetime] = created_at_column()
 
 
 class VolumeTypeProject(Base):

@@ -19,6 +19,7 @@ from pocketstack.services.volume import (attachments, microversion, snapshots, t
 from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
                                                 parse_sort, project_scope, truthy)
 from pocketstack.services.volume.info import register_info
+from pocketstack.services.volume.qos import register_qos
 from pocketstack.services.volume.service import VolumeService
 
 Mv = tuple[int, int]
@@ -381,7 +382,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def type_create(req: Req, mv: Mv) -> Response:
         body = _body(await req.json(), "volume_type")
         vt = await run(in_tx(types.create, req.ctx, body))
-        return json({"volume_type": views.volume_type(vt, req.ctx)})
+        return json({"volume_type": views.volume_type(vt, req.ctx, core=True)})
 
     async def type_show(req: Req, mv: Mv) -> Response:
         vt = await run(in_tx(types.show, req.ctx, req.params["type_id"]))
@@ -390,7 +391,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def type_update(req: Req, mv: Mv) -> Response:
         body = _body(await req.json(), "volume_type")
         vt = await run(in_tx(types.update, req.ctx, req.params["type_id"], body))
-        return json({"volume_type": views.volume_type(vt, req.ctx)})
+        return json({"volume_type": views.volume_type(vt, req.ctx, core=True)})
 
     async def type_delete(req: Req, mv: Mv) -> Response:
         await run(in_tx(types.delete, req.ctx, req.params["type_id"]))
@@ -584,6 +585,7 @@ def register(svc: VolumeService, r: Routes) -> None:
         ("POST", "/volume-transfers/{transfer_id}/accept", transfer_accept_55),
     ]
     register_info(svc, add, base)
+    register_qos(svc, add, base)
     for method, path, handler in table:
         add(method, path, handler)
 

@@ -102,13 +102,15 @@ def snapshot(snap: Snapshot, ctx: RequestContext, mv: Mv, core: bool = False) ->
     return body
 
 
-def volume_type(vt: VolumeType, ctx: RequestContext) -> dict[str, Any]:
+def volume_type(vt: VolumeType, ctx: RequestContext, core: bool = False) -> dict[str, Any]:
+    """``core``: create/update responses, which carry no qos_specs_id."""
     body: dict[str, Any] = {"id": vt.id, "name": vt.name, "description": vt.description,
                             "is_public": vt.is_public,
                             "os-volume-type-access:is_public": vt.is_public}
     if ctx.is_admin:
         body["extra_specs"] = dict(vt.extra_specs)
-        body["qos_specs_id"] = None
+        if not core:
+            body["qos_specs_id"] = getattr(vt, "qos_specs_id", None)
     else:
         # Non-admins see only the specs Cinder lets users see.
         body["extra_specs"] = {k: v for k, v in vt.extra_specs.items()
