@@ -57,3 +57,38 @@ def event(db, server_id: str, action: str, name: str, host: str | None):  # noqa
             ev = s.get(InstanceActionEvent, ev_id)
             ev.finish_time, ev.result = utcnow(), "Success"
             s.get(InstanceAction, ev.action_id).updated_at = utcnow()
+
+
+def add_event(s, server_id: str, action: str, name: str, host: str | None, start,  # noqa: ANN001
+              result: str | None = None, traceback: str | None = None,
+              details: str | None = None) -> InstanceActionEvent | None:
+    """Record an event inside the caller's transaction (the build path folds its events
+    into the writes it makes anyway). ``result`` None means started, not finished."""
+    a = latest(s, server_id, action)
+    if a is None:
+        return None
+    ev = InstanceActionEvent(action_id=a.id, event=name, host=host, start_time=start,
+                             finish_time=utcnow() if result else None, result=result,
+                             traceback=traceback, details=details)
+    s.add(ev)
+    a.updated_at = utcnow()
+    if result == "Error":
+        a.message = "Error"
+    return ev
+
+
+def finish_event(s, server_id: str, action: str, name: str, result: str,  # noqa: ANN001
+                 traceback: str | None = None, details: str | None = None) -> None:
+    a = latest(s, server_id, action)
+    if a is None:
+        return
+    ev = s.execute(select(InstanceActionEvent).where(
+        InstanceActionEvent.action_id == a.id, InstanceActionEvent.event == name,
+        InstanceActionEvent.finish_time.is_(None)).order_by(InstanceActionEvent.id.desc())
+        .limit(1)).scalar_one_or_none()
+    if ev is None:
+        return
+    ev.finish_time, ev.result, ev.traceback, ev.details = utcnow(), result, traceback, details
+    a.updated_at = utcnow()
+    if result == "Error":
+        a.message = "Error"

@@ -52,7 +52,19 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     async def version(req: Req, ver: APIVersion) -> Response:
         return json({"version": version_doc(True)})
 
+    async def version_v2(req: Req, ver: APIVersion) -> Response:
+        return json({"version": {
+            "id": "v2.0", "status": "SUPPORTED", "version": "", "min_version": "",
+            "updated": "2011-01-21T11:33:21Z",
+            "links": [{"rel": "self", "href": f"{base}/v2/"},
+                      {"rel": "describedby", "type": "text/html",
+                       "href": "http://docs.openstack.org/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2"}]}})
+
     add("get", "/", versions, auth=False)
+    add("get", "/v2", version_v2)
+    add("get", "/v2/", version_v2)
     add("get", V, version)
     add("get", V + "/", version)
 

@@ -137,25 +137,33 @@ class Worker:
         tried: set[str] = set()
         last_error = ""
         for attempt in range(self.svc.conf.max_attempts):
+            started = utcnow()
             try:
-                with actions.event(self.db, srv.id, "create",
-                                   "conductor_schedule_and_build_instances", None):
-                    host = self._schedule_and_claim(srv, tried)
+                host = self._schedule_and_claim(srv, tried, started)
             except NoValidHost as exc:
                 msg = str(exc) if not last_error else f"{exc} Last build error: {last_error}"
-                self._error(srv.id, fault(500, msg[:255], msg + "\n" + traceback.format_exc()))
+                tb = traceback.format_exc()
+                with self.db.write() as s:
+                    actions.add_event(s, srv.id, "create", "conductor_schedule_and_build_instances",
+                                      None, started, "Error", tb, msg[:255])
+                    row = s.get(Server, srv.id)
+                    if row is not None and not row.deleted:
+                        row.vm_state, row.task_state = "error", None
+                        row.fault = fault(500, msg[:255], msg + "\n" + tb)
+                        row.updated_at = utcnow()
                 return
             srv = self._load(srv.id)
             if srv is None:  # deleted while scheduling; the delete task cleans up
                 return
             try:
-                with actions.event(self.db, srv.id, "create",
-                                   "compute__do_build_and_run_instance", host):
-                    self._spawn(srv)
+                self._spawn(srv)
             except Exception as exc:  # noqa: BLE001 - becomes the server's fault
                 log.warning("build of %s on %s failed: %s", srv.id, host, exc)
                 last_error = str(exc) or type(exc).__name__
                 tb = traceback.format_exc()
+                with self.db.write() as s:
+                    actions.finish_event(s, srv.id, "create", "compute__do_build_and_run_instance",
+                                         "Error", tb, last_error[:255])
                 self._cleanup(srv)
                 tried.add(host)
                 if attempt + 1 >= self.svc.conf.max_attempts:
@@ -168,7 +176,7 @@ class Worker:
                 continue
             return
 
-    def _schedule_and_claim(self, srv: Server, tried: set[str]) -> str:
+    def _schedule_and_claim(self, srv: Server, tried: set[str], started=None) -> str:  # noqa: ANN001
         for _ in range(8):
             spec = self.request_spec(srv, tried)
             (hs, take), = self.svc.scheduler.select_destinations(spec, 1, [srv.id])
@@ -185,6 +193,9 @@ class Worker:
                     if row.group_id and not self._group_allows(s, row, hs.host):
                         raise _ClaimRace()
                     if self.svc.claim(s, row, hs.id, take):
+                        actions.add_event(s, row.id, "create",
+                                          "conductor_schedule_and_build_instances", None,
+                                          started or utcnow(), "Success")
                         row.host, row.node = hs.host, hs.nodename
                         if not row.requested_az:
                             row.availability_zone = hs.availability_zone
@@ -222,7 +233,12 @@ class Worker:
         if net is not None and srv.requested_networks != "none":
             ports = net.allocate_for_server(self._ctx(srv), srv.id, srv.requested_networks,
                                             list(srv.security_groups or []), srv.host)
-        self._set(srv.id, task_state="spawning")
+        with self.db.write() as s:
+            actions.add_event(s, srv.id, "create", "compute__do_build_and_run_instance",
+                              srv.host, utcnow())
+            row = s.get(Server, srv.id)
+            if row is not None:
+                row.task_state, row.updated_at = "spawning", utcnow()
         spec = self.spec_for(srv, image_path=self._image_path(srv), network_info=ports)
         self.driver.spawn(spec)
         self._plug(srv, ports)
@@ -233,6 +249,8 @@ class Worker:
             row.vm_state, row.task_state, row.power_state = "active", None, RUNNING
             row.launched_at, row.progress, row.updated_at = utcnow(), 100, utcnow()
             row.fault = None
+            actions.finish_event(s, srv.id, "create", "compute__do_build_and_run_instance",
+                                 "Success")
 
     def _plug(self, srv: Server, ports: list) -> None:
         net = self.svc.cloud.services.get("network")
