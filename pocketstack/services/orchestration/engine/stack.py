@@ -544,7 +544,12 @@ class Engine:
         if hooks and "pre-create" in run.defn.registry.hooks(name):
             self.wait_hook(run, row, "pre-create", "CREATE")
         run.op.check()
-        self.set_row(run, row, "CREATE", "IN_PROGRESS", "state changed")
+        row.data["_plugin"] = rdef.resolved_type if rdef.template_file is None \
+            else "__template__"
+        row.data["_template_file"] = rdef.template_file
+        # One write: the state change carries the plugin bookkeeping too.
+        self.set_row(run, row, "CREATE", "IN_PROGRESS", "state changed",
+                     data=dict(row.data), type=rdef.type, requires=sorted(rdef.requires))
         try:
             props = self.resolve_properties(run, name)
             meta = self._resolved_metadata(run, name)
@@ -552,12 +557,6 @@ class Engine:
                 row.metadata = meta
                 self.save_row(row, rsrc_metadata=meta)
             plugin_cls = rdef.plugin
-            row.data["_plugin"] = rdef.resolved_type if rdef.template_file is None \
-                else "__template__"
-            row.data["_template_file"] = rdef.template_file
-            self.save_row(row, data=dict(row.data), type=rdef.type,
-                          requires=sorted(rdef.requires))
-            row.type = rdef.type
             plugin = plugin_cls(ResourceRuntime(run, row, props, "CREATE"))
             plugin.handle_create()
             while not plugin.check_create_complete():
