@@ -37,6 +37,10 @@ class Database:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._write_lock = threading.RLock() if self.is_sqlite else None
         self._local = threading.local()
+        # Bumped after every committed db.write() in this process: read caches keyed on it
+        # (api/readcache.py) never serve what a later write in this process changed.
+        self.generation = 0
+        self._generation_lock = threading.Lock()
 
     @staticmethod
     def _install_sqlite_hooks(engine: Engine) -> None:
@@ -75,6 +79,11 @@ class Database:
                 yield session
         except IntegrityError as exc:
             raise Conflict(_conflict_message(exc)) from exc
+        finally:
+            # Also after a failure: a partial flush may have been visible to nobody, but
+            # bumping is always safe (it only costs a cache miss).
+            with self._generation_lock:
+                self.generation += 1
 
     @contextlib.contextmanager
     def _write_session(self) -> Iterator[Session]:

@@ -14,6 +14,7 @@ from typing import Any
 from starlette.responses import Response
 
 from pocketstack.api.http import Req, Routes, empty, json, run
+from pocketstack.api.readcache import MISS
 from pocketstack.services.identity import (catalog_admin, credentials, projects, roles,
                                            users)
 
@@ -151,13 +152,29 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 NO_BODY = {roles.grant, projects.add_tag, users.add_user_to_group, roles.create_implied}
 
 
+# Pure reads whose results svc.read_cache may keep (keyed by token, route and query).
+CACHED_READS = {projects.list_projects, projects.show_project, projects.list_domains,
+                projects.show_domain, users.list_users, users.show_user, roles.list_roles,
+                roles.show_role}
+
+
 def _handler(svc: Any, method: str, fn: Fn, status: int) -> Callable[[Req], Any]:
     base_fn = fn.func if isinstance(fn, partial) else fn
     wants_body = method in BODY_METHODS and base_fn not in NO_BODY
+    cached = method == "GET" and base_fn in CACHED_READS and fn is base_fn
 
     async def handler(req: Req) -> Response:
-        body = await req.json() if wants_body else None
-        result = await run(fn, svc, req.ctx, dict(req.params), req.query, body)
+        if cached:
+            key = (req.ctx.auth_token, base_fn, req.request.url.path,
+                   req.request.url.query)
+            result = svc.read_cache.get(key)
+            if result is MISS:
+                generation = svc.read_cache.generation()
+                result = await run(fn, svc, req.ctx, dict(req.params), req.query, None)
+                svc.read_cache.put(key, generation, result)
+        else:
+            body = await req.json() if wants_body else None
+            result = await run(fn, svc, req.ctx, dict(req.params), req.query, body)
         code = status
         if isinstance(result, tuple):
             result, code = result

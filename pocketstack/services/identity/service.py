@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from pocketstack.api.readcache import ReadCache
 from pocketstack.config import Settings
 from pocketstack.context import RequestContext
 from pocketstack.db import Database
@@ -45,6 +46,9 @@ class IdentityService:
         self.credential_keys.setup()
         self.codec = TokenCodec(self.token_keys)
         self.cache = TokenCache(settings.identity.token_cache_seconds)
+        # Hot reads (project/user/role lists and shows) answered without a thread or a query
+        # while nothing was written; see api/readcache.py.
+        self.read_cache = ReadCache(db, settings.identity.token_cache_seconds)
         self._catalog: list[dict[str, Any]] | None = None
         self._catalog_lock = threading.Lock()
         self.base = settings.base_url + "/identity"  # links in every body
