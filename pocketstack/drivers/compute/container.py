@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import tarfile
 import threading
@@ -32,6 +34,8 @@ from typing import Any
 from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceSpec)
+
+log = logging.getLogger("pocketstack.compute")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "freezer", "pids")
@@ -371,6 +375,7 @@ class ContainerDriver(ComputeDriver):
         if _start_time(init) is None:
             tail = (d / "console.log").read_bytes()[-500:].decode(errors="replace")
             raise DriverError(f"The container exited at boot: {tail.strip()}")
+        self._restore_block_devices(spec.id)  # /dev is a fresh tmpfs at every boot
 
     def _kill(self, server_id: str, timeout: float) -> None:
         state = self._state(server_id)
@@ -416,6 +421,65 @@ class ContainerDriver(ComputeDriver):
 
     def unpause(self, host: str, server_id: str) -> None:
         self.cgroups.freeze(server_id, False)
+
+    # -- volumes: a block device node in the server's own /dev ----------------------------
+    # The container's /dev is a tmpfs in its mount namespace; /proc/<init>/root reaches it
+    # from the host. Attached devices are recorded in block-devices.json so a stop/start
+    # (a new tmpfs) gets them back.
+    def _block_devices(self, server_id: str) -> dict[str, str]:
+        try:
+            return json.loads((self._dir(server_id) / "block-devices.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _mknod(self, server_id: str, host_device: str, guest_device: str) -> None:
+        init = self._alive(self._state(server_id))
+        if init is None:
+            return  # not running: recorded, created at the next boot
+        st = os.stat(host_device)
+        if not stat.S_ISBLK(st.st_mode):
+            raise DriverError(f"{host_device} is not a block device")
+        node = Path(f"/proc/{init}/root") / guest_device.lstrip("/")
+        try:
+            node.unlink()
+        except FileNotFoundError:
+            pass
+        os.mknod(node, stat.S_IFBLK | 0o660, st.st_rdev)
+
+    def _restore_block_devices(self, server_id: str) -> None:
+        for guest, host_dev in self._block_devices(server_id).items():
+            try:
+                self._mknod(server_id, host_dev, guest)
+            except (OSError, DriverError) as exc:
+                log.warning("could not restore %s in server %s: %s", guest, server_id, exc)
+
+    def attach_block_device(self, host: str, server_id: str, host_device: str,
+                            guest_device: str) -> None:
+        if not guest_device.startswith("/dev/") or "/" in guest_device[5:]:
+            raise DriverError(f"invalid guest device name {guest_device}")
+        with self._lock(server_id):
+            if not (self._dir(server_id) / "rootfs").is_dir():
+                raise DriverError(f"Server {server_id} is not on this host.")
+            try:
+                self._mknod(server_id, host_device, guest_device)
+            except OSError as exc:
+                raise DriverError(f"cannot create {guest_device} in the server: {exc}") from None
+            devices = self._block_devices(server_id)
+            devices[guest_device] = host_device
+            _atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
+
+    def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
+        with self._lock(server_id):
+            devices = self._block_devices(server_id)
+            devices.pop(guest_device, None)
+            if self._dir(server_id).is_dir():
+                _atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
+            init = self._alive(self._state(server_id))
+            if init is not None:
+                try:
+                    (Path(f"/proc/{init}/root") / guest_device.lstrip("/")).unlink()
+                except FileNotFoundError:
+                    pass
 
     def destroy(self, host: str, server_id: str) -> None:
         with self._lock(server_id):
