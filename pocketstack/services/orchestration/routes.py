@@ -209,8 +209,8 @@ def register(svc: OrchestrationService, r: Routes) -> None:
 
     async def metadata(req: Req) -> Response:
         st = await stack_of(req)
-        row = await run(svc.resource, req.ctx, st, req.params["resource_name"])
-        return json({"metadata": row.metadata})
+        meta = await run(svc.resource_metadata, req.ctx, st, req.params["resource_name"])
+        return json({"metadata": meta})
 
     async def mark_unhealthy(req: Req) -> Response:
         st = await stack_of(req)
@@ -314,7 +314,18 @@ def register(svc: OrchestrationService, r: Routes) -> None:
 
     async def sd_list(req: Req) -> Response:
         tenant(req)
-        return json({"software_deployments": []})
+        return json({"software_deployments": await run(svc.deployments, req.ctx,
+                                                       req.query.get("server_id"))})
+
+    async def sd_show(req: Req) -> Response:
+        tenant(req)
+        return json({"software_deployment": await run(svc.deployment, req.ctx,
+                                                      req.params["deployment_id"])})
+
+    async def sd_metadata(req: Req) -> Response:
+        tenant(req)
+        return json({"metadata": await run(svc.deployments_metadata, req.ctx,
+                                           req.params["server_id"])})
 
     t = "/v1/{tenant_id}"
     s = t + "/stacks/{stack_name}/{stack_id}"
@@ -363,6 +374,8 @@ def register(svc: OrchestrationService, r: Routes) -> None:
     r.get(t + "/software_configs/{config_id}", sc_show)
     r.delete(t + "/software_configs/{config_id}", sc_delete)
     r.get(t + "/software_deployments", sd_list)
+    r.get(t + "/software_deployments/metadata/{server_id}", sd_metadata)
+    r.get(t + "/software_deployments/{deployment_id}", sd_show)
 
 
 from pocketstack.services.orchestration.engine.template import ALIASES as _ALIASES  # noqa: E402

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pocketstack.services.orchestration.resources import heat
+from pocketstack.services.orchestration.resources import heat, software
 from pocketstack.services.orchestration.resources.base import NoneResource
 
 
 def registry() -> dict[str, Any]:
-    plugins: list[Any] = [NoneResource, *heat.PLUGINS]
+    plugins: list[Any] = [NoneResource, *heat.PLUGINS, *software.PLUGINS]
     for module in _service_modules():
         plugins.extend(module.PLUGINS)
     return {p.type_name: p for p in plugins}

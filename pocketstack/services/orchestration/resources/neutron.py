@@ -21,6 +21,7 @@ class NeutronResource(Resource):
     # property -> Neutron attribute, for values copied as they are
     direct: dict[str, str] = {}
     updatable: set[str] = set()
+    always: set[str] = set()  # sent even when equal to the default (Neutron requires them)
 
     @property
     def api(self) -> Any:
@@ -32,8 +33,12 @@ class NeutronResource(Resource):
     def attrs(self, props: dict[str, Any]) -> dict[str, Any]:
         out = {}
         for prop, attr in self.direct.items():
-            if props.get(prop) is not None:
-                out[attr] = props[prop]
+            value = props.get(prop)
+            # Values equal to the schema default are Neutron's defaults too; leaving them
+            # out keeps admin-only attributes (shared, tenant_id...) out of member requests.
+            if value is not None and (value != self.properties_schema[prop].default or
+                                      prop in self.always):
+                out[attr] = value
         out.update(props.get("value_specs") or {})
         return out
 
@@ -49,9 +54,7 @@ class NeutronResource(Resource):
 
     def handle_update(self, new_props: dict[str, Any], old_props: dict[str, Any],
                       changed: set[str]) -> None:
-        attrs = self.attrs(new_props)
-        wanted = {self.direct[k] for k in changed if k in self.direct}
-        body = {k: v for k, v in attrs.items() if k in wanted}
+        body = {self.direct[k]: new_props.get(k) for k in changed if k in self.direct}
         if "name" in changed and not body.get("name"):
             body["name"] = self.rt.physical_resource_name()
         if body:
@@ -173,6 +176,7 @@ class Subnet(NeutronResource):
               "host_routes": "host_routes", "prefixlen": "prefixlen"}
     updatable = {"name", "value_specs", "dns_nameservers", "gateway_ip", "enable_dhcp",
                  "allocation_pools", "host_routes", "segment", "tags"}
+    always = {"ip_version"}
 
     def attrs(self, props: dict[str, Any]) -> dict[str, Any]:
         out = super().attrs(props)
