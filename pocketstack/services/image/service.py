@@ -4,7 +4,8 @@ call, start-up recovery and the default image seed.
 Interface for other slices (``cloud.services["image"]``), all synchronous:
 
 - ``get_image(ctx, image_id) -> dict``: the API view (properties flattened in, as
-  ``GET /v2/images/{id}`` shows them); NotFound if ``ctx`` may not see it.
+  ``GET /v2/images/{id}`` shows them) plus ``properties`` (the extra properties alone);
+  NotFound if ``ctx`` may not see it.
 - ``image_path(image_id) -> Path``: the local file with an active (or deactivated)
   image's data, for the container/VM drivers; NotFound if there is none.
 - ``create_image_from_file(ctx, path, *, name, disk_format, container_format,
@@ -39,6 +40,11 @@ from pocketstack.services.image.models import Image, ImageProperty, ImageTask
 log = logging.getLogger("pocketstack.image")
 
 SEED_PROPERTY = "pocketstack_seed"
+BASE_VIEW_KEYS = frozenset((
+    "name", "disk_format", "container_format", "visibility", "size", "virtual_size", "status",
+    "checksum", "protected", "min_ram", "min_disk", "owner", "os_hidden", "os_hash_algo",
+    "os_hash_value", "id", "created_at", "updated_at", "tags", "self", "file", "schema",
+    "stores", "locations", "direct_url"))
 
 
 class ImageService:
@@ -71,7 +77,12 @@ class ImageService:
 
     # -- interface for other slices ----------------------------------------------------------
     def get_image(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
-        return images.show(self, ctx, image_id)
+        """The API view, plus ``properties``: the extra properties alone (kernel_id,
+        ramdisk_id, hw_*, os_*, img_config_drive, ...) for the consumers that want them
+        apart from the base attributes."""
+        view = images.show(self, ctx, image_id)
+        view["properties"] = {k: v for k, v in view.items() if k not in BASE_VIEW_KEYS}
+        return view
 
     def image_path(self, image_id: str) -> Path:
         with self.db.read() as s:

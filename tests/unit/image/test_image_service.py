@@ -152,3 +152,13 @@ def test_patch_applies_atomically(svc):
     out = images.update(svc, A, img["id"], changes)
     assert out["name"] == "renamed" and out["hw_video_model"] == "qxl"
     assert "os_distro" not in out and out["tags"] == ["a", "b"]
+
+
+def test_get_image_for_other_slices_separates_properties(svc):
+    img = new(svc, kernel_id="00000000-1111-2222-3333-444455556666", hw_video_model="qxl")
+    got = svc.get_image(A, img["id"])
+    assert got["hw_video_model"] == "qxl"  # as the API shows it
+    assert got["properties"] == {"kernel_id": "00000000-1111-2222-3333-444455556666",
+                                 "hw_video_model": "qxl"}
+    with pytest.raises(NotFound):  # shared, but B is no member
+        svc.get_image(B, img["id"])
