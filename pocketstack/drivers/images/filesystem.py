@@ -18,6 +18,10 @@ from pocketstack.drivers.images.base import (AREAS, ImageStore, ImageStoreCapabi
                                              ImageWriter)
 
 
+HOLE_BLOCK = 1 << 20
+ZEROS = bytes(HOLE_BLOCK)
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -36,10 +40,17 @@ class FileWriter(ImageWriter):
         self._done = False
 
     def write(self, data: bytes) -> None:
+        # Whole blocks of zeros become holes: a sparse raw image stays sparse on disk.
         view = memoryview(data)
-        while view:
-            n = self._fh.write(view)
-            view = view[n:]
+        for start in range(0, len(view), HOLE_BLOCK):
+            block = view[start:start + HOLE_BLOCK]
+            if len(block) == HOLE_BLOCK and block[0] == 0 and block[-1] == 0 \
+                    and bytes(block) == ZEROS:
+                self._fh.seek(HOLE_BLOCK, os.SEEK_CUR)
+                continue
+            while block:
+                n = self._fh.write(block)
+                block = block[n:]
         self._size += len(data)
 
     @property
@@ -53,6 +64,7 @@ class FileWriter(ImageWriter):
 
     def commit(self) -> str:
         try:
+            os.ftruncate(self._fh.fileno(), self._size)  # a trailing hole still counts
             os.fsync(self._fh.fileno())
             self._fh.close()
             os.replace(self._tmp, self._final)

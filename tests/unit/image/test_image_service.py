@@ -162,3 +162,26 @@ def test_get_image_for_other_slices_separates_properties(svc):
                                  "hw_video_model": "qxl"}
     with pytest.raises(NotFound):  # shared, but B is no member
         svc.get_image(B, img["id"])
+
+
+def test_filesystem_store_keeps_zero_blocks_sparse(tmp_path):
+    from pocketstack.drivers.images.filesystem import FilesystemImageStore
+
+    store = FilesystemImageStore(tmp_path)
+    w = store.writer("11111111-2222-3333-4444-555555555555")
+    w.write(b"head" + bytes((4 << 20) - 4))
+    w.write(bytes(8 << 20))  # all zeros: holes
+    w.write(b"tail")
+    assert w.read_at(0, 4) == b"head" and w.read_at((12 << 20), 4) == b"tail"
+    w.commit()
+    path = store.path("11111111-2222-3333-4444-555555555555")
+    assert path.stat().st_size == (12 << 20) + 4
+    assert path.stat().st_blocks * 512 < (4 << 20)  # the zero blocks take no space
+    data = b"".join(store.read("11111111-2222-3333-4444-555555555555"))
+    assert data[:4] == b"head" and data[-4:] == b"tail" and data.count(0) == len(data) - 8
+    # a trailing hole is kept in the size
+    w = store.writer("11111111-2222-3333-4444-666666666666")
+    w.write(b"x" + bytes((2 << 20) - 1) + bytes(1 << 20))
+    w.commit()
+    assert store.size("11111111-2222-3333-4444-666666666666") == 3 << 20
+    assert store.sweep() == 0 and not list((tmp_path / "tmp").iterdir())
