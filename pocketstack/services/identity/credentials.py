@@ -27,7 +27,7 @@ from pocketstack.services.identity import assignments
 from pocketstack.services.identity.common import (body_object, collection, get_project,
                                                   get_user, links, opt_str, split_extra)
 from pocketstack.services.identity.models import (AccessRule, ApplicationCredential, Consumer,
-                                                  Credential, Role)
+                                                  Credential, Project, Role, User)
 
 
 # -- encryption -----------------------------------------------------------------------------
@@ -221,16 +221,32 @@ def delete_ec2(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> Non
 
 
 def ec2_lookup(svc: Any, access: str) -> dict[str, Any] | None:
-    """{user_id, project_id, secret} for an EC2/S3 access key, or None."""
+    """{user_id, project_id, secret, access, roles} for an EC2/S3 access key, or None.
+
+    Like Keystone's ec2tokens, a key only works while its user is enabled and still has a
+    role on the key's project (both enabled).
+    """
     if not isinstance(access, str) or not access:
         return None
     with svc.db.read() as s:
         row = s.get(Credential, hashlib.sha256(access.encode()).hexdigest())
-        if row is None or row.type != "ec2":
+        if row is None or row.type != "ec2" or not row.project_id:
             return None
         blob = _ec2_blob(svc, row)
+        if blob.get("access") != access or not blob.get("secret"):
+            return None
+        user = s.get(User, row.user_id)
+        project = s.get(Project, row.project_id)
+        if user is None or not user.enabled or project is None or not project.enabled:
+            return None
+        domain = s.get(Project, project.domain_id)
+        if domain is None or not domain.enabled:
+            return None
+        roles = assignments.effective_roles(s, user.id, "project", project.id, project)
+        if not roles:
+            return None
         return {"user_id": row.user_id, "project_id": row.project_id,
-                "secret": blob.get("secret"), "access": access}
+                "secret": blob["secret"], "access": access, "roles": [r.name for r in roles]}
 
 
 # -- application credentials -----------------------------------------------------------------

@@ -246,8 +246,9 @@ class IdentityService:
 
     # -- for other slices ---------------------------------------------------------------------
     def ec2_credential(self, access: str) -> dict[str, Any] | None:
-        """The EC2/S3 credential for an access key: {user_id, project_id, secret, access},
-        or None. The object storage slice verifies S3 signatures with the secret."""
+        """The EC2/S3 credential for an access key: {user_id, project_id, secret, access,
+        roles}, or None (unknown key, or its user/project disabled or without a role).
+        The S3 API verifies request signatures with the secret."""
         from pocketstack.services.identity.credentials import ec2_lookup
 
         return ec2_lookup(self, access)

@@ -121,3 +121,25 @@ def test_key_rotation_keeps_tokens_until_their_key_is_pruned(tmp_path):
     codec.reload()
     with pytest.raises(NotFound):
         codec.decode(token)
+
+
+def test_ec2_credential_lookup_for_s3_follows_user_and_role(svc):
+    from pocketstack.services.identity import credentials
+
+    ctx = admin_ctx(svc)
+    proj = _mk(svc, ctx, projects.create_project, "project", {"name": "s3p"})
+    user = _mk(svc, ctx, users.create_user, "user", {"name": "s3u", "password": "p"})
+    member = roles.list_roles(svc, ctx, {}, {"name": "member"}, None)["roles"][0]
+    grant = {"project_id": proj["id"], "user_id": user["id"], "role_id": member["id"]}
+    roles.grant(svc, ctx, grant, {}, None, target_kind="project")
+    cred = credentials.create_ec2(svc, ctx, {"user_id": user["id"]}, {},
+                                  {"tenant_id": proj["id"]})["credential"]
+    found = svc.ec2_credential(cred["access"])
+    assert found["secret"] == cred["secret"] and found["project_id"] == proj["id"]
+    assert "member" in found["roles"]
+    assert svc.ec2_credential("no-such-access") is None
+    users.update_user(svc, ctx, {"user_id": user["id"]}, {}, {"user": {"enabled": False}})
+    assert svc.ec2_credential(cred["access"]) is None
+    users.update_user(svc, ctx, {"user_id": user["id"]}, {}, {"user": {"enabled": True}})
+    roles.revoke(svc, ctx, grant, {}, None, target_kind="project")
+    assert svc.ec2_credential(cred["access"]) is None
