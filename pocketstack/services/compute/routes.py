@@ -27,6 +27,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
             ver = microversions.requested(req.headers)
             response = await handler(req, ver)
             response.headers.update(microversions.response_headers(ver))
+            response.headers["X-Compute-Request-Id"] = req.ctx.request_id
             return response
         endpoint.__name__ = handler.__name__
         getattr(r, method)(path, endpoint, auth=auth)
@@ -211,14 +212,17 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     add("delete", V + "/os-keypairs/{name}", keypair_delete)
 
     # -- servers -------------------------------------------------------------------------------
-    def server_views(rows: list[Server], ver: APIVersion, ctx, show: bool = False) -> list[dict]:  # noqa: ANN001
+    def server_views(rows: list[Server], ver: APIVersion, ctx, show: bool = False,  # noqa: ANN001
+                     minimal: bool = False) -> list[dict]:
         addrs = svc.servers.addresses([r.id for r in rows])
         states = svc.servers.host_states() if ver.has("host_status") and ctx.is_admin else None
         groups = None
         if show and ver.has("server_groups_in_show"):
             groups = [rows[0].group_id] if rows and rows[0].group_id else []
         out = [views.server(base, srv, ver, ctx, addresses=addrs.get(srv.id), host_states=states,
-                            groups=groups, show=show) for srv in rows]
+                            groups=groups, show=show, minimal=minimal) for srv in rows]
+        if minimal:
+            return out
         from pocketstack.services.compute.volume_attachments import volumes_attached
 
         attached = volumes_attached(svc, [r.id for r in rows], ver)
@@ -270,8 +274,9 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         if not isinstance(body, dict) or "server" not in body:
             raise BadRequest("Invalid input for field/attribute server: is a required property")
         srv = await run(svc.servers.update, req.ctx, req.params["server_id"], body["server"], ver)
-        return json({"server": (await run(server_views, [srv], ver, req.ctx,
-                                          ver.has("rebuild_returns_full")))[0]})
+        full = ver.has("rebuild_returns_full")
+        return json({"server": (await run(server_views, [srv], ver, req.ctx, full,
+                                          not full))[0]})
 
     async def server_delete(req: Req, ver: APIVersion) -> Response:
         await run(svc.servers.delete, req.ctx, req.params["server_id"])
@@ -295,7 +300,8 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         elif name == "rebuild":
             admin_pass = await run(acts.rebuild, req.ctx, sid, arg, ver)
             srv = await run(svc.servers.get, req.ctx, sid)
-            view = (await run(server_views, [srv], ver, req.ctx))[0]
+            full = ver.has("rebuild_returns_full")
+            view = (await run(server_views, [srv], ver, req.ctx, full, not full))[0]
             view["adminPass"] = admin_pass or _password()
             return json({"server": view}, 202)
         elif name == "resize":
@@ -311,6 +317,9 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
             await run(svc.servers.delete, req.ctx, sid, True)
         elif name == "os-resetState":
             await run(acts.reset_state, req.ctx, sid, arg)
+        elif name in ("addSecurityGroup", "removeSecurityGroup"):
+            await run(svc.change_server_security_group, req.ctx, sid, arg,
+                      name == "addSecurityGroup")
         elif name == "os-getConsoleOutput":
             return json({"output": await run(acts.console_output, req.ctx, sid, arg)})
         elif name == "createImage":
@@ -717,6 +726,10 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         return json({"tenant_usage": rows[0] if rows else {}})
 
     add("get", V + "/os-simple-tenant-usage", usage_list)
+
+    from pocketstack.services.compute import proxies
+
+    proxies.register(svc, add, base)
     add("get", V + "/os-simple-tenant-usage/{project_id}", usage_show)
 
     from pocketstack.services.compute import volume_attachments  # os-volume_attachments

@@ -365,8 +365,8 @@ class Servers:
                     scheduler_hints={**hints, **({"force_host": force_host} if force_host else {})},
                     group_id=group.id if group else None, vm_state="building",
                     task_state="scheduling", power_state=0,
-                    access_ipv4=body.get("accessIPv4") or "",
-                    access_ipv6=body.get("accessIPv6") or "",
+                    access_ipv4=_norm_ip(body.get("accessIPv4")),
+                    access_ipv6=_norm_ip(body.get("accessIPv6")),
                     config_drive="True" if body.get("config_drive") in (True, "true", "True") else "",
                     disk_config=disk_config, reservation_id=reservation_id, launch_index=i,
                     created_at=now, updated_at=now)
@@ -543,9 +543,9 @@ class Servers:
             if "name" in body:
                 srv.name = body["name"]
             if "accessIPv4" in body:
-                srv.access_ipv4 = body["accessIPv4"] or ""
+                srv.access_ipv4 = _norm_ip(body["accessIPv4"])
             if "accessIPv6" in body:
-                srv.access_ipv6 = body["accessIPv6"] or ""
+                srv.access_ipv6 = _norm_ip(body["accessIPv6"])
             if "description" in body:
                 srv.description = body["description"]
             if "OS-DCF:diskConfig" in body:
@@ -635,3 +635,10 @@ def _image_props(image: dict[str, Any]) -> dict[str, Any]:
         if k not in skip and not isinstance(v, (dict, list)):
             props.setdefault(k, v)
     return props
+
+
+def _norm_ip(value: Any) -> str:
+    """Addresses are stored (and shown) in their canonical form, as Nova's IPAddress field."""
+    if not value:
+        return ""
+    return str(ipaddress.ip_address(value))

@@ -93,7 +93,10 @@ def server_brief(base: str, srv: Any) -> dict[str, Any]:
 
 def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
            addresses: dict[str, Any] | None = None, host_states: dict[str, str] | None = None,
-           groups: list[str] | None = None, show: bool = False) -> dict[str, Any]:
+           groups: list[str] | None = None, show: bool = False,
+           minimal: bool = False) -> dict[str, Any]:
+    """The server body. ``minimal`` is the update/rebuild response before 2.75: the core
+    attributes only, without the extension attributes (OS-EXT-*, OS-SRV-USG, ...)."""
     st = status(srv.vm_state, srv.task_state)
     fl = srv.flavor or {}
     if ver.has("flavor_embedded"):
@@ -127,14 +130,22 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
     }
     if st in ("ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "MIGRATING"):
         body["progress"] = 100 if st == "ACTIVE" else (srv.progress or 0)
-    if srv.security_groups and not srv.deleted:
+    if minimal:
+        body["addresses"] = {net: [{"version": a.get("version"), "addr": a.get("addr")}
+                                   for a in items] for net, items in (addresses or {}).items()}
+        for key in ("OS-EXT-AZ:availability_zone", "config_drive", "key_name",
+                    "OS-SRV-USG:launched_at", "OS-SRV-USG:terminated_at",
+                    "OS-EXT-STS:task_state", "OS-EXT-STS:vm_state", "OS-EXT-STS:power_state",
+                    "os-extended-volumes:volumes_attached"):
+            body.pop(key, None)
+    if srv.security_groups and not srv.deleted and not minimal:
         body["security_groups"] = [{"name": n} for n in srv.security_groups]
     if srv.fault and st in ("ERROR", "DELETED"):
         fault = dict(srv.fault)
         if not ctx.is_admin and fault.get("code") == 500:
             fault.pop("details", None)
         body["fault"] = fault
-    if ctx.is_admin:
+    if ctx.is_admin and not minimal:
         body["OS-EXT-SRV-ATTR:host"] = srv.host
         body["OS-EXT-SRV-ATTR:instance_name"] = f"instance-{srv.seq:08x}"
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = srv.node
@@ -149,7 +160,7 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
             })
     if ver.has("server_locked"):
         body["locked"] = bool(srv.locked)
-    if ver.has("host_status") and ctx.is_admin:
+    if ver.has("host_status") and ctx.is_admin and not minimal:
         body["host_status"] = (host_states or {}).get(srv.host or "", "") if srv.host else ""
     if ver.has("server_description"):
         body["description"] = srv.description
