@@ -216,7 +216,7 @@ RULES: dict[str, Rule] = {
     "volume_type:extra_specs_get": ANYONE,
     **{f"volume_type:{a}": ADMIN for a in (
         "create", "update", "delete", "extra_specs_update", "extra_specs_delete",
-        "access_list", "access_manage")},
+        "access_list", "access_manage", "encryption")},
     # network (neutron) ------------------------------------------------------------------
     # Reads are filtered by visibility in the service (own, shared, external, RBAC); these
     # rules decide who may act at all and which attributes need the admin.

@@ -21,6 +21,9 @@ class VolumeType(Base):
     is_public: Mapped[bool] = mapped_column(Boolean, default=True)
     extra_specs: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
     qos_specs_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # volume encryption spec (provider, cipher, key_size, control_location); volumes of an
+    # encrypted type are refused: this cloud has no key manager to hold their keys
+    encryption: Mapped[dict[str, Any] | None] = mapped_column(JSONText, nullable=True)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime | None] = updated_at_column()
 

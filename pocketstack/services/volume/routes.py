@@ -391,7 +391,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def type_update(req: Req, mv: Mv) -> Response:
         body = _body(await req.json(), "volume_type")
         vt = await run(in_tx(types.update, req.ctx, req.params["type_id"], body))
-        return json({"volume_type": views.volume_type(vt, req.ctx, core=True)})
+        return json({"volume_type": views.volume_type(vt, req.ctx, core=True, updated=True)})
 
     async def type_delete(req: Req, mv: Mv) -> Response:
         await run(in_tx(types.delete, req.ctx, req.params["type_id"]))
@@ -435,6 +435,39 @@ def register(svc: VolumeService, r: Routes) -> None:
     async def type_access(req: Req, mv: Mv) -> Response:
         rows = await run(in_tx(types.access_list, req.ctx, req.params["type_id"]))
         return json({"volume_type_access": rows})
+
+    async def encryption_show(req: Req, mv: Mv) -> Response:
+        vt = await run(in_tx(types.show, req.ctx, req.params["type_id"]))
+        policy.enforce(req.ctx, "volume_type:encryption", {})
+        return json(views.encryption(vt) if vt.encryption else {})
+
+    async def encryption_create(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "encryption")
+        vt = await run(in_tx(types.set_encryption, req.ctx, req.params["type_id"], body, None))
+        enc = views.encryption(vt)
+        return json({"encryption": {k: enc[k] for k in (
+            "volume_type_id", "encryption_id", "key_size", "provider", "control_location",
+            "cipher")}})
+
+    async def encryption_update(req: Req, mv: Mv) -> Response:
+        body = _body(await req.json(), "encryption")
+        await run(in_tx(types.set_encryption, req.ctx, req.params["type_id"], body,
+                        req.params["key"]))
+        return json({"encryption": body})
+
+    async def encryption_item(req: Req, mv: Mv) -> Response:
+        vt = await run(in_tx(types.show, req.ctx, req.params["type_id"]))
+        policy.enforce(req.ctx, "volume_type:encryption", {})
+        enc = views.encryption(vt) if vt.encryption else {}
+        key = req.params["key"]
+        if key not in enc:
+            raise NotFound(f"Volume type encryption for type {vt.id} has no {key}.")
+        return json({key: enc[key]})
+
+    async def encryption_delete(req: Req, mv: Mv) -> Response:
+        await run(in_tx(types.delete_encryption, req.ctx, req.params["type_id"],
+                        req.params["key"]))
+        return empty(202)
 
     # ---- attachments (3.27+) -----------------------------------------------------------------
     async def attachment_index(req: Req, mv: Mv) -> Response:
@@ -565,6 +598,11 @@ def register(svc: VolumeService, r: Routes) -> None:
         ("DELETE", T + "/extra_specs/{key}", type_spec_delete),
         ("POST", T + "/action", type_action),
         ("GET", T + "/os-volume-type-access", type_access),
+        ("GET", T + "/encryption", encryption_show),
+        ("POST", T + "/encryption", encryption_create),
+        ("GET", T + "/encryption/{key}", encryption_item),
+        ("PUT", T + "/encryption/{key}", encryption_update),
+        ("DELETE", T + "/encryption/{key}", encryption_delete),
         ("GET", "/attachments", attachment_index), ("POST", "/attachments", attachment_create),
         ("GET", "/attachments/detail", attachment_detail),
         ("GET", "/attachments/{attachment_id}", attachment_show),

@@ -47,9 +47,11 @@ def default(s: Session) -> VolumeType | None:
 
 
 def resolve_for_create(s: Session, ctx: RequestContext, ref: Any) -> VolumeType | None:
-    if ref in (None, ""):
-        return default(s)
-    return find(s, ctx, ref)
+    vt = default(s) if ref in (None, "") else find(s, ctx, ref)
+    if vt is not None and vt.encryption:
+        raise BadRequest(f"Invalid volume type {vt.name}: encrypted volumes need a key "
+                         "manager, which this cloud does not have.")
+    return vt
 
 
 def list_types(s: Session, ctx: RequestContext, is_public: str | None) -> list[VolumeType]:
@@ -243,3 +245,65 @@ def remove_access(s: Session, ctx: RequestContext, type_id: str, body: Any) -> N
         raise NotFound(f"Volume type access not found for {vt.id} / {project} combination.",
                        kind="VolumeTypeAccessNotFound")
     s.delete(row)
+
+
+# -- encryption -------------------------------------------------------------------------------
+ENCRYPTION_KEYS = {"provider", "cipher", "key_size", "control_location"}
+
+
+def set_encryption(s: Session, ctx: RequestContext, type_id: str, body: Any,
+                   encryption_id: str | None) -> VolumeType:
+    import uuid
+
+    from pocketstack.db.base import utcnow
+    from pocketstack.services.volume.views import ts
+
+    policy.enforce(ctx, "volume_type:encryption", {})
+    vt = _load(s, ctx, type_id)
+    if not isinstance(body, dict):
+        raise BadRequest("Invalid input for field/attribute encryption.")
+    bad = set(body) - ENCRYPTION_KEYS
+    if bad:
+        raise BadRequest(f"Invalid input for field/attribute encryption: unexpected "
+                         f"{', '.join(sorted(bad))}.")
+    if "control_location" in body and body["control_location"] not in ("front-end",
+                                                                       "back-end"):
+        raise BadRequest("Invalid input for field/attribute control_location: must be "
+                         "front-end or back-end.")
+    if "key_size" in body and body["key_size"] is not None and (
+            isinstance(body["key_size"], bool) or not isinstance(body["key_size"], int)
+            or body["key_size"] < 0):
+        raise BadRequest("Invalid input for field/attribute key_size: must be an integer.")
+    if s.scalar(select(Volume.id).where(Volume.volume_type_id == vt.id).limit(1)):
+        raise BadRequest("Cannot create or update the encryption of a volume type that is "
+                         "in use.", kind="VolumeTypeInUse")
+    if encryption_id is None:
+        if vt.encryption:
+            raise BadRequest(f"Volume type encryption for type {vt.id} already exists.",
+                             kind="VolumeTypeEncryptionExists")
+        if not body.get("provider"):
+            raise BadRequest("Invalid input for field/attribute provider: is a required "
+                             "property")
+        enc = {"encryption_id": str(uuid.uuid4()), "created_at": ts(utcnow()),
+               "control_location": "front-end"}
+    else:
+        if not vt.encryption or vt.encryption.get("encryption_id") != encryption_id:
+            raise NotFound(f"Volume type encryption for type {vt.id} does not exist.",
+                           kind="VolumeTypeEncryptionNotFound")
+        enc = {**vt.encryption, "updated_at": ts(utcnow())}
+    enc.update(body)
+    vt.encryption = enc
+    s.flush()
+    return vt
+
+
+def delete_encryption(s: Session, ctx: RequestContext, type_id: str, encryption_id: str) -> None:
+    policy.enforce(ctx, "volume_type:encryption", {})
+    vt = _load(s, ctx, type_id)
+    if not vt.encryption or vt.encryption.get("encryption_id") != encryption_id:
+        raise NotFound(f"Volume type encryption for type {vt.id} does not exist.",
+                       kind="VolumeTypeEncryptionNotFound")
+    if s.scalar(select(Volume.id).where(Volume.volume_type_id == vt.id).limit(1)):
+        raise BadRequest("Cannot delete encryption specs. Volume type in use.",
+                         kind="VolumeTypeInUse")
+    vt.encryption = None

@@ -102,11 +102,14 @@ def snapshot(snap: Snapshot, ctx: RequestContext, mv: Mv, core: bool = False) ->
     return body
 
 
-def volume_type(vt: VolumeType, ctx: RequestContext, core: bool = False) -> dict[str, Any]:
-    """``core``: create/update responses, which carry no qos_specs_id."""
+def volume_type(vt: VolumeType, ctx: RequestContext, core: bool = False,
+                updated: bool = False) -> dict[str, Any]:
+    """``core``: create/update responses, which carry no qos_specs_id; an update response
+    has no os-volume-type-access:is_public either (Cinder's views differ by call)."""
     body: dict[str, Any] = {"id": vt.id, "name": vt.name, "description": vt.description,
-                            "is_public": vt.is_public,
-                            "os-volume-type-access:is_public": vt.is_public}
+                            "is_public": vt.is_public}
+    if not updated:
+        body["os-volume-type-access:is_public"] = vt.is_public
     if ctx.is_admin:
         body["extra_specs"] = dict(vt.extra_specs)
         if not core:
@@ -117,6 +120,15 @@ def volume_type(vt: VolumeType, ctx: RequestContext, core: bool = False) -> dict
                                if k in ("multiattach", "RESKEY:availability_zones",
                                         "replication_enabled")}
     return body
+
+
+def encryption(vt: VolumeType) -> dict[str, Any]:
+    enc = dict(vt.encryption or {})
+    return {"volume_type_id": vt.id, "encryption_id": enc.get("encryption_id"),
+            "key_size": enc.get("key_size"), "provider": enc.get("provider"),
+            "control_location": enc.get("control_location", "front-end"),
+            "cipher": enc.get("cipher"), "deleted": False, "created_at": enc.get("created_at"),
+            "updated_at": enc.get("updated_at"), "deleted_at": None}
 
 
 def attachment(att: VolumeAttachment, *, detail: bool) -> dict[str, Any]:
