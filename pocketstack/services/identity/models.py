@@ -274,3 +274,31 @@ class Trust(Base):
     roles: Mapped[list[dict[str, str]]] = mapped_column(JSONText, default=list)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
     extra: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+
+
+class RegisteredLimit(Base):
+    """Unified limits: a service's default for one resource (optionally per region)."""
+
+    __tablename__ = "registered_limit"
+
+    id: Mapped[str] = id_column()
+    service_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    resource_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    default_limit: Mapped[int] = mapped_column(Integer, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Limit(Base):
+    """Unified limits: a project's (or domain's) override of a registered limit."""
+
+    __tablename__ = "project_limit"
+
+    id: Mapped[str] = id_column()
+    project_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    domain_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    service_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    region_id: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    resource_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    resource_limit: Mapped[int] = mapped_column(Integer, nullable=False)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)

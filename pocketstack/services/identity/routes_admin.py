@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.api.readcache import MISS
-from pocketstack.services.identity import (catalog_admin, credentials, projects, roles,
-                                           users)
+from pocketstack.services.identity import (catalog_admin, credentials, limits, projects,
+                                           roles, users)
 
 Fn = Callable[..., Any]
 
@@ -142,6 +142,13 @@ ROUTES: list[tuple[str, str, Fn, int]] = [
     ("GET", "/v3/users/{user_id}/access_rules/{rule_id}", credentials.show_access_rule, 200),
     ("DELETE", "/v3/users/{user_id}/access_rules/{rule_id}", credentials.delete_access_rule,
      204),
+    # unified limits
+    ("GET", "/v3/limits/model", limits.model, 200),
+    *_crud("/v3/registered_limits", "/v3/registered_limits/{limit_id}", limits,
+           "create_registered", "list_registered", "show_registered", "update_registered",
+           "delete_registered"),
+    *_crud("/v3/limits", "/v3/limits/{limit_id}", limits, "create_limits", "list_limits",
+           "show_limit", "update_limit", "delete_limit"),
     *_crud("/v3/OS-OAUTH1/consumers", "/v3/OS-OAUTH1/consumers/{consumer_id}", credentials,
            "create_consumer", "list_consumers", "show_consumer", "update_consumer",
            "delete_consumer"),

@@ -253,6 +253,19 @@ class IdentityService:
 
         return ec2_lookup(self, access)
 
+    def limit_for(self, project_id: str, service_type: str, resource_name: str) -> int | None:
+        """Keystone unified limits: the project's limit for ``resource_name`` of the service
+        of ``service_type`` (its own, else the registered default), or None if unregistered."""
+        from pocketstack.services.identity.limits import limit_for
+
+        return limit_for(self, project_id, service_type, resource_name)
+
+    def project_exists(self, project_id: str) -> bool:
+        """True if ``project_id`` names a project (not a domain)."""
+        with self.db.read() as s:
+            row = s.get(Project, project_id) if isinstance(project_id, str) else None
+            return row is not None and not row.is_domain
+
     def _token_user(self, body: dict[str, Any]) -> tuple[str, float, str, tuple[str, ...]]:
         token = body.get("id")
         if not isinstance(token, str):

@@ -112,3 +112,22 @@ def test_openstacksdk_identity(cloud):
     conn.identity.delete_project(child)
     conn.identity.delete_project(parent)
     assert conn.identity.find_project(parent.id) is None
+
+
+def test_unified_limits(cloud):
+    res = unique("res")
+    proj = cloud.openstack("project", "create", unique("lim"))
+    service = cloud.openstack("service", "show", "identity")
+    reg = cloud.openstack("registered", "limit", "create", "--service", service["id"],
+                          "--default-limit", "10", "--region", "RegionOne", res)
+    assert reg["default_limit"] == 10
+    lim = cloud.openstack("limit", "create", "--project", proj["id"], "--service",
+                          service["id"], "--resource-limit", "3", "--region", "RegionOne", res)
+    assert lim["resource_limit"] == 3 and lim["project_id"] == proj["id"]
+    listed = cloud.openstack("limit", "list", "--resource-name", res)
+    assert [row["ID"] for row in listed] == [lim["id"]]
+    res2 = cloud.openstack("registered", "limit", "delete", reg["id"], check=False)
+    assert res2.returncode != 0  # still referenced by the project limit
+    cloud.openstack("limit", "delete", lim["id"])
+    cloud.openstack("registered", "limit", "delete", reg["id"])
+    cloud.openstack("project", "delete", proj["id"])

@@ -143,3 +143,26 @@ def test_ec2_credential_lookup_for_s3_follows_user_and_role(svc):
     users.update_user(svc, ctx, {"user_id": user["id"]}, {}, {"user": {"enabled": True}})
     roles.revoke(svc, ctx, grant, {}, None, target_kind="project")
     assert svc.ec2_credential(cred["access"]) is None
+
+
+def test_limit_for_prefers_the_project_limit_then_the_registered_default(svc):
+    from pocketstack.services.identity import catalog_admin, limits
+
+    ctx = admin_ctx(svc)
+    proj = _mk(svc, ctx, projects.create_project, "project", {"name": "limited"})
+    image = catalog_admin.create_service(svc, ctx, {}, {}, {"service": {
+        "type": "image", "name": "glance"}})["service"]
+    assert svc.limit_for(proj["id"], "image", "image_count_total") is None
+    limits.create_registered(svc, ctx, {}, {}, {"registered_limits": [{
+        "service_id": image["id"], "resource_name": "image_count_total",
+        "default_limit": 5}]})
+    assert svc.limit_for(proj["id"], "image", "image_count_total") == 5
+    limits.create_limits(svc, ctx, {}, {}, {"limits": [{
+        "service_id": image["id"], "project_id": proj["id"],
+        "resource_name": "image_count_total", "resource_limit": 2}]})
+    assert svc.limit_for(proj["id"], "image", "image_count_total") == 2
+    with pytest.raises(Forbidden):  # no registered limit to override
+        limits.create_limits(svc, ctx, {}, {}, {"limits": [{
+            "service_id": image["id"], "project_id": proj["id"],
+            "resource_name": "other", "resource_limit": 1}]})
+    assert svc.project_exists(proj["id"]) and not svc.project_exists("default")
