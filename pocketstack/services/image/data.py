@@ -85,12 +85,14 @@ class UploadSession:
 
     def __init__(self, svc: "ImageService", image_id: str, owner: str | None, area: str,
                  writer: "ImageWriter", max_bytes: int, limit_name: str, limit_mib: int,
-                 expected_md5: str | None, disk_format: str | None, restore: str) -> None:
+                 expected_md5: str | None, disk_format: str | None, restore: str,
+                 container_format: str | None = None) -> None:
         self.svc, self.image_id, self.owner, self.area = svc, image_id, owner, area
         self.writer = writer
         self.max_bytes, self.limit_name, self.limit_mib = max_bytes, limit_name, limit_mib
         self.expected_md5 = expected_md5
         self.disk_format = disk_format
+        self.container_format = container_format
         self.restore = restore
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha = hashlib.sha512()
@@ -127,6 +129,8 @@ class UploadSession:
         if self.area == "images":
             inspection = formats.check(self.writer.read_at, self.size, self.disk_format,
                                        self.svc.settings.image.require_format_match)
+            formats.check_container(self.writer.read_at, self.size, self.container_format,
+                                    self.svc.settings.image.require_format_match)
         location = self.writer.commit()
         status = "saving" if self.area == "images" else "uploading"
         try:
@@ -199,7 +203,8 @@ def begin_upload(svc: "ImageService", ctx: RequestContext, image_id: str, *,
         session = UploadSession(svc, row.id, row.owner, area, writer=None,  # type: ignore[arg-type]
                                 max_bytes=max_bytes, limit_name=limit_name,
                                 limit_mib=limit_mib, expected_md5=expected,
-                                disk_format=row.disk_format, restore="queued")
+                                disk_format=row.disk_format, restore="queued",
+                                container_format=row.container_format)
         if content_length is not None and content_length > max_bytes:
             raise session._too_big(content_length)  # noqa: SLF001 - before any change
         row.status = "saving" if area == "images" else "uploading"
@@ -342,11 +347,12 @@ def run_import(svc: "ImageService", task_id: str) -> None:
         if row is None:
             staged = None
         else:
-            staged = (row.staged_size, row.staged_hash, row.disk_format)
+            staged = (row.staged_size, row.staged_hash, row.disk_format,
+                      row.container_format)
     try:
         if staged is None:
             raise Gone(f"Image {image_id} was deleted during import.")
-        size, sha, disk_format = staged
+        size, sha, disk_format, container_format = staged
         md5, sha512, n = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
         for chunk in svc.store.read(image_id, area="staging", chunk_size=4 << 20):
             md5.update(chunk)
@@ -360,6 +366,8 @@ def run_import(svc: "ImageService", task_id: str) -> None:
         reader = _StagedReader(svc, image_id)
         inspection = formats.check(reader.read_at, n, disk_format,
                                    svc.settings.image.require_format_match)
+        formats.check_container(reader.read_at, n, container_format,
+                                svc.settings.image.require_format_match)
         location = svc.store.promote(image_id)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the task
         message = exc.message if isinstance(exc, PocketError) else str(exc)

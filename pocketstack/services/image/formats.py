@@ -24,8 +24,11 @@ Inspection reads only headers, footers and small metadata tables through ``read_
 
 from __future__ import annotations
 
+import io
 import struct
+import tarfile
 import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -258,3 +261,68 @@ def check(read_at: ReadAt, size: int, disk_format: str | None,
         raise InvalidImageData(f"Image disk_format {declared} does not match stream data "
                                f"{found.format}.")
     return Inspection(found.format, None)
+
+
+# -- container images (container_format docker / ova): tar archives --------------------------
+
+class _ReadAtFile(io.RawIOBase):
+    """A seekable read-only file over ``read_at``, for tarfile."""
+
+    def __init__(self, read_at: ReadAt, size: int) -> None:
+        self._read_at, self._size, self._pos = read_at, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: self._size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, buf) -> int:  # noqa: ANN001
+        data = self._read_at(self._pos, len(buf))
+        buf[:len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+def _unsafe_member(name: str) -> bool:
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith("/") or ".." in parts
+
+
+def check_container(read_at: ReadAt, size: int, container_format: str | None,
+                    require_match: bool) -> None:
+    """A ``docker`` (root file system) or ``ova`` image must be a tar archive (docker may
+    be gzip-compressed) whose members stay inside it: no absolute names, no ``..``, no
+    hard links out. Raises InvalidImageData."""
+    if container_format not in ("docker", "ova") or size == 0:
+        return
+    head = read_at(0, 512)
+    gz = head[:2] == b"\x1f\x8b"
+    if not (len(head) >= 262 and head[257:262] == b"ustar") and not (
+            gz and container_format == "docker"):
+        if require_match:
+            raise InvalidImageData(f"Image container_format {container_format} needs a tar "
+                                   "archive; the data is not one.")
+        return
+    try:
+        with tarfile.open(fileobj=io.BufferedReader(_ReadAtFile(read_at, size), 1 << 20),
+                          mode="r:gz" if gz else "r:") as tar:
+            for n, member in enumerate(tar):
+                if n > 1_000_000:
+                    raise InvalidImageData("The tar archive has too many members.")
+                if _unsafe_member(member.name):
+                    raise InvalidImageData(f"The tar archive member {member.name!r} would "
+                                           "land outside the root file system.")
+                if member.islnk() and _unsafe_member(member.linkname):
+                    raise InvalidImageData(f"The tar archive hard link {member.name!r} "
+                                           "points outside the archive.")
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise InvalidImageData(f"The tar archive is malformed: {exc}") from None

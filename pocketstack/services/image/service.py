@@ -148,6 +148,8 @@ class ImageService:
 
                 inspection = formats.check(read_at, size, disk_format,
                                            self.settings.image.require_format_match)
+                formats.check_container(read_at, size, container_format,
+                                        self.settings.image.require_format_match)
             with self.db.write() as s:
                 row = s.get(Image, iid)
                 if row is None or row.status != "queued":

@@ -172,3 +172,50 @@ def test_iso_detected(tmp_path):
 
 def test_rich_formats_set():
     assert {"qcow2", "vmdk", "vhd", "vhdx", "vdi"} <= formats.RICH
+
+
+def _tar(*names: str, link: str | None = None) -> bytes:
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name in names:
+            info = tarfile.TarInfo(name)
+            info.size = 3
+            tar.addfile(info, io.BytesIO(b"abc"))
+        if link:
+            info = tarfile.TarInfo("hard")
+            info.type = tarfile.LNKTYPE
+            info.linkname = link
+            tar.addfile(info)
+    return buf.getvalue()
+
+
+def test_container_rootfs_tar_checks():
+    good = _tar("bin/busybox", "etc/passwd")
+    formats.check_container(reader(good), len(good), "docker", True)
+    for bad in (_tar("../../etc/cron.d/x"), _tar("/etc/shadow"),
+                _tar("ok", link="../../../etc/shadow")):
+        with pytest.raises(InvalidImageData, match="outside"):
+            formats.check_container(reader(bad), len(bad), "docker", False)
+    junk = os.urandom(4096)
+    with pytest.raises(InvalidImageData, match="tar"):
+        formats.check_container(reader(junk), len(junk), "docker", True)
+    formats.check_container(reader(junk), len(junk), "docker", False)  # not enforced
+    formats.check_container(reader(junk), len(junk), "bare", True)  # not a container image
+    truncated = good[:700]
+    with pytest.raises(InvalidImageData):
+        formats.check_container(reader(truncated), len(truncated), "docker", True)
+
+
+def test_seed_rootfs_passes(tmp_path):
+    from pocketstack.services.image import testimages
+
+    try:
+        built = testimages.build(tmp_path, kernel=False)
+    except testimages.CannotBuild as exc:
+        pytest.skip(str(exc))
+    data = built.rootfs.read_bytes()
+    formats.check_container(reader(data), len(data), "docker", True)
+    assert check(reader(data), len(data), "raw", True).format == "raw"
