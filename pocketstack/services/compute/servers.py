@@ -216,15 +216,11 @@ class Servers:
         if bdm is not None and not isinstance(bdm, list):
             raise BadRequest("Invalid input for field/attribute block_device_mapping_v2: must "
                              "be a list")
-        for item in bdm or []:
-            # An image copied to local disk is what imageRef means; volumes need Cinder
-            # attachments, which this compute service does not do yet (hook here).
-            if not isinstance(item, dict) or item.get("destination_type", "local") != "local" or (
-                    item.get("source_type") not in (None, "image", "blank")):
-                raise BadRequest("Block device mappings to volumes are not supported by this "
-                                 "compute service yet; boot from an image.")
-            if item.get("source_type") == "image" and not image_ref and item.get("uuid"):
-                image_ref = str(item["uuid"])
+        from pocketstack.services.compute import volume_attachments  # boot from volume
+
+        bdm_count = _int(body.get("max_count", body.get("min_count", 1)), "max_count")
+        image_ref, volume_plan = volume_attachments.parse_block_devices(
+            self.svc, ctx, bdm, image_ref if isinstance(image_ref, str) else "", bdm_count)
         if not isinstance(image_ref, str) or not image_ref:
             raise BadRequest("Invalid input for field/attribute imageRef: is a required property")
         image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
@@ -362,7 +358,9 @@ class Servers:
                     key_name=key_name, key_data=key_data, user_data=user_data, metadata_=meta,
                     tags=tags, security_groups=sg_names, requested_networks=networks,
                     requested_az=az, availability_zone=az or conf.default_availability_zone,
-                    scheduler_hints={**hints, **({"force_host": force_host} if force_host else {})},
+                    scheduler_hints={**hints, **({"force_host": force_host} if force_host else {}),
+                                     **({volume_attachments.PLAN_KEY: volume_plan}
+                                        if volume_plan else {})},
                     group_id=group.id if group else None, vm_state="building",
                     task_state="scheduling", power_state=0,
                     access_ipv4=_norm_ip(body.get("accessIPv4")),

@@ -209,3 +209,161 @@ def register(svc: Any, r: Routes) -> None:
     add("get", base + "/{volume_id}", show)
     add("put", base + "/{volume_id}", update)
     add("delete", base + "/{volume_id}", delete)
+
+
+# =========================================================================================
+# Boot from volume: block_device_mapping_v2 entries with destination_type "volume".
+# servers.create validates them (parse_block_devices) and keeps the plan with the server
+# (scheduler_hints["pocketstack:block_device_mapping"], never shown by the API); the build
+# worker makes and reserves the volumes before spawning (prepare_boot_volumes) and attaches
+# them after (attach_boot_volumes). A container server boots the root file system of the
+# image its boot volume was made from, and has the volume itself as /dev/vda.
+# =========================================================================================
+PLAN_KEY = "pocketstack:block_device_mapping"
+SOURCES = {"image", "volume", "snapshot", "blank"}
+
+
+def parse_block_devices(svc: Any, ctx: RequestContext, bdm: list[Any] | None,
+                        image_ref: str, count: int) -> tuple[str, list[dict[str, Any]]]:
+    """Validate block_device_mapping_v2; return (image to boot, plan of volume mappings)."""
+    plan: list[dict[str, Any]] = []
+    for i, item in enumerate(bdm or []):
+        if not isinstance(item, dict):
+            raise BadRequest("Block Device Mapping is Invalid: each mapping must be an object.")
+        source = item.get("source_type")
+        dest = item.get("destination_type", "volume" if source in ("volume", "snapshot")
+                        else "local")
+        if source not in SOURCES:
+            raise BadRequest(f"Block Device Mapping is Invalid: source_type {source!r}.")
+        if dest not in ("local", "volume"):
+            raise BadRequest(f"Block Device Mapping is Invalid: destination_type {dest!r}.")
+        boot_index = item.get("boot_index")
+        try:
+            boot_index = None if boot_index in (None, "none", "None") else int(boot_index)
+        except (TypeError, ValueError):
+            raise BadRequest("Block Device Mapping is Invalid: boot_index must be an "
+                             "integer.") from None
+        if dest == "local":
+            if source == "image" and not image_ref and item.get("uuid"):
+                image_ref = str(item["uuid"])
+            continue
+        if source != "blank" and not item.get("uuid"):
+            raise BadRequest("Block Device Mapping is Invalid: a uuid is required for "
+                             f"source_type {source}.")
+        size = item.get("volume_size")
+        if size is not None:
+            try:
+                size = int(size)
+            except (TypeError, ValueError):
+                raise BadRequest("Block Device Mapping is Invalid: volume_size must be an "
+                                 "integer.") from None
+        if source in ("image", "blank") and not size:
+            raise BadRequest("Block Device Mapping is Invalid: volume_size is required for "
+                             f"source_type {source} to a volume.")
+        dot = item.get("delete_on_termination", False)
+        if isinstance(dot, str):
+            dot = dot.lower() in ("1", "true", "yes")
+        device = item.get("device_name")
+        if device is not None and not (isinstance(device, str) and (
+                DEVICE.match(device) or re.match(r"^[a-z]+[a-z0-9]*$", device))):
+            raise BadRequest(f"Block Device Mapping is Invalid: device name {device!r}.")
+        if device and not device.startswith("/dev/"):
+            device = "/dev/" + device
+        entry = {"index": i, "source_type": source, "uuid": item.get("uuid"),
+                 "volume_size": size, "boot_index": boot_index,
+                 "delete_on_termination": bool(dot), "device_name": device,
+                 "volume_type": item.get("volume_type"), "tag": item.get("tag")}
+        plan.append(entry)
+        volsvc = _volume_service(svc)
+        if source == "volume":
+            if count > 1:
+                raise BadRequest("Block Device Mapping is Invalid: an existing volume can be "
+                                 "attached to one server only (min_count/max_count > 1).")
+            try:
+                vol = volsvc.get_volume(ctx, str(item["uuid"]))
+            except NotFound:
+                raise BadRequest(f"Block Device Mapping is Invalid: failed to get volume "
+                                 f"{item['uuid']}.") from None
+            if vol["status"] != "available" and not vol["multiattach"]:
+                raise BadRequest(f"Block Device Mapping is Invalid: volume {vol['id']} is "
+                                 f"{vol['status']}, not available.")
+            if boot_index == 0 and not image_ref:
+                image_ref = (vol.get("image_metadata") or {}).get("image_id") or ""
+                if not image_ref:
+                    raise BadRequest(f"Block Device Mapping is Invalid: volume {vol['id']} "
+                                     "holds no image this compute driver can boot.")
+        elif source == "image" and boot_index == 0 and not image_ref:
+            image_ref = str(item["uuid"])
+        elif source == "snapshot" and boot_index == 0 and not image_ref:
+            raise BadRequest("Block Device Mapping is Invalid: booting from a snapshot needs "
+                             "an imageRef for the container's root file system.")
+    return image_ref, plan
+
+
+def _owner_ctx(srv: Any) -> RequestContext:
+    return RequestContext(user_id=srv.user_id, project_id=srv.project_id,
+                          roles=frozenset({"member", "reader"}))
+
+
+def _plan(srv: Any) -> list[dict[str, Any]]:
+    return list((srv.scheduler_hints or {}).get(PLAN_KEY) or [])
+
+
+def prepare_boot_volumes(svc: Any, srv: Any, timeout: float = 600) -> None:
+    """Create (from image/snapshot/blank) and reserve the server's volumes. Idempotent:
+    mappings already reserved for this server (by plan index) are skipped."""
+    plan = _plan(srv)
+    if not plan:
+        return
+    volsvc = _volume_service(svc)
+    ctx = _owner_ctx(srv)
+    done = {(a.get("connector") or {}).get("nova", {}).get("bdm_index")
+            for a in volsvc.server_attachments(RequestContext.internal(), srv.id)}
+    for entry in plan:
+        if entry["index"] in done:
+            continue
+        source = entry["source_type"]
+        if source == "volume":
+            volume_id = str(entry["uuid"])
+        else:
+            from pocketstack.services.volume import volumes
+
+            body: dict[str, Any] = {"size": entry["volume_size"], "name": "",
+                                    "volume_type": entry.get("volume_type")}
+            if source == "image":
+                body["imageRef"] = entry["uuid"]
+            elif source == "snapshot":
+                body["snapshot_id"] = entry["uuid"]
+            volume_id = volumes.create(volsvc, ctx, body).id
+            vol = volsvc.wait_until(ctx, volume_id, ("available",), timeout)
+            if vol["status"] != "available":
+                raise RuntimeError(f"volume {volume_id} for the server went to "
+                                   f"{vol['status']}: {vol.get('error') or ''}")
+        volsvc.reserve(ctx, volume_id, srv.id, info={"nova": {
+            "bdm_index": entry["index"], "boot_index": entry["boot_index"],
+            "delete_on_termination": entry["delete_on_termination"], "tag": entry.get("tag"),
+            "device_name": entry.get("device_name")}})
+
+
+def attach_boot_volumes(svc: Any, srv: Any) -> None:
+    """Attach the reserved volumes for real (after spawn): boot volume at /dev/vda."""
+    if not _plan(srv):
+        return
+    volsvc = _volume_service(svc)
+    ctx = _owner_ctx(srv)
+    atts = volsvc.server_attachments(RequestContext.internal(), srv.id)
+    used = {a["device"] for a in atts if a["device"] and a["status"] == "attached"}
+    pending = [a for a in atts if a["status"] == "reserved"]
+    pending.sort(key=lambda a: (a["connector"].get("nova", {}).get("boot_index") is None,
+                                a["connector"].get("nova", {}).get("boot_index") or 0))
+    for att in pending:
+        nova = att["connector"].get("nova") or {}
+        device = nova.get("device_name")
+        if not device or device in used:
+            device = "/dev/vda" if nova.get("boot_index") == 0 and "/dev/vda" not in used \
+                else _next_device(used | {"/dev/vda"})
+        used.add(device)
+        result = volsvc.attach(ctx, att["volume_id"], srv.id, mountpoint=device,
+                               host=srv.host, attachment_id=att["attachment_id"],
+                               connector={"host": srv.host, "nova": nova})
+        svc.driver.attach_block_device(srv.host, srv.id, result["device_path"], device)

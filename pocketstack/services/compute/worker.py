@@ -239,9 +239,13 @@ class Worker:
             row = s.get(Server, srv.id)
             if row is not None:
                 row.task_state, row.updated_at = "spawning", utcnow()
+        from pocketstack.services.compute import volume_attachments
+
+        volume_attachments.prepare_boot_volumes(self.svc, srv)  # boot from volume
         spec = self.spec_for(srv, image_path=self._image_path(srv), network_info=ports)
         self.driver.spawn(spec)
         self._plug(srv, ports)
+        volume_attachments.attach_boot_volumes(self.svc, srv)
         with self.db.write() as s:
             row = s.get(Server, srv.id)
             if row is None or row.deleted:

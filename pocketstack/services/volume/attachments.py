@@ -93,7 +93,10 @@ def _export(svc, volume_id: str, readonly: bool) -> str:  # noqa: ANN001
 
 # -- attachments API (3.27+) ----------------------------------------------------------------
 def create(svc, ctx: RequestContext, volume_id: Any, instance_uuid: Any,  # noqa: ANN001
-           connector: Any = None, mode: str | None = None) -> VolumeAttachment:
+           connector: Any = None, mode: str | None = None,
+           info: dict[str, Any] | None = None) -> VolumeAttachment:
+    """A new attachment; with a connector the volume is exported at once. ``info`` is
+    stored as the connector of a reservation (compute keeps its mapping there)."""
     if not volume_id:
         raise BadRequest("Invalid input for field/attribute volume_uuid: is a required "
                          "property")
@@ -109,7 +112,7 @@ def create(svc, ctx: RequestContext, volume_id: Any, instance_uuid: Any,  # noqa
             raise BadRequest("Invalid volume: Cannot attach a read-only volume in rw mode.")
         att = VolumeAttachment(volume_id=vol.id, instance_uuid=instance_uuid or None,
                                attach_status="attaching" if connector else "reserved",
-                               attach_mode=att_mode, connector=connector,
+                               attach_mode=att_mode, connector=connector or info,
                                attached_host=(connector or {}).get("host"),
                                mountpoint=(connector or {}).get("mountpoint"))
         vol.attachments.append(att)

@@ -192,13 +192,17 @@ class VolumeService:
 
         return volumes.internal_view(self, volumes.get(self, ctx, volume_id))
 
-    def reserve(self, ctx: RequestContext, volume_id: str, server_id: str) -> str:
+    def reserve(self, ctx: RequestContext, volume_id: str, server_id: str,
+                info: dict[str, Any] | None = None) -> str:
         """Reserve the volume for ``server_id`` (Nova's attachment_create without a
-        connector): status -> ``reserved``/``attaching``. Returns the attachment id.
-        Raises BadRequest (400) unless the volume is available (or multiattach)."""
+        connector): status -> ``reserved``. ``info`` is kept as the attachment's connector
+        until ``attach(attachment_id=...)`` (Nova's mapping: boot_index, device...).
+        Returns the attachment id. Raises BadRequest (400) unless the volume is available
+        (or multiattach)."""
         from pocketstack.services.volume import attachments
 
-        return attachments.create(self, ctx, volume_id, server_id, connector=None).id
+        return attachments.create(self, ctx, volume_id, server_id, connector=None,
+                                  info=info).id
 
     def attach(self, ctx: RequestContext, volume_id: str, server_id: str,
                mountpoint: str | None = None, host: str | None = None,
