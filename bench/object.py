@@ -19,6 +19,7 @@ moto keeps objects in memory. Rounds alternate the two servers.
 from __future__ import annotations
 
 import argparse
+import base64
 import http.client
 import json
 import os
@@ -59,7 +60,7 @@ def wrk_rotating(base: str, method: str, paths: list[str], body: bytes | None,
                                      for k, v in headers.items()) + "}")
     body_lit = "nil"
     if body is not None:
-        body_lit = json.dumps(body.decode("latin-1"))
+        body_lit = json.dumps(body.decode("ascii"))
     lua.append(f"""request = function()
   i = i % #paths + 1
   return wrk.format({json.dumps(method)}, paths[i], hdrs, {body_lit})
@@ -179,7 +180,8 @@ def main() -> None:
 
         targets = [Target("pocketstack", ps_base + "/s3", cred["access"], cred["secret"]),
                    Target("moto", f"http://127.0.0.1:{MOTO_PORT}", "testing", "testing")]
-        small = os.urandom(SMALL)
+        # ASCII so the wrk Lua script can carry it as a plain string literal
+        small = base64.b32encode(os.urandom(SMALL))[:SMALL]
         keys = [f"small/{i:05d}" for i in range(args.keys)]
         for t in targets:
             t.client.create_bucket(Bucket="bench")

@@ -186,9 +186,13 @@ async def _follow(req: "SwiftRequest", record: ObjectRecord) -> tuple[ObjectReco
                       f"{SYMLOOP_MAX}", status=409, kind="Conflict")
 
 
+INLINE_GET = 64 * 1024  # plain objects up to this size are read with their record
+
+
 async def get(req: "SwiftRequest") -> Response:
     store = req.store
-    record: ObjectRecord = await run(store.get, req.account, req.container, req.obj)
+    record, data = await run(store.get_with_data, req.account, req.container, req.obj,
+                             INLINE_GET if req.method == "GET" else 0)
     q = req.query
     location = ""
     if record.meta.get("X-Symlink-Target") and q.get("symlink") != "get":
@@ -219,6 +223,8 @@ async def get(req: "SwiftRequest") -> Response:
     if ranges is None:
         if req.method == "HEAD":
             return Response(b"", 200, headers=headers)
+        if data is not None and not location:
+            return Response(data, 200, headers=headers)
         return StreamingResponse(req.service.body_iter(record, 0, size), 200, headers=headers)
     if not ranges:
         return reply(416, {"Content-Range": f"bytes */{size}"},
@@ -362,18 +368,23 @@ async def put(req: "SwiftRequest") -> Response:
     if h.get("if-none-match") == "*":
         if await run(store.find, req.account, req.container, req.obj) is not None:
             raise PreconditionFailed("A precondition for this request was not met.")
-    if length is not None:
+    if length is not None and int(length) > (1 << 20):
+        # Refuse a big body before reading it; small ones are checked at commit only.
         await run(store.check_quota, req.account, req.container, int(length))
     if req.query.get("multipart-manifest") == "put":
         return await _put_slo(req, ctype, meta, delete_at)
-    blob = await service.receive(req.request)
+    writer = await service.receive_writer(req.request)
     wanted = h.get("etag")
-    if wanted and wanted.strip('"').lower() != blob.md5:
-        service.driver.delete(blob.file_id)
-        raise Unprocessable("The ETag you supplied does not match the data received.")
-    record = await run(lambda: store.commit(
-        req.account, req.container, req.obj, blob, content_type=ctype, meta=meta,
-        delete_at=None if delete_at is False else delete_at))
+
+    def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
+        blob = writer.commit()
+        if wanted and wanted.strip('"').lower() != blob.md5:
+            service.driver.delete(blob.file_id)
+            raise Unprocessable("The ETag you supplied does not match the data received.")
+        return store.commit(req.account, req.container, req.obj, blob, content_type=ctype,
+                            meta=meta, delete_at=None if delete_at is False else delete_at)
+
+    record = await run(finish)
     return reply(201, {"ETag": record.etag, "Last-Modified": http_date(record.timestamp),
                        "X-Timestamp": f"{record.timestamp:016.5f}"})
 

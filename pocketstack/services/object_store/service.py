@@ -108,6 +108,14 @@ class ObjectStorageService:
                       chunks: AsyncIterator[bytes] | None = None,
                       sha256: str | None = None) -> BlobInfo:
         """Stream a request body into a new durable blob (not yet referenced)."""
+        writer = await self.receive_writer(request, limit=limit, chunks=chunks, sha256=sha256)
+        return await run(writer.commit)  # fsyncs: never on the event loop
+
+    async def receive_writer(self, request: Request, *, limit: int = MAX_FILE_SIZE,
+                             chunks: AsyncIterator[bytes] | None = None,
+                             sha256: str | None = None) -> BlobWriter:
+        """Stream a request body into a blob writer, checked but not yet committed: the
+        caller commits it (in a worker thread) or aborts it."""
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise RequestEntityTooLarge("Your request is too large.")
@@ -129,9 +137,7 @@ class ObjectStorageService:
             if digest is not None and digest.hexdigest() != sha256:
                 raise BadRequest("The provided 'x-amz-content-sha256' header does not match "
                                  "what was computed.", kind="XAmzContentSHA256Mismatch")
-            if writer.size < (1 << 16):
-                return writer.commit()
-            return await run(writer.commit)
+            return writer
         except ClientDisconnect:
             writer.abort()
             raise ClientGone("The client disconnected during the upload.") from None

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, func, select
+import orjson
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from pocketstack.db import Database
@@ -273,11 +274,27 @@ class ObjectStore:
                 if isinstance(r, str) or r.delete_at is None or r.delete_at > now]
 
     def get(self, account: str, container: str, name: str) -> ObjectRecord:
+        # Plain SQL, not ORM: this is the hottest read (every GET/HEAD), 3x cheaper so.
         with self.db.read() as s:
-            row = s.get(SwiftObject, (account, container, name))
-            if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
-                raise NotFound("The resource could not be found.")
-            return ObjectRecord.of(row)
+            row = s.execute(_GET_OBJECT, {"a": account, "c": container, "n": name}).first()
+        if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
+            raise NotFound("The resource could not be found.")
+        return ObjectRecord(account, container, name, row.file_id, row.size, row.etag,
+                            row.content_type, row.timestamp, row.delete_at,
+                            orjson.loads(row.meta) if row.meta else {})
+
+    def get_with_data(self, account: str, container: str, name: str, inline: int
+                      ) -> tuple[ObjectRecord, bytes | None]:
+        """The record and, for a plain object of at most ``inline`` bytes, its data (one
+        worker-thread hop for a small GET)."""
+        record = self.get(account, container, name)
+        if record.size > inline or record.is_slo or record.dlo_manifest or \
+                "X-Symlink-Target" in record.meta:
+            return record, None
+        try:
+            return record, b"".join(self.driver.read(record.file_id))
+        except FileNotFoundError:
+            raise NotFound("The object's data is missing.") from None
 
     def find(self, account: str, container: str, name: str) -> ObjectRecord | None:
         try:
@@ -340,6 +357,10 @@ class ObjectStore:
                 content_type: str, meta: dict[str, Any], delete_at: int | None,
                 size: int | None, etag: str | None, timestamp: float | None,
                 garbage: list[str]) -> ObjectRecord:
+        fast = self._commit_fast(s, account, container, name, blob, content_type, meta,
+                                 delete_at, size, etag, timestamp, garbage)
+        if fast is not None:
+            return fast
         crow = s.get(SwiftContainer, (account, container))
         if crow is None:
             raise NotFound("The resource could not be found.")
@@ -362,6 +383,47 @@ class ObjectStore:
         crow.object_count += 1
         crow.bytes_used += listed_size
         return ObjectRecord.of(row)
+
+    def _commit_fast(self, s: Session, account: str, container: str, name: str,
+                     blob: BlobInfo, content_type: str, meta: dict[str, Any],
+                     delete_at: int | None, size: int | None, etag: str | None,
+                     timestamp: float | None, garbage: list[str]) -> ObjectRecord | None:
+        """The common write (no versioning, no quotas) in a few Core statements; None when
+        the container needs the general path."""
+        c = SwiftContainer.__table__.c
+        crow = s.execute(select(c.meta).where(c.account == account, c.name == container)
+                         ).first()
+        if crow is None:
+            raise NotFound("The resource could not be found.")
+        cmeta = crow.meta or {}
+        if any(k in cmeta for k in _SLOW_CONTAINER_META):
+            return None
+        a = SwiftAccount.__table__.c
+        ameta = s.execute(select(a.meta).where(a.name == account)).scalar() or {}
+        if any(k in ameta for k in _QUOTA_ACCOUNT_META):
+            return None
+        o = SwiftObject.__table__.c
+        key = (o.account == account, o.container == container, o.name == name)
+        old = s.execute(select(o.file_id, o.size).where(*key)).first()
+        listed_size = blob.size if size is None else size
+        now = timestamp or time.time()
+        values = {"file_id": blob.file_id, "size": listed_size, "etag": etag or blob.md5,
+                  "content_type": content_type, "timestamp": now, "delete_at": delete_at,
+                  "meta": meta}
+        if old is not None:
+            s.execute(SwiftObject.__table__.update().where(*key).values(**values))
+            garbage.append(old.file_id)
+            d_count, d_bytes = 0, listed_size - old.size
+        else:
+            s.execute(SwiftObject.__table__.insert().values(
+                account=account, container=container, name=name, **values))
+            d_count, d_bytes = 1, listed_size
+        s.execute(SwiftContainer.__table__.update()
+                  .where(c.account == account, c.name == container)
+                  .values(object_count=c.object_count + d_count,
+                          bytes_used=c.bytes_used + d_bytes))
+        return ObjectRecord(account, container, name, blob.file_id, listed_size,
+                            values["etag"], content_type, now, delete_at, dict(meta))
 
     def _archive(self, s: Session, crow: SwiftContainer, old: SwiftObject, now: float) -> bool:
         """Move a replaced or deleted object into the versions/history container, if the
@@ -611,6 +673,15 @@ class ObjectStore:
         for file_id in files:
             self.driver.delete(file_id)
 
+
+_GET_OBJECT = text(
+    "SELECT o.file_id, o.size, o.etag, o.content_type, o.timestamp, o.delete_at, o.meta "
+    "FROM swift_object o WHERE o.account = :a AND o.container = :c AND o.name = :n")
+
+# Container/account settings that need the general (ORM) write path.
+_SLOW_CONTAINER_META = ("X-Versions-Location", "X-History-Location",
+                        "X-Container-Meta-Quota-Bytes", "X-Container-Meta-Quota-Count")
+_QUOTA_ACCOUNT_META = ("X-Account-Meta-Quota-Bytes", "X-Account-Quota-Count")
 
 # Object metadata that is not user metadata and survives a POST.
 _SYSTEM_OBJECT_META = {"X-Static-Large-Object", "X-Object-Manifest-Etag", "X-Slo-Size"}

@@ -146,12 +146,17 @@ async def handle(req: "S3Request") -> Response:
                       status=405, kind="MethodNotAllowed")
 
 
-async def _receive(req: "S3Request") -> BlobInfo:
+async def _receive_writer(req: "S3Request") -> Any:
     ident = req.identity
     chunked = req.stream() if ident is not None and ident.streaming or \
         "aws-chunked" in req.headers.get("content-encoding", "") else None
-    blob = await req.service.receive(req.request, chunks=chunked,
-                                     sha256=ident.payload_sha256 if ident else None)
+    return await req.service.receive_writer(req.request, chunks=chunked,
+                                            sha256=ident.payload_sha256 if ident else None)
+
+
+def _commit_checked(req: "S3Request", writer: Any) -> BlobInfo:
+    """Commit a received blob (worker thread) and check Content-MD5."""
+    blob = writer.commit()
     md5 = req.headers.get("content-md5")
     if md5:
         try:
@@ -163,6 +168,11 @@ async def _receive(req: "S3Request") -> BlobInfo:
             raise BadRequest("The Content-MD5 you specified did not match what we received.",
                              kind="BadDigest")
     return blob
+
+
+async def _receive(req: "S3Request") -> BlobInfo:
+    writer = await _receive_writer(req)
+    return await run(_commit_checked, req, writer)
 
 
 def _content_type(req: "S3Request") -> str:
@@ -178,14 +188,25 @@ async def put_object(req: "S3Request") -> Response:
     meta = s3_meta(req.headers)
     meta.pop("Content-Encoding", None) if "aws-chunked" in meta.get("Content-Encoding", "") \
         else None
-    blob = await _receive(req)
-    record = await run(lambda: store.commit(req.account, req.bucket, req.key, blob,
-                                            content_type=_content_type(req), meta=meta))
+    writer = await _receive_writer(req)
+    ctype = _content_type(req)
+
+    def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
+        blob = _commit_checked(req, writer)
+        return store.commit(req.account, req.bucket, req.key, blob, content_type=ctype,
+                            meta=meta)
+
+    record = await run(finish)
     return Response(status_code=200, headers={"ETag": _etag(record)})
 
 
 async def get(req: "S3Request") -> Response:
-    record = await _get_record(req)
+    data = None
+    try:
+        record, data = await run(req.store.get_with_data, req.account, req.bucket, req.key,
+                                 64 * 1024 if req.method == "GET" else 0)
+    except NotFound:
+        record = await _get_record(req)  # raises NoSuchBucket/NoSuchKey
     headers = object_headers(record)
     etag = record.etag.strip('"')
     h = req.headers
@@ -239,6 +260,8 @@ async def get(req: "S3Request") -> Response:
             start, end = 0, size
     if req.method == "HEAD":
         return Response(b"", status, headers=headers)
+    if data is not None:
+        return Response(data[start:end], status, headers=headers)
     return StreamingResponse(req.service.body_iter(record, start, end), status,
                              headers=headers)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -123,10 +124,48 @@ async def aws_chunked(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         pass
 
 
+# EC2 credentials and the roles behind them are cached this long (seconds), like validated
+# tokens: a deleted credential or removed role stops working within this delay.
+AUTH_CACHE_SECONDS = 2.0
+
+
 class S3App:
     def __init__(self, s3: Any) -> None:
         self.service = s3.store_service
         self.cloud = s3.cloud
+        self._creds: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._contexts: dict[tuple[str, str], tuple[float, RequestContext]] = {}
+
+    def _cached_credential(self, access: str) -> dict[str, Any] | None:
+        hit = self._creds.get(access)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        cred = self.service.ec2_credential(access)
+        if len(self._creds) > 10000:
+            self._creds.clear()
+        self._creds[access] = (time.monotonic() + AUTH_CACHE_SECONDS, cred)
+        return cred
+
+    async def _authenticate(self, request: Request, raw: str, raw_query: str
+                            ) -> sigv4.Identity | None:
+        access = sigv4.access_key(request.headers, raw_query)
+        hit = self._creds.get(access) if access else None
+        args = (request.method, raw, raw_query, request.headers, self._cached_credential,
+                request.scope.get("root_path", ""))
+        if hit is not None and hit[0] > time.monotonic():
+            return sigv4.authenticate(*args)  # no I/O: HMACs only
+        return await run(sigv4.authenticate, *args)
+
+    async def _context_for(self, identity: sigv4.Identity) -> RequestContext:
+        key = (identity.user_id, identity.project_id)
+        hit = self._contexts.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        ctx = await run(self._context, identity)
+        if len(self._contexts) > 10000:
+            self._contexts.clear()
+        self._contexts[key] = (time.monotonic() + AUTH_CACHE_SECONDS, ctx)
+        return ctx
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         request = Request(scope, receive)
@@ -148,9 +187,7 @@ class S3App:
         raw_path = request.scope.get("raw_path") or request.scope["path"].encode()
         raw = raw_path.decode("latin-1")
         raw_query = request.scope.get("query_string", b"").decode("latin-1")
-        identity = await run(sigv4.authenticate, request.method, raw, raw_query,
-                             request.headers, self.service.ec2_credential,
-                             request.scope.get("root_path", ""))
+        identity = await self._authenticate(request, raw, raw_query)
         bucket = self._virtual_bucket(request)
         rest = path.lstrip("/")
         if bucket is None:
@@ -161,7 +198,7 @@ class S3App:
         key = key or None
         if identity is None:
             return await self.anonymous(request, bucket, key)
-        ctx = await run(self._context, identity)
+        ctx = await self._context_for(identity)
         account = swift_auth.RESELLER_PREFIX + identity.project_id
         req = S3Request(request, ctx, self.service, account, identity.project_id, bucket,
                         key, identity)

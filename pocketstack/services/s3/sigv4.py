@@ -85,6 +85,20 @@ def _parse_amz_date(value: str) -> float:
 SecretLookup = Callable[[str], "dict[str, Any] | None"]
 
 
+def access_key(headers: Any, raw_query: str) -> str | None:
+    """The access key a request claims (for caching), without checking anything."""
+    authz = headers.get("authorization", "")
+    if authz.startswith("AWS4-HMAC-SHA256"):
+        cred = authz.partition("Credential=")[2]
+        return cred.split("/", 1)[0] or None
+    if authz.startswith("AWS "):
+        return authz[4:].partition(":")[0] or None
+    pairs = dict(_query_pairs(raw_query)) if raw_query else {}
+    if "X-Amz-Credential" in pairs:
+        return pairs["X-Amz-Credential"].split("/", 1)[0]
+    return pairs.get("AWSAccessKeyId")
+
+
 def authenticate(method: str, raw_path: str, raw_query: str, headers: Any,
                  lookup: SecretLookup, mount: str = "") -> Identity | None:
     """Check the request's signature; None for an anonymous request.

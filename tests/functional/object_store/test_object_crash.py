@@ -12,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import LiveCloud
 
 
@@ -69,6 +71,7 @@ def check_consistent(cloud: LiveCloud, token: str, path: str) -> int:
     return len(listing)
 
 
+@pytest.mark.sqlite_only  # its own cloud on SQLite: no need to repeat it in the PG pass
 def test_kill_9_during_concurrent_puts(scratch_dir: Path):
     cloud = LiveCloud(scratch_dir / "data").start()
     try:

@@ -239,3 +239,37 @@ def test_expiry(conn):
 def test_info_discovery(conn):
     info = conn.get_capabilities()
     assert "swift" in info and "slo" in info and "tempurl" in info
+
+
+def test_extract_archive_and_history_location(conn):
+    import io
+    import tarfile
+
+    c = unique("tar")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in (("one.txt", b"1"), ("dir/two.txt", b"22")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    conn.put_container(c)
+    import json as _json
+    import urllib.request as ur
+
+    req = ur.Request(f"{conn.url}/{c}?extract-archive=tar.gz", data=buf.getvalue(),
+                     method="PUT", headers={"X-Auth-Token": conn.token,
+                                            "Accept": "application/json"})
+    with ur.urlopen(req) as r:
+        result = _json.loads(r.read())
+    assert result["Number Files Created"] == 2, result
+    assert conn.get_object(c, "dir/two.txt")[1] == b"22"
+    # X-History-Location keeps every overwritten/deleted version, deletes don't restore
+    h = c + "-history"
+    conn.put_container(h)
+    conn.post_container(c, headers={"X-History-Location": h})
+    conn.put_object(c, "one.txt", contents=b"1b")
+    conn.delete_object(c, "one.txt")
+    _, versions = conn.get_container(h)
+    assert len(versions) == 2
+    with pytest.raises(ClientException):
+        conn.get_object(c, "one.txt")

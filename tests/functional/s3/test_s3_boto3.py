@@ -197,3 +197,62 @@ def test_same_data_through_swift(cloud, s3):
     out = subprocess.run(["swift", "download", b, "from-s3", "-o", "-"], env=cloud.env(),
                          capture_output=True, timeout=60, check=True).stdout
     assert out == b"shared"
+
+
+class _Raw(io.BytesIO):
+    """A urllib3-like raw response body for botocore."""
+
+    def stream(self, **kwargs):  # noqa: ANN003
+        yield self.getvalue()
+
+
+def test_virtual_host_style(cloud, ec2):
+    """Host: <bucket>.localhost:<port>, signed by botocore for that host, sent to loopback
+    (name resolution of *.localhost is not needed)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
+
+    port = urlsplit(cloud.base_url).port
+    vs3 = boto3.client("s3", endpoint_url=f"http://localhost:{port}/s3",
+                       aws_access_key_id=ec2["access"], aws_secret_access_key=ec2["secret"],
+                       region_name="us-east-1",
+                       config=Config(s3={"addressing_style": "virtual"}))
+
+    def to_loopback(request, **kwargs):  # noqa: ANN001, ANN003
+        parts = urlsplit(request.url)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        headers = {k: v for k, v in request.headers.items()}
+        headers["Host"] = parts.netloc
+        body = request.body
+        if hasattr(body, "read"):
+            body = body.read()
+        conn.request(request.method, parts.path + ("?" + parts.query if parts.query else ""),
+                     body=body, headers=headers)
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = HTTPHeaders()
+        for k, v in resp.getheaders():
+            hdrs[k] = v
+        return AWSResponse(request.url, resp.status, hdrs, _Raw(data))
+
+    vs3.meta.events.register("before-send.s3", to_loopback)
+    b = unique("vhost")
+    vs3.create_bucket(Bucket=b)
+    vs3.put_object(Bucket=b, Key="k/v", Body=b"virtual")
+    assert vs3.get_object(Bucket=b, Key="k/v")["Body"].read() == b"virtual"
+    assert [o["Key"] for o in vs3.list_objects_v2(Bucket=b)["Contents"]] == ["k/v"]
+
+
+def test_s3_error_document(cloud, s3):
+    b = unique("err")
+    s3.create_bucket(Bucket=b)
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "none"})
+    with pytest.raises(urllib.error.HTTPError) as herr:
+        urllib.request.urlopen(url)
+    assert herr.value.code == 404
+    assert herr.value.headers["Content-Type"] == "application/xml"
+    body = herr.value.read().decode()
+    assert "<Code>NoSuchKey</Code>" in body and "<Message>" in body
