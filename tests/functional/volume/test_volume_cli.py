@@ -147,3 +147,34 @@ def test_sdk_attach_then_delete_is_400_then_detach(cloud):
     conn.block_storage.wait_for_status(vol, "available", wait=60)
     conn.block_storage.delete_volume(vol)
     conn.block_storage.wait_for_delete(vol, wait=60)
+
+
+def test_server_add_remove_volume_and_boot_from_volume(cloud):
+    image = cloud.openstack("image", "show", "busybox")["id"]
+    srv = cloud.openstack("server", "create", "--flavor", "m1.tiny", "--image", image,
+                          "--nic", "none", "--wait", uniq("srv"))["id"]
+    vol = uniq("att")
+    cloud.openstack("volume", "create", "--size", "1", vol)
+    wait_status(cloud, "volume", vol, "available")
+    cloud.openstack("server", "add", "volume", srv, vol, parse=False)
+    shown = wait_status(cloud, "volume", vol, "in-use")
+    assert shown["attachments"][0]["server_id"] == srv
+    listed = cloud.openstack("server", "volume", "list", srv)
+    assert listed[0]["Device"] == "/dev/vdb"
+    res = cloud.openstack("volume", "delete", vol, check=False)
+    assert res.returncode != 0  # attached: 400
+    cloud.openstack("server", "remove", "volume", srv, vol, parse=False)
+    wait_status(cloud, "volume", vol, "available")
+    # boot from a new volume made from the image, deleted with the server
+    bfv = cloud.openstack("server", "create", "--flavor", "m1.tiny", "--nic", "none", "--wait",
+                          "--block-device", f"source_type=image,uuid={image},"
+                          "destination_type=volume,volume_size=1,delete_on_termination=true,"
+                          "boot_index=0", uniq("bfv"))["id"]
+    root = cloud.openstack("server", "volume", "list", bfv)
+    assert root[0]["Device"] == "/dev/vda"
+    root_id = root[0]["Volume ID"]
+    shown = cloud.openstack("volume", "show", root_id)
+    assert shown["status"] == "in-use" and shown["bootable"] in (True, "true")
+    cloud.openstack("server", "delete", "--wait", bfv, srv, parse=False)
+    wait_gone(cloud, "volume", root_id)
+    cloud.openstack("volume", "delete", vol)
