@@ -137,3 +137,17 @@ def get_role(s: Session, role_id: str) -> Role:
     if role is None:
         raise NotFound(f"Could not find role: {role_id}.")
     return role
+
+
+def reject_nul(value: Any, where: str = "request") -> None:
+    """PostgreSQL cannot store or compare strings holding NUL; answer 400 before the DB."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise BadRequest(f"Invalid input in the {where}: NUL characters are not allowed.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, where)
+            reject_nul(item, where)
+    elif isinstance(value, list):
+        for item in value:
+            reject_nul(item, where)

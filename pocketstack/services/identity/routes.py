@@ -7,7 +7,7 @@ from starlette.responses import Response
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, Forbidden, NotFound
 from pocketstack.services.identity import routes_admin, views
-from pocketstack.services.identity.common import collection
+from pocketstack.services.identity.common import collection, reject_nul
 from pocketstack.services.identity.service import IdentityService
 
 VERSION = "v3.14"
@@ -37,6 +37,7 @@ def register(svc: IdentityService, r: Routes) -> None:
 
     async def issue_token(req: Req) -> Response:
         body = await req.json()
+        reject_nul(body, "body")
         if not isinstance(body, dict) or not isinstance(body.get("auth"), dict):
             raise BadRequest("Invalid input for field 'auth': is a required property")
         info = await run(svc.authenticate, body["auth"])
@@ -46,6 +47,7 @@ def register(svc: IdentityService, r: Routes) -> None:
         subject_token = req.header("x-subject-token")
         if not subject_token:
             raise NotFound("X-Subject-Token header is required.")
+        reject_nul(subject_token, "X-Subject-Token header")
         allow_expired = req.query.get("allow_expired", "").lower() in ("1", "true")
         # A token validated moments ago is answered from the cache in the event loop: no
         # worker thread (a thread hop costs more than the whole cached answer).

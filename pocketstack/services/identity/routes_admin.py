@@ -17,6 +17,7 @@ from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.api.readcache import MISS
 from pocketstack.services.identity import (catalog_admin, credentials, limits, projects,
                                            roles, users)
+from pocketstack.services.identity.common import reject_nul
 
 Fn = Callable[..., Any]
 
@@ -171,6 +172,8 @@ def _handler(svc: Any, method: str, fn: Fn, status: int) -> Callable[[Req], Any]
     cached = method == "GET" and base_fn in CACHED_READS and fn is base_fn
 
     async def handler(req: Req) -> Response:
+        reject_nul(req.params, "URL")
+        reject_nul([x for pair in req.query.multi_items() for x in pair], "query")
         if cached:
             key = (req.ctx.auth_token, base_fn, req.request.url.path,
                    req.request.url.query)
@@ -181,6 +184,7 @@ def _handler(svc: Any, method: str, fn: Fn, status: int) -> Callable[[Req], Any]
                 svc.read_cache.put(key, generation, result)
         else:
             body = await req.json() if wants_body else None
+            reject_nul(body, "body")
             result = await run(fn, svc, req.ctx, dict(req.params), req.query, body)
         code = status
         if isinstance(result, tuple):
