@@ -178,3 +178,19 @@ def test_server_add_remove_volume_and_boot_from_volume(cloud):
     cloud.openstack("server", "delete", "--wait", bfv, srv, parse=False)
     wait_gone(cloud, "volume", root_id)
     cloud.openstack("volume", "delete", vol)
+
+
+def test_seed003_cinder_get_pools_detail_shows_real_capacity(cloud):
+    import subprocess
+
+    res = subprocess.run(["cinder", "get-pools", "--detail"], env=cloud.env("admin"),
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    rows = {}
+    for line in res.stdout.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    assert "@" in rows["name"] and "#" in rows["name"]
+    assert float(rows["total_capacity_gb"]) > 0
+    assert 0 <= float(rows["free_capacity_gb"]) <= float(rows["total_capacity_gb"])
