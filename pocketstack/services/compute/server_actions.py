@@ -234,8 +234,11 @@ class ServerActions:
             with actions.event(self.db, srv.id, "createImage", "compute_snapshot_instance",
                                srv.host):
                 self.svc.driver.snapshot(srv.host, srv.id, target)
+                # Nova carries the base image's properties over to the snapshot; not the
+                # image service's own bookkeeping (pocketstack_*) or the description.
                 props = {k: v for k, v in (srv.image or {}).get("properties", {}).items()
-                         if isinstance(v, str)}
+                         if isinstance(v, str) and not k.startswith("pocketstack")
+                         and k != "description"}
                 props.update({"image_type": "snapshot", "instance_uuid": srv.id,
                               "base_image_ref": srv.image_id, "user_id": ctx.user_id or "",
                               **{str(k): str(v) for k, v in meta.items()}})
