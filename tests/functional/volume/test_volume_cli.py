@@ -194,3 +194,36 @@ def test_seed003_cinder_get_pools_detail_shows_real_capacity(cloud):
     assert "@" in rows["name"] and "#" in rows["name"]
     assert float(rows["total_capacity_gb"]) > 0
     assert 0 <= float(rows["free_capacity_gb"]) <= float(rows["total_capacity_gb"])
+
+
+def test_quota_holds_under_20_concurrent_creates(cloud):
+    import threading
+
+    project = uniq("quota")
+    pid = cloud.openstack("project", "create", "--domain", "default", project)["id"]
+    cloud.openstack("role", "add", "--project", project, "--user", "admin", "member",
+                    parse=False)
+    cloud.openstack("quota", "set", "--gigabytes", "5", "--volumes", "100", pid, parse=False)
+    conn = cloud.sdk(project=project)
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def create() -> None:
+        resp = conn.block_storage.post("/volumes", json={"volume": {"size": 1}},
+                                       raise_exc=False)
+        with lock:
+            codes.append(resp.status_code)
+
+    threads = [threading.Thread(target=create) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [202] * 5 + [413] * 15, codes
+    vols = list(conn.block_storage.volumes())
+    assert len(vols) == 5
+    for v in vols:
+        conn.block_storage.wait_for_status(v, "available", wait=60)
+        conn.block_storage.delete_volume(v)
+    for v in vols:
+        conn.block_storage.wait_for_delete(v, wait=60)
