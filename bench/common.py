@@ -172,6 +172,62 @@ def pocketstack_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def purge(data_dir: Path) -> None:
+    """`pocketstack down --purge`: stop it if it runs, remove the host resources the cloud
+    made (namespaces, bridges, dnsmasq...) and its data dir."""
+    if data_dir.exists():
+        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
+                        str(data_dir)], env=pocketstack_env(), cwd=ROOT, capture_output=True,
+                       timeout=120)
+
+
+def cloud_rss_kb(pid: int, data_dir: Path) -> int:
+    """The whole cloud: ``pid``'s process tree plus the helpers it started in their own
+    sessions (dnsmasq, metadata proxies...), found by their command lines naming the data
+    dir."""
+    tree = _tree_pids(pid)
+    needle = str(data_dir).encode()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) not in tree:
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                    if needle in fh.read():
+                        tree.add(int(entry))
+            except OSError:
+                pass
+    return sum(_rss_kb(p) for p in tree)
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _tree_pids(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    out, stack = set(), [pid]
+    while stack:
+        p = stack.pop()
+        out.add(p)
+        stack.extend(children.get(p, []))
+    return out
+
+
 def tree_rss_kb(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants (kB, from /proc)."""
     children: dict[int, list[int]] = {}

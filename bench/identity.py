@@ -46,7 +46,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (ROOT, http, log, machine, median_run, password_body,  # noqa: E402
-                    pocketstack_cmd, pocketstack_env, port_free, stop, wait_http, wrk)
+                    pocketstack_cmd, pocketstack_env, port_free, purge, stop, wait_http, wrk)
 
 KEYSTONE_SPEC = "keystone==30.*"
 VENV = Path(os.environ.get("POCKETSTACK_BENCH_KEYSTONE_VENV", ROOT / "bench" / ".venv-keystone"))
@@ -110,6 +110,8 @@ class Server:
 
     def stop(self) -> None:
         stop(self.proc)
+        if isinstance(self, Pocketstack):
+            purge(self.workdir / "data")  # the host resources it made (networks...)
 
     def db_path(self) -> Path:
         raise NotImplementedError

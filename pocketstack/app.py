@@ -240,16 +240,72 @@ def prepare(settings: Settings) -> Cloud:
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     db = Database(settings.database_url, echo=settings.database.echo,
                   pool_size=settings.database.pool_size)
-    if migrate.pending(db):
+    migrated = migrate.pending(db)
+    if migrated:
         migrate.upgrade(db)
     cloud = Cloud(settings, db)
     catalog = [entry for spec in cloud.specs for entry in spec.catalog]
-    bootstrap(cloud.identity, catalog)
+    # Identity bootstrap is idempotent but not free (dozens of queries, two password
+    # checks); on a restart with the same inputs and an intact admin it is skipped.
+    stamp = _bootstrap_stamp(settings, catalog)
+    if migrated or not _bootstrapped(cloud, stamp, len({e.type for e in catalog})):
+        bootstrap(cloud.identity, catalog)
+        _write_stamp(settings, stamp)
     for spec in cloud.specs:
         hook = getattr(cloud.services[spec.type], "bootstrap", None)
         if hook is not None:
             hook()
     return cloud
+
+
+def _bootstrap_stamp(settings: Settings, catalog: list[Any]) -> str:
+    """Everything identity bootstrap depends on, hashed."""
+    import hashlib
+    import json as jsonlib
+    from pathlib import Path
+
+    from pocketstack.db import migrate
+    from pocketstack.services.identity import bootstrap as boot
+
+    inputs = {
+        "database": settings.database_url, "heads": sorted(migrate.script_heads()),
+        "base_url": settings.base_url, "region": settings.identity.region,
+        "demo": settings.bootstrap_demo, "passwords": boot.passwords(settings),
+        "catalog": sorted((e.type, e.name, e.path, e.description) for e in catalog),
+        "code": hashlib.sha256(Path(boot.__file__).read_bytes()).hexdigest(),
+    }
+    return hashlib.sha256(jsonlib.dumps(inputs, sort_keys=True).encode()).hexdigest()
+
+
+def _bootstrapped(cloud: Cloud, stamp: str, services: int) -> bool:
+    """Same inputs as the last bootstrap, and the database still has its result."""
+    from sqlalchemy import func, select
+
+    from pocketstack.services.identity.models import Endpoint, Project, User
+
+    try:
+        if (cloud.settings.data_dir / "bootstrap.stamp").read_text().strip() != stamp:
+            return False
+    except OSError:
+        return False
+    with cloud.db.read() as s:
+        admin = s.scalars(select(User.id).where(User.name == "admin",
+                                                User.domain_id == "default")).first()
+        domain = s.get(Project, "default")
+        endpoints = s.scalar(select(func.count()).select_from(Endpoint))
+    return admin is not None and domain is not None and (endpoints or 0) >= 3 * services
+
+
+def _write_stamp(settings: Settings, stamp: str) -> None:
+    import os
+
+    path = settings.data_dir / "bootstrap.stamp"
+    tmp = path.with_name(".bootstrap.stamp.tmp")
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as fh:
+        fh.write(stamp)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def create_app(settings: Settings) -> PocketApp:

@@ -170,6 +170,10 @@ def cloud(tmp_path_factory: pytest.TempPathFactory):
     live = LiveCloud(data_dir, db_url=db_url).start()
     yield live
     live.stop()
+    # Remove what the cloud made on the host (namespaces, bridges, dnsmasq...) by name.
+    subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
+                    str(data_dir)], env=live.server_env, cwd=ROOT, capture_output=True,
+                   timeout=120)
     if pg_server and db_name:
         _drop_pg_database(pg_server, db_name)
 

@@ -132,10 +132,11 @@ class Detached:
                    env=self.env)
 
     def down(self) -> None:
+        """Stop it and remove what it made on the host (--purge), whatever happened."""
+        pids = [self._runtime().get(key) for key in ("supervisor_pid", "pid")]
         if self.data_dir.exists():
-            cli("down", "--data-dir", str(self.data_dir), env=self.env, check=False)
-        for key in ("supervisor_pid", "pid"):  # belt and braces: never leak a server
-            pid = self._runtime().get(key)
+            cli("down", "--purge", "--data-dir", str(self.data_dir), env=self.env, check=False)
+        for pid in pids:  # belt and braces: never leak a server
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
