@@ -118,6 +118,14 @@ class OrchestrationService:
             env["parameters"] = {**(env.get("parameters") or {}), **params}
         return env
 
+    @staticmethod
+    def _files(body: dict[str, Any]) -> dict[str, str]:
+        files = body.get("files") or {}
+        if not isinstance(files, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+            raise BadRequest("files must be a map of file names to their contents (strings)")
+        return files
+
     def _template_of(self, body: dict[str, Any]) -> Any:
         if "template" in body and body["template"] is not None:
             return body["template"]
@@ -144,9 +152,10 @@ class OrchestrationService:
             raise StackValidationFailed(f"Recursion depth exceeds {MAX_NESTING}.")
         props_all = props_of if props_of is not None else defn.validate_properties()
         for name, rdef in defn.resources.items():
-            if rdef.template_file is None:
-                continue
             props = props_all.get(name) or {}
+            if rdef.template_file is None:
+                self._check_inline_nested(ctx, defn, rdef, props, depth)
+                continue
             nested_tmpl, _ = tmpl_mod.parse(defn.files[rdef.template_file])
             env = {"parameters": {k: v for k, v in props.items() if v is not None},
                    "resource_registry": defn.registry.nested_for(name)}
@@ -173,6 +182,40 @@ class OrchestrationService:
             out[name] = item
         return out
 
+    def _check_inline_nested(self, ctx: RequestContext, defn: StackDefinition, rdef: Any,
+                             props: dict[str, Any], depth: int) -> None:
+        """Groups and OS::Heat::Stack: validate the nested definition they will create."""
+        if rdef.resolved_type == "OS::Heat::ResourceGroup":
+            member = props.get("resource_def") or {}
+            if isinstance(member.get("type"), Placeholder) or not member.get("type"):
+                return
+            from pocketstack.services.orchestration.resources.heat import ResourceGroup
+
+            nested_tmpl = ResourceGroup._template(  # type: ignore[arg-type]
+                None, {**props, "count": 1, "removal_policies": []})
+            params: dict[str, Any] = {}
+        elif rdef.resolved_type == "OS::Heat::Stack":
+            if isinstance(props.get("template"), Placeholder):
+                return
+            nested_tmpl, _ = tmpl_mod.parse(props.get("template") or {})
+            params = {k: v for k, v in (props.get("parameters") or {}).items()
+                      if v is not None}
+        else:
+            return
+        try:
+            nested = StackDefinition(
+                nested_tmpl, files=defn.files,
+                env={"parameters": params,
+                     "resource_registry": defn.registry.nested_for(rdef.name)},
+                identity={"stack_name": f"{defn.identity['stack_name']}-{rdef.name}",
+                          "stack_id": "None", "project_id": ctx.project_id or ""},
+                plugins=self.plugins, custom=self.constraint_checker(ctx),
+                strict_params=False, validate_only=True)
+            self.check_nested(ctx, nested, depth + 1, nested.validate_properties())
+        except PocketError as exc:
+            raise StackValidationFailed(
+                f"Failed to validate: resources.{rdef.name}: {exc.message}") from None
+
     # -- stacks ---------------------------------------------------------------------------
     def create_stack(self, ctx: RequestContext, body: dict[str, Any]) -> Stack:
         policy.enforce(ctx, "orchestration:stacks:create", {"project_id": ctx.project_id})
@@ -188,7 +231,7 @@ class OrchestrationService:
         if body.get("adopt_stack_data"):
             raise BadRequest("Stack Adopt is not supported.")
         template = self._template_of(body)
-        files = body.get("files") or {}
+        files = self._files(body)
         env = self._body_env(body)
         tags = _tags(body.get("tags"))
         timeout = body.get("timeout_mins")
@@ -243,7 +286,7 @@ class OrchestrationService:
         if not isinstance(name, str) or not name:
             raise BadRequest("No stack name specified")
         template = self._template_of(body)
-        files = body.get("files") or {}
+        files = self._files(body)
         env = self._body_env(body)
         identity = {"stack_name": name, "stack_id": "None", "project_id": ctx.project_id}
         defn = self.definition(ctx, template, files, env, identity)
@@ -439,7 +482,7 @@ class OrchestrationService:
             raise ActionInProgress(f"Stack {stack.name} already has an action "
                                    f"({stack.action}) in progress.")
         files = dict(stack.files or {}) if patch else {}
-        files.update(body.get("files") or {})
+        files.update(self._files(body))
         if patch:
             template = body.get("template") or stack.template
             env = environment.merge(stack.environment or {}, self._body_env(body))
@@ -745,7 +788,7 @@ class OrchestrationService:
         policy.enforce(ctx, "orchestration:stacks:validate_template",
                        {"project_id": ctx.project_id})
         template = self._template_of(body)
-        files = body.get("files") or {}
+        files = self._files(body)
         env = self._body_env(body)
         identity = {"stack_name": "validate", "stack_id": "None", "project_id": ctx.project_id}
         defn = self.engine.definition(template, files, env, identity, ctx, validate_only=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_stacks import wait_status
+from test_heat_stacks import wait_status
 
 SEED = Path("/work/shared/seeds/000_ffd084f2b2682f6f.txt")
 

@@ -113,6 +113,11 @@ class Volume(Resource):
         if changed & {"volume_type", "backup_id"}:
             raise UpdateReplace()
 
+    def handle_check(self) -> None:
+        status = self._vol()["status"]
+        if status not in ("available", "in-use"):
+            raise ResourceFailure(f"Error: resources.{self.rt.name}: volume is {status}")
+
     def handle_delete(self) -> None:
         from pocketstack.services.volume import volumes
 

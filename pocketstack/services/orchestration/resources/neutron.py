@@ -71,6 +71,11 @@ class NeutronResource(Resource):
     def show(self) -> Any:
         return self.api.get(self.rt.ctx, self.rt.physical_id)
 
+    def handle_check(self) -> None:
+        if self.rt.physical_id and self.collection and self.type_name not in (
+                "OS::Neutron::RouterInterface", "OS::Neutron::FloatingIPAssociation"):
+            self.show()  # NotFound fails the check with the real reason
+
     def get_attribute(self, name: str) -> Any:
         if not self.rt.physical_id:
             return None

@@ -223,6 +223,12 @@ class Server(Resource):
                 "OS-EXT-AZ:availability_zone": srv.availability_zone}
         raise KeyError(name)
 
+    def handle_check(self) -> None:
+        srv = self._server()
+        if srv.vm_state != "active":
+            raise ResourceFailure(f"Error: resources.{self.rt.name}: server is "
+                                  f"{srv.vm_state}, not active")
+
     def handle_suspend(self) -> None:
         raise ResourceFailure(f"NotSupported: resources.{self.rt.name}: suspending servers "
                               "through the orchestration service is not implemented")
