@@ -132,6 +132,7 @@ RULES: dict[str, Rule] = {
     "identity:manage_domain_config": ADMIN,
     "identity:manage_endpoint_groups": ADMIN,
     "identity:manage_consumers": ADMIN,
+    "identity:create_trust": SELF,  # target user_id: the trustor
     "identity:list_role_assignments": ADMIN | (READER & DOMAIN),
     "identity:list_own_role_assignments": ADMIN | SELF,
     "identity:get_credential": ADMIN | SELF,

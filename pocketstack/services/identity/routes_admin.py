@@ -16,7 +16,7 @@ from starlette.responses import Response
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.api.readcache import MISS
 from pocketstack.services.identity import (catalog_admin, credentials, limits, projects,
-                                           roles, users)
+                                           roles, trusts, users)
 from pocketstack.services.identity.common import reject_nul
 
 Fn = Callable[..., Any]
@@ -143,6 +143,14 @@ ROUTES: list[tuple[str, str, Fn, int]] = [
     ("GET", "/v3/users/{user_id}/access_rules/{rule_id}", credentials.show_access_rule, 200),
     ("DELETE", "/v3/users/{user_id}/access_rules/{rule_id}", credentials.delete_access_rule,
      204),
+    # OS-TRUST (trusts cannot be updated)
+    ("POST", "/v3/OS-TRUST/trusts", trusts.create_trust, 201),
+    ("GET", "/v3/OS-TRUST/trusts", trusts.list_trusts, 200),
+    ("GET", "/v3/OS-TRUST/trusts/{trust_id}", trusts.show_trust, 200),
+    ("DELETE", "/v3/OS-TRUST/trusts/{trust_id}", trusts.delete_trust, 204),
+    ("GET", "/v3/OS-TRUST/trusts/{trust_id}/roles", trusts.list_trust_roles, 200),
+    ("HEAD", "/v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}", trusts.show_trust_role, 200),
+    ("GET", "/v3/OS-TRUST/trusts/{trust_id}/roles/{role_id}", trusts.show_trust_role, 200),
     # unified limits
     ("GET", "/v3/limits/model", limits.model, 200),
     *_crud("/v3/registered_limits", "/v3/registered_limits/{limit_id}", limits,

@@ -81,6 +81,7 @@ class IdentityService:
             raise BadRequest("Invalid input for field 'auth.scope': must be an object")
         with self.db.read() as s:
             user_id, expires_at, parent_audit, app_cred = None, None, None, None
+            trust = None
             inherited_methods: tuple[str, ...] = ()
             for method in methods:
                 body = identity.get(method)
@@ -114,9 +115,19 @@ class IdentityService:
                     if pid != app_cred.project_id:
                         raise Unauthorized("Application credentials can only be scoped "
                                            "to their project.")
+            elif isinstance(scope, dict) and "OS-TRUST:trust" in scope and len(scope) == 1:
+                trust = self._trust_for(s, scope["OS-TRUST:trust"], user.id)
+                kind, scope_id = "project", trust.project_id
+                if trust.impersonation:
+                    user_id = trust.trustor_user_id  # the token acts as the trustor
             else:
                 kind, scope_id = self._resolve_scope(s, scope, user)
         now = time.time()
+        if trust is not None:
+            self._consume_trust(trust.id)
+            if trust.expires_at is not None:
+                trust_end = trust.expires_at.replace(tzinfo=dt.timezone.utc).timestamp()
+                expires_at = min(expires_at or trust_end, trust_end)
         if expires_at is None:
             expires_at = now + self.settings.identity.token_expiration
         if app_cred is not None and app_cred.expires_at is not None:
@@ -128,7 +139,8 @@ class IdentityService:
         payload = TokenPayload(user_id=user_id, methods=all_methods, scope_kind=kind,
                                scope_id=scope_id, issued_at=now, expires_at=expires_at,
                                audit_ids=audit_ids,
-                               app_cred_id=app_cred.id if app_cred is not None else None)
+                               app_cred_id=app_cred.id if app_cred is not None else None,
+                               trust_id=trust.id if trust is not None else None)
         token = self.codec.encode(payload)
         try:
             info = self._resolve(token, payload)
@@ -266,6 +278,37 @@ class IdentityService:
             row = s.get(Project, project_id) if isinstance(project_id, str) else None
             return row is not None and not row.is_domain
 
+    def _trust_for(self, s: Session, ref: Any, user_id: str) -> Any:
+        """The trust a trustee asks to be scoped by (must be theirs and alive)."""
+        from pocketstack.services.identity.trusts import live_trust
+
+        if not isinstance(ref, dict) or not isinstance(ref.get("id"), str):
+            raise BadRequest("scope.OS-TRUST:trust needs an id.")
+        try:
+            trust = live_trust(s, ref["id"], issuing=True)
+        except NotFound:
+            raise Unauthorized(AUTH_FAILED) from None
+        if trust.trustee_user_id != user_id:
+            raise Forbidden("The user is not the trustee of this trust.")
+        if trust.project_id is None:
+            raise Forbidden("This trust names no project to scope a token to.")
+        trustor = s.get(User, trust.trustor_user_id)
+        if trustor is None or not trustor.enabled:
+            raise Forbidden("The trustor is disabled.")
+        return trust
+
+    def _consume_trust(self, trust_id: str) -> None:
+        """Count one use of a trust with remaining_uses."""
+        from pocketstack.services.identity.models import Trust
+
+        with self.db.write() as s:
+            trust = s.get(Trust, trust_id)
+            if trust is None or trust.remaining_uses is None:
+                return
+            if trust.remaining_uses <= 0:
+                raise Unauthorized(AUTH_FAILED)
+            trust.remaining_uses -= 1
+
     def _token_user(self, body: dict[str, Any]) -> tuple[str, float, str, tuple[str, ...]]:
         token = body.get("id")
         if not isinstance(token, str):
@@ -274,6 +317,8 @@ class IdentityService:
         info = self.validate(token)
         if info.payload.app_cred_id is not None:
             raise Forbidden("A token created with an application credential cannot be rescoped.")
+        if info.payload.trust_id is not None:
+            raise Forbidden("A trust-scoped token cannot be rescoped.")
         return (info.payload.user_id, info.payload.expires_at, info.payload.audit_ids[0],
                 info.payload.methods)
 
@@ -394,7 +439,22 @@ class IdentityService:
                 if dom is None or not dom.enabled:
                     raise NotFound("The token's domain is gone or disabled.")
                 info.domain = {"id": dom.id, "name": dom.name}
-            if payload.scope_kind != "unscoped":
+            if payload.trust_id is not None:
+                from pocketstack.services.identity.trusts import live_trust, trust_roles
+
+                trust = live_trust(s, payload.trust_id)  # deleted/expired: the token dies
+                for uid in (trust.trustor_user_id, trust.trustee_user_id):
+                    party = s.get(User, uid)
+                    if party is None or not party.enabled:
+                        raise NotFound("A party to the token's trust is gone or disabled.")
+                info.trust = {"id": trust.id, "impersonation": trust.impersonation,
+                              "trustor_user": {"id": trust.trustor_user_id},
+                              "trustee_user": {"id": trust.trustee_user_id}}
+                roles = trust_roles(s, trust)
+                if not roles:
+                    raise NotFound("The trustor no longer holds the trust's roles.")
+                info.roles = [{"id": r.id, "name": r.name} for r in roles]
+            elif payload.scope_kind != "unscoped":
                 roles = assignments.effective_roles(s, user.id, payload.scope_kind,
                                                     payload.scope_id or "", project)
                 if payload.app_cred_id is not None:

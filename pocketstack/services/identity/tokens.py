@@ -28,7 +28,7 @@ from cryptography.fernet import InvalidToken
 from pocketstack.errors import NotFound, Unauthorized
 from pocketstack.services.identity.keys import KeyRepository
 
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2  # 2 adds trust_id; version 1 tokens still validate
 
 
 def new_audit_id() -> str:
@@ -45,18 +45,23 @@ class TokenPayload:
     expires_at: float
     audit_ids: tuple[str, ...]
     app_cred_id: str | None = None
+    trust_id: str | None = None
 
     def pack(self) -> bytes:
         return msgpack.packb([PAYLOAD_VERSION, self.user_id, list(self.methods), self.scope_kind,
                               self.scope_id, self.issued_at, self.expires_at,
-                              list(self.audit_ids), self.app_cred_id])
+                              list(self.audit_ids), self.app_cred_id, self.trust_id])
 
     @classmethod
     def unpack(cls, raw: bytes) -> "TokenPayload":
-        v, user_id, methods, kind, scope_id, iat, exp, audit, app_cred = msgpack.unpackb(raw)
-        if v != PAYLOAD_VERSION:
+        fields = msgpack.unpackb(raw)
+        if fields[0] == 1 and len(fields) == 9:
+            fields = [*fields, None]
+        elif fields[0] != PAYLOAD_VERSION or len(fields) != 10:
             raise ValueError("unknown token payload version")
-        return cls(user_id, tuple(methods), kind, scope_id, iat, exp, tuple(audit), app_cred)
+        _, user_id, methods, kind, scope_id, iat, exp, audit, app_cred, trust = fields
+        return cls(user_id, tuple(methods), kind, scope_id, iat, exp, tuple(audit), app_cred,
+                   trust)
 
     @property
     def expires(self) -> dt.datetime:
@@ -78,6 +83,7 @@ class TokenInfo:
     domain: dict[str, Any] | None = None  # id, name
     roles: list[dict[str, str]] = field(default_factory=list)  # id, name (domain_id if any)
     app_cred: dict[str, Any] | None = None
+    trust: dict[str, Any] | None = None  # OS-TRUST:trust of a trust-scoped token
     is_admin_project: bool = False
 
 

@@ -35,6 +35,8 @@ def token(info: TokenInfo, catalog: list[dict[str, Any]] | None) -> dict[str, An
         body["is_admin_project"] = info.is_admin_project
     if info.app_cred is not None:
         body["application_credential"] = info.app_cred
+    if info.trust is not None:
+        body["OS-TRUST:trust"] = info.trust
     if catalog is not None:
         body["catalog"] = catalog
     return {"token": body}

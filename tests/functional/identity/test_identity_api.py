@@ -198,3 +198,40 @@ def test_application_credential_access_rules_are_enforced(ks, admin):
                    tok).status_code == 204
     ks.call("DELETE", f"/users/{uid}", admin)
     ks.call("DELETE", f"/projects/{pid}", admin)
+
+
+def test_trust_scoped_tokens(ks, admin):
+    proj, trustor, trustee = unique("tr-p"), unique("trustor"), unique("trustee")
+    pid, tor = ks.make_member(admin, proj, trustor, "pw-tor-1")
+    r = ks.call("POST", "/users", admin, {"user": {"name": trustee, "password": "pw-tee-1"}})
+    tee = r.json()["user"]["id"]
+    _, tor_token, _ = ks.token(trustor, "pw-tor-1", proj)
+    r = ks.call("POST", "/OS-TRUST/trusts", tor_token, {"trust": {
+        "trustor_user_id": tor, "trustee_user_id": tee, "project_id": pid,
+        "impersonation": True, "roles": [{"name": "reader"}], "remaining_uses": 2}})
+    assert r.status_code == 201, r.text
+    trust = r.json()["trust"]
+    # someone else cannot create a trust in the trustor's name
+    _, tee_token, _ = ks.token(trustee, "pw-tee-1", scope="unscoped")
+    _fault(ks.call("POST", "/OS-TRUST/trusts", tee_token, {"trust": {
+        "trustor_user_id": tor, "trustee_user_id": tee, "project_id": pid,
+        "impersonation": True, "roles": [{"name": "member"}]}}), 403)
+    auth = {"auth": {"identity": {"methods": ["token"], "token": {"id": tee_token}},
+                     "scope": {"OS-TRUST:trust": {"id": trust["id"]}}}}
+    r = ks.call("POST", "/auth/tokens", None, auth)
+    assert r.status_code == 201, r.text
+    body = r.json()["token"]
+    assert body["user"]["id"] == tor  # impersonation: acts as the trustor
+    assert body["project"]["id"] == pid
+    assert {x["name"] for x in body["roles"]} == {"reader"}  # only what was delegated
+    assert body["OS-TRUST:trust"]["trustee_user"]["id"] == tee
+    trust_token = r.headers["x-subject-token"]
+    assert ks.call("POST", "/auth/tokens", None, auth).status_code == 201
+    assert ks.call("POST", "/auth/tokens", None, auth).status_code == 401  # uses spent
+    # deleting the trust kills its tokens
+    assert ks.call("DELETE", f"/OS-TRUST/trusts/{trust['id']}", tor_token).status_code == 204
+    r = ks.call("GET", "/auth/tokens", admin, headers={"X-Subject-Token": trust_token})
+    assert r.status_code == 404
+    for uid in (tor, tee):
+        ks.call("DELETE", f"/users/{uid}", admin)
+    ks.call("DELETE", f"/projects/{pid}", admin)
