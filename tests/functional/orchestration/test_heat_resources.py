@@ -62,7 +62,7 @@ def test_network_container_keypair_resources(cloud, tmp_path):
     net = cloud.openstack("network", "show", f"{prefix}-net", user="demo")
     assert net["subnets"]
     container = cloud.openstack("container", "show", f"{prefix}-bucket", user="demo")
-    assert container["properties"] == {"Color": "blue"}
+    assert {k.lower(): v for k, v in container["properties"].items()} == {"color": "blue"}
     assert cloud.openstack("keypair", "show", f"{prefix}-key", user="demo")["name"] == \
         f"{prefix}-key"
     cloud.openstack("stack", "delete", "--yes", "--wait", name, user="demo")
