@@ -132,7 +132,7 @@ def bench_scale(servers: int, hosts: int) -> dict:
             _, _, b = api(port, tok, "GET", f"/servers/detail?status=BUILD&limit=1")
             if not b["servers"]:
                 break
-            time.sleep(0.1)
+            time.sleep(0.25)
         wall = time.perf_counter() - t0
         _, _, errs = api(port, tok, "GET", "/servers?status=ERROR")
         _, _, stats = api(port, tok, "GET", "/os-hypervisors/statistics")

@@ -13,7 +13,9 @@ Guarantees:
   ``attempts`` incremented, so handlers must be idempotent (they see ``attempts`` and
   decide to resume or fail what was in flight);
 - a handler that raises marks its task "failed" (kept for inspection); recording the
-  user-visible fault is the handler's job.
+  user-visible fault is the handler's job;
+- a handler may finish its task inside its own last transaction (``queue.complete(s,
+  task)``) and return True, saving the queue a write per task.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ class Task:
     attempts: int  # > 0 means an earlier run was interrupted (crash/restart)
 
 
-Handler = Callable[[Task], None]
+Handler = Callable[[Task], "bool | None"]
 
 
 class TaskQueue:
@@ -86,6 +88,11 @@ class TaskQueue:
         if kind not in self.handlers:
             raise KeyError(f"no handler for task kind {kind!r}")
         session.add(self.model(kind=kind, resource_id=resource_id, payload=payload or {}))
+
+    def complete(self, session: Any, task: "Task") -> None:
+        """Delete ``task`` inside the caller's transaction (its work and its end commit
+        together); the handler then returns True."""
+        session.execute(self.model.__table__.delete().where(self.model.id == task.id))
 
     def kick(self) -> None:
         """Wake the loop (thread-safe); call after the enqueueing transaction committed."""
@@ -206,13 +213,15 @@ class TaskQueue:
     def _execute_sync(self, task: Task) -> None:
         m = self.model
         try:
-            self.handlers[task.kind](task)
+            done = self.handlers[task.kind](task)
         except Exception as exc:  # noqa: BLE001 - record and keep going
             log.exception("task %s %s(%s) failed", task.id, task.kind, task.resource_id)
             with self.db.write() as s:
                 s.execute(update(m).where(m.id == task.id).values(
                     state="failed", error=f"{type(exc).__name__}: {exc}"[:1024],
                     updated_at=utcnow()))
+            return
+        if done is True:
             return
         with self.db.write() as s:
             s.execute(m.__table__.delete().where(m.id == task.id))

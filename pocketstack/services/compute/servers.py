@@ -459,6 +459,10 @@ class Servers:
             if limit < 0:
                 raise BadRequest("limit param must be positive")
         limit = min(limit if limit is not None else 1000, 1000)
+        python_side = any(k in query for k in ("name", "tags", "tags-any", "not-tags",
+                                               "not-tags-any", "ip", "ip6", "marker"))
+        if not python_side:
+            q = q.limit(limit + 1)  # the database pages when nothing is filtered here
         with self.db.read() as s:
             rows = list(s.execute(q).scalars())
         name_re = query.get("name")

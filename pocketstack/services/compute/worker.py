@@ -156,7 +156,7 @@ class Worker:
             if srv is None:  # deleted while scheduling; the delete task cleans up
                 return
             try:
-                self._spawn(srv)
+                return self._spawn(srv, task)
             except Exception as exc:  # noqa: BLE001 - becomes the server's fault
                 log.warning("build of %s on %s failed: %s", srv.id, host, exc)
                 last_error = str(exc) or type(exc).__name__
@@ -196,10 +196,16 @@ class Worker:
                         actions.add_event(s, row.id, "create",
                                           "conductor_schedule_and_build_instances", None,
                                           started or utcnow(), "Success")
+                        actions.add_event(s, row.id, "create",
+                                          "compute__do_build_and_run_instance", hs.host,
+                                          utcnow())
                         row.host, row.node = hs.host, hs.nodename
                         if not row.requested_az:
                             row.availability_zone = hs.availability_zone
-                        row.task_state = "networking"
+                        # No port to plug: straight to spawning (saves a write per boot).
+                        row.task_state = ("spawning" if row.requested_networks == "none" or
+                                          "network" not in self.svc.cloud.services
+                                          else "networking")
                         row.updated_at = utcnow()
                         ok = True
             except _ClaimRace:
@@ -227,18 +233,17 @@ class Worker:
             return not hosts or host in hosts
         return True
 
-    def _spawn(self, srv: Server) -> None:
+    def _spawn(self, srv: Server, task: Task | None = None) -> bool:
+        """Ports, disk, driver; True when the task was completed in the final write."""
         net = self.svc.cloud.services.get("network")
         ports: list = []
         if net is not None and srv.requested_networks != "none":
             ports = net.allocate_for_server(self._ctx(srv), srv.id, srv.requested_networks,
                                             list(srv.security_groups or []), srv.host)
-        with self.db.write() as s:
-            actions.add_event(s, srv.id, "create", "compute__do_build_and_run_instance",
-                              srv.host, utcnow())
-            row = s.get(Server, srv.id)
-            if row is not None:
-                row.task_state, row.updated_at = "spawning", utcnow()
+            with self.db.write() as s:
+                row = s.get(Server, srv.id)
+                if row is not None:
+                    row.task_state, row.updated_at = "spawning", utcnow()
         from pocketstack.services.compute import volume_attachments
 
         volume_attachments.prepare_boot_volumes(self.svc, srv)  # boot from volume
@@ -249,12 +254,15 @@ class Worker:
         with self.db.write() as s:
             row = s.get(Server, srv.id)
             if row is None or row.deleted:
-                return
+                return False
             row.vm_state, row.task_state, row.power_state = "active", None, RUNNING
             row.launched_at, row.progress, row.updated_at = utcnow(), 100, utcnow()
             row.fault = None
             actions.finish_event(s, srv.id, "create", "compute__do_build_and_run_instance",
                                  "Success")
+            if task is not None:
+                self.svc.queue.complete(s, task)
+        return task is not None
 
     def _plug(self, srv: Server, ports: list) -> None:
         net = self.svc.cloud.services.get("network")
