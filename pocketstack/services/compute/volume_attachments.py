@@ -204,6 +204,7 @@ def register(svc: Any, r: Routes) -> None:
         await run(detach, svc, req.ctx, req.params["server_id"], req.params["volume_id"])
         return empty(202)
 
+    register_proxy(svc, r)
     add("get", base, index)
     add("post", base, create)
     add("get", base + "/{volume_id}", show)
@@ -367,3 +368,139 @@ def attach_boot_volumes(svc: Any, srv: Any) -> None:
                                host=srv.host, attachment_id=att["attachment_id"],
                                connector={"host": srv.host, "nova": nova})
         svc.driver.attach_block_device(srv.host, srv.id, result["device_path"], device)
+
+
+# =========================================================================================
+# Nova's deprecated volume proxy (os-volumes, os-snapshots; microversions up to 2.35):
+# the same volumes and snapshots as Cinder, in Nova's camelCase shape.
+# =========================================================================================
+def _proxy_volume(vol: Any, type_name: str | None) -> dict[str, Any]:
+    from pocketstack.db.base import isotime
+
+    attached = [a for a in vol.attachments if a.attach_status == "attached"]
+    return {"id": vol.id, "status": vol.status, "size": vol.size,
+            "availabilityZone": vol.availability_zone,
+            "createdAt": isotime(vol.created_at, micro=True, z=False),
+            "displayName": vol.name, "displayDescription": vol.description,
+            "volumeType": type_name, "snapshotId": vol.snapshot_id,
+            "metadata": dict(vol.metadata_),
+            "attachments": [{"id": a.id, "volumeId": vol.id, "serverId": a.instance_uuid,
+                             "device": a.mountpoint} for a in attached] or [{}]}
+
+
+def _proxy_snapshot(snap: Any) -> dict[str, Any]:
+    from pocketstack.db.base import isotime
+
+    return {"id": snap.id, "volumeId": snap.volume_id, "status": snap.status,
+            "size": snap.size, "createdAt": isotime(snap.created_at, micro=True, z=False),
+            "displayName": snap.name, "displayDescription": snap.description}
+
+
+def register_proxy(svc: Any, r: Routes) -> None:
+    from pocketstack.services.volume import snapshots as vsnaps
+    from pocketstack.services.volume import volumes as vvols
+    from pocketstack.services.volume.common import parse_limit, parse_offset
+
+    def add(method: str, path: str, handler: Any) -> None:
+        async def endpoint(req: Req) -> Response:
+            ver = microversions.requested(req.headers)
+            if ver.at_least(2, 36):
+                raise NotFound("The resource could not be found (the volume proxy APIs are "
+                               "gone from microversion 2.36).")
+            response = await handler(req, ver)
+            response.headers.update(microversions.response_headers(ver))
+            return response
+        endpoint.__name__ = "proxy_" + handler.__name__
+        getattr(r, method)(path, endpoint)
+
+    def vs() -> Any:
+        return _volume_service(svc)
+
+    def names() -> dict[str, str]:
+        from sqlalchemy import select
+
+        from pocketstack.services.volume.models import VolumeType
+
+        with svc.db.read() as s:
+            return dict(s.execute(select(VolumeType.id, VolumeType.name)).all())
+
+    async def vol_list(req: Req, ver: APIVersion) -> Response:
+        def call() -> list[dict[str, Any]]:
+            rows = vvols.list_volumes(vs(), req.ctx, {}, all_projects=False, project_id=None,
+                                      sort=[("created_at", "desc"), ("id", "desc")])
+            off, lim = parse_offset(req.query), parse_limit(req.query)
+            rows = rows[off:] if lim is None else rows[off:off + lim]
+            n = names()
+            return [_proxy_volume(v, n.get(v.volume_type_id or "")) for v in rows]
+        return json({"volumes": await run(call)})
+
+    async def vol_create(req: Req, ver: APIVersion) -> Response:
+        data = await req.json()
+        body = data.get("volume") if isinstance(data, dict) else None
+        if not isinstance(body, dict):
+            raise BadRequest("Invalid input for field/attribute volume: is a required property")
+        cinder_body = {"size": body.get("size"), "name": body.get("display_name"),
+                       "description": body.get("display_description"),
+                       "volume_type": body.get("volume_type"),
+                       "metadata": body.get("metadata"), "snapshot_id": body.get("snapshot_id"),
+                       "availability_zone": body.get("availability_zone")}
+
+        def call() -> dict[str, Any]:
+            vol = vvols.create(vs(), req.ctx, cinder_body)
+            return _proxy_volume(vvols.get(vs(), req.ctx, vol.id),
+                                 names().get(vol.volume_type_id or ""))
+        return json({"volume": await run(call)})
+
+    async def vol_show(req: Req, ver: APIVersion) -> Response:
+        def call() -> dict[str, Any]:
+            vol = vvols.get(vs(), req.ctx, req.params["volume_id"])
+            return _proxy_volume(vol, names().get(vol.volume_type_id or ""))
+        return json({"volume": await run(call)})
+
+    async def vol_delete(req: Req, ver: APIVersion) -> Response:
+        await run(vvols.delete, vs(), req.ctx, req.params["volume_id"])
+        return empty(202)
+
+    async def snap_list(req: Req, ver: APIVersion) -> Response:
+        def call() -> list[dict[str, Any]]:
+            rows = vsnaps.list_snapshots(vs(), req.ctx, {}, all_projects=False,
+                                         project_id=None,
+                                         sort=[("created_at", "desc"), ("id", "desc")])
+            return [_proxy_snapshot(x) for x in rows]
+        return json({"snapshots": await run(call)})
+
+    async def snap_create(req: Req, ver: APIVersion) -> Response:
+        data = await req.json()
+        body = data.get("snapshot") if isinstance(data, dict) else None
+        if not isinstance(body, dict):
+            raise BadRequest("Invalid input for field/attribute snapshot: is a required "
+                             "property")
+        snap = await run(vsnaps.create, vs(), req.ctx, {
+            "volume_id": body.get("volume_id"), "name": body.get("display_name"),
+            "description": body.get("display_description"), "force": body.get("force", False)})
+        return json({"snapshot": _proxy_snapshot(snap)})
+
+    async def snap_show(req: Req, ver: APIVersion) -> Response:
+        snap = await run(vsnaps.get, vs(), req.ctx, req.params["snapshot_id"])
+        return json({"snapshot": _proxy_snapshot(snap)})
+
+    async def snap_delete(req: Req, ver: APIVersion) -> Response:
+        await run(vsnaps.delete, vs(), req.ctx, req.params["snapshot_id"])
+        return empty(202)
+
+    add("get", "/v2.1/os-volumes", vol_list)
+    add("get", "/v2.1/os-volumes/detail", vol_list)
+    add("post", "/v2.1/os-volumes", vol_create)
+    add("get", "/v2.1/os-volumes/{volume_id}", vol_show)
+    add("delete", "/v2.1/os-volumes/{volume_id}", vol_delete)
+    async def no_id(req: Req, ver: APIVersion) -> Response:
+        raise NotFound("The resource could not be found.")
+
+    for path in ("/v2.1/os-volumes/", "/v2.1/os-snapshots/"):
+        add("get", path, no_id)
+        add("delete", path, no_id)
+    add("get", "/v2.1/os-snapshots", snap_list)
+    add("get", "/v2.1/os-snapshots/detail", snap_list)
+    add("post", "/v2.1/os-snapshots", snap_create)
+    add("get", "/v2.1/os-snapshots/{snapshot_id}", snap_show)
+    add("delete", "/v2.1/os-snapshots/{snapshot_id}", snap_delete)
