@@ -196,7 +196,7 @@ RULES: dict[str, Rule] = {
     # Cinder's defaults: project readers read, members write, admins reset/force/manage.
     **{f"volume:{a}": ADMIN_OR_READER for a in (
         "get", "get_all", "get_volume_metadata", "get_snapshot", "get_all_snapshots",
-        "attachment_get", "attachment_get_all", "get_all_transfers")},
+        "attachment_get", "attachment_get_all", "get_all_transfers", "get_all_messages")},
     **{f"volume:{a}": ADMIN_OR_MEMBER for a in (
         "create", "update", "delete", "extend", "update_readonly_flag",
         "update_volume_metadata", "delete_volume_metadata", "revert_to_snapshot", "retype",
@@ -204,7 +204,7 @@ RULES: dict[str, Rule] = {
         "attachment_complete", "attachment_delete", "reserve_volume", "unreserve_volume",
         "initialize_connection", "terminate_connection", "attach", "detach",
         "begin_detaching", "roll_detaching", "create_snapshot", "update_snapshot",
-        "delete_snapshot", "create_transfer", "delete_transfer")},
+        "delete_snapshot", "create_transfer", "delete_transfer", "delete_message")},
     "volume:accept_transfer": MEMBER | ADMIN,
     **{f"volume:{a}": ADMIN for a in (
         "force_delete", "reset_status", "force_detach", "reset_snapshot",

@@ -313,13 +313,66 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
         }
         return json({"limits": {"rate": [], "absolute": absolute}})
 
+    def message_view(m: Any, project: str) -> dict[str, Any]:
+        return {"id": m.id, "request_id": m.request_id, "message_level": m.message_level,
+                "event_id": m.event_id, "created_at": ts(m.created_at),
+                "guaranteed_until": ts(m.expires_at), "resource_uuid": m.resource_uuid,
+                "resource_type": m.resource_type, "user_message": m.user_message,
+                "links": [{"href": f"{base}/{project}/messages/{m.id}", "rel": "self"},
+                          {"href": f"{base.rsplit('/v3', 1)[0]}/{project}/messages/{m.id}",
+                           "rel": "bookmark"}]}
+
+    def load_message(s: Any, req: Req) -> Any:
+        from pocketstack.services.volume.common import is_uuid
+        from pocketstack.services.volume.models import Message
+
+        mid = req.params["message_id"]
+        m = s.get(Message, mid) if is_uuid(mid) else None
+        if m is None or not (req.ctx.is_admin or m.project_id == req.ctx.project_id):
+            raise NotFound(f"Message {mid} could not be found.", kind="MessageNotFound")
+        return m
+
     async def messages(req: Req, mv: Mv) -> Response:
         microversion.require(mv, (3, 3))
-        return json({"messages": []})
+        policy.enforce(req.ctx, "volume:get_all_messages", {"project_id": req.ctx.project_id})
+
+        def call() -> list[dict[str, Any]]:
+            from sqlalchemy import select
+
+            from pocketstack.services.volume.models import Message
+
+            stmt = select(Message).order_by(Message.created_at.desc(), Message.id.desc())
+            if not req.ctx.is_admin:
+                stmt = stmt.where(Message.project_id == req.ctx.project_id)
+            for key in ("resource_uuid", "resource_type", "event_id", "request_id",
+                        "message_level"):
+                if req.query.get(key):
+                    stmt = stmt.where(getattr(Message, key) == req.query[key])
+            with svc.db.read() as s:
+                return [message_view(m, req.ctx.project_id or "") for m in s.scalars(stmt)]
+
+        return json({"messages": await run(call)})
 
     async def message_show(req: Req, mv: Mv) -> Response:
         microversion.require(mv, (3, 3))
-        raise NotFound(f"Message {req.params['message_id']} could not be found.")
+
+        def call() -> dict[str, Any]:
+            with svc.db.read() as s:
+                return message_view(load_message(s, req), req.ctx.project_id or "")
+
+        return json({"message": await run(call)})
+
+    async def message_delete(req: Req, mv: Mv) -> Response:
+        microversion.require(mv, (3, 3))
+
+        def call() -> None:
+            with svc.db.write() as s:
+                m = load_message(s, req)
+                policy.enforce(req.ctx, "volume:delete_message", {"project_id": m.project_id})
+                s.delete(m)
+
+        await run(call)
+        return empty(204)
 
     # No cinder-backup service runs here (backups to the object store come with it).
     async def backups(req: Req, mv: Mv) -> Response:
@@ -351,6 +404,7 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
         ("GET", "/limits", limits),
         ("GET", "/messages", messages),
         ("GET", "/messages/{message_id}", message_show),
+        ("DELETE", "/messages/{message_id}", message_delete),
         ("GET", "/backups", backups),
         ("GET", "/backups/detail", backups),
         ("POST", "/backups", backup_create),

@@ -165,3 +165,20 @@ class Transfer(Base):
     crypt_hash: Mapped[str] = mapped_column(String(255))
     no_snapshots: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class Message(Base):
+    """User messages (3.3+): why an asynchronous operation failed, for the project to read."""
+
+    __tablename__ = "volume_messages"
+
+    id: Mapped[str] = id_column(new_uuid, 36)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    request_id: Mapped[str] = mapped_column(String(255))
+    resource_type: Mapped[str] = mapped_column(String(36))
+    resource_uuid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    event_id: Mapped[str] = mapped_column(String(255))
+    message_level: Mapped[str] = mapped_column(String(32))
+    user_message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)

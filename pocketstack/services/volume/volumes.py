@@ -182,8 +182,12 @@ def create(svc, ctx: RequestContext, body: dict[str, Any]) -> Volume:  # noqa: A
         assert size is not None
         quotas.check(s, ctx.project_id or "", volumes=1, gigabytes=size,
                      type_name=vtype.name if vtype else None, size=size)
+        from pocketstack.services.volume import scheduling
+
+        placed = scheduling.backend_passes(svc, vtype.extra_specs if vtype else {})
         vol = Volume(project_id=ctx.project_id, user_id=ctx.user_id or "", name=name,
-                     description=description, size=size, status="creating", task=task,
+                     description=description, size=size,
+                     status="creating" if placed else "error", task=task if placed else None,
                      availability_zone=az, volume_type_id=vtype.id if vtype else None,
                      snapshot_id=snapshot_id or None, source_volid=source_volid or None,
                      image_id=image["id"] if image else None, bootable=bootable,
@@ -193,7 +197,11 @@ def create(svc, ctx: RequestContext, body: dict[str, Any]) -> Volume:  # noqa: A
         s.flush()
         volume_id = vol.id
         vol.attachments  # noqa: B018 - load before the session closes (rendered later)
-    svc.submit("volume", volume_id, run_create, svc, volume_id)
+        if not placed:  # Cinder's scheduler: no valid backend -> error + user message
+            vol.error = scheduling.NO_VALID_BACKEND
+            scheduling.record_failure(s, vol.project_id, ctx.request_id, volume_id)
+    if placed:
+        svc.submit("volume", volume_id, run_create, svc, volume_id)
     return vol
 
 

@@ -202,3 +202,22 @@ def test_extend_and_readonly(svc):
         volumes.extend(svc, member(), vol.id, 2)
     volumes.update_readonly(svc, member(), vol.id, True)
     assert volumes.get(svc, member(), vol.id).readonly is True
+
+
+def test_type_whose_extra_specs_no_backend_satisfies_gives_error_and_message(svc):
+    from pocketstack.services.volume import scheduling, types
+    from pocketstack.services.volume.models import Message
+
+    with svc.db.write() as s:
+        bad = types.create(s, ADMIN, {"name": "bad", "extra_specs": {
+            "storage_protocol": "iSCSI-nope", "hw:cpu_policy": "ignored-scope"}})
+        good = types.create(s, ADMIN, {"name": "good", "extra_specs": {
+            "volume_backend_name": "fake", "capabilities:thin_provisioning_support": "<is> True",
+            "free_capacity_gb": ">= 1"}})
+    vol = make(svc, member(), volume_type=bad.id)
+    assert vol.status == "error" and not svc.driver.volume_exists(vol.id)
+    with svc.db.read() as s:
+        msgs = [m for m in s.query(Message) if m.resource_uuid == vol.id]
+    assert msgs and msgs[0].user_message == scheduling.NO_VALID_BACKEND
+    assert make(svc, member(), volume_type=good.id).status == "available"
+    assert scheduling.match("10", ">= 2") and not scheduling.match("x", "<in> y")
