@@ -304,6 +304,7 @@ RULES: dict[str, Rule] = {
     "orchestration:stacks:create": ADMIN_OR_MEMBER,
     "orchestration:stacks:preview": ADMIN_OR_MEMBER,
     "orchestration:stacks:update": ADMIN_OR_MEMBER,
+    "orchestration:stacks:preview_update": ADMIN_OR_MEMBER,
     "orchestration:stacks:delete": ADMIN_OR_MEMBER,
     "orchestration:stacks:validate_template": ADMIN_OR_MEMBER,
     "orchestration:actions:suspend": ADMIN_OR_MEMBER,

@@ -108,6 +108,12 @@ def register(svc: OrchestrationService, r: Routes) -> None:
                   req.request.method == "PATCH")
         return empty(202)
 
+    async def preview_update(req: Req) -> Response:
+        st = await stack_of(req)
+        changes = await run(svc.preview_update, req.ctx, st, await body(req),
+                            req.request.method == "PATCH")
+        return json({"resource_changes": changes})
+
     async def delete_stack(req: Req) -> Response:
         st = await stack_of(req)
         await run(svc.delete_stack, req.ctx, st)
@@ -348,6 +354,8 @@ def register(svc: OrchestrationService, r: Routes) -> None:
     r.patch(s, update_stack)
     r.delete(s, delete_stack)
     r.delete(s + "/abandon", abandon)
+    r.put(s + "/preview", preview_update)
+    r.patch(s + "/preview", preview_update)
     r.get(s + "/template", template)
     r.get(s + "/environment", env)
     r.get(s + "/files", files)
