@@ -35,8 +35,7 @@ def _valid_id(file_id: str) -> bool:
 class _FileWriter(BlobWriter):
     def __init__(self, driver: "FilesystemObjectDriver") -> None:
         self.file_id = uuid.uuid4().hex
-        self.dir = driver.root / self.file_id[:2]
-        self.dir.mkdir(exist_ok=True)
+        self.dir = driver.subdir(self.file_id)
         self.tmp = self.dir / f"{TMP_PREFIX}{self.file_id}"
         self.fh = open(self.tmp, "xb", buffering=0)  # noqa: SIM115 - closed in commit/abort
         self.md5 = hashlib.md5(usedforsecurity=False)
@@ -85,6 +84,16 @@ class FilesystemObjectDriver(ObjectDriver):
         self.root = root
         self.fsync = fsync
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._dirs: set[str] = set()
+
+    def subdir(self, file_id: str) -> Path:
+        """The (existing) directory of a blob; created once, then remembered."""
+        name = file_id[:2]
+        path = self.root / name
+        if name not in self._dirs:
+            path.mkdir(exist_ok=True)
+            self._dirs.add(name)
+        return path
 
     def _path(self, file_id: str) -> Path:
         if not _valid_id(file_id):
@@ -120,8 +129,7 @@ class FilesystemObjectDriver(ObjectDriver):
     def copy(self, file_id: str) -> BlobInfo:
         src = self._path(file_id)
         new_id = uuid.uuid4().hex
-        dst_dir = self.root / new_id[:2]
-        dst_dir.mkdir(exist_ok=True)
+        dst_dir = self.subdir(new_id)
         # Blobs are immutable, so a hard link is a correct (and instant) copy.
         os.link(src, dst_dir / new_id)
         if self.fsync:

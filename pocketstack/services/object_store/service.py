@@ -115,22 +115,29 @@ class ObjectStorageService:
                              chunks: AsyncIterator[bytes] | None = None,
                              sha256: str | None = None) -> BlobWriter:
         """Stream a request body into a blob writer, checked but not yet committed: the
-        caller commits it (in a worker thread) or aborts it."""
+        caller commits it (in a worker thread) or aborts it.
+
+        File-system calls (create, write) block while the journal commits other writers'
+        fsyncs, so none runs on the event loop: the body is gathered in memory and written
+        by a worker thread in slices of up to BUFFER bytes.
+        """
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise RequestEntityTooLarge("Your request is too large.")
-        writer: BlobWriter = self.driver.writer()
+        writer = _DeferredWriter(self.driver)
         digest = hashlib.sha256() if sha256 else None
         try:
             source = chunks if chunks is not None else request.stream()
             async for chunk in source:
                 if not chunk:
                     continue
-                writer.write(chunk)
+                writer.add(chunk)
                 if digest is not None:
                     digest.update(chunk)
                 if writer.size > limit:
                     raise RequestEntityTooLarge("Your request is too large.")
+                if writer.pending >= BUFFER:
+                    await run(writer.flush)
             if length is not None and length.isdigit() and chunks is None and \
                     writer.size != int(length):
                 raise ClientGone("The client sent less data than its Content-Length.")
@@ -139,10 +146,10 @@ class ObjectStorageService:
                                  "what was computed.", kind="XAmzContentSHA256Mismatch")
             return writer
         except ClientDisconnect:
-            writer.abort()
+            await run(writer.abort)
             raise ClientGone("The client disconnected during the upload.") from None
         except BaseException:
-            writer.abort()
+            await run(writer.abort)
             raise
 
     async def blob_from_iter(self, source: Iterator[bytes]) -> BlobInfo:
@@ -206,6 +213,51 @@ class ObjectStorageService:
         async for chunk in self.body_iter(record, 0, record.size):
             out.append(chunk)
         return b"".join(out)
+
+
+BUFFER = 1 << 20  # bytes gathered before a worker thread writes them
+
+
+class _DeferredWriter(BlobWriter):
+    """A blob writer whose file is created and written in worker threads (flush/commit);
+    the event loop only appends bytes to a list."""
+
+    def __init__(self, driver: Any) -> None:
+        self.driver = driver
+        self.inner: BlobWriter | None = None
+        self.chunks: list[bytes] = []
+        self.pending = 0
+        self._size = 0
+
+    def add(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.pending += len(data)
+        self._size += len(data)
+
+    def write(self, data: bytes) -> None:
+        self.add(data)
+        self.flush()
+
+    @property
+    def size(self) -> int:
+        return self._size
+
+    def flush(self) -> None:  # worker thread
+        if self.inner is None:
+            self.inner = self.driver.writer()
+        data, self.chunks, self.pending = b"".join(self.chunks), [], 0
+        if data:
+            self.inner.write(data)
+
+    def commit(self) -> BlobInfo:  # worker thread
+        self.flush()
+        assert self.inner is not None
+        return self.inner.commit()
+
+    def abort(self) -> None:
+        self.chunks, self.pending = [], 0
+        if self.inner is not None:
+            self.inner.abort()
 
 
 def _read_ec2_credential(db: Any, access: str) -> dict[str, Any] | None:

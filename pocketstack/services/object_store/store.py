@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -22,71 +21,18 @@ from sqlalchemy.orm import Session
 
 from pocketstack.db import Database
 from pocketstack.drivers.objects.base import BlobInfo, ObjectDriver
-from pocketstack.errors import Conflict, NotFound, PocketError
-from pocketstack.services.object_store.models import (S3Upload, S3UploadPart, SwiftAccount,
-                                                      SwiftContainer, SwiftObject)
+from pocketstack.errors import Conflict, NotFound
+from pocketstack.services.object_store.listing import listing, upper_bound
+from pocketstack.services.object_store.maintenance import MaintenanceMixin
+from pocketstack.services.object_store.models import SwiftAccount, SwiftContainer, SwiftObject
+from pocketstack.services.object_store.records import (AccountRecord, ContainerRecord,
+                                                       ObjectRecord, OverQuota)
+from pocketstack.services.object_store.uploads import UploadsMixin
+
+__all__ = ["AccountRecord", "ContainerRecord", "ObjectRecord", "ObjectStore", "OverQuota",
+           "version_prefix"]
 
 log = logging.getLogger("pocketstack.object_store")
-
-
-class OverQuota(PocketError):
-    status = 413
-    kind = "EntityTooLarge"
-
-
-@dataclass
-class ObjectRecord:
-    account: str
-    container: str
-    name: str
-    file_id: str
-    size: int
-    etag: str
-    content_type: str
-    timestamp: float
-    delete_at: int | None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, row: SwiftObject) -> "ObjectRecord":
-        return cls(row.account, row.container, row.name, row.file_id, row.size, row.etag,
-                   row.content_type, row.timestamp, row.delete_at, dict(row.meta or {}))
-
-    @property
-    def is_slo(self) -> bool:
-        return self.meta.get("X-Static-Large-Object") == "True"
-
-    @property
-    def dlo_manifest(self) -> str | None:
-        return self.meta.get("X-Object-Manifest")
-
-
-@dataclass
-class ContainerRecord:
-    account: str
-    name: str
-    created: float
-    put_timestamp: float
-    object_count: int
-    bytes_used: int
-    meta: dict[str, Any]
-
-    @classmethod
-    def of(cls, row: SwiftContainer) -> "ContainerRecord":
-        return cls(row.account, row.name, row.created, row.put_timestamp, row.object_count,
-                   row.bytes_used, dict(row.meta or {}))
-
-
-@dataclass
-class AccountRecord:
-    name: str
-    created: float
-    put_timestamp: float
-    container_count: int
-    object_count: int
-    bytes_used: int
-    meta: dict[str, Any]
-    exists: bool
 
 
 def version_prefix(name: str) -> str:
@@ -94,71 +40,7 @@ def version_prefix(name: str) -> str:
     return f"{len(name):03x}{name}/"
 
 
-def _upper_bound(prefix: str) -> str | None:
-    """The smallest string greater than every string starting with ``prefix``."""
-    while prefix:
-        last = prefix[-1]
-        if ord(last) < 0x10FFFF:
-            return prefix[:-1] + chr(ord(last) + 1)
-        prefix = prefix[:-1]
-    return None
-
-
-def _listing(session: Session, model: Any, scope: list[Any], *, prefix: str = "",
-             delimiter: str = "", marker: str = "", end_marker: str = "",
-             limit: int = 10000, reverse: bool = False) -> list[Any]:
-    """Swift listing semantics over any table with a ``name`` column, in SQL.
-
-    Returns rows and, where a delimiter folds names, ``str`` subdir entries. With a
-    delimiter, each folded prefix costs one extra query (like Swift's container server).
-    """
-    name = model.name
-    out: list[Any] = []
-    upper = _upper_bound(prefix) if prefix else None
-    lo, hi = marker, end_marker  # exclusive bounds, in listing order
-    while len(out) < limit:
-        q = select(model).where(*scope)
-        if prefix:
-            q = q.where(name >= prefix)
-            if upper is not None:
-                q = q.where(name < upper)
-        if reverse:
-            if lo:
-                q = q.where(name < lo)
-            if hi:
-                q = q.where(name > hi)
-            q = q.order_by(name.desc())
-        else:
-            if lo:
-                q = q.where(name > lo)
-            if hi:
-                q = q.where(name < hi)
-            q = q.order_by(name)
-        rows = session.scalars(q.limit(limit - len(out))).all()
-        if not rows:
-            break
-        folded = False
-        for row in rows:
-            if delimiter:
-                rest = row.name[len(prefix):]
-                idx = rest.find(delimiter)
-                if idx >= 0:
-                    subdir = prefix + rest[:idx + len(delimiter)]
-                    if subdir != marker:  # a client paging by the last subdir (as Swift)
-                        out.append(subdir)
-                    # Skip every name under this subdir with the next query. U+10FFFF is
-                    # the largest code point, so subdir + it sorts after all of them.
-                    lo = subdir if reverse else subdir + "\U0010ffff"
-                    folded = True
-                    break
-            out.append(row)
-            lo = row.name
-        if not folded and len(rows) < limit:
-            break
-    return out[:limit]
-
-
-class ObjectStore:
+class ObjectStore(MaintenanceMixin, UploadsMixin):
     def __init__(self, db: Database, driver: ObjectDriver) -> None:
         self.db = db
         self.driver = driver
@@ -195,7 +77,7 @@ class ObjectStore:
 
     def list_containers(self, account: str, **kw: Any) -> list[Any]:
         with self.db.read() as s:
-            rows = _listing(s, SwiftContainer, [SwiftContainer.account == account], **kw)
+            rows = listing(s, SwiftContainer, [SwiftContainer.account == account], **kw)
             return [r if isinstance(r, str) else ContainerRecord.of(r) for r in rows]
 
     # -- containers -----------------------------------------------------------------------
@@ -268,7 +150,7 @@ class ObjectStore:
     def list_objects(self, account: str, container: str, **kw: Any) -> list[Any]:
         now = int(time.time())
         with self.db.read() as s:
-            rows = _listing(s, SwiftObject, [SwiftObject.account == account,
+            rows = listing(s, SwiftObject, [SwiftObject.account == account,
                                              SwiftObject.container == container], **kw)
         return [r if isinstance(r, str) else ObjectRecord.of(r) for r in rows
                 if isinstance(r, str) or r.delete_at is None or r.delete_at > now]
@@ -388,40 +270,32 @@ class ObjectStore:
                      blob: BlobInfo, content_type: str, meta: dict[str, Any],
                      delete_at: int | None, size: int | None, etag: str | None,
                      timestamp: float | None, garbage: list[str]) -> ObjectRecord | None:
-        """The common write (no versioning, no quotas) in a few Core statements; None when
-        the container needs the general path."""
-        c = SwiftContainer.__table__.c
-        crow = s.execute(select(c.meta).where(c.account == account, c.name == container)
-                         ).first()
-        if crow is None:
+        """The common write (no versioning, no quotas) in a few plain SQL statements (the
+        ORM costs several times more per PUT); None when the container needs the
+        general path."""
+        keys = {"a": account, "c": container, "n": name}
+        cmeta = s.execute(_CONTAINER_META, keys).first()
+        if cmeta is None:
             raise NotFound("The resource could not be found.")
-        cmeta = crow.meta or {}
-        if any(k in cmeta for k in _SLOW_CONTAINER_META):
+        if cmeta.meta and any(k in cmeta.meta for k in _SLOW_CONTAINER_META):
             return None
-        a = SwiftAccount.__table__.c
-        ameta = s.execute(select(a.meta).where(a.name == account)).scalar() or {}
-        if any(k in ameta for k in _QUOTA_ACCOUNT_META):
+        ameta = s.execute(_ACCOUNT_META, keys).scalar()
+        if ameta and any(k in ameta for k in _QUOTA_ACCOUNT_META):
             return None
-        o = SwiftObject.__table__.c
-        key = (o.account == account, o.container == container, o.name == name)
-        old = s.execute(select(o.file_id, o.size).where(*key)).first()
+        old = s.execute(_OBJECT_FILE, keys).first()
         listed_size = blob.size if size is None else size
         now = timestamp or time.time()
-        values = {"file_id": blob.file_id, "size": listed_size, "etag": etag or blob.md5,
-                  "content_type": content_type, "timestamp": now, "delete_at": delete_at,
-                  "meta": meta}
+        values = {**keys, "file_id": blob.file_id, "size": listed_size,
+                  "etag": etag or blob.md5, "content_type": content_type, "ts": now,
+                  "delete_at": delete_at, "meta": orjson.dumps(meta).decode()}
         if old is not None:
-            s.execute(SwiftObject.__table__.update().where(*key).values(**values))
+            s.execute(_UPDATE_OBJECT, values)
             garbage.append(old.file_id)
             d_count, d_bytes = 0, listed_size - old.size
         else:
-            s.execute(SwiftObject.__table__.insert().values(
-                account=account, container=container, name=name, **values))
+            s.execute(_INSERT_OBJECT, values)
             d_count, d_bytes = 1, listed_size
-        s.execute(SwiftContainer.__table__.update()
-                  .where(c.account == account, c.name == container)
-                  .values(object_count=c.object_count + d_count,
-                          bytes_used=c.bytes_used + d_bytes))
+        s.execute(_COUNT_CONTAINER, {**keys, "dc": d_count, "db": d_bytes})
         return ObjectRecord(account, container, name, blob.file_id, listed_size,
                             values["etag"], content_type, now, delete_at, dict(meta))
 
@@ -507,7 +381,7 @@ class ObjectStore:
         prefix = version_prefix(name)
         latest = s.scalars(select(SwiftObject).where(
             SwiftObject.account == crow.account, SwiftObject.container == versions,
-            SwiftObject.name >= prefix, SwiftObject.name < (_upper_bound(prefix) or prefix))
+            SwiftObject.name >= prefix, SwiftObject.name < (upper_bound(prefix) or prefix))
             .order_by(SwiftObject.name.desc()).limit(1)).first()
         if latest is None:
             return False
@@ -530,153 +404,27 @@ class ObjectStore:
              ) -> Iterator[bytes]:
         return self.driver.read(record.file_id, start, end)
 
-    # -- expiry and startup ---------------------------------------------------------------
-    def reap_expired(self, limit: int = 500) -> int:
-        """Delete objects whose X-Delete-At has passed (Swift's object expirer)."""
-        now = int(time.time())
-        with self.db.read() as s:
-            keys = s.execute(select(SwiftObject.account, SwiftObject.container,
-                                    SwiftObject.name)
-                             .where(SwiftObject.delete_at.is_not(None),
-                                    SwiftObject.delete_at <= now).limit(limit)).all()
-        garbage: list[str] = []
-        if keys:
-            with self.db.write() as s:
-                for account, container, name in keys:
-                    row = s.get(SwiftObject, (account, container, name))
-                    if row is None or row.delete_at is None or row.delete_at > now:
-                        continue
-                    crow = s.get(SwiftContainer, (account, container))
-                    if crow is not None:
-                        crow.object_count -= 1
-                        crow.bytes_used -= row.size
-                    garbage.append(row.file_id)
-                    s.delete(row)
-        for file_id in garbage:
-            self.driver.delete(file_id)
-        return len(garbage)
-
-    def sync_containers(self, limit: int = 1000) -> int:
-        """Container sync (X-Container-Sync-To/-Key) within this cloud: copy objects the
-        destination lacks (or has with another ETag) when both containers share the key.
-
-        Targets are ``http(s)://host/.../v1/<account>/<container>`` pointing here or
-        ``//<realm>/<cluster>/<account>/<container>`` (realms name this cloud).
-        """
-        with self.db.read() as s:
-            sources = [ContainerRecord.of(r) for r in s.scalars(select(SwiftContainer)).all()
-                       if (r.meta or {}).get("X-Container-Sync-To")]
-        copied = 0
-        for src in sources:
-            target = _sync_target(src.meta.get("X-Container-Sync-To", ""))
-            key = src.meta.get("X-Container-Sync-Key")
-            if target is None or not key:
-                continue
-            dst = self.find_container(*target)
-            if dst is None or dst.meta.get("X-Container-Sync-Key") != key:
-                continue
-            theirs = {o.name: o.etag for o in self.list_objects(dst.account, dst.name,
-                                                               limit=100000)
-                      if not isinstance(o, str)}
-            for obj in self.list_objects(src.account, src.name, limit=limit):
-                if isinstance(obj, str) or theirs.get(obj.name) == obj.etag:
-                    continue
-                try:
-                    blob = self.copy_blob(obj)
-                    self.commit(dst.account, dst.name, obj.name, blob,
-                                content_type=obj.content_type, meta=dict(obj.meta),
-                                delete_at=obj.delete_at, size=obj.size, etag=obj.etag,
-                                timestamp=obj.timestamp)
-                    copied += 1
-                except (NotFound, OverQuota, FileNotFoundError):
-                    continue
-        return copied
-
-    def sweep_orphans(self, older_than: float) -> int:
-        """Remove blobs no row references (left by a crash between blob and commit)."""
-        with self.db.read() as s:
-            referenced = set(s.scalars(select(SwiftObject.file_id)).all())
-            referenced.update(s.scalars(select(S3UploadPart.file_id)).all())
-        return self.driver.sweep(referenced, older_than)
-
-    def recount(self) -> None:
-        """Recompute container counters from the object rows (cheap; run at startup)."""
-        with self.db.write() as s:
-            totals = {(a, c): (n, b) for a, c, n, b in s.execute(
-                select(SwiftObject.account, SwiftObject.container, func.count(),
-                       func.coalesce(func.sum(SwiftObject.size), 0))
-                .group_by(SwiftObject.account, SwiftObject.container)).all()}
-            for row in s.scalars(select(SwiftContainer)).all():
-                n, b = totals.get((row.account, row.name), (0, 0))
-                if row.object_count != n or row.bytes_used != b:
-                    row.object_count, row.bytes_used = int(n), int(b)
-
-    # -- S3 multipart uploads -------------------------------------------------------------
-    def create_upload(self, upload: S3Upload) -> None:
-        with self.db.write() as s:
-            if s.get(SwiftContainer, (upload.account, upload.container)) is None:
-                raise NotFound("The specified bucket does not exist", kind="NoSuchBucket")
-            s.add(upload)
-
-    def upload(self, account: str, upload_id: str) -> S3Upload:
-        with self.db.read() as s:
-            row = s.get(S3Upload, upload_id)
-            if row is None or row.account != account:
-                raise NotFound("The specified upload does not exist.", kind="NoSuchUpload")
-            s.expunge(row)
-            return row
-
-    def put_part(self, upload_id: str, number: int, blob: BlobInfo) -> None:
-        garbage = None
-        try:
-            with self.db.write() as s:
-                if s.get(S3Upload, upload_id) is None:
-                    raise NotFound("The specified upload does not exist.", kind="NoSuchUpload")
-                old = s.get(S3UploadPart, (upload_id, number))
-                if old is not None:
-                    garbage = old.file_id
-                    s.delete(old)
-                    s.flush()
-                s.add(S3UploadPart(upload_id=upload_id, number=number, file_id=blob.file_id,
-                                   size=blob.size, etag=blob.md5, timestamp=time.time()))
-        except BaseException:
-            self.driver.delete(blob.file_id)
-            raise
-        if garbage:
-            self.driver.delete(garbage)
-
-    def parts(self, upload_id: str) -> list[S3UploadPart]:
-        with self.db.read() as s:
-            rows = s.scalars(select(S3UploadPart).where(S3UploadPart.upload_id == upload_id)
-                             .order_by(S3UploadPart.number)).all()
-            for r in rows:
-                s.expunge(r)
-            return list(rows)
-
-    def list_uploads(self, account: str, container: str) -> list[S3Upload]:
-        with self.db.read() as s:
-            rows = s.scalars(select(S3Upload).where(S3Upload.account == account,
-                                                    S3Upload.container == container)
-                             .order_by(S3Upload.name, S3Upload.created)).all()
-            for r in rows:
-                s.expunge(r)
-            return list(rows)
-
-    def finish_upload(self, upload_id: str) -> None:
-        """Forget an upload and delete its part blobs (a completed upload's object owns
-        its own assembled blob)."""
-        with self.db.write() as s:
-            files = s.scalars(select(S3UploadPart.file_id)
-                              .where(S3UploadPart.upload_id == upload_id)).all()
-            s.execute(delete(S3UploadPart).where(S3UploadPart.upload_id == upload_id))
-            s.execute(delete(S3Upload).where(S3Upload.id == upload_id))
-        for file_id in files:
-            self.driver.delete(file_id)
-
-
 _GET_OBJECT = text(
     "SELECT o.file_id, o.size, o.etag, o.content_type, o.timestamp, o.delete_at, o.meta "
     "FROM swift_object o WHERE o.account = :a AND o.container = :c AND o.name = :n")
+
+# The write fast path (see ObjectStore._commit_fast). Text JSON in meta, like JSONText.
+_CONTAINER_META = text("SELECT c.meta FROM swift_container c "
+                       "WHERE c.account = :a AND c.name = :c")
+_ACCOUNT_META = text("SELECT a.meta FROM swift_account a WHERE a.name = :a")
+_OBJECT_FILE = text("SELECT o.file_id, o.size FROM swift_object o "
+                    "WHERE o.account = :a AND o.container = :c AND o.name = :n")
+_UPDATE_OBJECT = text(
+    "UPDATE swift_object SET file_id = :file_id, size = :size, etag = :etag, "
+    "content_type = :content_type, timestamp = :ts, delete_at = :delete_at, meta = :meta "
+    "WHERE account = :a AND container = :c AND name = :n")
+_INSERT_OBJECT = text(
+    "INSERT INTO swift_object (account, container, name, file_id, size, etag, content_type, "
+    "timestamp, delete_at, meta) VALUES (:a, :c, :n, :file_id, :size, :etag, "
+    ":content_type, :ts, :delete_at, :meta)")
+_COUNT_CONTAINER = text(
+    "UPDATE swift_container SET object_count = object_count + :dc, "
+    "bytes_used = bytes_used + :db WHERE account = :a AND name = :c")
 
 # Container/account settings that need the general (ORM) write path.
 _SLOW_CONTAINER_META = ("X-Versions-Location", "X-History-Location",
@@ -695,25 +443,6 @@ def _apply_meta(current: dict[str, Any] | None, changes: dict[str, str | None]) 
         else:
             meta[key] = value
     return meta
-
-
-def _sync_target(value: str) -> tuple[str, str] | None:
-    """(account, container) named by an X-Container-Sync-To value, or None."""
-    from urllib.parse import unquote, urlparse
-
-    path = urlparse(value).path if "://" in value else value
-    if value.startswith("//"):
-        parts = value[2:].split("/")
-        if len(parts) != 4:
-            return None
-        return unquote(parts[2]), unquote(parts[3])
-    parts = path.split("/")
-    if "v1" not in parts:
-        return None
-    rest = parts[parts.index("v1") + 1:]
-    if len(rest) != 2 or not all(rest):
-        return None
-    return unquote(rest[0]), unquote(rest[1])
 
 
 def _int_or_none(value: Any) -> int | None:
