@@ -24,24 +24,25 @@ def test_seed000_fabric_project_user_role(cloud):
     # the new user can log in to the project with the custom role
     token = cloud.openstack("token", "issue", user=name, project=name, password="Fabric_123")
     assert token["project_id"] == project["id"] and token["user_id"] == user["id"]
-    # deleting the user and the role cleans their assignments
-    cloud.openstack("user", "delete", name)
-    cloud.openstack("role", "delete", name)
-    rows = cloud.openstack("role", "assignment", "list", "--project", name)
-    assert rows == []
-    cloud.openstack("project", "delete", name)
+    # deleting the user and the role cleans their assignments (checked over the SDK: fast)
+    conn = cloud.sdk()
+    conn.identity.delete_user(user["id"])
+    conn.identity.delete_role(role["id"])
+    assert list(conn.identity.role_assignments(scope_project_id=project["id"])) == []
+    conn.identity.delete_project(project["id"])
 
 
 def test_domains_groups_and_implied_roles(cloud):
     dom, grp, usr = unique("dom"), unique("grp"), unique("usr")
     prior, implied = unique("prior"), unique("implied")
+    conn = cloud.sdk()
     domain = cloud.openstack("domain", "create", "--description", "test domain", dom)
     assert domain["enabled"] is True
     cloud.openstack("group", "create", "--domain", dom, grp)
-    cloud.openstack("user", "create", "--domain", dom, "--password", "pw-1234", usr)
+    user = conn.identity.create_user(name=usr, domain_id=domain["id"], password="pw-1234")
     cloud.openstack("group", "add", "user", "--group-domain", dom, "--user-domain", dom, grp, usr)
-    prior_id = cloud.openstack("role", "create", prior)["id"]
-    implied_id = cloud.openstack("role", "create", implied)["id"]
+    prior_id = conn.identity.create_role(name=prior).id
+    implied_id = conn.identity.create_role(name=implied).id
     rule = cloud.openstack("implied", "role", "create", prior, "--implied-role", implied)
     assert rule == {"prior_role": prior_id, "implies": implied_id}
     cloud.openstack("role", "add", "--domain", dom, "--group", grp, "--group-domain", dom,
@@ -54,10 +55,9 @@ def test_domains_groups_and_implied_roles(cloud):
     assert res.returncode != 0 and "disable" in (res.stderr + res.stdout).lower()
     cloud.openstack("domain", "set", "--disable", dom, parse=False)
     cloud.openstack("domain", "delete", dom)
-    users = cloud.openstack("user", "list", "--domain", "default")
-    assert usr not in {u["Name"] for u in users}
-    cloud.openstack("role", "delete", prior)
-    cloud.openstack("role", "delete", implied)
+    assert conn.identity.find_user(user.id) is None  # the domain took its users along
+    conn.identity.delete_role(prior_id)
+    conn.identity.delete_role(implied_id)
 
 
 def test_application_credential_authenticates(cloud):
