@@ -377,20 +377,22 @@ class Worker:
         return handler
 
     def _replug(self, srv: Server) -> None:
+        """A restarted container has a new network namespace: plug its ports again."""
         net = self.svc.cloud.services.get("network")
         if net is None or not self.driver.capabilities.real_processes:
             return
         pid = self.driver.netns_pid(srv.host or "", srv.id)
-        if pid is None:
+        ports_api = getattr(net, "ports", None)
+        if pid is None or ports_api is None:
             return
-        ports = [p for net_ in (net.server_addresses([srv.id]).get(srv.id) or {}).values()
-                 for p in net_]
-        if not ports:
-            return
-        for port in getattr(net, "ports_for_server", lambda _sid: [])(srv.id):
+        from starlette.datastructures import QueryParams
+
+        ports = ports_api.list(RequestContext.internal(), QueryParams({"device_id": srv.id}),
+                               "")["ports"]
+        for port in ports:
             try:
                 net.unplug_vif(port["id"])
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - the old veth may be gone with the old netns
                 pass
             net.plug_vif(port["id"], pid)
 
