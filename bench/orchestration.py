@@ -151,16 +151,18 @@ def run_stack(url: str, token: str, project: str, template: dict[str, Any]) -> d
             break
         time.sleep(0.05)
     wall = time.monotonic() - t0
-    if st != "CREATE_COMPLETE":
-        raise RuntimeError(f"{name}: {st}: {body['stack']['stack_status_reason']}")
+    failure = None if st == "CREATE_COMPLETE" else \
+        f"{name}: {st}: {body['stack']['stack_status_reason']}"
     t1 = time.monotonic()
-    request("DELETE", location, token)
+    request("DELETE", location, token)  # also when it failed: leave nothing behind
     while True:
         code, _, body = request("GET", location + "?resolve_outputs=false", token)
         if code == 404 or body["stack"]["stack_status"] in ("DELETE_COMPLETE",
                                                             "DELETE_FAILED"):
             break
         time.sleep(0.05)
+    if failure:
+        raise RuntimeError(failure[:2000])
     return {"create_s": round(wall, 3), "delete_s": round(time.monotonic() - t1, 3)}
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.conftest import LiveCloud
 
 from test_heat_stacks import wait_status, write
@@ -19,6 +21,7 @@ resources:
 """
 
 
+@pytest.mark.sqlite_only  # starts its own SQLite cloud; running it twice proves nothing more
 def test_in_flight_stack_fails_after_restart(tmp_path):
     data = tmp_path / "data"
     live = LiveCloud(data).start()
