@@ -99,6 +99,10 @@ class ImageStore(abc.ABC):
         """Remove a file; a missing file is not an error (idempotent)."""
 
     @abc.abstractmethod
+    def list_ids(self, area: str = "images") -> list[str]:
+        """Ids of the committed files in ``area`` (start-up removes those without a record)."""
+
+    @abc.abstractmethod
     def sweep(self) -> int:
         """Remove temp files left by writers of processes that no longer run; return
         how many were removed."""

@@ -94,6 +94,9 @@ class FakeImageStore(ImageStore):
         with self.lock:
             self.blobs.pop(self._key(image_id, area), None)
 
+    def list_ids(self, area: str = "images") -> list[str]:
+        return [i for (a, i) in list(self.blobs) if a == area]
+
     def sweep(self) -> int:
         return 0
 

@@ -172,6 +172,12 @@ class FilesystemImageStore(ImageStore):
         except FileNotFoundError:
             pass
 
+    def list_ids(self, area: str = "images") -> list[str]:
+        if area not in AREAS:
+            raise ValueError(area)
+        return [p.name for p in (self.root / area).iterdir()
+                if p.is_file() and not p.name.startswith(".")]
+
     def sweep(self) -> int:
         removed = 0
         for part in (self.root / "tmp").glob("*.part"):

@@ -278,7 +278,8 @@ class ImageService:
             for row in s.scalars(select(Image).where(Image.status.in_(
                     ("saving", "uploading", "importing")))):
                 if row.status == "saving":
-                    # Its writer process is gone if no temp file of a live process remains.
+                    # Start-up: whoever was streaming its data is gone; it can be uploaded
+                    # again (a file committed just before the crash is simply replaced).
                     row.status = "queued"
                 elif row.status == "importing":
                     staged = self._has(row.id, "staging")
@@ -292,8 +293,16 @@ class ImageService:
                     row.status = "queued"
                     row.staged_size = row.staged_hash = None
                 row.updated_at = utcnow()
+            known = set(s.scalars(select(Image.id)))
+        # Data whose record is gone (a crash between deleting the record and the file).
+        for area in ("images", "staging"):
+            for image_id in self.store.list_ids(area):
+                if image_id not in known:
+                    self.store.delete(image_id, area)
+                    removed += 1
         if removed:
-            log.info("image store: removed %d partial upload(s) left by a crash", removed)
+            log.info("image store: removed %d partial or orphaned file(s) left by a crash",
+                     removed)
 
     def _has(self, image_id: str, area: str) -> bool:
         try:

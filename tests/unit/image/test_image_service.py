@@ -185,3 +185,24 @@ def test_filesystem_store_keeps_zero_blocks_sparse(tmp_path):
     w.commit()
     assert store.size("11111111-2222-3333-4444-666666666666") == 3 << 20
     assert store.sweep() == 0 and not list((tmp_path / "tmp").iterdir())
+
+
+def test_recover_after_a_crash(svc):
+    saving = new(svc)
+    data.begin_upload(svc, A, saving["id"])  # the process "dies" while streaming
+    staged = new(svc)
+    session = data.begin_upload(svc, A, staged["id"], area="staging")
+    asyncio.run(data.pump(_chunks(b"s" * 1000), session))
+    importing = data.start_import(svc, A, staged["id"], {"method": {"name": "glance-direct"}})
+    w = svc.store.writer("99999999-9999-9999-9999-999999999999")
+    w.write(b"orphan")
+    w.commit()  # data whose record is gone
+    svc.recover()
+    assert images.show(svc, A, saving["id"])["status"] == "queued"
+    assert images.show(svc, A, staged["id"])["status"] == "uploading"  # staged data kept
+    assert svc.show_task(ADMIN, importing)["status"] == "failure"
+    assert svc.store.list_ids("images") == []
+    assert svc.store.list_ids("staging") == [staged["id"]]
+    data.run_import(svc, data.start_import(svc, A, staged["id"],
+                                           {"method": {"name": "glance-direct"}}))
+    assert images.show(svc, A, staged["id"])["status"] == "active"
