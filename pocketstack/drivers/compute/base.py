@@ -163,6 +163,12 @@ class ComputeDriver(abc.ABC):
     def resize(self, spec: InstanceSpec) -> None:
         """Apply the new flavor (vcpus, memory, disk) in ``spec`` to the existing server."""
 
+    def purge(self) -> None:
+        """Remove every server this driver made on this machine (``down --purge``)."""
+        for res in self.list_hosts():
+            for server_id in self.list_instances(res.host):
+                self.destroy(res.host, server_id)
+
     def netns_pid(self, host: str, server_id: str) -> int | None:
         """A pid inside the server's network namespace, for plugging its ports; None if
         the server has no real network namespace."""

@@ -490,6 +490,14 @@ class ContainerDriver(ComputeDriver):
         self.cgroups.remove(server_id)
         shutil.rmtree(self._dir(server_id), ignore_errors=True)
 
+    def purge(self) -> None:
+        super().purge()
+        for d in {p.parent for p in self.cgroups.dirs("x")}:  # the cloud's cgroup parents
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
     def console_output(self, host: str, server_id: str, length: int | None = None) -> str:
         path = self._dir(server_id) / "console.log"
         if not path.exists():

@@ -144,6 +144,10 @@ class ComputeService:
             h.vcpus_used, h.memory_mb_used, h.local_gb_used, h.running_vms = (
                 int(v or 0), int(m or 0), int(d or 0), int(n or 0))
 
+    def purge(self) -> None:
+        """``pocketstack down --purge``: every server process, disk and cgroup of this cloud."""
+        self.driver.purge()
+
     async def start(self) -> None:
         await asyncio.to_thread(self.driver.init_host)
         requeued = await asyncio.to_thread(self.queue.recover)
