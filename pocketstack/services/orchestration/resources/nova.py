@@ -229,13 +229,27 @@ class Server(Resource):
             raise ResourceFailure(f"Error: resources.{self.rt.name}: server is "
                                   f"{srv.vm_state}, not active")
 
+    def _action(self, name: str, want: str) -> None:
+        """Nova's suspend/resume server action, then wait for the state it leads to."""
+        if not self.rt.physical_id:
+            return
+        if self._server().vm_state != want:
+            self.svc.actions_api.simple(self.rt.ctx, self.rt.physical_id, name)
+
+        def done() -> bool:
+            srv = self._server()
+            if srv.vm_state == "error":
+                raise ResourceFailure(f"Error: resources.{self.rt.name}: server went to "
+                                      f"ERROR during {name}")
+            return srv.vm_state == want and srv.task_state is None
+
+        self.wait_until(done, f"the server to {name}")
+
     def handle_suspend(self) -> None:
-        raise ResourceFailure(f"NotSupported: resources.{self.rt.name}: suspending servers "
-                              "through the orchestration service is not implemented")
+        self._action("suspend", "suspended")
 
     def handle_resume(self) -> None:
-        raise ResourceFailure(f"NotSupported: resources.{self.rt.name}: resuming servers "
-                              "through the orchestration service is not implemented")
+        self._action("resume", "active")
 
 
 class KeyPair(Resource):
