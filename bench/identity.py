@@ -16,6 +16,11 @@ same requests:
 - ceiling:  wrk against each server's trivial endpoint (pocketstack /healthcheck,
             Keystone GET /) — what this client can measure at all.
 
+Keystone runs with its cache on, and so does pocketstack (validated tokens and hot reads are
+cached for 2 s and dropped at any write in the process). A third server, pocketstack with
+``[identity] token_cache_seconds = 0`` (no caches at all), shows validate and project list
+when every request decrypts, queries and renders ("pocketstack_uncached").
+
 wrk runs one connection, one thread; rounds alternate the two servers so background load on
 the shared machine hits both alike; each metric is the median over the rounds.
 
@@ -161,7 +166,10 @@ class Keystone(Server):
 class Pocketstack(Server):
     name = "pocketstack"
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, cached: bool = True) -> None:
+        self.cached = cached
+        if not cached:
+            self.name = "pocketstack_uncached"
         self.port = port
         self.base = f"http://127.0.0.1:{port}/identity"
         self.trivial = f"http://127.0.0.1:{port}/healthcheck"
@@ -171,6 +179,8 @@ class Pocketstack(Server):
         data = self.workdir / "data"
         env = pocketstack_env(POCKETSTACK_IDENTITY__ADMIN_PASSWORD=PASSWORD,
                               POCKETSTACK_LOG_LEVEL="warning")
+        if not self.cached:  # no validated-token cache, no read cache: every request works
+            env["POCKETSTACK_IDENTITY__TOKEN_CACHE_SECONDS"] = "0"
         self.proc = subprocess.Popen(pocketstack_cmd(data, self.port), env=env, cwd=ROOT,
                                      stdout=open(self.workdir / "server.log", "ab"),
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -248,23 +258,23 @@ def audit_id() -> str:
     return urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-def clone_revocations(server: Server, count: int) -> int:
-    """Copy the newest revocation rows ``count`` times with fresh audit ids (see module doc)."""
+def revocation_rows(server: Server) -> tuple[str, list[str], list[tuple]]:
+    table = "revocation_event" if isinstance(server, Keystone) else "revoked_token"
     with sqlite3.connect(server.db_path(), timeout=60) as conn:
-        if isinstance(server, Keystone):
-            cols = [r[1] for r in conn.execute("PRAGMA table_info(revocation_event)")
-                    if r[1] != "id"]
-            last = conn.execute("SELECT max(revoked_at) FROM revocation_event").fetchone()[0]
-            rows = [dict(zip(cols, r)) for r in conn.execute(
-                f"SELECT {', '.join(cols)} FROM revocation_event WHERE revoked_at = ?", (last,))]
-            if not rows:
-                raise RuntimeError("keystone wrote no revocation rows")
-            table = "revocation_event"
-        else:
-            cols = [r[1] for r in conn.execute("PRAGMA table_info(revoked_token)")]
-            rows = [dict(zip(cols, r)) for r in conn.execute(
-                f"SELECT {', '.join(cols)} FROM revoked_token ORDER BY revoked_at DESC LIMIT 1")]
-            table = "revoked_token"
+        cols = [r[1] for r in conn.execute(f"PRAGMA table_info({table})") if r[1] != "id"]
+        rows = list(conn.execute(f"SELECT {', '.join(cols)} FROM {table}"))
+    return table, cols, rows
+
+
+def clone_revocations(server: Server, count: int, before: list[tuple]) -> int:
+    """Copy the rows one API revocation wrote (those not in ``before``) ``count`` times
+    with fresh audit ids (see the module doc)."""
+    table, cols, after = revocation_rows(server)
+    seen = set(before)
+    rows = [dict(zip(cols, r)) for r in after if r not in seen]
+    if not rows:
+        raise RuntimeError(f"{server.name} wrote no revocation rows")
+    with sqlite3.connect(server.db_path(), timeout=60) as conn:
         new = []
         for _ in range(count):
             aid = audit_id()
@@ -289,12 +299,16 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=5, help="uncached validations timed")
     ap.add_argument("--keystone-port", type=int, default=8869)
     ap.add_argument("--pocketstack-port", type=int, default=8868)
+    ap.add_argument("--uncached-port", type=int, default=8867,
+                    help="a second pocketstack with its caches off (0: skip it)")
     args = ap.parse_args()
-    for port in (args.keystone_port, args.pocketstack_port):
-        if not port_free(port):
+    for port in (args.keystone_port, args.pocketstack_port, args.uncached_port):
+        if port and not port_free(port):
             raise SystemExit(f"port {port} is busy")
 
     servers: list[Server] = [Keystone(args.keystone_port), Pocketstack(args.pocketstack_port)]
+    if args.uncached_port:
+        servers.append(Pocketstack(args.uncached_port, cached=False))
     result: dict[str, Any] = {"benchmark": "identity", "machine": machine(),
                               "client": "wrk -t1 -c1", "duration_s": args.duration,
                               "rounds": args.rounds}
@@ -308,9 +322,12 @@ def main() -> None:
         result["projects_listed"] = {s.name: tokens[s.name]["projects"] for s in servers}
         ops = {s.name: operations(s, tokens[s.name]) for s in servers}
         runs: dict[str, dict[str, list]] = {s.name: {op: [] for op in ops[s.name]} for s in servers}
+        uncached_ops = ("token_validate", "project_list")
         for rnd in range(args.rounds):
             for op in ops["pocketstack"]:
                 for server in (servers if rnd % 2 == 0 else list(reversed(servers))):
+                    if server.name == "pocketstack_uncached" and op not in uncached_ops:
+                        continue
                     spec = ops[server.name][op]
                     r = wrk(spec["url"], method=spec["method"], headers=spec["headers"],
                             body=spec.get("body"), duration=args.duration)
@@ -324,16 +341,22 @@ def main() -> None:
             per_op[op] = {"keystone": k, "pocketstack": p,
                           "ratio_req_per_s": round(p["req_per_s"] / k["req_per_s"], 1)
                           if k["req_per_s"] else None}
+            if runs.get("pocketstack_uncached", {}).get(op):
+                u = median_run(runs["pocketstack_uncached"][op])
+                per_op[op]["pocketstack_uncached"] = u
+                per_op[op]["ratio_uncached_req_per_s"] = round(
+                    u["req_per_s"] / k["req_per_s"], 1) if k["req_per_s"] else None
         result["operations"] = per_op
 
         log(f"revocations: timing uncached validation before and after {args.revocations}")
         rev: dict[str, Any] = {"revoked_tokens": args.revocations, "samples": args.samples}
-        for server in servers:
+        for server in servers[:2]:
             tk = tokens[server.name]
             before = uncached_validation_ms(server, tk["admin"], tk["subject"], args.samples)
             victim, _ = issue(server)
+            before_rows = revocation_rows(server)[2]
             revoke(server, tk["admin"], victim)
-            rows = clone_revocations(server, args.revocations - 1)
+            rows = clone_revocations(server, args.revocations - 1, before_rows)
             after = uncached_validation_ms(server, tk["admin"], tk["subject"], args.samples)
             rev[server.name] = {"validate_ms_no_events": before,
                                 "validate_ms_with_events": after, "rows_in_table": rows,

@@ -31,9 +31,15 @@ def register(svc: IdentityService, r: Routes) -> None:
 
     # -- tokens ---------------------------------------------------------------------------
     def token_response(info, status: int, nocatalog: bool) -> Response:  # noqa: ANN001
-        scoped = info.payload.scope_kind != "unscoped"
-        catalog = None if nocatalog or not scoped else svc.catalog((info.project or {}).get("id"))
-        return json(views.token(info, catalog), status, headers={"X-Subject-Token": info.token})
+        key = (nocatalog, svc.catalog_version)
+        body = info.rendered.get(key)
+        if body is None:
+            scoped = info.payload.scope_kind != "unscoped"
+            catalog = None if nocatalog or not scoped else svc.catalog(
+                (info.project or {}).get("id"))
+            body = info.rendered[key] = json(views.token(info, catalog)).body
+        return Response(body, status, headers={"X-Subject-Token": info.token},
+                        media_type="application/json")
 
     async def issue_token(req: Req) -> Response:
         body = await req.json()

@@ -50,6 +50,7 @@ class IdentityService:
         # while nothing was written; see api/readcache.py.
         self.read_cache = ReadCache(db, settings.identity.token_cache_seconds)
         self._catalog: list[dict[str, Any]] | None = None
+        self.catalog_version = 0  # bumped by catalog_changed(); keys rendered token bodies
         self._catalog_lock = threading.Lock()
         self.base = settings.base_url + "/identity"  # links in every body
         self.max_project_depth = 5  # keystone [DEFAULT] max_project_tree_depth
@@ -62,6 +63,7 @@ class IdentityService:
     def catalog_changed(self) -> None:
         with self._catalog_lock:
             self._catalog = None
+            self.catalog_version += 1
 
     # -- authentication -----------------------------------------------------------------
     def authenticate(self, auth: dict[str, Any]) -> TokenInfo:

@@ -85,6 +85,9 @@ class TokenInfo:
     app_cred: dict[str, Any] | None = None
     trust: dict[str, Any] | None = None  # OS-TRUST:trust of a trust-scoped token
     is_admin_project: bool = False
+    # Rendered response bodies by (nocatalog, catalog version): a cached TokenInfo never
+    # changes, so validating it again need not render it again.
+    rendered: dict[Any, bytes] = field(default_factory=dict, repr=False, compare=False)
 
 
 class TokenCodec:
