@@ -318,6 +318,7 @@ RULES: dict[str, Rule] = {
     "orchestration:resource:signal": ADMIN_OR_MEMBER,
     "orchestration:events:index": ADMIN_OR_READER,
     "orchestration:events:show": ADMIN_OR_READER,
+    "orchestration:services:index": ADMIN,
     "orchestration:resource_types:index": ANYONE,
     "orchestration:resource_types:show": ANYONE,
     "orchestration:resource_types:template": ANYONE,

@@ -292,6 +292,10 @@ def register(svc: OrchestrationService, r: Routes) -> None:
         return json(await run(svc.resource_template, req.ctx, req.params["type_name"],
                               req.query.get("template_type", "hot")))
 
+    async def services(req: Req) -> Response:
+        tenant(req)
+        return json({"services": await run(svc.services, req.ctx)})
+
     async def build_info(req: Req) -> Response:
         tenant(req)
         from pocketstack import __version__
@@ -377,6 +381,7 @@ def register(svc: OrchestrationService, r: Routes) -> None:
     r.get(t + "/resource_types/{type_name}", resource_type)
     r.get(t + "/resource_types/{type_name}/template", resource_type_template)
     r.get(t + "/build_info", build_info)
+    r.get(t + "/services", services)
     r.get(t + "/software_configs", sc_list)
     r.post(t + "/software_configs", sc_create)
     r.get(t + "/software_configs/{config_id}", sc_show)

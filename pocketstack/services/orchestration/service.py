@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -64,6 +65,10 @@ class OrchestrationService:
         self.settings = cloud.settings
         self.plugins = registry()
         self.engine = Engine(self)
+        self.engine_id = new_uuid()
+        from pocketstack.db.base import isotime
+
+        self.started_at = isotime(utcnow())
 
     def new_stack_id(self) -> str:
         return new_uuid()
@@ -222,8 +227,6 @@ class OrchestrationService:
         name = body.get("stack_name")
         if not isinstance(name, str) or not name:
             raise BadRequest("No stack name specified")
-        import re
-
         if not re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_.-]{0,254}", name):
             raise BadRequest(f'Invalid stack name {name} must contain only alphanumeric or '
                              '"_-." characters, must start with alpha and must be 255 '
@@ -875,9 +878,15 @@ class OrchestrationService:
     def resource_types(self, ctx: RequestContext, query: Any) -> list[Any]:
         policy.enforce(ctx, "orchestration:resource_types:index", {})
         names = sorted(n for n in self.plugins if not n.startswith("__"))
-        if query.get("type_name"):
-            pattern = query["type_name"]
-            names = [n for n in names if fnmatch.fnmatchcase(n, pattern) or pattern in n]
+        for key in ("type_name", "name"):
+            # Heat matches the name filter as a regular expression (search).
+            pattern = query.get(key)
+            if pattern:
+                try:
+                    rx = re.compile(pattern)
+                except re.error:
+                    raise BadRequest(f"Invalid resource type name filter: {pattern}") from None
+                names = [n for n in names if rx.search(n) or fnmatch.fnmatchcase(n, pattern)]
         if query.get("support_status"):
             names = [n for n in names
                      if self.plugins[n].support_status == query["support_status"]]
@@ -885,6 +894,20 @@ class OrchestrationService:
             return [{"resource_type": n, "description": self.plugins[n].description}
                     for n in names]
         return names
+
+    def services(self, ctx: RequestContext) -> list[dict[str, Any]]:
+        """heat-engine services (GET /services): this process's engine."""
+        import socket
+
+        from pocketstack.db.base import isotime
+
+        policy.enforce(ctx, "orchestration:services:index", {})
+        host = socket.gethostname()
+        now = isotime(utcnow())
+        return [{"id": self.engine_id, "engine_id": self.engine_id, "host": host,
+                 "hostname": host, "binary": "heat-engine", "topic": "engine",
+                 "report_interval": 60, "status": "up", "created_at": self.started_at,
+                 "updated_at": now, "deleted_at": None}]
 
     def plugin_of(self, type_name: str) -> Any:
         plugin = self.plugins.get(type_name)
