@@ -732,6 +732,10 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     proxies.register(svc, add, base)
     add("get", V + "/os-simple-tenant-usage/{project_id}", usage_show)
 
+    async def usage_no_project(req: Req, ver: APIVersion) -> Response:
+        raise NotFound("The resource could not be found.")
+    add("get", V + "/os-simple-tenant-usage/", usage_no_project)
+
     from pocketstack.services.compute import volume_attachments  # os-volume_attachments
 
     volume_attachments.register(svc, r)

@@ -207,9 +207,14 @@ class ServerActions:
         if srv.vm_state == "building" or not srv.host:
             raise Conflict(f"Instance {srv.id} is not ready (vm_state {srv.vm_state}).")
         try:
-            return self.svc.driver.console_output(srv.host, srv.id, length)
+            output = self.svc.driver.console_output(srv.host, srv.id, None)
         except Exception as exc:  # noqa: BLE001
             raise NotFound(f"Console log for instance {srv.id} is not available: {exc}") from None
+        if length is None:
+            return output
+        # Nova's tail: the last ``length`` pieces of output.split("\n") (a trailing newline
+        # makes the last piece empty, and it counts).
+        return "\n".join(output.split("\n")[-length:]) if length else ""
 
     def create_image(self, ctx: RequestContext, server_id: str, arg: Any) -> str:
         if not isinstance(arg, dict) or not isinstance(arg.get("name"), str) or not arg["name"].strip():

@@ -88,7 +88,7 @@ def check_tags(tags: Any) -> list[str]:
 
 
 def _int(value: Any, field: str, lo: int = 1) -> int:
-    if isinstance(value, bool):
+    if isinstance(value, (bool, float)):
         raise BadRequest(f"Invalid input for field/attribute {field}. Value: {value}.")
     try:
         n = int(value)
@@ -394,7 +394,8 @@ class Servers:
         all_tenants = "all_tenants" in query and query.get("all_tenants", "").lower() not in (
             "0", "false", "off", "no")
         project = query.get("project_id") or query.get("tenant_id")
-        if all_tenants or (project and ctx.is_admin):
+        # As Nova: tenant_id/project_id only mean something together with all_tenants.
+        if all_tenants:
             policy.enforce(ctx, "compute:server_list_all_tenants")
             if project:
                 q = q.where(Server.project_id == project)
