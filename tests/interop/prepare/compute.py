@@ -27,6 +27,26 @@ def _call(url: str, token: str | None = None, body: dict | None = None) -> tuple
         return json.loads(resp.read() or b"{}"), dict(resp.headers)
 
 
+def _alt_image(url: str, token: str, base: dict) -> str:
+    """A second bootable image (a copy of busybox), so the image filter tests have two."""
+    found, _ = _call(url + "/image/v2/images?name=busybox-alt", token)
+    if found.get("images"):
+        return found["images"][0]["id"]
+    req = urllib.request.Request(f"{url}/image/v2/images/{base['id']}/file",
+                                 headers={"X-Auth-Token": token})
+    with urllib.request.urlopen(req, timeout=120) as resp:
+        data = resp.read()
+    img, _ = _call(url + "/image/v2/images", token, {
+        "name": "busybox-alt", "disk_format": base["disk_format"],
+        "container_format": base["container_format"], "visibility": "public"})
+    put = urllib.request.Request(f"{url}/image/v2/images/{img['id']}/file", data=data,
+                                 method="PUT", headers={"X-Auth-Token": token,
+                                                        "Content-Type": "application/octet-stream"})
+    with urllib.request.urlopen(put, timeout=120):
+        pass
+    return img["id"]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
@@ -69,8 +89,9 @@ def main() -> int:
         },
     }
     if images.get("images"):
-        conf["compute"]["image_ref"] = images["images"][0]["id"]
-        conf["compute"]["image_ref_alt"] = images["images"][0]["id"]
+        base = images["images"][0]
+        conf["compute"]["image_ref"] = base["id"]
+        conf["compute"]["image_ref_alt"] = _alt_image(args.url, token, base)
     print(json.dumps(conf))
     return 0
 
