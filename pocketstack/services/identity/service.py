@@ -436,6 +436,9 @@ class IdentityService:
                     raise NotFound("The token's project domain is gone or disabled.")
                 info.project = {"id": project.id, "name": project.name,
                                 "domain": {"id": pdom.id, "name": pdom.name}}
+                # Keystone's [resource] admin_project_name/_domain_name as DevStack sets
+                # them: the bootstrap "admin" project of the default domain.
+                info.is_admin_project = project.name == "admin" and pdom.id == "default"
             elif payload.scope_kind == "domain":
                 dom = s.get(Project, payload.scope_id)
                 if dom is None or not dom.enabled:

@@ -32,6 +32,7 @@ def token(info: TokenInfo, catalog: list[dict[str, Any]] | None) -> dict[str, An
         body["system"] = {"all": True}
     if p.scope_kind != "unscoped":
         body["roles"] = info.roles
+    if info.project is not None:
         body["is_admin_project"] = info.is_admin_project
     if info.app_cred is not None:
         body["application_credential"] = info.app_cred

@@ -33,6 +33,7 @@ def _fault(r, status: int) -> str:
 def test_token_validate_check_revoke_and_scopes(ks, admin):
     status, tok, body = ks.token("admin", ks.cloud.password("admin"), "admin")
     assert status == 201 and body["token"]["project"]["name"] == "admin"
+    assert body["token"]["is_admin_project"] is True
     assert {r["name"] for r in body["token"]["roles"]} >= {"admin", "member", "reader"}
     r = ks.call("GET", "/auth/tokens?nocatalog", admin, headers={"X-Subject-Token": tok})
     assert r.status_code == 200 and "catalog" not in r.json()["token"]
@@ -135,8 +136,8 @@ def test_member_of_project_a_cannot_see_or_change_project_b(ks, admin):
     a_user, b_user = unique("user-a"), unique("user-b")
     pa, ua = ks.make_member(admin, a_proj, a_user, "pw-a-123")
     pb, ub = ks.make_member(admin, b_proj, b_user, "pw-b-123")
-    status, tok_a, _ = ks.token(a_user, "pw-a-123", a_proj)
-    assert status == 201
+    status, tok_a, body_a = ks.token(a_user, "pw-a-123", a_proj)
+    assert status == 201 and body_a["token"]["is_admin_project"] is False
     # own project: visible
     assert ks.call("GET", f"/projects/{pa}", tok_a).status_code == 200
     # the other project: not visible, not changeable, not deletable
