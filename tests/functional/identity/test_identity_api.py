@@ -236,3 +236,22 @@ def test_trust_scoped_tokens(ks, admin):
     for uid in (tor, tee):
         ks.call("DELETE", f"/users/{uid}", admin)
     ks.call("DELETE", f"/projects/{pid}", admin)
+
+
+def test_system_reader_reads_everything_and_changes_nothing(ks, admin):
+    name = unique("sysreader")
+    r = ks.call("POST", "/users", admin, {"user": {"name": name, "password": "pw-sys-1"}})
+    uid = r.json()["user"]["id"]
+    reader = ks.call("GET", "/roles?name=reader", admin).json()["roles"][0]["id"]
+    assert ks.call("PUT", f"/system/users/{uid}/roles/{reader}", admin).status_code == 204
+    _, unscoped, _ = ks.token(name, "pw-sys-1", scope="unscoped")
+    r = ks.call("POST", "/auth/tokens", None, {"auth": {
+        "identity": {"methods": ["token"], "token": {"id": unscoped}},
+        "scope": {"system": {"all": True}}}})
+    assert r.status_code == 201 and r.json()["token"]["system"] == {"all": True}
+    tok = r.headers["x-subject-token"]
+    for path in ("/projects", "/users", "/domains", "/groups", "/role_assignments"):
+        assert ks.call("GET", path, tok).status_code == 200, path
+    _fault(ks.call("POST", "/projects", tok, {"project": {"name": unique("nope")}}), 403)
+    _fault(ks.call("DELETE", f"/users/{uid}", tok), 403)
+    assert ks.call("DELETE", f"/users/{uid}", admin).status_code == 204
