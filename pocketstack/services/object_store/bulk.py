@@ -117,6 +117,8 @@ def _extract(req: "SwiftRequest", data: bytes, mode: str) -> tuple[int, list[lis
             path = member.name.lstrip("./")
             if req.container:
                 container, name = req.container, path
+                if req.obj:
+                    name = req.obj.rstrip("/") + "/" + path
             else:
                 container, _, name = path.partition("/")
             try:

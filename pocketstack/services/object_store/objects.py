@@ -130,6 +130,8 @@ async def handle(req: "SwiftRequest") -> Response:
             if crec is not None and is_static_web(crec):
                 return await static_object(req, crec)
         return await get(req)
+    if method == "PUT" and "extract-archive" in req.query:
+        return await bulk.extract_archive(req)  # into <container>/<obj>/...
     if method == "PUT":
         await authorize(req, True)
         if req.headers.get("x-copy-from"):

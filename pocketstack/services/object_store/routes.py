@@ -124,7 +124,7 @@ class SwiftApp:
         try:
             response = await self.dispatch(request, get_route_path(scope))
         except PocketError as err:
-            err.headers = {**err.headers, "X-Trans-Id": tx}
+            err.headers = {**err.headers, "X-Trans-Id": tx, **close_if_body(request)}
             raise
         response.headers["X-Trans-Id"] = tx
         response.headers.setdefault("X-Openstack-Request-Id", tx)
@@ -160,6 +160,15 @@ class SwiftApp:
         if container is not None:
             return await container_handle(req)
         return await account_handle(req)
+
+
+def close_if_body(request: Request) -> dict[str, str]:
+    """An error may be answered before the body was read (or a 100-continue client may
+    never send it): close the connection so unread bytes never become the next request."""
+    h = request.headers
+    if h.get("transfer-encoding") or h.get("content-length", "0") not in ("", "0"):
+        return {"Connection": "close"}
+    return {}
 
 
 # -- metadata headers -------------------------------------------------------------------

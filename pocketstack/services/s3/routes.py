@@ -25,10 +25,13 @@ from pocketstack.api.http import run
 from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, PocketError
 from pocketstack.services.object_store import auth as swift_auth
+from pocketstack.services.object_store.routes import close_if_body
 from pocketstack.services.object_store.names import check_container
 from pocketstack.services.s3 import objects, sigv4, views
 
+# Existing containers (made through Swift) may have looser names; new buckets follow S3.
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$", re.IGNORECASE)
+CREATE_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
 
 class NoSuchBucket(PocketError):
@@ -169,7 +172,11 @@ class S3App:
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         request = Request(scope, receive)
-        response = await self.dispatch(request, get_route_path(scope))
+        try:
+            response = await self.dispatch(request, get_route_path(scope))
+        except PocketError as err:
+            err.headers = {**err.headers, **close_if_body(request)}
+            raise
         response.headers.setdefault("x-amz-request-id", scope.get("pocket.request_id", ""))
         await response(scope, receive, send)
 
@@ -292,6 +299,8 @@ async def bucket_handle(req: S3Request) -> Response:
             raise PocketError("This operation is not implemented.", status=501,
                               kind="NotImplemented")
         check_container(req.bucket)
+        if not CREATE_BUCKET_RE.match(req.bucket) or ".." in req.bucket:
+            raise BadRequest("The specified bucket is not valid.", kind="InvalidBucketName")
         await req.body()
         if await run(store.find_container, req.account, req.bucket) is not None:
             raise Conflict("Your previous request to create the named bucket succeeded and "

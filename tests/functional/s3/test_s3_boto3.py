@@ -256,3 +256,23 @@ def test_s3_error_document(cloud, s3):
     assert herr.value.headers["Content-Type"] == "application/xml"
     body = herr.value.read().decode()
     assert "<Code>NoSuchKey</Code>" in body and "<Message>" in body
+
+
+def test_errors_before_the_body_keep_the_connection_usable(s3):
+    """An early error (bad part number, invalid bucket name) must not leave unread body
+    bytes on a kept-alive connection for the next request to trip over."""
+    b = unique("early")
+    s3.create_bucket(Bucket=b)
+    mp = s3.create_multipart_upload(Bucket=b, Key="k")
+    for _ in range(3):
+        with pytest.raises(ClientError) as err:
+            s3.upload_part(Bucket=b, Key="k", UploadId=mp["UploadId"], PartNumber=0,
+                           Body=b"x")
+        assert code(err) == "InvalidArgument"
+        with pytest.raises(ClientError) as err:
+            s3.get_object(Bucket="ps-nobucket-" + b[-8:], Key="k")
+        assert code(err) == "NoSuchBucket"
+    with pytest.raises(ClientError) as err:
+        s3.create_bucket(Bucket="Upper_Case")
+    assert code(err) == "InvalidBucketName"
+    s3.abort_multipart_upload(Bucket=b, Key="k", UploadId=mp["UploadId"])
