@@ -60,7 +60,7 @@ def usage(s: Session, project_id: str) -> dict[str, int]:
             used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + int(size)
     for type_id, count, size in s.execute(
             select(Volume.volume_type_id, func.count(), func.coalesce(func.sum(Snapshot.size), 0))
-            .join(Volume, Volume.id == Snapshot.volume_id)
+            .select_from(Snapshot).join(Volume, Volume.id == Snapshot.volume_id)
             .where(Snapshot.project_id == project_id, Snapshot.consumes_quota.is_(True))
             .group_by(Volume.volume_type_id)):
         used["snapshots"] += count
