@@ -138,6 +138,9 @@ class NetworkSettings:
     private_cidr: str = "10.0.0.0/26"
     dns_nameservers: str = ""
     host: str = ""  # binding host name for this node; default: the machine's hostname
+    # VXLAN tunnel endpoint of this host. Empty: one host, tenant networks are plain bridges
+    # (a VXLAN device per network only matters once several hosts share the segments).
+    vxlan_local_ip: str = ""
 
     def physnets(self) -> set[str]:
         return {p.strip() for p in self.physnets_allowed.split(",") if p.strip()}

@@ -72,6 +72,7 @@ class SecurityRule:
     port_min: int | None
     port_max: int | None
     remote_prefixes: list[str] | None  # None = anywhere; [] = nobody (empty remote group)
+    remote_group: str | None = None  # the group whose members remote_prefixes lists
 
 
 @dataclass
@@ -143,6 +144,9 @@ class Topology:
     routers: list[RouterSpec] = field(default_factory=list)
     dhcp: list[DhcpSpec] = field(default_factory=list)
     ports: list[PortSpec] = field(default_factory=list)
+    # security group id -> addresses of its members (for remote-group rules)
+    group_members: dict[str, list[str]] = field(default_factory=dict)
+    built_at: float = 0.0  # time.monotonic() when read from the database
 
 
 class NetworkDriver(abc.ABC):
@@ -158,6 +162,10 @@ class NetworkDriver(abc.ABC):
         this cloud's prefix. A failure on one object must not stop the others: it is
         reported in the returned list and retried on the next sync.
         """
+
+    def has_network(self, bridge: str) -> bool:
+        """Is the network's bridge in place (cheap; no full sync needed to plug a port)?"""
+        return False
 
     @abc.abstractmethod
     def plug_vif(self, port: PortSpec, netns_pid: int) -> None:

@@ -51,6 +51,9 @@ class FakeNetworkDriver(NetworkDriver):
                     self.state.rules[veth] = list(wanted[veth].rules)
             return []
 
+    def has_network(self, bridge: str) -> bool:
+        return bridge in self.state.bridges
+
     def plug_vif(self, port: PortSpec, netns_pid: int) -> None:
         with self._lock:
             self.state.vifs[port.veth] = (port, netns_pid)

@@ -162,7 +162,25 @@ def allocated(session: Session, subnet_id: str) -> set[str]:
                                .where(m.IPAllocation.subnet_id == subnet_id)))
 
 
+_HINTS: dict[str, int] = {}  # subnet -> last address handed out by this process (a guess)
+
+
+def _try_hint(session: Session, subnet: m.Subnet) -> str | None:
+    """Fast path: the address after the last one we handed out, checked by primary key."""
+    last = _HINTS.get(subnet.id)
+    if last is None:
+        return None
+    cls = ipaddress.IPv4Address if subnet.ip_version == 4 else ipaddress.IPv6Address
+    for a, b in _pool_ranges(subnet):
+        for v in range(max(a, last + 1), min(b, last + 16) + 1):
+            if session.get(m.IPAllocation, (subnet.id, str(cls(v)))) is None:
+                return str(cls(v))
+    return None
+
+
 def next_free(session: Session, subnet: m.Subnet, taken: set[str] | None = None) -> str | None:
+    if taken is None and (hint := _try_hint(session, subnet)) is not None:
+        return hint
     taken = allocated(session, subnet.id) if taken is None else taken
     cls = ipaddress.IPv4Address if subnet.ip_version == 4 else ipaddress.IPv6Address
     taken_int = {int(ipaddress.ip_address(t)) for t in taken}
@@ -210,6 +228,8 @@ def allocate(session: Session, subnet: m.Subnet, port: m.Port, ip: str | None,
     session.add(m.IPAllocation(subnet_id=subnet.id, ip_address=ip, port_id=port.id,
                                network_id=subnet.network_id))
     session.flush()
+    if not explicit:
+        _HINTS[subnet.id] = int(ipaddress.ip_address(ip))
     return ip
 
 

@@ -175,9 +175,10 @@ class Ports(Resource):
                     continue
                 if (sub.ip_version == 4 and picked_v4) or (sub.ip_version == 6 and picked_v6):
                     continue
-                if ipam.next_free(s, sub) is None:
+                free = ipam.next_free(s, sub)
+                if free is None:
                     continue
-                ipam.allocate(s, sub, port, None, explicit=False)
+                ipam.allocate(s, sub, port, free, explicit=False)
                 if sub.ip_version == 4:
                     picked_v4 = True
                 else:

@@ -124,6 +124,7 @@ class NetworkService:
             self._wake.wait()
             if self._stop.is_set():
                 return
+            self._stop.wait(0.05)  # coalesce a burst of API changes into one sync
             self._wake.clear()
             try:
                 self.reconcile_now()
@@ -286,10 +287,13 @@ class NetworkService:
 
     def plug_vif(self, port_id: str, netns_pid: int) -> None:
         """Give the server's network namespace (of process ``netns_pid``) eth0 on the port."""
-        self.reconcile_now()  # the bridge, DHCP server and router must exist first
         spec = self.topology.port_spec(port_id)
         if spec is None:
             raise NotFound(f"Port {port_id} could not be found.", kind="PortNotFound")
+        if not self.driver.has_network(spec.bridge):
+            self.reconcile_now()  # the bridge (and DHCP, router) must exist first
+        else:
+            self.changed()  # DHCP host entry, remote-group members: converge soon
         self.driver.plug_vif(spec, netns_pid)
         with self.db.write() as s:
             port = s.get(m.Port, port_id)

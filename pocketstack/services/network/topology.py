@@ -8,6 +8,7 @@ DHCP namespace ``<p>d<net>``, router/DHCP interface veths ``<p>i<port>``/``<p>q<
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -38,11 +39,37 @@ class TopologyBuilder:
         return self._assemble(nets, subnets, ports, allocs, routers, fips, groups, rules)
 
     def port_spec(self, port_id: str) -> PortSpec | None:
-        topo = self.build()
+        """One port's spec without reading the whole topology (the plug path is hot)."""
+        from sqlalchemy import String, cast, or_
+
+        with self.svc.db.read() as s:
+            port = s.get(m.Port, port_id)
+            if port is None:
+                return None
+            net = s.get(m.Network, port.network_id)
+            subnets = s.scalars(select(m.Subnet).where(
+                m.Subnet.network_id == port.network_id)).all()
+            groups = list(port.security_groups or [])
+            rules = s.scalars(select(m.SecurityGroupRule).where(
+                m.SecurityGroupRule.security_group_id.in_(groups))).all() if groups else []
+            remote = {r.remote_group_id for r in rules if r.remote_group_id}
+            members = []
+            if remote:
+                col = cast(m.Port.security_groups, String)
+                members = s.scalars(select(m.Port).where(
+                    or_(*[col.like(f'%"{g}"%') for g in remote]))).all()
+            ports = {port.id: port, **{x.id: x for x in members}}
+            allocs = s.scalars(select(m.IPAllocation).where(
+                m.IPAllocation.port_id.in_(list(ports)))).all()
+            sgs = s.scalars(select(m.SecurityGroup).where(
+                m.SecurityGroup.id.in_(groups))).all() if groups else []
+        topo = self._assemble([net] if net else [], subnets, list(ports.values()), allocs, [],
+                              [], sgs, rules, only={port_id})
         return next((p for p in topo.ports if p.id == port_id), None)
 
     def _assemble(self, nets: list, subnets: list, ports: list, allocs: list, routers: list,
-                  fips: list, groups: list, rules: list) -> Topology:
+                  fips: list, groups: list, rules: list, only: set[str] | None = None
+                  ) -> Topology:
         p = self.p
         mappings = self.svc.settings_net.mappings()
         subnet_by_id = {x.id: x for x in subnets}
@@ -70,7 +97,7 @@ class TopologyBuilder:
                               host_routes=list(x.host_routes),
                               ipv6_address_mode=x.ipv6_address_mode)
 
-        topo = Topology()
+        topo = Topology(built_at=time.monotonic())
         for n in nets:
             host_address = None
             if n.external and not mappings.get(n.physical_network or ""):
@@ -94,23 +121,30 @@ class TopologyBuilder:
         for r in rules:
             rules_by_group[r.security_group_id].append(r)
 
+        by_version: dict[tuple[str, int], list[str]] = {}
+        for group, addrs in members.items():
+            for a in addrs:
+                v = 6 if ":" in a else 4
+                by_version.setdefault((group, v), []).append(a)
+
         def port_rules(port: m.Port) -> list[SecurityRule]:
             out = []
             for sg in port.security_groups or []:
                 for r in rules_by_group.get(sg, []):
                     if r.remote_group_id:
                         version = 4 if r.ethertype == "IPv4" else 6
-                        remote = [ip for ip in members.get(r.remote_group_id, [])
-                                  if ipaddress.ip_network(ip, strict=False).version == version]
+                        remote = by_version.get((r.remote_group_id, version), [])
                     elif r.remote_ip_prefix:
                         remote = [r.remote_ip_prefix]
                     else:
                         remote = None
                     out.append(SecurityRule(direction=r.direction, ethertype=r.ethertype,
                                             protocol=r.protocol, port_min=r.port_range_min,
-                                            port_max=r.port_range_max, remote_prefixes=remote))
+                                            port_max=r.port_range_max, remote_prefixes=remote,
+                                            remote_group=r.remote_group_id))
             return out
 
+        topo.group_members = {k: list(dict.fromkeys(v)) for k, v in members.items()}
         routers_by_id = {r.id: r for r in routers}
         ifaces: dict[str, list] = defaultdict(list)
         dhcp_ports: dict[str, m.Port] = {}
@@ -123,7 +157,7 @@ class TopologyBuilder:
                 ifaces[port.device_id].append(port)
             elif port.device_owner == "network:dhcp":
                 dhcp_ports[port.network_id] = port
-            elif port.device_owner.startswith("compute:"):
+            elif port.device_owner.startswith("compute:") and (only is None or port.id in only):
                 v4 = next((subnet_by_id[a.subnet_id] for a in ips_by_port[port.id]
                            if subnet_by_id.get(a.subnet_id) and
                            subnet_by_id[a.subnet_id].ip_version == 4), None)

@@ -6,8 +6,8 @@
   interface is attached to it, tagged). The network bridge connects to it through a veth
   pair ``<p>t<net>``/``<p>u<net>`` whose trunk end carries the VLAN id untagged (PVID) —
   802.1Q tagging done by the bridge, so no 8021q module is needed.
-- vxlan: a VXLAN device ``<p>t<net>`` (the VNI) on the bridge, bound to loopback: one host,
-  and the segment id is real if more hosts join.
+- vxlan: with ``[network] vxlan_local_ip`` set, a VXLAN device ``<p>t<net>`` (the VNI) on
+  the bridge; on a single host (the default) the bridge alone is the segment.
 - external networks not mapped to a host interface get the host's address on the bridge
   (the subnet gateway, DevStack's 172.24.4.1) so floating IPs are reachable from the host.
 """
@@ -25,7 +25,7 @@ def trunk_name(prefix: str, physnet: str) -> str:
 
 
 def ensure_network(prefix: str, spec: NetworkSpec, existing: dict[str, dict],
-                   mappings: dict[str, str]) -> None:
+                   mappings: dict[str, str], vxlan_local_ip: str = "") -> None:
     br = spec.bridge
     idx = br[len(prefix) + 1:]
     if br not in existing:
@@ -61,11 +61,11 @@ def ensure_network(prefix: str, spec: NetworkSpec, existing: dict[str, dict],
             run(["bridge", "vlan", "del", "dev", b, "vid", "1"], check=False)
             run(["bridge", "vlan", "add", "dev", b, "vid", str(spec.segmentation_id), "pvid",
                  "untagged"])
-    elif spec.network_type == "vxlan" and spec.segmentation_id:
+    elif spec.network_type == "vxlan" and spec.segmentation_id and vxlan_local_ip:
         vx = f"{prefix}t{idx}"
         if vx not in existing:
             ip_batch([f"link add {vx} type vxlan id {spec.segmentation_id} dstport 4789 "
-                      "local 127.0.0.1 nolearning", f"link set {vx} mtu {spec.mtu}",
+                      f"local {vxlan_local_ip} nolearning", f"link set {vx} mtu {spec.mtu}",
                       f"link set {vx} master {br}", f"link set {vx} up"])
     if spec.host_address:
         have = addresses(br)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,14 @@ class LinuxNetworkDriver(NetworkDriver):
         os.chmod(self.dhcp_root, 0o755)
         os.chmod(self.dhcp_root.parent, 0o755)
         self.sg_table = f"{prefix}sg"
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # ports and security rules (the plug path)
+        self._l3_lock = threading.Lock()  # bridges, namespaces, DHCP (the sync path)
+        self._plugged_at: dict[str, float] = {}
         self._applied: dict[str, str] = {}  # object -> fingerprint of what we last applied
         self.vifs: dict[str, int] = self._load_vifs()
         self._specs: dict[str, PortSpec] = {}
+        self._members: dict[str, list[str]] = {}
+        self.host_mode = nftables.host_mode_available()
         self.metadata_handler: metadata.Handler | None = None
         self._metadata: metadata.MetadataServer | None = None
 
@@ -73,7 +78,7 @@ class LinuxNetworkDriver(NetworkDriver):
 
     # -- convergence ----------------------------------------------------------------------
     def sync(self, topology: Topology) -> list[str]:
-        with self._lock:
+        with self._l3_lock:
             return self._sync(topology)
 
     def _sync(self, topo: Topology) -> list[str]:
@@ -92,7 +97,8 @@ class LinuxNetworkDriver(NetworkDriver):
             if self._applied.get(key) == fp and n.bridge in root:
                 continue
             try:
-                bridges.ensure_network(p, n, root, self.mappings)
+                bridges.ensure_network(p, n, root, self.mappings,
+                                       self.settings.network.vxlan_local_ip)
                 self._applied[key] = fp
             except DriverError as exc:
                 errors.append(f"network {n.id}: {exc}")
@@ -115,12 +121,15 @@ class LinuxNetworkDriver(NetworkDriver):
         for d in topo.dhcp:
             wanted_ns.add(d.namespace)
             wanted_links.add(routers.host_end(d.device, p))
-            key, fp = f"dhcp:{d.namespace}", repr(d)
-            if self._applied.get(key) == fp and d.namespace in known_ns and \
-                    routers.host_end(d.device, p) in root and \
-                    dnsmasq.running_pid(dnsmasq.files(self.dhcp_root, d)) is not None:
-                continue
+            key = f"dhcp:{d.namespace}"
+            fp = repr((d.namespace, d.bridge, d.device, d.mac, d.ips, d.subnets, d.mtu,
+                       d.metadata))
             try:
+                if self._applied.get(key) == fp and d.namespace in known_ns and \
+                        routers.host_end(d.device, p) in root and \
+                        dnsmasq.running_pid(dnsmasq.files(self.dhcp_root, d)) is not None:
+                    dnsmasq.ensure(self.dhcp_root, d)  # host entries only: rewrite + SIGHUP
+                    continue
                 routers.ensure_ns(d.namespace, known_ns, forwarding=False)
                 ns_links = links(d.namespace)
                 from pocketstack.drivers.network.base import RouterInterfaceSpec
@@ -146,50 +155,62 @@ class LinuxNetworkDriver(NetworkDriver):
                 routers.delete_ns(ns)
                 self._applied.pop(f"router:{ns}", None)
                 self._applied.pop(f"dhcp:{ns}", None)
-        wanted_links |= {port.veth for port in topo.ports}
-        for name in links():
-            if self._ours(name) and name not in wanted_links:
-                ip("link", "del", name, check=False)
-                self._applied.pop(f"net:{name}", None)
-        for veth in list(self.vifs):
-            if veth not in {port.veth for port in topo.ports}:
-                del self.vifs[veth]
-        self._save_vifs()
-        try:
-            self._apply_security(topo.ports, force=False)
-        except DriverError as exc:
-            errors.append(f"security groups: {exc}")
+        with self._lock:
+            # a port plugged after this topology was read is not in it yet: keep it
+            fresh = {v for v, t in self._plugged_at.items() if t >= topo.built_at}
+            wanted_links |= {port.veth for port in topo.ports} | fresh
+            for name in links():
+                if self._ours(name) and name not in wanted_links:
+                    ip("link", "del", name, check=False)
+                    self._applied.pop(f"net:{name}", None)
+            for veth in list(self.vifs):
+                if veth not in wanted_links:
+                    del self.vifs[veth]
+                    self._plugged_at.pop(veth, None)
+            self._save_vifs()
+            self._members = topo.group_members
+            try:
+                known = {port.veth for port in topo.ports}
+                self._apply_security(topo.ports + [self._specs[v] for v in fresh
+                                                   if v in self._specs and v not in known],
+                                     force=False)
+            except DriverError as exc:
+                errors.append(f"security groups: {exc}")
         return errors
 
     # -- ports ----------------------------------------------------------------------------
+    def has_network(self, bridge: str) -> bool:
+        return os.path.exists(f"/sys/class/net/{bridge}")
+
     def plug_vif(self, port: PortSpec, netns_pid: int) -> None:
         if not pid_alive(netns_pid):
             raise DriverError(f"process {netns_pid} does not exist")
         guest = f"{self.prefix}g{port.veth[len(self.prefix) + 1:]}"
-        nsenter = ["nsenter", f"--net=/proc/{netns_pid}/ns/net"]
         with self._lock:
-            root = links()
-            if port.bridge not in root:
+            if not self.has_network(port.bridge):
                 raise DriverError(f"bridge {port.bridge} of network {port.network_id} is missing")
-            inside = run([*nsenter, "ip", "-j", "link", "show", "dev", "eth0"], check=False)
-            plugged = port.veth in root and self.vifs.get(port.veth) == netns_pid and \
-                port.mac in inside
-            if not plugged:
-                ip("link", "del", port.veth, check=False)
+            exists = os.path.exists(f"/sys/class/net/{port.veth}")
+            if not (exists and self.vifs.get(port.veth) == netns_pid):
+                if exists:
+                    ip("link", "del", port.veth, check=False)
                 try:
                     ip_batch([f"link add {port.veth} mtu {port.mtu} type veth peer name {guest} "
                               f"mtu {port.mtu}", f"link set {guest} netns {netns_pid}",
                               f"link set {port.veth} master {port.bridge}",
                               f"link set {port.veth} up"])
-                    run([*nsenter, "ip", "link", "set", guest, "name", "eth0", "address",
-                         port.mac, "up"])
-                    run([*nsenter, "ip", "link", "set", "lo", "up"])
+                    run(["nsenter", f"--net=/proc/{netns_pid}/ns/net", "ip", "-batch", "-"],
+                        input=f"link set {guest} name eth0\nlink set eth0 address {port.mac}\n"
+                              "link set eth0 up\nlink set lo up\n")
                 except DriverError:
                     ip("link", "del", port.veth, check=False)
                     raise
-            elif root[port.veth].get("master") != port.bridge:
-                ip("link", "set", port.veth, "master", port.bridge)
+            else:
+                master = os.path.basename(os.path.realpath(
+                    f"/sys/class/net/{port.veth}/master"))
+                if master != port.bridge:
+                    ip("link", "set", port.veth, "master", port.bridge)
             self.vifs[port.veth] = netns_pid
+            self._plugged_at[port.veth] = time.monotonic()
             self._save_vifs()
             self._applied.pop(f"sg:{port.veth}", None)
             self._apply_security([port], force=False, only=True)
@@ -198,17 +219,20 @@ class LinuxNetworkDriver(NetworkDriver):
         with self._lock:
             ip("link", "del", port.veth, check=False)
             self.vifs.pop(port.veth, None)
+            self._plugged_at.pop(port.veth, None)
             self._save_vifs()
             self._applied.pop(f"sg:{port.veth}", None)
+            self._specs.pop(port.veth, None)
+            self._apply_security([], force=False, only=True)
 
     def apply_security(self, ports: list[PortSpec]) -> None:
         with self._lock:
             self._apply_security(ports, force=True, only=True)
 
     def _apply_security(self, ports: list[PortSpec], force: bool, only: bool = False) -> None:
-        """Host anti-spoof table for every plugged port; namespace rules for ``ports``.
+        """Anti-spoofing for every plugged port, and the security group rules.
 
-        ``only``: ``ports`` is a subset (one port plugged, or an explicit update); otherwise
+        ``only``: ``ports`` is a subset (a port just plugged, an explicit update); otherwise
         it is the whole topology and replaces what we know.
         """
         if not only:
@@ -216,10 +240,19 @@ class LinuxNetworkDriver(NetworkDriver):
         else:
             self._specs.update({port.veth: port for port in ports})
         plugged = [port for veth, port in sorted(self._specs.items()) if veth in self.vifs]
-        text = nftables.spoof_ruleset(self.sg_table, plugged)
-        if force or self._applied.get("spoof") != text:
-            nftables.apply_host(self.sg_table, plugged)
-            self._applied["spoof"] = text
+        batch = ""
+        spoof = nftables.spoof_ruleset(self.sg_table, plugged)
+        if force or self._applied.get("spoof") != spoof:
+            batch += spoof
+        rules = nftables.host_ruleset(self.sg_table, plugged, self._members) \
+            if self.host_mode else ""
+        if self.host_mode and (force or self._applied.get("rules") != rules):
+            batch += rules
+        if batch:  # both tables in one atomic nft transaction
+            run(["nft", "-f", "-"], input=batch)
+            self._applied["spoof"], self._applied["rules"] = spoof, rules
+        if self.host_mode:
+            return
         for port in ports:
             if port.veth not in self.vifs:
                 continue
@@ -244,6 +277,7 @@ class LinuxNetworkDriver(NetworkDriver):
                 if self._ours(name):
                     ip("link", "del", name, check=False)
             nftables.delete_host(self.sg_table)
+            nftables.delete_host_rules(self.sg_table)
             self.vifs.clear()
             self._save_vifs()
             self._applied.clear()

@@ -1,7 +1,15 @@
 """Security groups in nftables.
 
-Two layers, because stateful filtering needs conntrack and bridged frames only get it with
-the ``nf_conntrack_bridge`` module (absent on many hosts):
+Stateful filtering needs conntrack. Where the host passes bridged IPv4/IPv6 through the IP
+hooks (br_netfilter, ``net.bridge.bridge-nf-call-iptables = 1``, as Neutron's linuxbridge
+agent requires), every port's rules live in ONE ``inet`` table on the host ("host mode"):
+a forward-hook chain dispatches on (address, bridge) through verdict maps to a chain per
+port, remote groups are named sets (a membership change rewrites a set, not N rulesets),
+and the whole table is replaced atomically by one ``nft -f``. Egress and ingress are two
+base chains (priorities 0 and 10) so traffic between two ports passes both ports' rules.
+
+Otherwise ("namespace mode") the same rules go into an ``inet`` table inside each server's
+network namespace. In both modes:
 - anti-spoofing on the host, stateless, in one ``bridge`` table for the whole cloud: a
   frame from a port must carry the port's MAC and one of its addresses (or an allowed
   address pair), and may not answer DHCP;
@@ -126,3 +134,88 @@ def apply_port(table: str, port: PortSpec, pid: int) -> None:
 
 def delete_host(table: str) -> None:
     run(["nft", "delete", "table", "bridge", table], check=False)
+
+
+def host_mode_available() -> bool:
+    try:
+        with open("/proc/sys/net/bridge/bridge-nf-call-iptables") as fh:
+            return fh.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def _set_name(group: str, version: int) -> str:
+    return f"m{version}_{group.replace('-', '')[:16]}"
+
+
+def _host_match(rule: SecurityRule) -> str | None:
+    if rule.remote_group:
+        version = 4 if rule.ethertype == "IPv4" else 6
+        plain = SecurityRule(rule.direction, rule.ethertype, rule.protocol, rule.port_min,
+                             rule.port_max, None)
+        base = _match(plain)
+        if base is None:
+            return None
+        addr = "ip" if version == 4 else "ip6"
+        direction = "saddr" if rule.direction == "ingress" else "daddr"
+        return base.replace(" accept", "").replace(
+            f"meta nfproto ipv{version}",
+            f"meta nfproto ipv{version} {addr} {direction} @{_set_name(rule.remote_group, version)}"
+        ) + " accept"
+    return _match(rule)
+
+
+def host_ruleset(table: str, ports: list[PortSpec], members: dict[str, list[str]]) -> str:
+    lines = [f"table inet {table} {{}}", f"delete table inet {table}", f"table inet {table} {{"]
+    used_groups = {r.remote_group for p in ports if p.port_security for r in p.rules
+                   if r.remote_group}
+    for group in sorted(used_groups):
+        addrs = members.get(group, [])
+        for version, typ in ((4, "ipv4_addr"), (6, "ipv6_addr")):
+            elems = sorted({a.split("/")[0] if "/" not in a or a.endswith(("/32", "/128"))
+                            else a for a in addrs
+                            if ipaddress.ip_network(a, strict=False).version == version})
+            lines.append(f"  set {_set_name(group, version)} {{ type {typ}; flags interval;"
+                         + (f" elements = {{ {', '.join(elems)} }};" if elems else "") + " }")
+    maps: dict[str, list[str]] = {"in4": [], "out4": [], "in6": [], "out6": []}
+    chains = []
+    for p in ports:
+        if not p.port_security:
+            continue
+        addrs = [a.split("/")[0] for a in p.ips] + [
+            x["ip_address"].split("/")[0] for x in p.allowed_address_pairs]
+        for addr in dict.fromkeys(addrs):
+            v = ipaddress.ip_address(addr).version
+            maps[f"in{v}"].append(f"{addr} . \"{p.bridge}\" : jump i_{p.veth}")
+            maps[f"out{v}"].append(f"{addr} . \"{p.bridge}\" : jump o_{p.veth}")
+        ingress = [m for r in p.rules if r.direction == "ingress" and (m := _host_match(r))]
+        egress = [m for r in p.rules if r.direction == "egress" and (m := _host_match(r))]
+        chains += [f"  chain i_{p.veth} {{", "    ct state established,related accept",
+                   "    ct state invalid drop", "    udp sport 67 udp dport 68 accept",
+                   "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, "
+                   "nd-router-advert, mld-listener-query } accept",
+                   *[f"    {m}" for m in ingress], "    drop", "  }"]
+        chains += [f"  chain o_{p.veth} {{", "    ct state established,related accept",
+                   "    ct state invalid drop", "    udp sport 68 udp dport 67 accept",
+                   *[f"    {m}" for m in egress], "    drop", "  }"]
+    for name, entries in maps.items():
+        typ = "ipv4_addr" if name.endswith("4") else "ipv6_addr"
+        lines.append(f"  map {name} {{ type {typ} . ifname : verdict;"
+                     + (f" elements = {{ {', '.join(entries)} }};" if entries else "") + " }")
+    lines += chains
+    lines += ["  chain egress_ports { type filter hook forward priority 0; policy accept;",
+              "    ip saddr . iifname vmap @out4", "    ip6 saddr . iifname vmap @out6", "  }",
+              "  chain ingress_ports { type filter hook forward priority 10; policy accept;",
+              "    ip daddr . oifname vmap @in4", "    ip6 daddr . oifname vmap @in6", "  }",
+              "}"]
+    return "\n".join(lines) + "\n"
+
+
+def apply_host_rules(table: str, ports: list[PortSpec], members: dict[str, list[str]]) -> str:
+    text = host_ruleset(table, ports, members)
+    run(["nft", "-f", "-"], input=text)
+    return text
+
+
+def delete_host_rules(table: str) -> None:
+    run(["nft", "delete", "table", "inet", table], check=False)
