@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from pocketstack import policy
 from pocketstack.api.http import Req, Routes, empty, json, run
-from pocketstack.errors import BadRequest, NotFound
+from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.compute import flavors, keypairs, microversions, server_groups, views
 from pocketstack.services.compute.microversions import APIVersion, fmt
 from pocketstack.services.compute.models import InstanceAction, InstanceActionEvent, Server
@@ -302,6 +302,10 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
             srv = await run(svc.servers.get, req.ctx, sid)
             full = ver.has("rebuild_returns_full")
             view = (await run(server_views, [srv], ver, req.ctx, full, not full))[0]
+            if not full and ver.at_least(2, 54):  # rebuild's own additions to the core view
+                view["key_name"] = srv.key_name
+            if not full and ver.at_least(2, 57):
+                view["user_data"] = srv.user_data
             view["adminPass"] = admin_pass or _password()
             return json({"server": view}, 202)
         elif name == "resize":
@@ -313,7 +317,8 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
             await run(acts.revert_resize, req.ctx, sid)
         elif name in ("forceDelete", "restore"):
             if name == "restore":
-                raise BadRequest("Instance is not soft-deleted (soft delete is not enabled).")
+                await run(svc.servers.get, req.ctx, sid)  # 404 first, as Nova
+                raise Conflict("Instance is not soft-deleted (soft delete is not enabled).")
             await run(svc.servers.delete, req.ctx, sid, True)
         elif name == "os-resetState":
             await run(acts.reset_state, req.ctx, sid, arg)

@@ -131,6 +131,10 @@ class ServerActions:
                 srv.description = arg["description"]
             if "user_data" in arg:
                 srv.user_data = arg["user_data"]
+            if "key_name" in arg:
+                srv.key_name = arg["key_name"]
+            if arg.get("OS-DCF:diskConfig") in ("AUTO", "MANUAL"):
+                srv.disk_config = arg["OS-DCF:diskConfig"]
             srv.image_id = image_id
             srv.image = {"id": image_id, "name": image.get("name"),
                          "properties": _image_props(image),
@@ -169,6 +173,8 @@ class ServerActions:
                           "disk": fl.root_gb, "ephemeral": fl.ephemeral_gb, "swap": fl.swap,
                           "extra_specs": dict(fl.extra_specs or {})}
             srv.flavor_id, srv.vcpus, srv.memory_mb = fl.id, fl.vcpus, fl.memory_mb
+            if arg.get("OS-DCF:diskConfig") in ("AUTO", "MANUAL"):
+                srv.disk_config = arg["OS-DCF:diskConfig"]
             srv.root_gb = max(root, srv.root_gb)
         self._begin(ctx, server_id, "resize", ("active", "stopped"), "resize_prep", "resize",
                     "resize", None, mutate)

@@ -106,7 +106,8 @@ def _networks(value: Any, ver: APIVersion) -> Any:
         if ver.has("networks_required"):
             raise BadRequest("Invalid input for field/attribute networks: is a required "
                              "property (a list, 'auto' or 'none')")
-        return "auto"
+        # Before 2.37 no networks meant "the project's network if it has one, else none".
+        return "legacy"
     if isinstance(value, str):
         if value in ("auto", "none") and ver.has("networks_required"):
             return value
@@ -263,6 +264,8 @@ class Servers:
             raise BadRequest("Invalid input for field/attribute security_groups: a list of "
                              "{\"name\": ...}")
         sg_names = list(dict.fromkeys(g["name"] for g in sgs)) or ["default"]
+        if sgs:
+            self._check_security_groups(ctx, sg_names)
         description = body.get("description")
         if description is not None and (not isinstance(description, str) or len(description) > 255):
             raise BadRequest("Invalid input for field/attribute description: at most 255 "
@@ -374,6 +377,21 @@ class Servers:
                 created.append(srv)
         self.svc.queue.kick()
         return created, admin_pass, reservation_id
+
+    def _check_security_groups(self, ctx: RequestContext, names: list[str]) -> None:
+        """Unknown security groups are the caller's mistake (400), not a build fault."""
+        net = self.svc.cloud.services.get("network")
+        groups_api = getattr(net, "security_groups", None)
+        if groups_api is None:
+            return
+        from starlette.datastructures import QueryParams
+
+        groups = groups_api.list(ctx, QueryParams(), "")["security_groups"]
+        known = {g["name"] for g in groups} | {g["id"] for g in groups}
+        for name in names:
+            if name != "default" and name not in known:
+                raise BadRequest(f"Security group {name} not found for project "
+                                 f"{ctx.project_id}.")
 
     def _image(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
         images = self.svc.cloud.services.get("image")

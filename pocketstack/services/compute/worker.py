@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
+from pocketstack.errors import PocketError
 from pocketstack.drivers.compute.base import (PAUSED, RUNNING, SHUTDOWN, SUSPENDED, InstanceSpec)
 from pocketstack.scheduler.host_state import RequestSpec
 from pocketstack.scheduler.manager import NoValidHost
@@ -238,8 +239,17 @@ class Worker:
         net = self.svc.cloud.services.get("network")
         ports: list = []
         if net is not None and srv.requested_networks != "none":
-            ports = net.allocate_for_server(self._ctx(srv), srv.id, srv.requested_networks,
-                                            list(srv.security_groups or []), srv.host)
+            requested = srv.requested_networks
+            try:
+                ports = net.allocate_for_server(self._ctx(srv), srv.id,
+                                                "auto" if requested == "legacy" else requested,
+                                                list(srv.security_groups or []), srv.host)
+            except PocketError as exc:
+                # Pre-2.37 requests without networks boot without a port when the project
+                # has no network (Nova did); anything else is a real failure.
+                if requested != "legacy" or "Unable to automatically allocate" not in exc.message:
+                    raise
+                ports = []
             with self.db.write() as s:
                 row = s.get(Server, srv.id)
                 if row is not None:
