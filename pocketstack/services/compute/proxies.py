@@ -113,6 +113,10 @@ def register(svc: Any, add: Any, base: str) -> None:  # noqa: C901
     add("delete", V + "/images/{image_id}", image_delete)
     add("get", V + "/images/{image_id}/metadata", image_metadata)
 
+    async def image_no_id(req: Req, ver: APIVersion) -> Response:
+        raise NotFound("The resource could not be found.")
+    add("delete", V + "/images/", image_no_id)
+
     # -- security groups ---------------------------------------------------------------------
     def network():  # noqa: ANN202
         net = svc.cloud.services.get("network")

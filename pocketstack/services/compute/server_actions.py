@@ -228,8 +228,11 @@ class ServerActions:
         if set(arg) - {"name", "metadata"}:
             raise BadRequest("Invalid input for field/attribute createImage")
         meta = arg.get("metadata") or {}
-        if not isinstance(meta, dict):
-            raise BadRequest("Invalid input for field/attribute metadata")
+        if not isinstance(meta, dict) or any(
+                not isinstance(k, str) or not 1 <= len(k) <= 255 or not isinstance(v, str)
+                or len(v) > 255 for k, v in meta.items()):
+            raise BadRequest("Invalid input for field/attribute metadata: keys of 1 to 255 "
+                             "characters, string values of at most 255")
         images = self.svc.cloud.services.get("image")
         if images is None:
             raise BadRequest("Snapshots need the image service, which this cloud does not run.")
