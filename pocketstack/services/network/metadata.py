@@ -65,9 +65,19 @@ class Metadata:
                 m.FloatingIP.port_id == port.id))
         if "compute" not in self.svc.cloud.services:
             return None
-        server = self.svc.cloud.services["compute"].metadata_for_server(port.device_id)
+        from pocketstack.errors import NotFound
+
+        try:
+            server = self.svc.cloud.services["compute"].metadata_for_server(port.device_id)
+        except NotFound:
+            return None
         if not server:
             return None
+        server = dict(server)
+        # compute gives {key_name: public key} as public_keys (or key_data / public_key)
+        if server.get("key_name") and not server.get("public_key"):
+            keys = server.get("public_keys") or {}
+            server["public_key"] = keys.get(server["key_name"]) or server.get("key_data") or ""
         nets = [{"ip": x["ip_address"], "subnet": subnets.get(x["subnet_id"]),
                  "mtu": net.mtu, "network_id": net.id, "floating_ip": fip} for x in ips]
         return server, port, nets

@@ -75,20 +75,22 @@ def test_seed003_provider_vlan_and_fixed_port(cloud):
                             "fa:16:3e:20:04:50", uid("p"))
         assert p["fixed_ips"][0]["ip_address"] == "10.20.4.50"
         assert p["mac_address"] == "fa:16:3e:20:04:50"
-        ports_before = len(cloud.openstack("port", "list", "--network", net))
-        for args in (["--fixed-ip", f"subnet={sub},ip-address=10.20.4.50"],  # duplicate IP
-                     ["--mac-address", "fa:16:3e:20:04:50"],  # duplicate MAC
-                     ["--fixed-ip", f"subnet={sub},ip-address=10.99.0.5"]):  # outside subnet
-            res = cloud.openstack("port", "create", "--network", net, *args, uid("bad"),
-                                  check=False)
-            assert res.returncode != 0 and ("409" in res.stderr or "400" in res.stderr)
-        assert len(cloud.openstack("port", "list", "--network", net)) == ports_before
-        # the same VLAN again, and a VLAN id out of range
-        for seg, code in (("204", "409"), ("4095", "400")):
-            res = cloud.openstack("network", "create", "--provider-network-type", "vlan",
-                                  "--provider-physical-network", "default",
-                                  "--provider-segment", seg, uid("vlanbad"), check=False)
-            assert res.returncode != 0 and code in res.stderr
+        conn = cloud.sdk()
+        net_id, sub_id = n["id"], p["fixed_ips"][0]["subnet_id"]
+        before = len(list(conn.network.ports(network_id=net_id)))
+        for body, code in (({"fixed_ips": [{"subnet_id": sub_id, "ip_address": "10.20.4.50"}]},
+                            409),  # duplicate IP
+                           ({"mac_address": "fa:16:3e:20:04:50"}, 409),  # duplicate MAC
+                           ({"fixed_ips": [{"subnet_id": sub_id, "ip_address": "10.99.0.5"}]},
+                            400)):  # outside the subnet
+            res = conn.network.post("/ports", json={"port": {"network_id": net_id, **body}})
+            assert res.status_code == code, res.text
+        assert len(list(conn.network.ports(network_id=net_id))) == before
+        for seg, code in ((204, 409), (4095, 400)):  # the same VLAN again; out of range
+            res = conn.network.post("/networks", json={"network": {
+                "name": uid("vlanbad"), "provider:network_type": "vlan",
+                "provider:physical_network": "default", "provider:segmentation_id": seg}})
+            assert res.status_code == code, res.text
         res = cloud.openstack("network", "delete", net, check=False)
         assert res.returncode != 0  # a port is in use
         cloud.openstack("port", "delete", p["id"], parse=False)
@@ -123,65 +125,64 @@ def test_seed002_second_external_flat_network(cloud):
 
 
 def test_floating_ip_lifecycle_and_bad_input(cloud):
-    net, sub, sub2, rtr = uid("fnet"), uid("fsub"), uid("fsub2"), uid("frtr")
-    cloud.openstack("network", "create", net)
-    cloud.openstack("subnet", "create", "--network", net, "--subnet-range", "10.77.0.0/24", sub)
-    cloud.openstack("subnet", "create", "--network", net, "--subnet-range", "10.78.0.0/24", sub2)
-    other = uid("onet")
-    cloud.openstack("network", "create", other)
-    cloud.openstack("subnet", "create", "--network", other, "--subnet-range", "10.77.0.0/25",
-                    uid("osub"))
+    conn = cloud.sdk()
+    net = conn.network.create_network(name=uid("fnet"))
+    sub = conn.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.77.0.0/24")
+    other = conn.network.create_network(name=uid("onet"))
+    osub = conn.network.create_subnet(network_id=other.id, ip_version=4, cidr="10.77.0.0/25")
+    rtr = uid("frtr")
     cloud.openstack("router", "create", rtr)
     try:
         cloud.openstack("router", "set", "--external-gateway", "public", rtr, parse=False)
-        cloud.openstack("router", "add", "subnet", rtr, sub, parse=False)
+        cloud.openstack("router", "add", "subnet", rtr, sub.id, parse=False)
+        router = conn.network.find_router(rtr)
         # overlapping CIDRs on one router: 400, the router unchanged
-        res = cloud.openstack("router", "add", "subnet", rtr, f"{other}", check=False)
-        osub = cloud.openstack("subnet", "list", "--network", other)[0]["ID"]
-        res = cloud.openstack("router", "add", "subnet", rtr, osub, check=False)
-        assert res.returncode != 0 and "overlaps" in res.stderr
-        port = cloud.openstack("port", "create", "--network", net, "--fixed-ip",
-                               f"subnet={sub}", uid("fport"))
-        fip = cloud.openstack("floating", "ip", "create", "--port", port["id"], "public")
-        assert fip["port_id"] == port["id"] and fip["router_id"]
-        assert fip["fixed_ip_address"] == port["fixed_ips"][0]["ip_address"]
-        # a floating IP from a non-external network: 400
-        res = cloud.openstack("floating", "ip", "create", net, check=False)
-        assert res.returncode != 0 and "not a valid external network" in res.stderr
+        res = conn.network.put(f"/routers/{router.id}/add_router_interface",
+                               json={"subnet_id": osub.id})
+        assert res.status_code == 400 and "overlaps" in res.text
+        assert len(list(conn.network.ports(device_id=router.id,
+                                           device_owner="network:router_interface"))) == 1
+        port = conn.network.create_port(network_id=net.id)
+        fip = cloud.openstack("floating", "ip", "create", "--port", port.id, "public")
+        assert fip["port_id"] == port.id and fip["router_id"] == router.id
+        assert fip["fixed_ip_address"] == port.fixed_ips[0]["ip_address"]
+        # a floating IP from a non-external network: 400, nothing made
+        res = conn.network.post("/floatingips", json={"floatingip": {
+            "floating_network_id": net.id}})
+        assert res.status_code == 400 and "not a valid external network" in res.text
         # the router interface is needed by the floating IP: 409
-        res = cloud.openstack("router", "remove", "subnet", rtr, sub, check=False)
-        assert res.returncode != 0
+        res = conn.network.put(f"/routers/{router.id}/remove_router_interface",
+                               json={"subnet_id": sub.id})
+        assert res.status_code == 409
         cloud.openstack("floating", "ip", "unset", "--port", fip["id"], parse=False)
-        assert cloud.openstack("floating", "ip", "show", fip["id"])["port_id"] is None
-        cloud.openstack("floating", "ip", "set", "--port", port["id"], fip["id"], parse=False)
-        cloud.openstack("port", "delete", port["id"], parse=False)  # disassociates
-        assert cloud.openstack("floating", "ip", "show", fip["id"])["port_id"] is None
-        cloud.openstack("floating", "ip", "delete", fip["id"], parse=False)
-        cloud.openstack("router", "remove", "subnet", rtr, sub, parse=False)
+        assert conn.network.get_ip(fip["id"]).port_id is None
+        conn.network.update_ip(fip["id"], port_id=port.id)
+        conn.network.delete_port(port)  # disassociates
+        assert conn.network.get_ip(fip["id"]).port_id is None
+        conn.network.delete_ip(fip["id"])
+        cloud.openstack("router", "remove", "subnet", rtr, sub.id, parse=False)
     finally:
         cloud.openstack("router", "delete", rtr, parse=False, check=False)
-        cloud.openstack("network", "delete", net, other, parse=False, check=False)
+        conn.network.delete_network(net, ignore_missing=True)
+        conn.network.delete_network(other, ignore_missing=True)
 
 
 def test_projects_are_isolated_and_rbac_shares_one(cloud):
-    net = uid("secret")
-    n = cloud.openstack("network", "create", net)
+    admin, demo = cloud.sdk(), cloud.sdk("demo")
+    net = admin.network.create_network(name=uid("secret"))
     try:
-        demo_nets = {x["ID"] for x in cloud.openstack("network", "list", user="demo")}
-        assert n["id"] not in demo_nets
-        res = cloud.openstack("network", "show", n["id"], user="demo", check=False)
-        assert res.returncode != 0
-        res = cloud.openstack("port", "create", "--network", n["id"], uid("x"), user="demo",
-                              check=False)
-        assert res.returncode != 0
+        assert net.id not in {n.id for n in demo.network.networks()}
+        assert demo.network.get(f"/networks/{net.id}").status_code == 404
+        res = demo.network.post("/ports", json={"port": {"network_id": net.id}})
+        assert res.status_code == 404
         demo_project = cloud.openstack("project", "show", "demo")["id"]
         rbac = cloud.openstack("network", "rbac", "create", "--type", "network", "--action",
-                               "access_as_shared", "--target-project", demo_project, net)
-        assert n["id"] in {x["ID"] for x in cloud.openstack("network", "list", user="demo")}
-        cloud.openstack("network", "rbac", "delete", rbac["id"], parse=False)
-        assert n["id"] not in {x["ID"] for x in cloud.openstack("network", "list", user="demo")}
+                               "access_as_shared", "--target-project", demo_project, net.id)
+        assert net.id in {n.id for n in demo.network.networks()}
+        admin.network.delete_rbac_policy(rbac["id"])
+        assert net.id not in {n.id for n in demo.network.networks()}
     finally:
-        cloud.openstack("network", "delete", net, parse=False, check=False)
+        admin.network.delete_network(net, ignore_missing=True)
 
 
 def test_seed004_metering_labels(cloud):
@@ -220,21 +221,3 @@ def test_sdk_filters_fields_sort_paging_tags(cloud):
     finally:
         for n in nets:
             conn.network.delete_network(n)
-
-
-def test_server_port_interface_in_process_contract(cloud):
-    """The interface compute calls, through a port the way compute creates one (CLI)."""
-    # The in-process interface is unit-tested; here: the device_owner/device_id shape
-    net = uid("srv")
-    cloud.openstack("network", "create", net)
-    try:
-        cloud.openstack("subnet", "create", "--network", net, "--subnet-range",
-                        "10.66.0.0/24", uid("srvsub"))
-        p = cloud.openstack("port", "create", "--network", net, "--device-owner",
-                            "compute:nova", "--device", "srv-1", uid("srvport"))
-        shown = cloud.openstack("port", "list", "--device-id", "srv-1")
-        assert [x["ID"] for x in shown] == [p["id"]]
-        cloud.openstack("port", "delete", p["id"], parse=False)
-    finally:
-        cloud.openstack("network", "delete", net, parse=False, check=False)
-    assert json.dumps(p)
