@@ -22,9 +22,14 @@ resources:
 
 
 @pytest.mark.sqlite_only  # starts its own SQLite cloud; running it twice proves nothing more
+# Only OS::Heat resources here: fake drivers keep this second cloud off the host's network.
+FAKE = {"POCKETSTACK_NETWORK__DRIVER": "fake", "POCKETSTACK_COMPUTE__DRIVER": "fake",
+        "POCKETSTACK_VOLUME__DRIVER": "fake"}
+
+
 def test_in_flight_stack_fails_after_restart(tmp_path):
     data = tmp_path / "data"
-    live = LiveCloud(data).start()
+    live = LiveCloud(data, extra_env=FAKE).start()
     try:
         live.openstack("stack", "create", "-t", write(tmp_path, "slow.yaml", TEMPLATE),
                        "ps-heat-restart")
@@ -36,7 +41,7 @@ def test_in_flight_stack_fails_after_restart(tmp_path):
             assert time.monotonic() < deadline, res
             time.sleep(0.3)
         live.stop(kill=True)
-        live = LiveCloud(data, port=live.port).start()
+        live = LiveCloud(data, port=live.port, extra_env=FAKE).start()
         info = wait_status(live, "ps-heat-restart", "CREATE_FAILED")
         assert info["stack_status_reason"] == "Engine went down during stack CREATE"
         res = live.openstack("stack", "resource", "show", "ps-heat-restart", "slow")
