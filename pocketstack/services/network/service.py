@@ -98,6 +98,7 @@ class NetworkService:
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()
         self.sync_errors: list[str] = []
+        self._driver = make_driver(self.settings, cloud.degraded)  # early: the ready line
 
     # -- driver and reconciler ------------------------------------------------------------
     @property

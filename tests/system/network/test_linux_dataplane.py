@@ -180,3 +180,21 @@ def test_metadata_returns_key_and_user_data(linux_cloud, make_server, monkeypatc
                               f"{base}/openstack/latest/network_data.json").stdout)
     assert nd["links"][0]["ethernet_mac_address"] == server.port["mac_address"]
     svc.deallocate_for_server(RequestContext.internal(), server.id)
+
+
+def test_restart_rebuilds_missing_and_removes_unwanted(linux_cloud):
+    svc = linux_cloud.services["network"]
+    ctx = project_ctx(uid("pf"))
+    net, _, _ = topology(svc, ctx, "10.50.6.0/24", router=False)
+    svc.reconcile_now()
+    bridge = next(n.bridge for n in svc.topology.build().networks if n.id == net["id"])
+    stray = f"{svc.prefix}n99999"
+    subprocess.run(["ip", "link", "del", bridge], check=True)  # lost (e.g. a host reboot)
+    subprocess.run(["ip", "link", "add", stray, "type", "bridge"], check=True)  # unwanted
+    try:
+        svc.driver._applied.clear()  # a fresh process knows nothing, like after a restart
+        assert svc.reconcile_now() == []
+        links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+        assert f" {bridge}:" in links and f" {stray}:" not in links
+    finally:
+        subprocess.run(["ip", "link", "del", stray], capture_output=True)
