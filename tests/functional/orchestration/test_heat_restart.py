@@ -21,12 +21,12 @@ resources:
 """
 
 
-@pytest.mark.sqlite_only  # starts its own SQLite cloud; running it twice proves nothing more
 # Only OS::Heat resources here: fake drivers keep this second cloud off the host's network.
 FAKE = {"POCKETSTACK_NETWORK__DRIVER": "fake", "POCKETSTACK_COMPUTE__DRIVER": "fake",
         "POCKETSTACK_VOLUME__DRIVER": "fake"}
 
 
+@pytest.mark.sqlite_only  # starts its own SQLite cloud; running it twice proves nothing more
 def test_in_flight_stack_fails_after_restart(tmp_path):
     data = tmp_path / "data"
     live = LiveCloud(data, extra_env=FAKE).start()
