@@ -198,3 +198,39 @@ def test_restart_rebuilds_missing_and_removes_unwanted(linux_cloud):
         assert f" {bridge}:" in links and f" {stray}:" not in links
     finally:
         subprocess.run(["ip", "link", "del", stray], capture_output=True)
+
+
+def test_namespace_mode_security_groups(linux_cloud, make_server):
+    """Hosts without br_netfilter keep the rules in each server's namespace (stateful)."""
+    from pocketstack.drivers.network.linux import nftables
+
+    svc = linux_cloud.services["network"]
+    driver = svc.driver
+    saved = driver.host_mode
+    driver.host_mode = False
+    nftables.delete_host_rules(driver.sg_table)
+    driver._applied.clear()
+    try:
+        ctx = project_ctx(uid("pg"))
+        net, _, _ = topology(svc, ctx, "10.50.7.0/24", router=False)
+        sg = svc.security_groups.create(ctx, {"name": uid("ns")})
+        client = boot(svc, ctx, make_server, net["id"])
+        target = boot(svc, ctx, make_server, net["id"], sgs=[sg["id"]])
+        assert client.ip == client.port["fixed_ips"][0]["ip_address"]
+        assert not client.ping(target.ip)
+        rule = svc.security_group_rules.create(ctx, {"security_group_id": sg["id"],
+                                                     "direction": "ingress",
+                                                     "protocol": "icmp"})
+        svc.reconcile_now()
+        assert client.ping(target.ip)
+        # the client is in the default group: ingress only from its members
+        assert not target.ping(client.ip)
+        svc.security_group_rules.delete(ctx, rule["id"])
+        svc.reconcile_now()
+        assert not client.ping(target.ip)
+        for s in (client, target):
+            svc.deallocate_for_server(RequestContext.internal(), s.id)
+    finally:
+        driver.host_mode = saved
+        driver._applied.clear()
+        svc.reconcile_now()
