@@ -157,6 +157,22 @@ def volumes_attached(svc: Any, server_ids: list[str],
     return out
 
 
+def volume_extended(svc: Any, server_id: str, volume_id: str) -> None:
+    """Cinder's "volume-extended" event: record Nova's extend_volume instance action. The
+    guest already sees the new size (the host device was resized in place)."""
+    from pocketstack.services.compute import actions
+    from pocketstack.services.compute.models import Server
+
+    with svc.db.write() as s:
+        srv = s.get(Server, server_id)
+        if srv is None or srv.deleted:
+            return
+        actions.record(s, srv, "extend_volume", RequestContext.internal(srv.project_id))
+        host = srv.host
+    with actions.event(svc.db, server_id, "extend_volume", "compute_extend_volume", host):
+        pass
+
+
 def server_deleted(svc: Any, server_id: str) -> None:
     """Called when a server is destroyed: release its volumes (delete_on_termination)."""
     vol = svc.cloud.services.get("volume")
@@ -205,6 +221,10 @@ def register(svc: Any, r: Routes) -> None:
         return empty(202)
 
     register_proxy(svc, r)
+    vol = svc.cloud.services.get("volume")
+    if vol is not None and hasattr(vol, "extend_listeners"):
+        vol.extend_listeners.append(lambda server_id, volume_id, size:
+                                    volume_extended(svc, server_id, volume_id))
     add("get", base, index)
     add("post", base, create)
     add("get", base + "/{volume_id}", show)

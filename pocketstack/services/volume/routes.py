@@ -150,7 +150,7 @@ def register(svc: VolumeService, r: Routes) -> None:
         ctx = req.ctx
         if action == "os-extend":
             new_size = body.get("new_size") if isinstance(body, dict) else None
-            await run(volumes.extend, svc, ctx, vid, new_size)
+            await run(volumes.extend, svc, ctx, vid, new_size, mv >= (3, 42))
             return empty(202)
         if action == "os-set_bootable":
             if not isinstance(body, dict) or "bootable" not in body:

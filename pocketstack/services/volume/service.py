@@ -50,6 +50,9 @@ class VolumeService:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._inflight: set[tuple[str, str]] = set()
+        # Cinder -> Nova external events ("volume-extended"): compute subscribes
+        # fn(server_id, volume_id, new_size) and is told when an attached volume grew.
+        self.extend_listeners: list[Any] = []
 
     @property
     def pool_host(self) -> str:

@@ -363,12 +363,14 @@ def run_delete(svc, volume_id: str) -> None:  # noqa: ANN001
 
 
 # -- actions ------------------------------------------------------------------------------
-def extend(svc, ctx: RequestContext, volume_id: str, new_size: Any) -> None:  # noqa: ANN001
+def extend(svc, ctx: RequestContext, volume_id: str, new_size: Any,  # noqa: ANN001
+           online: bool = True) -> None:
+    """``online``: the request's microversion allows extending an in-use volume (3.42)."""
     size = parse_size(new_size, "new_size")
     assert size is not None
     with svc.db.write() as s:
         vol = load(s, ctx, volume_id, action="extend")
-        attached = vol.status == "in-use"
+        attached = vol.status == "in-use" and online
         if vol.status != "available" and not attached:
             raise BadRequest(f"Invalid volume: Volume {volume_id} status must be available "
                              f"or in-use to extend, but current status is: {vol.status}.")
@@ -390,6 +392,8 @@ def run_extend(svc, volume_id: str) -> None:  # noqa: ANN001
             return
         task = dict(vol.task or {})
         live = any(a.attach_status == "attached" for a in vol.attachments)
+        servers = [a.instance_uuid for a in vol.attachments
+                   if a.attach_status == "attached" and a.instance_uuid]
     new_size = int(task.get("new_size", 0))
     back = "in-use" if live else "available"
     try:
@@ -398,6 +402,12 @@ def run_extend(svc, volume_id: str) -> None:  # noqa: ANN001
         _finish(svc, volume_id, "error_extending", str(exc))
         return
     _finish(svc, volume_id, back, size=new_size)
+    for server_id in servers:  # Nova's "volume-extended" external event
+        for listener in list(svc.extend_listeners):
+            try:
+                listener(server_id, volume_id, new_size)
+            except Exception:  # noqa: BLE001 - the extend itself succeeded
+                log.exception("volume-extended event for server %s failed", server_id)
 
 
 def set_bootable(svc, ctx: RequestContext, volume_id: str, value: Any) -> None:  # noqa: ANN001
