@@ -1,19 +1,19 @@
 """Object storage side by side: pocketstack's S3 API and moto's S3 server (moto[server]),
 started here in the same run, driven by the same client. JSON on stdout.
 
-- small_put / small_get: 4 KiB objects through presigned URLs (so wrk needs no signing
-  code; pocketstack still verifies every SigV4 signature, moto verifies none), wrk with
-  --connections connections rotating over --keys keys. req/s, p50/p99.
+- small_put_c<N> / small_get_c<N>: 4 KiB objects through presigned URLs (so wrk needs no
+  signing code; pocketstack still verifies every SigV4 signature, moto verifies none), wrk
+  with N connections (each of --connections) rotating over --keys keys. req/s, p50/p99.
 - large_put / large_get: one 64 MiB object over a presigned URL with http.client,
   MiB/s (median of --rounds).
-- swift_small_put / swift_small_get: the same small objects through pocketstack's Swift API
-  (X-Auth-Token), which has no peer here.
+- swift_small_put_c<N> / swift_small_get_c<N>: the same small objects through
+  pocketstack's Swift API (X-Auth-Token), which has no peer here.
 - ceiling: wrk against pocketstack's /healthcheck (the framework's floor per request).
 
 pocketstack makes every write durable (fsync of file and directory) before answering;
 moto keeps objects in memory. Rounds alternate the two servers.
 
-    python bench/object.py [--duration 5] [--rounds 3] [--connections 8]
+    python bench/object.py [--duration 5] [--rounds 3] [--connections 8,32]
 """
 
 from __future__ import annotations
@@ -164,9 +164,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--connections", default="8,32",
+                    help="wrk connection counts for the small-object runs (comma list)")
     ap.add_argument("--keys", type=int, default=200)
     args = ap.parse_args()
+    conns = [int(c) for c in str(args.connections).split(",")]
     for port in (PS_PORT, MOTO_PORT):
         if not port_free(port):
             raise SystemExit(f"port {port} is busy")
@@ -198,21 +200,23 @@ def main() -> None:
         conn.close()
         presigned = {t.name: {m: [t.presign(m, k) for k in keys] for m in ("GET", "PUT")}
                      for t in targets}
-        runs: dict[str, dict[str, list]] = {t.name: {"small_put": [], "small_get": [],
-                                                     "large_put": [], "large_get": []}
-                                            for t in targets}
-        swift_runs: dict[str, list] = {"swift_small_put": [], "swift_small_get": []}
+        small_ops = [f"small_{op}_c{c}" for c in conns for op in ("put", "get")]
+        runs: dict[str, dict[str, list]] = {
+            t.name: {**{op: [] for op in small_ops}, "large_put": [], "large_get": []}
+            for t in targets}
+        swift_runs: dict[str, list] = {f"swift_{op}": [] for op in small_ops}
         ceiling = []
         big = os.urandom(LARGE)
         for rnd in range(args.rounds):
             log(f"round {rnd + 1}/{args.rounds}")
             for t in targets:
                 p = presigned[t.name]
-                runs[t.name]["small_put"].append(wrk_rotating(
-                    t.base, "PUT", p["PUT"], small, {"Content-Length": str(SMALL)},
-                    args.duration, args.connections))
-                runs[t.name]["small_get"].append(wrk_rotating(
-                    t.base, "GET", p["GET"], None, {}, args.duration, args.connections))
+                for c in conns:
+                    runs[t.name][f"small_put_c{c}"].append(wrk_rotating(
+                        t.base, "PUT", p["PUT"], small, {"Content-Length": str(SMALL)},
+                        args.duration, c))
+                    runs[t.name][f"small_get_c{c}"].append(wrk_rotating(
+                        t.base, "GET", p["GET"], None, {}, args.duration, c))
                 put_url = t.base + t.presign("PUT", "large")
                 secs = transfer(put_url, "PUT", big)
                 runs[t.name]["large_put"].append({"mib_per_s": round(64 / secs, 1),
@@ -222,23 +226,24 @@ def main() -> None:
                                                   "seconds": round(secs, 3), "errors": 0})
             auth = {"X-Auth-Token": cred["token"]}
             paths = [f"{swift_path}/{k}" for k in keys]
-            swift_runs["swift_small_put"].append(wrk_rotating(
-                ps_base, "PUT", paths, small, {**auth, "Content-Length": str(SMALL)},
-                args.duration, args.connections))
-            swift_runs["swift_small_get"].append(wrk_rotating(
-                ps_base, "GET", paths, None, auth, args.duration, args.connections))
+            for c in conns:
+                swift_runs[f"swift_small_put_c{c}"].append(wrk_rotating(
+                    ps_base, "PUT", paths, small, {**auth, "Content-Length": str(SMALL)},
+                    args.duration, c))
+                swift_runs[f"swift_small_get_c{c}"].append(wrk_rotating(
+                    ps_base, "GET", paths, None, auth, args.duration, c))
             ceiling.append(wrk(ps_base + "/object-store/healthcheck", duration=args.duration,
-                               connections=args.connections))
+                               connections=conns[0]))
         results = {name: {op: median(rs) for op, rs in ops.items()}
                    for name, ops in runs.items()}
         ps, mo = results["pocketstack"], results["moto"]
         ratios = {op: round(ps[op]["req_per_s"] / mo[op]["req_per_s"], 2)
-                  for op in ("small_put", "small_get") if mo[op]["req_per_s"]}
+                  for op in small_ops if mo[op]["req_per_s"]}
         ratios.update({op: round(ps[op]["mib_per_s"] / mo[op]["mib_per_s"], 2)
                        for op in ("large_put", "large_get") if mo[op]["mib_per_s"]})
         print(json.dumps({
             "benchmark": "object",
-            "client": f"wrk -t1 -c{args.connections} (small), http.client (64 MiB)",
+            "client": f"wrk -t1 -c{'/'.join(map(str, conns))} (small), http.client (64 MiB)",
             "duration_s": args.duration, "rounds": args.rounds, "small_bytes": SMALL,
             "large_bytes": LARGE, "keys": args.keys, "moto_version": moto.__version__,
             "results": results,
