@@ -66,6 +66,9 @@ _LIST = [
                           "trunk, network_segment_range, router, network, policy, subnetpool, "
                           "port, security_group, floatingip",
      "Enables to set tag on resources with standard attribute."),
+    ("tag", "Tag support", "Enables to set tag on resources."),
+    ("tag-ext", "Tag support for resources: subnet, subnetpool, port, router",
+     "Extends tag support to more L2 and L3 resources."),
     ("standard-attr-timestamp", "Resource timestamps",
      "Adds created_at and updated_at fields to all Neutron resources that have Neutron "
      "standard attributes."),
