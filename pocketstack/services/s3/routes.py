@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +31,8 @@ from pocketstack.services.object_store.names import check_container
 from pocketstack.services.s3 import objects, sigv4, views
 
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
+log = logging.getLogger("pocketstack.s3")
+
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$", re.IGNORECASE)
 CREATE_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 
@@ -224,8 +227,8 @@ class S3App:
         return await objects.handle(req)
 
     def _context(self, identity: sigv4.Identity) -> RequestContext:
-        roles: set[str] = set()
-        if "identity" in self.cloud.services:
+        roles: set[str] = set(identity.roles)  # from identity's ec2_credential()
+        if not roles and "identity" in self.cloud.services:
             try:
                 from pocketstack.services.identity.assignments import effective_roles
                 from pocketstack.services.identity.models import Project
@@ -235,8 +238,9 @@ class S3App:
                     if project is not None:
                         roles = {r.name for r in effective_roles(
                             s, identity.user_id, "project", project.id, project)}
-            except Exception:  # noqa: BLE001 - identity internals moved: fall back below
-                roles = {"member"}
+            except Exception:  # noqa: BLE001 - identity internals moved: deny, loudly
+                log.exception("S3: cannot read the roles of user %s", identity.user_id)
+                roles = set()
         if not roles:
             raise sigv4.AccessDenied("The credential's user has no role on its project.")
         return RequestContext(user_id=identity.user_id, project_id=identity.project_id,

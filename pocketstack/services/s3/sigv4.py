@@ -43,6 +43,7 @@ class Identity:
     project_id: str
     payload_sha256: str | None  # hex digest the body must have; None when unsigned/streaming
     streaming: bool  # body is aws-chunked
+    roles: tuple[str, ...] = ()  # the user's role names on the project, when identity says
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -180,7 +181,8 @@ def _v4_header(method: str, raw_path: str, raw_query: str, headers: Any, authz: 
               amz_date, scope, cred, signature)
     streaming = payload.startswith("STREAMING-")
     digest = None if streaming or payload == UNSIGNED else payload.lower()
-    return Identity(access, cred["user_id"], cred["project_id"], digest, streaming)
+    return Identity(access, cred["user_id"], cred["project_id"], digest, streaming,
+                    _roles(cred))
 
 
 def _v4_query(method: str, raw_path: str, raw_query: str, headers: Any,
@@ -204,7 +206,11 @@ def _v4_query(method: str, raw_path: str, raw_query: str, headers: Any,
     payload = headers.get("x-amz-content-sha256") or UNSIGNED
     _v4_check(method, raw_path, canonical_query(raw_query, skip="X-Amz-Signature"), headers,
               signed, payload, amz_date, scope, cred, signature)
-    return Identity(access, cred["user_id"], cred["project_id"], None, False)
+    return Identity(access, cred["user_id"], cred["project_id"], None, False, _roles(cred))
+
+
+def _roles(cred: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(r["name"] if isinstance(r, dict) else str(r) for r in cred.get("roles") or ())
 
 
 def _v2(method: str, raw_path: str, raw_query: str, headers: Any, creds: str,
@@ -240,7 +246,8 @@ def _v2(method: str, raw_path: str, raw_query: str, headers: Any, creds: str,
         expected = base64.b64encode(hmac.new(cred["secret"].encode(), text.encode(),
                                              hashlib.sha1).digest()).decode()
         if hmac.compare_digest(expected, signature):
-            return Identity(access, cred["user_id"], cred["project_id"], None, False)
+            return Identity(access, cred["user_id"], cred["project_id"], None, False,
+                            _roles(cred))
     raise Forbidden("The request signature we calculated does not match the signature you "
                     "provided. Check your key and signing method.",
                     kind="SignatureDoesNotMatch")
