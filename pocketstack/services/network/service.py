@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from typing import Any
 
 from sqlalchemy import select
@@ -98,6 +99,7 @@ class NetworkService:
         self._thread: threading.Thread | None = None
         self._sync_lock = threading.Lock()
         self.sync_errors: list[str] = []
+        self._last_sync_s = 0.0
         self._driver = make_driver(self.settings, cloud.degraded)  # early: the ready line
 
     # -- driver and reconciler ------------------------------------------------------------
@@ -125,10 +127,14 @@ class NetworkService:
             self._wake.wait()
             if self._stop.is_set():
                 return
-            self._stop.wait(0.05)  # coalesce a burst of API changes into one sync
+            # Coalesce a burst of API changes into one sync, and never spend more than about
+            # a third of the time syncing (a full sync costs more as the cloud grows).
+            self._stop.wait(max(0.05, min(2 * self._last_sync_s, 0.25)))
             self._wake.clear()
             try:
+                started = time.monotonic()
                 self.reconcile_now()
+                self._last_sync_s = min(time.monotonic() - started, 0.5)
             except Exception:  # noqa: BLE001 - keep the reconciler alive; retry on next change
                 log.exception("network reconcile failed")
                 self._stop.wait(2)
