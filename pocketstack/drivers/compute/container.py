@@ -170,6 +170,10 @@ class Cgroups:
                     break
                 except OSError:
                     time.sleep(0.02)
+            try:  # the cloud's parent group goes with its last server (create remakes it)
+                d.parent.rmdir()
+            except OSError:
+                pass
 
 
 class ContainerDriver(ComputeDriver):
