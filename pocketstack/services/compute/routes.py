@@ -490,6 +490,17 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
             body["events"] = [views.event(e, ver, req.ctx, srv.project_id) for e in evs]
         return json({"instanceAction": body})
 
+    # os-server-password: servers here never post an encrypted password, so it is empty
+    async def server_password(req: Req, ver: APIVersion) -> Response:
+        await run(svc.servers.get, req.ctx, req.params["server_id"])
+        return json({"password": ""})
+
+    async def server_password_clear(req: Req, ver: APIVersion) -> Response:
+        await run(svc.servers.get, req.ctx, req.params["server_id"])
+        return empty(204)
+
+    add("get", V + "/servers/{server_id}/os-server-password", server_password)
+    add("delete", V + "/servers/{server_id}/os-server-password", server_password_clear)
     add("get", V + "/servers/{server_id}/os-instance-actions", actions_list)
     add("get", V + "/servers/{server_id}/os-instance-actions/{request_id}", action_show)
 
@@ -599,6 +610,22 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     add("get", V + "/os-hypervisors/detail", hv_list(True))
     add("get", V + "/os-hypervisors/statistics", hv_stats)
     add("get", V + "/os-hypervisors/{hv_id}", hv_show)
+    async def hv_uptime(req: Req, ver: APIVersion) -> Response:
+        if ver.at_least(2, 88):
+            raise NotFound("The resource could not be found.")
+        body = await run(hosts.hypervisor, req.ctx, req.params["hv_id"], ver)
+        uptime = ""
+        try:  # this machine's uptime line (all hypervisors here share it), as `uptime` prints
+            import subprocess
+
+            uptime = subprocess.run(["uptime"], capture_output=True, text=True,
+                                    timeout=5).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            pass
+        return json({"hypervisor": {k: body[k] for k in ("id", "hypervisor_hostname", "state",
+                                                          "status")} | {"uptime": uptime}})
+
+    add("get", V + "/os-hypervisors/{hv_id}/uptime", hv_uptime)
     add("get", V + "/os-hypervisors/{pattern}/search", hv_search)
     add("get", V + "/os-hypervisors/{pattern}/servers", hv_servers)
 
