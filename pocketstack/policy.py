@@ -296,6 +296,7 @@ RULES: dict[str, Rule] = {
     "compute:quota_class": ADMIN,
     "compute:limits_other_project": ADMIN,
     "compute:usage": ADMIN,
+    "compute:hosts": ADMIN,
     "compute:usage_show": ADMIN_OR_READER,
     # orchestration (heat) ---------------------------------------------------------------
     # Heat's defaults: project members act on their project's stacks, readers read.

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from pocketstack import policy
 from pocketstack.context import RequestContext
 from pocketstack.db.base import isotime, utcnow
-from pocketstack.errors import BadRequest, Conflict, NotFound
+from pocketstack.errors import BadRequest, Conflict, NotFound, NotImplementedYet
 from pocketstack.services.compute.models import Aggregate, Host, Server
 
 
@@ -387,3 +387,82 @@ class Hosts:
         if project_id and not projects:
             return [{}]
         return list(projects.values())
+
+
+class OsHosts:
+    """The deprecated os-hosts API (before 2.43): compute hosts and their resource usage."""
+
+    def __init__(self, hosts: Hosts) -> None:
+        self.hosts = hosts
+        self.svc = hosts.svc
+        self.db = hosts.db
+
+    def list_(self, ctx: RequestContext, zone: str | None) -> list[dict[str, str]]:
+        policy.enforce(ctx, "compute:hosts")
+        with self.db.read() as s:
+            azs = self.svc.host_azs(s)
+            rows = list(s.execute(select(Host).order_by(Host.seq)).scalars())
+        out = [{"host_name": "pocketstack", "service": b, "zone": "internal"}
+               for b in ("scheduler", "conductor")]
+        out += [{"host_name": h.host, "service": "compute",
+                 "zone": azs.get(h.host, self.svc.conf.default_availability_zone)} for h in rows]
+        return [h for h in out if not zone or h["zone"] == zone]
+
+    def _host(self, s, name: str) -> Host:  # noqa: ANN001
+        h = s.execute(select(Host).where(Host.host == name)).scalar()
+        if h is None:
+            raise NotFound(f"Compute host {name} could not be found.")
+        return h
+
+    def show(self, ctx: RequestContext, name: str) -> list[dict[str, Any]]:
+        policy.enforce(ctx, "compute:hosts")
+        with self.db.read() as s:
+            h = self._host(s, name)
+            servers = list(s.execute(select(Server).where(Server.host == name,
+                                                          Server.deleted.is_(False))).scalars())
+
+        def row(project: str, cpu: int, mem: int, disk: int) -> dict[str, Any]:
+            return {"resource": {"host": name, "project": project, "cpu": cpu,
+                                 "memory_mb": mem, "disk_gb": disk}}
+        out = [row("(total)", h.vcpus, h.memory_mb, h.local_gb),
+               row("(used_now)", h.vcpus_used, h.memory_mb_used + h.reserved_host_memory_mb,
+                   h.local_gb_used),
+               row("(used_max)", sum(x.vcpus for x in servers),
+                   sum(x.memory_mb for x in servers), sum(x.root_gb for x in servers))]
+        per: dict[str, list[int]] = {}
+        for x in servers:
+            acc = per.setdefault(x.project_id, [0, 0, 0])
+            acc[0] += x.vcpus
+            acc[1] += x.memory_mb
+            acc[2] += x.root_gb
+        out += [row(p, *v) for p, v in sorted(per.items())]
+        return out
+
+    def update(self, ctx: RequestContext, name: str, body: Any) -> dict[str, Any]:
+        policy.enforce(ctx, "compute:hosts")
+        if not isinstance(body, dict) or not body or set(body) - {"status", "maintenance_mode"}:
+            raise BadRequest("'status' or 'maintenance_mode' needed for host update")
+        status, maint = body.get("status"), body.get("maintenance_mode")
+        if status is None and maint is None:
+            raise BadRequest("'status' or 'maintenance_mode' needed for host update")
+        if status is not None and status not in ("enable", "disable"):
+            raise BadRequest(f"Invalid status: '{status}'")
+        if maint is not None and maint not in ("enable", "disable"):
+            raise BadRequest(f"Invalid mode: '{maint}'")
+        with self.db.read() as s:
+            self._host(s, name)
+        result: dict[str, Any] = {"host": name}
+        if maint is not None:
+            raise NotImplementedYet("Maintenance mode is not implemented by this compute "
+                                    "driver.")
+        if status is not None:
+            self.hosts.set_service(ctx, host=name, status=status + "d")
+            result["status"] = status + "d"
+        return result
+
+    def power_action(self, ctx: RequestContext, name: str, action: str) -> None:
+        policy.enforce(ctx, "compute:hosts")
+        with self.db.read() as s:
+            self._host(s, name)
+        raise NotImplementedYet(f"Host {action} is not supported: pocketstack does not power "
+                                "its hypervisors on or off.")

@@ -675,6 +675,38 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         await run(hosts.delete_service, req.ctx, req.params["action"])
         return empty(204)
 
+    from pocketstack.services.compute.hosts import OsHosts
+
+    os_hosts = OsHosts(hosts)
+
+    def before_243(ver: APIVersion) -> None:
+        if ver.at_least(2, 43):
+            raise NotFound("The resource could not be found.")
+
+    async def hosts_list(req: Req, ver: APIVersion) -> Response:
+        before_243(ver)
+        return json({"hosts": await run(os_hosts.list_, req.ctx, req.query.get("zone"))})
+
+    async def host_show(req: Req, ver: APIVersion) -> Response:
+        before_243(ver)
+        return json({"host": await run(os_hosts.show, req.ctx, req.params["host"])})
+
+    async def host_update(req: Req, ver: APIVersion) -> Response:
+        before_243(ver)
+        return json(await run(os_hosts.update, req.ctx, req.params["host"], await req.json()))
+
+    async def host_power(req: Req, ver: APIVersion) -> Response:
+        before_243(ver)
+        action = req.params["action"]
+        if action not in ("startup", "shutdown", "reboot"):
+            raise NotFound("The resource could not be found.")
+        await run(os_hosts.power_action, req.ctx, req.params["host"], action)
+        return empty(200)
+
+    add("get", V + "/os-hosts", hosts_list)
+    add("get", V + "/os-hosts/{host}", host_show)
+    add("put", V + "/os-hosts/{host}", host_update)
+    add("get", V + "/os-hosts/{host}/{action}", host_power)
     add("get", V + "/os-services", services)
     add("put", V + "/os-services/{action}", service_update)
     add("delete", V + "/os-services/{action}", service_delete)
