@@ -41,18 +41,59 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("memory", "cpu", "freezer", "pids")
 
 BOOT_SCRIPT = """#!/bin/sh
-# pocketstack container boot: user data first (as cloud-init would), then the image's init.
+# pocketstack container boot: network (DHCP on eth0, as a cloud image's init would), user
+# data (as cloud-init would, once the network is up), then the image's init.
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 echo "pocketstack: booting $(cat /etc/hostname 2>/dev/null)"
 UD=/var/lib/cloud/instance/user-data.txt
-if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ]; then
-  chmod 0700 "$UD"; "$UD" &
+UP=/var/lib/cloud/instance/network-up
+rm -f "$UP"
+userdata() {
+  if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ]; then chmod 0700 "$UD"; "$UD"; fi
+}
+if [ -x /.pocketstack-udhcpc ] && command -v busybox >/dev/null 2>&1; then
+  # compute plugs eth0 into this namespace just after boot: wait for it (up, so its MAC is
+  # the port's), keep a DHCP client running on it, and run user data once it has a lease.
+  (
+    i=0
+    while [ $i -lt 300 ]; do
+      case "$(busybox ip -o link show eth0 2>/dev/null)" in *[\<,]UP[,\>]*) break;; esac
+      i=$((i+1)); busybox usleep 100000 2>/dev/null || sleep 1
+    done
+    busybox udhcpc -i eth0 -f -O staticroutes -t 5 -T 1 -A 2 -s /.pocketstack-udhcpc &
+    i=0
+    while [ ! -e "$UP" ] && [ $i -lt 100 ]; do
+      i=$((i+1)); busybox usleep 100000 2>/dev/null || sleep 1
+    done
+    userdata
+  ) &
+else
+  userdata &
 fi
 if [ -x /sbin/init ]; then exec /sbin/init; fi
 trap 'exit 0' TERM INT
 while :; do sleep 3600 & wait $!; done
 """
 
+# udhcpc's event script: the lease's address, default route and classless static routes
+# (option 121: the route to 169.254.169.254 via the DHCP port), and a console line.
+UDHCPC_SCRIPT = """#!/bin/sh
+case "$1" in
+  bound|renew)
+    ip addr flush dev $interface
+    ip addr add $ip/$mask dev $interface
+    for r in $router; do ip route replace default via $r dev $interface; done
+    set -- $staticroutes
+    while [ $# -ge 2 ]; do ip route replace $1 via $2 dev $interface; shift 2; done
+    : > /etc/resolv.conf
+    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+    echo "pocketstack: $interface $ip/$mask router ${router:-none}"
+    ip -4 -o addr show dev $interface
+    : > /var/lib/cloud/instance/network-up
+    ;;
+esac
+exit 0
+"""
 
 def _start_time(pid: int) -> int | None:
     """The process's start time in clock ticks (field 22 of /proc/pid/stat)."""
@@ -318,6 +359,16 @@ class ContainerDriver(ComputeDriver):
         if spec.key_data:
             _atomic_write(root / "root/.ssh/authorized_keys", spec.key_data + "\n", 0o600)
         _atomic_write(root / ".pocketstack-boot", BOOT_SCRIPT, 0o755)
+        # Only servers with ports wait for eth0 and ask for a lease. Power on, reboot and
+        # rebuild specs carry no network_info: the build's is remembered next to the disk.
+        nics = self._dir(spec.id) / "nics.json"
+        if spec.network_info:
+            _atomic_write(nics, json.dumps([p.get("id") for p in spec.network_info]))
+        dhcp = root / ".pocketstack-udhcpc"
+        if nics.exists():
+            _atomic_write(dhcp, UDHCPC_SCRIPT, 0o755)
+        else:
+            dhcp.unlink(missing_ok=True)
 
     def _start(self, spec: InstanceSpec) -> None:
         d = self._dir(spec.id)
