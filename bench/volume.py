@@ -165,6 +165,9 @@ def run_driver(driver: str, n: int, concurrency: int) -> dict:
                 "files_left_after_delete": len(leftover)}
     finally:
         stop(proc)
+        # remove what the cloud made on the host (network namespaces, bridges...) by name
+        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
+                        str(data_dir)], env=env, capture_output=True, timeout=120)
         shutil.rmtree(data_dir, ignore_errors=True)
 
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -38,6 +39,9 @@ def live():
         yield cloud
     finally:
         cloud.stop()
+        # what the cloud made on the host (cgroups, namespaces, bridges), by its names
+        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
+                        str(cloud.data_dir)], capture_output=True, timeout=120)
         voldir = root / "data" / "volumes"
         if voldir.exists():
             for f in voldir.glob("volume-*.raw"):
