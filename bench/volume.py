@@ -96,12 +96,15 @@ def run_driver(driver: str, n: int, concurrency: int) -> dict:
     try:
         base = f"http://127.0.0.1:{port}"
         wait_http(base + "/healthcheck", 60, proc)
-        log_text = (data_dir / "log").read_text(errors="replace")
-        if f"volume: fake driver ({driver} driver unavailable" in log_text:
-            return {"driver": driver, "available": False,
-                    "reason": log_text.split(f"({driver} driver unavailable: ", 1)[1]
-                    .split(")", 1)[0]}
         c = Client(base, "bench-admin")
+        # The driver really in use is the one in the pool name (a real driver that cannot
+        # work here falls back to fake, loudly, in the ready line).
+        _, _, pools = http("GET", f"{c.url}/scheduler-stats/get_pools", None, c.h)
+        pool = pools["pools"][0]["name"]
+        if f"@{driver}#" not in pool:
+            return {"driver": driver, "available": False,
+                    "reason": f"the cloud fell back to {pool}: the {driver} backend cannot "
+                              "run on this machine (see its degraded note)"}
         http("PUT", f"{c.url}/os-quota-sets/{c.url.rsplit('/', 1)[1]}",
              {"quota_set": {"volumes": -1, "gigabytes": -1}}, c.h)
         # client ceiling: one GET of a volume, sequential
