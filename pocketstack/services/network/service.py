@@ -65,7 +65,10 @@ def make_driver(settings: Any, degraded: list[str]) -> NetworkDriver:
         name = "fake"
     if name not in DRIVERS:
         raise ValueError(f"unknown network driver {name!r}; choose from {sorted(DRIVERS)}")
-    return DRIVERS[name](prefix=cloud_prefix(settings.data_dir), settings=settings)
+    driver = DRIVERS[name](prefix=cloud_prefix(settings.data_dir), settings=settings)
+    if hasattr(driver, "degraded"):  # notes the data plane finds later (e.g. address taken)
+        driver.degraded = degraded
+    return driver
 
 
 class NetworkService:

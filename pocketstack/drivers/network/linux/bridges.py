@@ -25,7 +25,8 @@ def trunk_name(prefix: str, physnet: str) -> str:
 
 
 def ensure_network(prefix: str, spec: NetworkSpec, existing: dict[str, dict],
-                   mappings: dict[str, str], vxlan_local_ip: str = "") -> None:
+                   mappings: dict[str, str], vxlan_local_ip: str = "") -> str | None:
+    """Create or repair the network's links; returns a degraded note, if any."""
     br = spec.bridge
     idx = br[len(prefix) + 1:]
     if br not in existing:
@@ -72,7 +73,28 @@ def ensure_network(prefix: str, spec: NetworkSpec, existing: dict[str, dict],
         if spec.host_address not in have:
             for stale in have:
                 ip("addr", "del", stale, "dev", br, check=False)
+            # Another cloud on this host (same default public CIDR) may already hold the
+            # address: two bridges with one address and one subnet would split the routes.
+            # Skip it; this cloud's floating IPs are then not reachable from the host.
+            holder = held_by(spec.host_address.split("/")[0])
+            if holder and holder != br:
+                return (f"network: host address {spec.host_address} of external network "
+                        f"{spec.id} not set on {br}: {holder} already holds it (set "
+                        "[network] public_cidr to a free range)")
             ip("addr", "add", spec.host_address, "dev", br)
+    return None
+
+
+def held_by(address: str) -> str | None:
+    """The host interface that has ``address``, if any."""
+    import json
+
+    out = ip("-j", "addr", "show", "to", address, check=False)
+    try:
+        data = json.loads(out or "[]")
+    except ValueError:
+        return None
+    return data[0].get("ifname") if data else None
 
 
 def delete_link(name: str) -> None:

@@ -30,6 +30,7 @@ class LinuxNetworkDriver(NetworkDriver):
     def __init__(self, prefix: str, settings: Any) -> None:
         self.prefix = prefix
         self.settings = settings
+        self.degraded: list[str] = []  # make_driver hands it the cloud's degraded list
         self.mappings = settings.network.mappings()
         self.state_dir = Path(settings.data_dir) / "network"
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -97,8 +98,11 @@ class LinuxNetworkDriver(NetworkDriver):
             if self._applied.get(key) == fp and n.bridge in root:
                 continue
             try:
-                bridges.ensure_network(p, n, root, self.mappings,
-                                       self.settings.network.vxlan_local_ip)
+                note = bridges.ensure_network(p, n, root, self.mappings,
+                                              self.settings.network.vxlan_local_ip)
+                if note and note not in self.degraded:
+                    log.warning("%s", note)
+                    self.degraded.append(note)  # the cloud's list (status shows it)
                 self._applied[key] = fp
             except DriverError as exc:
                 errors.append(f"network {n.id}: {exc}")
