@@ -53,14 +53,20 @@ userdata() {
 }
 if [ -x /.pocketstack-udhcpc ] && command -v busybox >/dev/null 2>&1; then
   # compute plugs eth0 into this namespace just after boot: wait for it (up, so its MAC is
-  # the port's), keep a DHCP client running on it, and run user data once it has a lease.
+  # the port's; polled every 0.1 s, then every second for a minute) and keep a DHCP client
+  # running on it. User data runs once there is a lease, or after 10 s without one (a
+  # data plane that plugs no eth0, e.g. the fake network driver).
   (
     i=0
-    while [ $i -lt 300 ]; do
-      case "$(busybox ip -o link show eth0 2>/dev/null)" in *[\<,]UP[,\>]*) break;; esac
-      i=$((i+1)); busybox usleep 100000 2>/dev/null || sleep 1
+    while [ $i -lt 110 ]; do
+      case "$(busybox ip -o link show eth0 2>/dev/null)" in *[\\<,]UP[,\\>]*) break;; esac
+      i=$((i+1))
+      if [ $i -lt 50 ]; then busybox usleep 100000 2>/dev/null || sleep 1; else sleep 1; fi
     done
-    busybox udhcpc -i eth0 -f -O staticroutes -t 5 -T 1 -A 2 -s /.pocketstack-udhcpc &
+    busybox ip link show eth0 >/dev/null 2>&1 &&
+      exec busybox udhcpc -i eth0 -f -O staticroutes -t 5 -T 1 -A 2 -s /.pocketstack-udhcpc
+  ) &
+  (
     i=0
     while [ ! -e "$UP" ] && [ $i -lt 100 ]; do
       i=$((i+1)); busybox usleep 100000 2>/dev/null || sleep 1
