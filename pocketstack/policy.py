@@ -213,6 +213,10 @@ RULES: dict[str, Rule] = {
         "update_quota", "delete_quota", "show_quota_class", "update_quota_class",
         "manage_qos")},
     "volume:show_quota": ADMIN | (READER & OWNER),
+    **{f"backup:{a}": ADMIN_OR_READER for a in ("get", "get_all")},
+    **{f"backup:{a}": ADMIN_OR_MEMBER for a in ("create", "update", "delete", "restore")},
+    **{f"backup:{a}": ADMIN for a in (
+        "force_delete", "reset_status", "export", "backup-import")},
     "volume_type:get_all": ANYONE,
     "volume_type:get": ANYONE,
     "volume_type:extra_specs_get": ANYONE,

@@ -139,7 +139,13 @@ class VolumeDriver(abc.ABC):
 
     @abc.abstractmethod
     def read_bytes(self, volume_id: str, offset: int, length: int) -> bytes:
-        """Read bytes straight from the volume (used by tests and diagnostics)."""
+        """Read bytes straight from the volume (tests, diagnostics, backups read a
+        volume chunk by chunk with it). Past the end reads short."""
+
+    def write_bytes(self, volume_id: str, offset: int, data: bytes) -> None:
+        """Write ``data`` at ``offset`` into the volume (backup restore, chunk by chunk).
+        Raises VolumeDriverError if this backend cannot write volumes in place."""
+        raise VolumeDriverError(f"the {self.name} backend cannot write volume bytes")
 
     def purge(self) -> None:
         """Remove every volume, snapshot and export this backend made (``down --purge``)."""

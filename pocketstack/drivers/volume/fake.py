@@ -139,6 +139,19 @@ class FakeVolumeDriver(VolumeDriver):
         """Test helper: what a guest writing to the device would do."""
         self.volumes[volume_id]["data"][offset] = data
 
+    def write_bytes(self, volume_id: str, offset: int, data: bytes) -> None:
+        # chunks are kept keyed by offset; a write replaces any chunk it overlaps
+        with self._lock:
+            vol = self.volumes.get(volume_id)
+            if vol is None:
+                raise VolumeDriverError(f"volume {volume_id} is not on this backend")
+            end = offset + len(data)
+            chunks = {k: v for k, v in vol["data"].items()
+                      if k + len(v) <= offset or k >= end}
+            if data.count(0) != len(data):
+                chunks[offset] = bytes(data)
+            vol["data"] = chunks
+
     def read_bytes(self, volume_id: str, offset: int, length: int) -> bytes:
         vol = self.volumes.get(volume_id)
         if vol is None:

@@ -268,6 +268,24 @@ class FileVolumeDriver(VolumeDriver):
             fh.seek(offset)
             return fh.read(length)
 
+    def write_bytes(self, volume_id: str, offset: int, data: bytes) -> None:
+        path = self.volume_path(volume_id)
+        if self.fmt != "raw":
+            raise VolumeDriverError("write_bytes writes raw volumes only")
+        if not path.exists():
+            raise VolumeDriverError(f"volume {volume_id} is not on this backend")
+        with open(path, "r+b") as fh:
+            fh.seek(offset)
+            if data.count(0) == len(data):
+                # keep the file sparse: punch nothing, just skip past zeros already there
+                current = fh.read(len(data))
+                if current.count(0) == len(current):
+                    return
+                fh.seek(offset)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
     def purge(self) -> None:
         super().purge()
         if self.root.exists():

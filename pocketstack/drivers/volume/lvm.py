@@ -12,6 +12,7 @@ Exports are the LV device nodes themselves: ``/dev/<vg>/volume-<id>``.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from pocketstack.drivers.volume import _host
@@ -191,6 +192,13 @@ class LVMVolumeDriver(VolumeDriver):
         with open(self.export(volume_id), "rb") as fh:
             fh.seek(offset)
             return fh.read(length)
+
+    def write_bytes(self, volume_id: str, offset: int, data: bytes) -> None:
+        with open(self.export(volume_id), "r+b") as fh:
+            fh.seek(offset)
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def purge(self) -> None:
         for name in self._lvs():

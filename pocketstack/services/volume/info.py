@@ -123,6 +123,8 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
     def service_rows(mv: Mv) -> list[dict[str, Any]]:
         now = ts(svc.now())
         rows = [("cinder-scheduler", svc.host.split("@")[0]), ("cinder-volume", svc.host)]
+        if "object-store" in svc.cloud.services:  # backups go to the object store
+            rows.append(("cinder-backup", svc.host.split("@")[0]))
         out = []
         for binary, host in rows:
             item: dict[str, Any] = {"binary": binary, "host": host, "zone": svc.az,
@@ -374,18 +376,6 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
         await run(call)
         return empty(204)
 
-    # No cinder-backup service runs here (backups to the object store come with it).
-    async def backups(req: Req, mv: Mv) -> Response:
-        return json({"backups": []})
-
-    async def backup_show(req: Req, mv: Mv) -> Response:
-        raise NotFound(f"Backup {req.params['backup_id']} could not be found.")
-
-    async def backup_create(req: Req, mv: Mv) -> Response:
-        await req.json()
-        raise BadRequest("Service cinder-backup could not be found: this cloud has no backup "
-                         "service.", kind="ServiceNotFound")
-
     for method, path, handler in [
         ("GET", "/os-availability-zone", availability_zones),
         ("GET", "/extensions", extensions),
@@ -405,9 +395,5 @@ def register_info(svc: Any, add: Callable, base: str) -> None:
         ("GET", "/messages", messages),
         ("GET", "/messages/{message_id}", message_show),
         ("DELETE", "/messages/{message_id}", message_delete),
-        ("GET", "/backups", backups),
-        ("GET", "/backups/detail", backups),
-        ("POST", "/backups", backup_create),
-        ("GET", "/backups/{backup_id}", backup_show),
     ]:
         add(method, path, handler)

@@ -182,3 +182,35 @@ class Message(Base):
     user_message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = created_at_column()
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Backup(Base):
+    """A volume backup: its chunks and a ``_metadata`` object live in a Swift container of
+    the owner's account (object store); this row is the index Cinder keeps."""
+
+    __tablename__ = "volume_backups"
+
+    id: Mapped[str] = id_column(new_uuid, 36)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    volume_id: Mapped[str] = mapped_column(String(36), index=True)
+    snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # creating | available | deleting | error | error_deleting | restoring
+    status: Mapped[str] = mapped_column(String(32), index=True)
+    # the work the backup worker must finish after a crash (create, restore, delete)
+    task: Mapped[dict[str, Any] | None] = mapped_column(JSONText, nullable=True)
+    fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    container: Mapped[str] = mapped_column(String(255))
+    # object name prefix of this backup's chunks inside the container
+    object_prefix: Mapped[str] = mapped_column(String(512))
+    size: Mapped[int] = mapped_column(Integer)
+    object_count: Mapped[int] = mapped_column(Integer, default=0)
+    parent_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    num_dependent_backups: Mapped[int] = mapped_column(Integer, default=0)
+    metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONText, default=dict)
+    data_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime | None] = updated_at_column()

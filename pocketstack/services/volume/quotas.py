@@ -69,6 +69,9 @@ def usage(s: Session, project_id: str) -> dict[str, int]:
         if name:
             used[f"snapshots_{name}"] = used.get(f"snapshots_{name}", 0) + count
             used[f"gigabytes_{name}"] = used.get(f"gigabytes_{name}", 0) + int(size)
+    from pocketstack.services.volume.backups import usage as backup_usage
+
+    used["backups"], used["backup_gigabytes"] = backup_usage(s, project_id)
     return used
 
 

@@ -18,6 +18,7 @@ from pocketstack.services.volume import (attachments, microversion, snapshots, t
                                          types, volumes, views)
 from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
                                                 parse_sort, project_scope, truthy)
+from pocketstack.services.volume.backups_routes import register_backups
 from pocketstack.services.volume.info import register_info
 from pocketstack.services.volume.qos import register_qos
 from pocketstack.services.volume.service import VolumeService
@@ -624,6 +625,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     ]
     register_info(svc, add, base)
     register_qos(svc, add, base)
+    register_backups(svc, add, base)
     for method, path, handler in table:
         add(method, path, handler)
 

@@ -6,7 +6,8 @@
   volumes of those types to be scheduled; Cinder's capabilities filter (ours too) only
   places them on a backend reporting exactly these values ("local", "pocketstack").
 - microversions 3.0 to 3.70: what the API advertises, so the microversioned tests run.
-- no backup service, no manage/unmanage, one backend; attached volumes can be extended.
+- backups (to the object store) when this build serves object-store; no manage/unmanage,
+  one backend; attached volumes can be extended.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--data-dir", required=True)
     parser.parse_args()
+    from pocketstack.app import service_specs
+
+    has_objects = any(spec.type == "object-store" for spec in service_specs())
     stats = PoolStats(pool_name="", total_capacity_gb=0, free_capacity_gb=0)
     print(json.dumps({
         "volume": {"storage_protocol": stats.storage_protocol,
                    "vendor_name": stats.vendor_name, "volume_size": "1",
                    "min_microversion": microversion.fmt(microversion.MIN),
                    "max_microversion": microversion.fmt(microversion.MAX)},
-        "volume-feature-enabled": {"backup": "False", "manage_volume": "False",
+        "volume-feature-enabled": {"backup": str(has_objects), "manage_volume": "False",
                                    "manage_snapshot": "False",
                                    "extend_attached_volume": "True",
                                    "multi_backend": "False"},
