@@ -144,7 +144,6 @@ def env():
         subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
                         str(live.data_dir)], env=live.server_env, cwd=ROOT, capture_output=True,
                        timeout=120)
-        log = live.log()
         shutil.rmtree(data_dir, ignore_errors=True)
     from pocketstack.services.network.service import cloud_prefix
 
@@ -155,7 +154,6 @@ def env():
     cgroups = [p for p in Path("/sys/fs/cgroup").glob(f"*/{group}")] + \
         [p for p in Path("/sys/fs/cgroup").glob(group)]
     assert not cgroups, f"cgroups left behind: {cgroups}"
-    del log
 
 
 def wait_lease(env: Env, name: str, timeout: float = 15) -> str:
@@ -315,3 +313,19 @@ def test_snat_reaches_the_hosts_external_address(env):
     assert env.ping("a2", host_ip, wait=2), env.sh("a2", "ip", "route").stdout
     # b1's network has no router: no way out
     assert not env.ping("b1", host_ip)
+
+
+def test_stopped_and_started_server_leases_its_address_again(env):
+    conn, sid, ip = env.servers["a2"]["conn"], env.ids["a2"], env.fixed_ip("a2")
+    old_pid = env.pid("a2")
+    conn.compute.stop_server(sid)
+    conn.compute.wait_for_server(conn.compute.get_server(sid), status="SHUTOFF", interval=0.1,
+                                 wait=30)
+    conn.compute.start_server(sid)
+    wait_active(conn, sid)
+    assert env.pid("a2") != old_pid  # a new init in a new network namespace
+    deadline = time.monotonic() + 15
+    while env.inside_ip("a2") != ip:
+        assert time.monotonic() < deadline, conn.compute.get_server_console_output(sid)
+        time.sleep(0.1)
+    assert env.ping("a2", env.fixed_ip("a1"))
