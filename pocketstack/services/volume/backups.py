@@ -42,6 +42,7 @@ log = logging.getLogger("pocketstack.volume.backup")
 
 CHUNK = 8 * 1024 * 1024
 ZERO = bytes(CHUNK)
+ZERO_SHA = hashlib.sha256(ZERO).hexdigest()
 DEFAULT_CONTAINER = "volumebackups"
 MAX_ATTEMPTS = 3
 SERVICE = "cinder.backup.drivers.swift.SwiftBackupDriver"
@@ -56,6 +57,10 @@ def not_found(backup_id: str) -> NotFound:
 
 def account(project_id: str) -> str:
     return f"AUTH_{project_id}"
+
+
+def account_of(b: Backup) -> str:
+    return b.account or account(b.project_id)
 
 
 def _objects(svc):  # noqa: ANN001, ANN202
@@ -253,9 +258,9 @@ def run_create(svc, backup_id: str) -> None:  # noqa: ANN001
             info = {"metadata": dict(vol.metadata_ or {}), "bootable": vol.bootable,
                     "image_metadata": dict(vol.image_metadata or {}), "size": vol.size,
                     "name": vol.name, "description": vol.description}
-        acct, container, prefix = account(b.project_id), b.container, b.object_prefix
+        acct, container, prefix = account_of(b), b.container, b.object_prefix
         parent = s.get(Backup, b.parent_id) if b.parent_id else None
-        parent_loc = (account(parent.project_id), parent.container, parent.object_prefix) \
+        parent_loc = (account_of(parent), parent.container, parent.object_prefix) \
             if parent else None
         size, volume_id, snapshot_id = b.size, b.volume_id, b.snapshot_id
     if info is None:
@@ -282,12 +287,13 @@ def run_create(svc, backup_id: str) -> None:  # noqa: ANN001
             data = drv.read_bytes(source, offset, length)
             if len(data) < length:
                 data += bytes(length - len(data))
-            digest = hashlib.sha256(data).hexdigest()
+            zero = data == ZERO[:length]
+            digest = ZERO_SHA if zero and length == CHUNK else hashlib.sha256(data).hexdigest()
             entry: dict[str, Any] = {"offset": offset, "length": length, "sha256": digest}
             prev = parent_chunks[index] if index < len(parent_chunks) else None
             if prev is not None and prev["sha256"] == digest:
                 entry = dict(prev)
-            elif data == ZERO[:length]:
+            elif zero:
                 entry["zero"] = True
             else:
                 name = f"{prefix}-{index + 1:05d}"
@@ -399,7 +405,7 @@ def run_restore(svc, backup_id: str) -> None:  # noqa: ANN001
             return
         vol.status = "restoring-backup"
         b = s.get(Backup, backup_id)
-        acct, container, prefix = account(b.project_id), b.container, b.object_prefix
+        acct, container, prefix = account_of(b), b.container, b.object_prefix
     drv = svc.driver
     try:
         store = _objects(svc)
@@ -485,7 +491,7 @@ def run_delete(svc, backup_id: str) -> None:  # noqa: ANN001
         return
     with svc.db.read() as s:
         b = s.get(Backup, backup_id)
-        acct, container, prefix = account(b.project_id), b.container, b.object_prefix
+        acct, container, prefix = account_of(b), b.container, b.object_prefix
         # another row (an imported record) may point at the same objects: keep them then
         shared = s.scalar(select(func.count()).select_from(Backup).where(
             Backup.object_prefix == prefix, Backup.id != backup_id)) or 0
@@ -503,10 +509,7 @@ def run_delete(svc, backup_id: str) -> None:  # noqa: ANN001
     except NotFound:
         pass  # the container is gone: nothing left to remove
     except (OSError, PocketError) as exc:
-        if task["attempts"] >= MAX_ATTEMPTS:
-            _fail(svc, backup_id, str(getattr(exc, "message", exc)), "error_deleting")
-        else:
-            _fail(svc, backup_id, str(getattr(exc, "message", exc)), "error_deleting")
+        _fail(svc, backup_id, str(getattr(exc, "message", exc)), "error_deleting")
         return
     with svc.db.write() as s:
         b = s.get(Backup, backup_id)
@@ -538,7 +541,8 @@ def export_record(svc, ctx: RequestContext, backup_id: str) -> dict[str, str]:  
         if b.status != "available":
             raise BadRequest(f"Invalid backup: Backup status must be available and not "
                              f"{b.status}.")
-        record = {"id": b.id, "project_id": b.project_id, "user_id": b.user_id,
+        record = {"id": b.id, "project_id": b.project_id, "account": account_of(b),
+                  "user_id": b.user_id,
                   "volume_id": b.volume_id, "snapshot_id": b.snapshot_id, "name": b.name,
                   "description": b.description, "availability_zone": b.availability_zone,
                   "container": b.container, "object_prefix": b.object_prefix,
@@ -567,11 +571,14 @@ def import_record(svc, ctx: RequestContext, body: Any) -> Backup:  # noqa: ANN00
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
         raise BadRequest(f"Invalid backup: the backup_url cannot be decoded ({exc}).") \
             from None
-    project = rec.get("project_id") if ctx.is_admin and rec.get("project_id") \
-        else ctx.project_id
+    # Cinder imports into the caller's project; the objects stay where they were written
+    # (an admin may import another project's record; a member only its own account's)
+    project = ctx.project_id or ""
+    acct = rec.get("account") if ctx.is_admin and isinstance(rec.get("account"), str) \
+        else account(project)
     store = _objects(svc)
     try:
-        _read_meta(store, account(project), container, prefix)
+        _read_meta(store, acct, container, prefix)
         status, reason = "available", None
     except (NotFound, ValueError, OSError):
         status, reason = "error", "the backup's metadata object is missing from the store"
@@ -584,7 +591,7 @@ def import_record(svc, ctx: RequestContext, body: Any) -> Backup:  # noqa: ANN00
                    name=rec.get("name"), description=rec.get("description"),
                    status=status, fail_reason=reason,
                    availability_zone=rec.get("availability_zone") or svc.az,
-                   container=container, object_prefix=prefix, size=size,
+                   container=container, account=acct, object_prefix=prefix, size=size,
                    object_count=int(rec.get("object_count") or 0), parent_id=None,
                    metadata_=dict(rec.get("metadata") or {}), data_timestamp=utcnow())
         s.add(b)

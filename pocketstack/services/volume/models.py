@@ -204,6 +204,9 @@ class Backup(Base):
     fail_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     availability_zone: Mapped[str | None] = mapped_column(String(255), nullable=True)
     container: Mapped[str] = mapped_column(String(255))
+    # the Swift account holding the objects (AUTH_<owner>); null means AUTH_<project_id>.
+    # An imported record keeps pointing at the exporting project's account.
+    account: Mapped[str | None] = mapped_column(String(255), nullable=True)
     # object name prefix of this backup's chunks inside the container
     object_prefix: Mapped[str] = mapped_column(String(512))
     size: Mapped[int] = mapped_column(Integer)
