@@ -601,9 +601,20 @@ def import_record(svc, ctx: RequestContext, body: Any) -> Backup:  # noqa: ANN00
 
 def recover(svc) -> None:  # noqa: ANN001
     """At start: rerun every create/restore/delete a dead process left in flight."""
-    with svc.db.read() as s:
-        todo = [(b.id, (b.task or {}).get("kind")) for b in s.scalars(select(Backup).where(
-            Backup.status.in_(("creating", "restoring", "deleting"))))]
+    with svc.db.write() as s:
+        rows = list(s.scalars(select(Backup).where(
+            Backup.status.in_(("creating", "restoring", "deleting")))))
+        todo = [(b.id, (b.task or {}).get("kind")) for b in rows]
+        # the volume service's own recovery put "backing-up" volumes back to available;
+        # a backup being resumed reads them again, so mark them busy again
+        for b in rows:
+            task = b.task or {}
+            if task.get("kind") == "create" and not b.snapshot_id:
+                vol = s.get(Volume, b.volume_id)
+                if vol is not None and vol.status in ("available", "in-use"):
+                    task = {**task, "volume_status": vol.status}
+                    b.task = task
+                    vol.status = "backing-up"
     fns = {"create": run_create, "restore": run_restore, "delete": run_delete}
     for backup_id, kind in todo:
         if kind in fns:
