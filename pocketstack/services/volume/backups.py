@@ -345,10 +345,35 @@ def restore(svc, ctx: RequestContext, backup_id: str, body: Any) -> dict[str, An
     if volume_id is None:
         vol = volumes.create(svc, ctx, {"size": size,
                                         "name": name or f"restore_backup_{backup_id}"})
-        volume_id = vol.id
-        created = True
-    else:
-        created = False
+        return start_restore(svc, ctx, backup_id, vol.id, created=True)
+    return start_restore(svc, ctx, backup_id, volume_id, created=False)
+
+
+def create_volume_from_backup(svc, ctx: RequestContext, body: dict[str, Any]) -> Volume:  # noqa: ANN001
+    """POST /volumes with ``backup_id`` (3.47): a new volume, then the backup restored
+    into it (status ``creating`` -> ``restoring-backup`` -> ``available``)."""
+    from pocketstack.services.volume import volumes
+
+    backup_id = body["backup_id"]
+    with svc.db.read() as s:
+        b = load(s, ctx, str(backup_id), "restore")
+        if b.status != "available":
+            raise BadRequest(f"Invalid backup: Backup status must be available, but the "
+                             f"current status is \"{b.status}\".")
+        size = b.size
+    wanted = body.get("size")
+    if wanted is not None and (not isinstance(wanted, int) or isinstance(wanted, bool)
+                               or wanted < size):
+        raise BadRequest(f"Invalid input received: volume size {wanted}GB cannot be smaller "
+                         f"than the backup size {size}GB.")
+    rest = {k: v for k, v in body.items() if k != "backup_id"}
+    vol = volumes.create(svc, ctx, {**rest, "size": wanted or size})
+    start_restore(svc, ctx, b.id, vol.id, created=True)
+    return vol
+
+
+def start_restore(svc, ctx: RequestContext, backup_id: str, volume_id: Any,  # noqa: ANN001
+                  *, created: bool) -> dict[str, Any]:
     with svc.db.write() as s:
         b = load(s, ctx, backup_id, "restore")
         if b.status != "available":

@@ -108,9 +108,10 @@ def create(svc, ctx: RequestContext, body: dict[str, Any]) -> Volume:  # noqa: A
     snapshot_id = body.get("snapshot_id")
     source_volid = body.get("source_volid")
     image_ref = body.get("imageRef", body.get("image_id"))
-    if body.get("backup_id"):
-        raise BadRequest("Creating a volume from a backup is not supported by this cloud "
-                         "(no backup service).")
+    if body.get("backup_id"):  # 3.47: an empty volume the backup is then restored into
+        from pocketstack.services.volume import backups
+
+        return backups.create_volume_from_backup(svc, ctx, body)
     sources = [x for x in (snapshot_id, source_volid, image_ref) if x]
     if len(sources) > 1:
         raise BadRequest("Invalid input received: only one of snapshot_id, source_volid and "
