@@ -161,18 +161,24 @@ def start_moto() -> subprocess.Popen:
 
 
 def main() -> None:
+    global PS_PORT, MOTO_PORT  # noqa: PLW0603 - read by the start helpers
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--connections", default="8,32",
                     help="wrk connection counts for the small-object runs (comma list)")
     ap.add_argument("--keys", type=int, default=200)
+    ap.add_argument("--port", type=int, default=PS_PORT, help="pocketstack's port")
+    ap.add_argument("--moto-port", type=int, default=MOTO_PORT)
+    ap.add_argument("--tmp-prefix", default="ps-object-bench-",
+                    help="prefix of the temp data dir (under $TMPDIR)")
     args = ap.parse_args()
+    PS_PORT, MOTO_PORT = args.port, args.moto_port
     conns = [int(c) for c in str(args.connections).split(",")]
     for port in (PS_PORT, MOTO_PORT):
         if not port_free(port):
             raise SystemExit(f"port {port} is busy")
-    tmp = Path(tempfile.mkdtemp(prefix="ps-object-bench-"))
+    tmp = Path(tempfile.mkdtemp(prefix=args.tmp_prefix))
     ps_proc = moto_proc = None
     try:
         log("starting pocketstack and moto")

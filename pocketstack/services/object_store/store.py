@@ -274,15 +274,15 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         ORM costs several times more per PUT); None when the container needs the
         general path."""
         keys = {"a": account, "c": container, "n": name}
-        cmeta = s.execute(_CONTAINER_META, keys).first()
-        if cmeta is None:
+        # Container settings, account settings and the replaced object in one statement.
+        cur = s.execute(_COMMIT_LOOKUP, keys).first()
+        if cur is None:
             raise NotFound("The resource could not be found.")
-        if cmeta.meta and any(k in cmeta.meta for k in _SLOW_CONTAINER_META):
+        if cur.meta and any(k in cur.meta for k in _SLOW_CONTAINER_META):
             return None
-        ameta = s.execute(_ACCOUNT_META, keys).scalar()
-        if ameta and any(k in ameta for k in _QUOTA_ACCOUNT_META):
+        if cur.ameta and any(k in cur.ameta for k in _QUOTA_ACCOUNT_META):
             return None
-        old = s.execute(_OBJECT_FILE, keys).first()
+        old = cur if cur.file_id is not None else None
         listed_size = blob.size if size is None else size
         now = timestamp or time.time()
         values = {**keys, "file_id": blob.file_id, "size": listed_size,
@@ -409,11 +409,11 @@ _GET_OBJECT = text(
     "FROM swift_object o WHERE o.account = :a AND o.container = :c AND o.name = :n")
 
 # The write fast path (see ObjectStore._commit_fast). Text JSON in meta, like JSONText.
-_CONTAINER_META = text("SELECT c.meta FROM swift_container c "
-                       "WHERE c.account = :a AND c.name = :c")
-_ACCOUNT_META = text("SELECT a.meta FROM swift_account a WHERE a.name = :a")
-_OBJECT_FILE = text("SELECT o.file_id, o.size FROM swift_object o "
-                    "WHERE o.account = :a AND o.container = :c AND o.name = :n")
+_COMMIT_LOOKUP = text(
+    "SELECT c.meta AS meta, (SELECT a.meta FROM swift_account a WHERE a.name = :a) AS ameta, "
+    "o.file_id AS file_id, o.size AS size FROM swift_container c "
+    "LEFT JOIN swift_object o ON o.account = c.account AND o.container = c.name "
+    "AND o.name = :n WHERE c.account = :a AND c.name = :c")
 _UPDATE_OBJECT = text(
     "UPDATE swift_object SET file_id = :file_id, size = :size, etag = :etag, "
     "content_type = :content_type, timestamp = :ts, delete_at = :delete_at, meta = :meta "

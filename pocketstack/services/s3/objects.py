@@ -42,6 +42,9 @@ class PreconditionFailed(PocketError):
     kind = "PreconditionFailed"
 
 
+SMALL_PUT = 1 << 20  # bodies up to this size are read before the bucket is looked up
+
+
 def _title(name: str) -> str:
     return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
 
@@ -180,11 +183,15 @@ def _content_type(req: "S3Request") -> str:
 
 
 async def put_object(req: "S3Request") -> Response:
-    store = req.store
-    if await run(store.find_container, req.account, req.bucket) is None:
-        from pocketstack.services.s3.routes import NoSuchBucket
+    from pocketstack.services.s3.routes import NoSuchBucket
 
-        raise NoSuchBucket("The specified bucket does not exist")
+    store = req.store
+    length = req.headers.get("content-length") or ""
+    if not length.isdigit() or int(length) > SMALL_PUT:
+        # Refuse a big body for a missing bucket before reading it; a small one is
+        # checked in the commit transaction below (one worker-thread hop less per PUT).
+        if await run(store.find_container, req.account, req.bucket) is None:
+            raise NoSuchBucket("The specified bucket does not exist")
     meta = s3_meta(req.headers)
     meta.pop("Content-Encoding", None) if "aws-chunked" in meta.get("Content-Encoding", "") \
         else None
@@ -193,8 +200,11 @@ async def put_object(req: "S3Request") -> Response:
 
     def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
         blob = _commit_checked(req, writer)
-        return store.commit(req.account, req.bucket, req.key, blob, content_type=ctype,
-                            meta=meta)
+        try:
+            return store.commit(req.account, req.bucket, req.key, blob, content_type=ctype,
+                                meta=meta)
+        except NotFound:  # the bucket is gone (or never was); the blob is already removed
+            raise NoSuchBucket("The specified bucket does not exist") from None
 
     record = await run(finish)
     return Response(status_code=200, headers={"ETag": _etag(record)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import time
@@ -131,7 +132,9 @@ def _secret(lookup: SecretLookup, access: str) -> dict[str, Any]:
     return cred
 
 
+@functools.lru_cache(maxsize=1024)
 def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
+    """The derived key changes once a day per credential: four HMACs saved per request."""
     k = _hmac(("AWS4" + secret).encode(), date)
     k = _hmac(k, region)
     k = _hmac(k, service)
