@@ -217,6 +217,13 @@ RULES: dict[str, Rule] = {
     **{f"backup:{a}": ADMIN_OR_MEMBER for a in ("create", "update", "delete", "restore")},
     **{f"backup:{a}": ADMIN for a in (
         "force_delete", "reset_status", "export", "backup-import")},
+    **{f"group:{a}": ADMIN_OR_READER for a in (
+        "get", "get_all", "get_group_snapshot", "get_all_group_snapshots", "group_types_get")},
+    **{f"group:{a}": ADMIN_OR_MEMBER for a in (
+        "create", "update", "delete", "create_group_snapshot", "delete_group_snapshot")},
+    **{f"group:{a}": ADMIN for a in (
+        "reset_status", "reset_group_snapshot_status", "group_types_manage",
+        "group_types_specs")},
     "volume_type:get_all": ANYONE,
     "volume_type:get": ANYONE,
     "volume_type:extra_specs_get": ANYONE,

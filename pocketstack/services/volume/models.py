@@ -68,6 +68,7 @@ class Volume(Base):
     volume_type_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     source_volid: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    group_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     image_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     bootable: Mapped[bool] = mapped_column(Boolean, default=False)
     # admin metadata "readonly": None until os-update_readonly_flag sets it (Cinder shows
@@ -126,6 +127,8 @@ class Snapshot(Base):
     size: Mapped[int] = mapped_column(Integer)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONText, default=dict)
     consumes_quota: Mapped[bool] = mapped_column(Boolean, default=True)
+    group_snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True,
+                                                          index=True)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime | None] = updated_at_column()
 
@@ -215,5 +218,60 @@ class Backup(Base):
     num_dependent_backups: Mapped[int] = mapped_column(Integer, default=0)
     metadata_: Mapped[dict[str, str]] = mapped_column("metadata", JSONText, default=dict)
     data_timestamp: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime | None] = updated_at_column()
+
+
+class GroupType(Base):
+    """Generic volume group types (3.11+) with their group specs."""
+
+    __tablename__ = "volume_group_types"
+
+    id: Mapped[str] = id_column(new_uuid, 36)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    is_public: Mapped[bool] = mapped_column(Boolean, default=True)
+    group_specs: Mapped[dict[str, str]] = mapped_column(JSONText, default=dict)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime | None] = updated_at_column()
+
+
+class Group(Base):
+    """A generic volume group (3.13+); member volumes carry its id in ``group_id``."""
+
+    __tablename__ = "volume_groups"
+
+    id: Mapped[str] = id_column(new_uuid, 36)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # creating | available | deleting | error | updating
+    status: Mapped[str] = mapped_column(String(32))
+    task: Mapped[dict[str, Any] | None] = mapped_column(JSONText, nullable=True)
+    group_type_id: Mapped[str] = mapped_column(String(36))
+    volume_type_ids: Mapped[list[str]] = mapped_column(JSONText, default=list)
+    availability_zone: Mapped[str] = mapped_column(String(255))
+    group_snapshot_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    source_group_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
+    updated_at: Mapped[dt.datetime | None] = updated_at_column()
+
+
+class GroupSnapshot(Base):
+    """A snapshot of every volume of a group at once (3.14+); the member snapshots carry
+    its id in ``group_snapshot_id``."""
+
+    __tablename__ = "volume_group_snapshots"
+
+    id: Mapped[str] = id_column(new_uuid, 36)
+    project_id: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[str] = mapped_column(String(64))
+    group_id: Mapped[str] = mapped_column(String(36), index=True)
+    group_type_id: Mapped[str] = mapped_column(String(36))
+    name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    status: Mapped[str] = mapped_column(String(32))
+    task: Mapped[dict[str, Any] | None] = mapped_column(JSONText, nullable=True)
     created_at: Mapped[dt.datetime] = created_at_column()
     updated_at: Mapped[dt.datetime | None] = updated_at_column()

@@ -19,6 +19,7 @@ from pocketstack.services.volume import (attachments, microversion, snapshots, t
 from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
                                                 parse_sort, project_scope, truthy)
 from pocketstack.services.volume.backups_routes import register_backups
+from pocketstack.services.volume.groups_routes import register_groups
 from pocketstack.services.volume.info import register_info
 from pocketstack.services.volume.qos import register_qos
 from pocketstack.services.volume.service import VolumeService
@@ -626,6 +627,7 @@ def register(svc: VolumeService, r: Routes) -> None:
     register_info(svc, add, base)
     register_qos(svc, add, base)
     register_backups(svc, add, base)
+    register_groups(svc, add, base)
     for method, path, handler in table:
         add(method, path, handler)
 

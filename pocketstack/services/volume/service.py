@@ -174,9 +174,10 @@ class VolumeService:
         for snapshot_id, status in snaps:
             fn = snapshots.run_create if status == "creating" else snapshots.run_delete
             self.submit("snapshot", snapshot_id, fn, self, snapshot_id)
-        from pocketstack.services.volume import backups
+        from pocketstack.services.volume import backups, groups
 
         backups.recover(self)
+        groups.recover(self)
 
     def purge(self) -> None:
         """``pocketstack down --purge``: remove every volume, snapshot and export we made."""

@@ -65,7 +65,7 @@ def volume(vol: Volume, base: str, ctx: RequestContext, mv: Mv, type_name: str |
         body["os-vol-mig-status-attr:migstat"] = vol.migration_status
         body["os-vol-mig-status-attr:name_id"] = None
     if mv >= (3, 13):
-        body["group_id"] = None
+        body["group_id"] = vol.group_id
     if mv >= (3, 21) and ctx.is_admin:
         body["provider_id"] = None
     if mv >= (3, 48):
@@ -94,7 +94,7 @@ def snapshot(snap: Snapshot, ctx: RequestContext, mv: Mv, core: bool = False) ->
         body["os-extended-snapshot-attributes:project_id"] = snap.project_id
         body["os-extended-snapshot-attributes:progress"] = snap.progress or "0%"
     if mv >= (3, 14):
-        body["group_snapshot_id"] = None
+        body["group_snapshot_id"] = snap.group_snapshot_id
     if mv >= (3, 41):
         body["user_id"] = snap.user_id
     if mv >= (3, 65):

@@ -78,7 +78,7 @@ def list_volumes(svc, ctx: RequestContext, query: Any, *, all_projects: bool,  #
                 vt = types.find(s, ctx, value, quiet=True)
             stmt = stmt.where(Volume.volume_type_id == (vt.id if vt else value))
         elif key == "group_id":
-            stmt = stmt.where(Volume.id.is_(None)) if value else stmt
+            stmt = stmt.where(Volume.group_id == value)
         else:
             stmt = stmt.where(getattr(Volume, key) == value)
     if "name~" in query:
@@ -181,6 +181,11 @@ def create(svc, ctx: RequestContext, body: dict[str, Any]) -> Volume:  # noqa: A
             task = {"kind": "image", "image_id": image["id"],
                     "disk_format": image.get("disk_format") or "raw"}
         assert size is not None
+        group_id = None
+        if body.get("group_id"):  # 3.13: a member of a generic volume group
+            from pocketstack.services.volume import groups
+
+            group_id = groups.check_volume_group(s, ctx, body["group_id"], vtype)
         quotas.check(s, ctx.project_id or "", volumes=1, gigabytes=size,
                      type_name=vtype.name if vtype else None, size=size)
         from pocketstack.services.volume import scheduling
@@ -193,7 +198,7 @@ def create(svc, ctx: RequestContext, body: dict[str, Any]) -> Volume:  # noqa: A
                      snapshot_id=snapshot_id or None, source_volid=source_volid or None,
                      image_id=image["id"] if image else None, bootable=bootable,
                      multiattach=multiattach, metadata_=metadata, image_metadata=image_meta,
-                     host=svc.pool_host)
+                     host=svc.pool_host, group_id=group_id)
         s.add(vol)
         s.flush()
         volume_id = vol.id
