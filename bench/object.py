@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (log, password_body, pocketstack_cmd, pocketstack_env,  # noqa: E402
-                    port_free, stop, wait_http, wrk)
+                    port_free, purge, stop, wait_http, wrk)
 
 ROOT = Path(__file__).resolve().parent.parent
 PS_PORT, MOTO_PORT = 8832, 8833
@@ -265,6 +265,8 @@ def main() -> None:
     finally:
         stop(ps_proc)
         stop(moto_proc)
+        # The cloud's network slice made namespaces, bridges and dnsmasq on the host.
+        purge(tmp / "data")
         import shutil
 
         shutil.rmtree(tmp, ignore_errors=True)
