@@ -7,7 +7,8 @@ start hook (``recover``) finds every row still in flight and finishes or rolls b
 work, so nothing stays in a transitional status and no export (loop device) leaks.
 
 Resource logic lives in sibling modules (``volumes``, ``snapshots``, ``types``, ``quotas``,
-``attachments``, ``transfers``) as functions taking this service; the class holds what
+``attachments``, ``transfers``, ``backups`` (to the object store), ``groups`` (generic
+volume groups and group snapshots)) as functions taking this service; the class holds what
 they share and the small internal interface other slices (compute) call, documented in
 ``ComputeInterface`` below.
 """
