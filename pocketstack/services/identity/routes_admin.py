@@ -15,8 +15,8 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.api.readcache import MISS
-from pocketstack.services.identity import (catalog_admin, credentials, limits, projects,
-                                           roles, trusts, users)
+from pocketstack.services.identity import (catalog_admin, credentials, domain_configs, limits,
+                                           projects, roles, trusts, users)
 from pocketstack.services.identity.common import reject_nul
 
 Fn = Callable[..., Any]
@@ -64,19 +64,19 @@ ROUTES: list[tuple[str, str, Fn, int]] = [
     # domains (the /config paths before /{domain_id} matching is fine: distinct depth)
     *_crud("/v3/domains", "/v3/domains/{domain_id}", projects, "create_domain",
            "list_domains", "show_domain", "update_domain", "delete_domain"),
-    ("GET", "/v3/domains/config/default", projects.config_default, 200),
-    ("GET", "/v3/domains/config/{group}/default", projects.config_default, 200),
-    ("GET", "/v3/domains/config/{group}/{option}/default", projects.config_default, 200),
-    ("PUT", "/v3/domains/{domain_id}/config", projects.config_put, 201),
-    ("GET", "/v3/domains/{domain_id}/config", projects.config_show, 200),
-    ("PATCH", "/v3/domains/{domain_id}/config", projects.config_update, 200),
-    ("DELETE", "/v3/domains/{domain_id}/config", projects.config_delete, 204),
-    ("GET", "/v3/domains/{domain_id}/config/{group}", projects.config_show, 200),
-    ("PATCH", "/v3/domains/{domain_id}/config/{group}", projects.config_update, 200),
-    ("DELETE", "/v3/domains/{domain_id}/config/{group}", projects.config_delete, 204),
-    ("GET", "/v3/domains/{domain_id}/config/{group}/{option}", projects.config_show, 200),
-    ("PATCH", "/v3/domains/{domain_id}/config/{group}/{option}", projects.config_update, 200),
-    ("DELETE", "/v3/domains/{domain_id}/config/{group}/{option}", projects.config_delete, 204),
+    ("GET", "/v3/domains/config/default", domain_configs.config_default, 200),
+    ("GET", "/v3/domains/config/{group}/default", domain_configs.config_default, 200),
+    ("GET", "/v3/domains/config/{group}/{option}/default", domain_configs.config_default, 200),
+    ("PUT", "/v3/domains/{domain_id}/config", domain_configs.config_put, 201),
+    ("GET", "/v3/domains/{domain_id}/config", domain_configs.config_show, 200),
+    ("PATCH", "/v3/domains/{domain_id}/config", domain_configs.config_update, 200),
+    ("DELETE", "/v3/domains/{domain_id}/config", domain_configs.config_delete, 204),
+    ("GET", "/v3/domains/{domain_id}/config/{group}", domain_configs.config_show, 200),
+    ("PATCH", "/v3/domains/{domain_id}/config/{group}", domain_configs.config_update, 200),
+    ("DELETE", "/v3/domains/{domain_id}/config/{group}", domain_configs.config_delete, 204),
+    ("GET", "/v3/domains/{domain_id}/config/{group}/{option}", domain_configs.config_show, 200),
+    ("PATCH", "/v3/domains/{domain_id}/config/{group}/{option}", domain_configs.config_update, 200),
+    ("DELETE", "/v3/domains/{domain_id}/config/{group}/{option}", domain_configs.config_delete, 204),
     # projects and tags
     *_crud("/v3/projects", "/v3/projects/{project_id}", projects, "create_project",
            "list_projects", "show_project", "update_project", "delete_project"),
