@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, empty, json, run
 from pocketstack.errors import BadRequest
-from pocketstack.services.volume import backups, microversion
+from pocketstack.services.volume import backups, backups_records, microversion
 from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
                                                 parse_sort, project_scope, truthy)
 from pocketstack.services.volume.models import Backup
@@ -121,12 +121,12 @@ def register_backups(svc: Any, add: Any, base: str) -> None:
         return empty(202)
 
     async def backup_export(req: Req, mv: Mv) -> Response:
-        rec = await run(backups.export_record, svc, req.ctx, req.params["backup_id"])
+        rec = await run(backups_records.export_record, svc, req.ctx, req.params["backup_id"])
         return json({"backup-record": rec})
 
     async def backup_import(req: Req, mv: Mv) -> Response:
         body = _one(await req.json(), "backup-record")
-        b = await run(backups.import_record, svc, req.ctx, body)
+        b = await run(backups_records.import_record, svc, req.ctx, body)
         return json({"backup": summary(b, base)}, 201)
 
     B = "/backups/{backup_id}"
