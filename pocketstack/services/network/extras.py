@@ -111,12 +111,7 @@ class Quotas:
 class RBACPolicies(Resource):
     singular, plural, model, keys = "rbac_policy", "rbac_policies", m.RBACPolicy, views.RBAC_KEYS
     not_found_kind, label = "RbacPolicyNotFound", "RBAC policy"
-
-    def rows(self, s: Session, ctx: RequestContext, query: Any) -> list[Any]:
-        stmt = s.query(m.RBACPolicy)
-        if not ctx.is_admin:
-            stmt = stmt.filter(m.RBACPolicy.project_id == ctx.project_id)
-        return stmt.order_by(m.RBACPolicy.id).all()
+    ordering = ("id",)
 
     def render(self, s: Session, ctx: RequestContext, rows: list[Any]) -> list[dict]:
         return [views.rbac_policy(r) for r in rows]
@@ -201,12 +196,7 @@ class MeteringLabels(Resource):
     singular, plural, model, keys = ("metering_label", "metering_labels", m.MeteringLabel,
                                      views.LABEL_KEYS)
     not_found_kind, label = "MeteringLabelNotFound", "Metering label"
-
-    def rows(self, s: Session, ctx: RequestContext, query: Any) -> list[Any]:
-        stmt = s.query(m.MeteringLabel)
-        if not ctx.is_admin:
-            stmt = stmt.filter(m.MeteringLabel.project_id == ctx.project_id)
-        return stmt.order_by(m.MeteringLabel.id).all()
+    ordering = ("id",)
 
     def render(self, s: Session, ctx: RequestContext, rows: list[Any]) -> list[dict]:
         return [views.metering_label(r) for r in rows]
@@ -247,12 +237,7 @@ class MeteringLabelRules(Resource):
     singular, plural, model, keys = ("metering_label_rule", "metering_label_rules",
                                      m.MeteringLabelRule, views.LABEL_RULE_KEYS)
     not_found_kind, label = "MeteringLabelRuleNotFound", "Metering label rule"
-
-    def rows(self, s: Session, ctx: RequestContext, query: Any) -> list[Any]:
-        stmt = s.query(m.MeteringLabelRule)
-        if not ctx.is_admin:
-            stmt = stmt.filter(m.MeteringLabelRule.project_id == ctx.project_id)
-        return stmt.order_by(m.MeteringLabelRule.id).all()
+    ordering = ("id",)
 
     def render(self, s: Session, ctx: RequestContext, rows: list[Any]) -> list[dict]:
         return [views.metering_label_rule(r) for r in rows]

@@ -63,20 +63,6 @@ class Networks(Resource):
         return [views.network(r, subnets[r.id], ctx) for r in rows]
 
     # -- create ---------------------------------------------------------------------------
-    def create(self, ctx: RequestContext, attrs: dict[str, Any]) -> dict:
-        with self.db.write() as s:
-            row = self.create_in(s, ctx, attrs)
-            body = self.show_one(s, ctx, row)
-        self.svc.changed()
-        return body
-
-    def create_bulk(self, ctx: RequestContext, items: list[dict]) -> list[dict]:
-        with self.db.write() as s:
-            rows = [self.create_in(s, ctx, a) for a in items]
-            bodies = [self.show_one(s, ctx, r) for r in rows]
-        self.svc.changed()
-        return bodies
-
     def create_in(self, s: Session, ctx: RequestContext, attrs: dict[str, Any]) -> m.Network:
         policy.enforce(ctx, "network:create_network", ctx.as_target())
         admin_only(ctx, attrs, ("shared", "router:external", "is_default", *PROVIDER),
@@ -273,20 +259,6 @@ class Subnets(Resource):
             body["router:external"] = r.network_id in external  # subnet-external-network
             out.append(body)
         return out
-
-    def create(self, ctx: RequestContext, attrs: dict[str, Any]) -> dict:
-        with self.db.write() as s:
-            row = self.create_in(s, ctx, attrs)
-            body = self.show_one(s, ctx, row)
-        self.svc.changed()
-        return body
-
-    def create_bulk(self, ctx: RequestContext, items: list[dict]) -> list[dict]:
-        with self.db.write() as s:
-            rows = [self.create_in(s, ctx, a) for a in items]
-            bodies = [self.show_one(s, ctx, r) for r in rows]
-        self.svc.changed()
-        return bodies
 
     def create_in(self, s: Session, ctx: RequestContext, attrs: dict[str, Any]) -> m.Subnet:
         policy.enforce(ctx, "network:create_subnet", ctx.as_target())

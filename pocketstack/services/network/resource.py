@@ -28,6 +28,8 @@ class Resource:
     keys: set[str] = set()
     not_found_kind = "NotFound"
     label = "Resource"
+    # list order; the default is creation order, some tables have no created_at
+    ordering: tuple[str, ...] = ("created_at", "id")
 
     def __init__(self, svc: "NetworkService") -> None:
         self.svc = svc
@@ -38,7 +40,7 @@ class Resource:
         stmt = s.query(self.model)
         if not ctx.is_admin:
             stmt = stmt.filter(self.model.project_id == ctx.project_id)
-        return stmt.order_by(self.model.created_at, self.model.id).all()
+        return stmt.order_by(*(getattr(self.model, c) for c in self.ordering)).all()
 
     def render(self, s: Session, ctx: RequestContext, rows: list[Any]) -> list[dict]:
         raise NotImplementedError
@@ -80,6 +82,22 @@ class Resource:
 
     def show_one(self, s: Session, ctx: RequestContext, row: Any) -> dict:
         return self.render(s, ctx, [row])[0]
+
+    # -- create, for managers that build a row with create_in(s, ctx, attrs) ---------------
+    # (one transaction for a whole bulk request, so a bad item leaves nothing behind)
+    def create(self, ctx: RequestContext, attrs: dict[str, Any]) -> dict:
+        with self.db.write() as s:
+            row = self.create_in(s, ctx, attrs)
+            body = self.show_one(s, ctx, row)
+        self.svc.changed()
+        return body
+
+    def create_bulk(self, ctx: RequestContext, items: list[dict]) -> list[dict]:
+        with self.db.write() as s:
+            rows = [self.create_in(s, ctx, a) for a in items]
+            bodies = [self.show_one(s, ctx, r) for r in rows]
+        self.svc.changed()
+        return bodies
 
     # -- tags (api-ref "Tag extension") ---------------------------------------------------
     def _tag_row(self, s: Session, ctx: RequestContext, id_: str) -> Any:

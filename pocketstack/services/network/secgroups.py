@@ -184,20 +184,6 @@ class SecurityGroupRules(Resource):
             out.append(body)
         return out
 
-    def create(self, ctx: RequestContext, attrs: dict[str, Any]) -> dict:
-        with self.db.write() as s:
-            row = self.create_in(s, ctx, attrs)
-            body = self.show_one(s, ctx, row)
-        self.svc.changed()
-        return body
-
-    def create_bulk(self, ctx: RequestContext, items: list[dict]) -> list[dict]:
-        with self.db.write() as s:
-            rows = [self.create_in(s, ctx, a) for a in items]
-            bodies = [self.show_one(s, ctx, r) for r in rows]
-        self.svc.changed()
-        return bodies
-
     def create_in(self, s: Session, ctx: RequestContext, attrs: dict[str, Any]
                   ) -> m.SecurityGroupRule:
         policy.enforce(ctx, "network:create_security_group_rule", ctx.as_target())
