@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from pocketstack import policy
 from pocketstack.context import RequestContext
-from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound
-from pocketstack.services.identity.common import (body_object, collection, links, opt_bool,
-                                                  opt_str, split_extra)
+from pocketstack.errors import BadRequest, Conflict, Forbidden
+from pocketstack.services.identity.common import (body_object, collection, get_row, links,
+                                                  merge_extra, opt_bool, opt_str, split_extra)
 from pocketstack.services.identity.models import (Endpoint, EndpointGroup, Policy, Region,
                                                   Service)
 
@@ -81,33 +81,24 @@ def list_regions(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> d
     return collection(svc.base, "regions", "regions", items)
 
 
-def _get_region(s: Session, region_id: str) -> Region:
-    row = s.get(Region, region_id)
-    if row is None:
-        raise NotFound(f"Could not find region: {region_id}.")
-    return row
-
-
 def show_region(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:get_region", {})
     with svc.db.read() as s:
-        return {"region": region_view(svc, _get_region(s, p["region_id"]))}
+        return {"region": region_view(svc, get_row(s, Region, p["region_id"], "region"))}
 
 
 def update_region(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     data = body_object(body, "region")
     policy.enforce(ctx, "identity:update_region", {})
     with svc.db.write() as s:
-        region = _get_region(s, p["region_id"])
+        region = get_row(s, Region, p["region_id"], "region")
         if "id" in data and data["id"] != region.id:
             raise BadRequest("The region id cannot be changed.")
         if "description" in data:
             region.description = opt_str(data, "description", prefix="region") or ""
         if "parent_region_id" in data:
             region.parent_region_id = _check_parent(s, region.id, data["parent_region_id"])
-        extra = split_extra(data, {"description", "parent_region_id"})
-        if extra:
-            region.extra = {**(region.extra or {}), **extra}
+        merge_extra(region, data, {"description", "parent_region_id"})
         s.flush()
         out = region_view(svc, region)
     svc.catalog_changed()
@@ -117,7 +108,7 @@ def update_region(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> 
 def delete_region(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:delete_region", {})
     with svc.db.write() as s:
-        region = _get_region(s, p["region_id"])
+        region = get_row(s, Region, p["region_id"], "region")
         if s.scalars(select(Region.id).where(Region.parent_region_id == region.id)).first():
             raise Forbidden(f"Region {region.id} has child regions; delete them first.")
         s.execute(delete(Endpoint).where(Endpoint.region_id == region.id))
@@ -170,33 +161,24 @@ def list_services(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> 
     return collection(svc.base, "services", "services", items)
 
 
-def _get_service(s: Session, service_id: str) -> Service:
-    row = s.get(Service, service_id)
-    if row is None:
-        raise NotFound(f"Could not find service: {service_id}.")
-    return row
-
-
 def show_service(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:get_service", {})
     with svc.db.read() as s:
-        return {"service": service_view(svc, _get_service(s, p["service_id"]))}
+        return {"service": service_view(svc, get_row(s, Service, p["service_id"], "service"))}
 
 
 def update_service(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     data = body_object(body, "service")
     policy.enforce(ctx, "identity:update_service", {})
     with svc.db.write() as s:
-        row = _get_service(s, p["service_id"])
+        row = get_row(s, Service, p["service_id"], "service")
         type_ = _service_type(data, False)
         if type_ is not None:
             row.type = type_
         enabled = opt_bool(data, "enabled", prefix="service")
         if enabled is not None:
             row.enabled = enabled
-        extra = split_extra(data, {"type", "enabled"})
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, data, {"type", "enabled"})
         s.flush()
         out = service_view(svc, row)
     svc.catalog_changed()
@@ -206,7 +188,7 @@ def update_service(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) ->
 def delete_service(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:delete_service", {})
     with svc.db.write() as s:
-        row = _get_service(s, p["service_id"])
+        row = get_row(s, Service, p["service_id"], "service")
         s.execute(delete(Endpoint).where(Endpoint.service_id == row.id))
         s.delete(row)
     svc.catalog_changed()
@@ -292,29 +274,20 @@ def list_endpoints(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) ->
     return collection(svc.base, "endpoints", "endpoints", items)
 
 
-def _get_endpoint(s: Session, endpoint_id: str) -> Endpoint:
-    row = s.get(Endpoint, endpoint_id)
-    if row is None:
-        raise NotFound(f"Could not find endpoint: {endpoint_id}.")
-    return row
-
-
 def show_endpoint(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:get_endpoint", {})
     with svc.db.read() as s:
-        return {"endpoint": endpoint_view(svc, _get_endpoint(s, p["endpoint_id"]))}
+        return {"endpoint": endpoint_view(svc, get_row(s, Endpoint, p["endpoint_id"], "endpoint"))}
 
 
 def update_endpoint(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     data = body_object(body, "endpoint")
     policy.enforce(ctx, "identity:update_endpoint", {})
     with svc.db.write() as s:
-        row = _get_endpoint(s, p["endpoint_id"])
+        row = get_row(s, Endpoint, p["endpoint_id"], "endpoint")
         for key, value in _endpoint_fields(s, data, False).items():
             setattr(row, key, value)
-        extra = split_extra(data, ENDPOINT_COLUMNS)
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, data, ENDPOINT_COLUMNS)
         s.flush()
         out = endpoint_view(svc, row)
     svc.catalog_changed()
@@ -324,7 +297,7 @@ def update_endpoint(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -
 def delete_endpoint(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:delete_endpoint", {})
     with svc.db.write() as s:
-        s.delete(_get_endpoint(s, p["endpoint_id"]))
+        s.delete(get_row(s, Endpoint, p["endpoint_id"], "endpoint"))
     svc.catalog_changed()
 
 
@@ -379,24 +352,18 @@ def list_epgs(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict
                       "previous": None, "next": None}}
 
 
-def _get_epg(s: Session, group_id: str) -> EndpointGroup:
-    row = s.get(EndpointGroup, group_id)
-    if row is None:
-        raise NotFound(f"Could not find endpoint group: {group_id}.")
-    return row
-
-
 def show_epg(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:manage_endpoint_groups", {})
     with svc.db.read() as s:
-        return {"endpoint_group": epg_view(svc, _get_epg(s, p["group_id"]))}
+        row = get_row(s, EndpointGroup, p["group_id"], "endpoint group")
+        return {"endpoint_group": epg_view(svc, row)}
 
 
 def update_epg(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     data = body_object(body, "endpoint_group")
     policy.enforce(ctx, "identity:manage_endpoint_groups", {})
     with svc.db.write() as s:
-        row = _get_epg(s, p["group_id"])
+        row = get_row(s, EndpointGroup, p["group_id"], "endpoint group")
         for key, value in _epg_fields(data, False).items():
             setattr(row, key, value)
         s.flush()
@@ -406,7 +373,7 @@ def update_epg(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dic
 def delete_epg(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:manage_endpoint_groups", {})
     with svc.db.write() as s:
-        s.delete(_get_epg(s, p["group_id"]))
+        s.delete(get_row(s, EndpointGroup, p["group_id"], "endpoint group"))
 
 
 # -- policies (stored blobs, as Keystone's /v3/policies) ------------------------------------------
@@ -439,33 +406,24 @@ def list_policies(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> 
     return collection(svc.base, "policies", "policies", items)
 
 
-def _get_policy(s: Session, policy_id: str) -> Policy:
-    row = s.get(Policy, policy_id)
-    if row is None:
-        raise NotFound(f"Could not find policy: {policy_id}.")
-    return row
-
-
 def show_policy(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:get_policy", {})
     with svc.db.read() as s:
-        return {"policy": policy_view(svc, _get_policy(s, p["policy_id"]))}
+        return {"policy": policy_view(svc, get_row(s, Policy, p["policy_id"], "policy"))}
 
 
 def update_policy(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     data = body_object(body, "policy")
     policy.enforce(ctx, "identity:manage_policy", {})
     with svc.db.write() as s:
-        row = _get_policy(s, p["policy_id"])
+        row = get_row(s, Policy, p["policy_id"], "policy")
         for field in ("blob", "type"):
             if field in data:
                 if not isinstance(data[field], str):
                     raise BadRequest(f"Invalid input for field 'policy.{field}': must be a "
                                      "string")
                 setattr(row, field, data[field])
-        extra = split_extra(data, {"type", "blob"})
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, data, {"type", "blob"})
         s.flush()
         return {"policy": policy_view(svc, row)}
 
@@ -473,6 +431,6 @@ def update_policy(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> 
 def delete_policy(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:manage_policy", {})
     with svc.db.write() as s:
-        s.delete(_get_policy(s, p["policy_id"]))
+        s.delete(get_row(s, Policy, p["policy_id"], "policy"))
 
 

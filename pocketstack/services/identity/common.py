@@ -6,12 +6,14 @@ answers (400 with the field named) without a schema per tiny resource.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from pocketstack.errors import BadRequest, NotFound
 from pocketstack.services.identity.models import Group, Project, Role, User
+
+T = TypeVar("T")
 
 NAME_MAX = {"project": 64, "domain": 64, "group": 64, "user": 255, "role": 255}
 
@@ -97,6 +99,21 @@ def split_extra(data: dict[str, Any], known: set[str]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in known and k not in ("links", "id")}
 
 
+def merge_extra(row: Any, data: dict[str, Any], known: set[str]) -> None:
+    """On update, add the body's non-column attributes to the row's ``extra``."""
+    extra = split_extra(data, known)
+    if extra:
+        row.extra = {**(row.extra or {}), **extra}
+
+
+def get_row(s: Session, model: type[T], row_id: Any, noun: str) -> T:
+    """The ``model`` row with this id, or Keystone's 404 "Could not find <noun>: <id>."."""
+    row = s.get(model, row_id) if isinstance(row_id, str) else None
+    if row is None:
+        raise NotFound(f"Could not find {noun}: {row_id}.")
+    return row
+
+
 def get_domain(s: Session, domain_id: str) -> Project:
     dom = s.get(Project, domain_id) if isinstance(domain_id, str) else None
     if dom is None or not dom.is_domain:
@@ -112,31 +129,19 @@ def get_project(s: Session, project_id: str) -> Project:
 
 
 def get_project_or_domain(s: Session, project_id: str) -> Project:
-    proj = s.get(Project, project_id) if isinstance(project_id, str) else None
-    if proj is None:
-        raise NotFound(f"Could not find project: {project_id}.")
-    return proj
+    return get_row(s, Project, project_id, "project")
 
 
 def get_user(s: Session, user_id: str) -> User:
-    user = s.get(User, user_id) if isinstance(user_id, str) else None
-    if user is None:
-        raise NotFound(f"Could not find user: {user_id}.")
-    return user
+    return get_row(s, User, user_id, "user")
 
 
 def get_group(s: Session, group_id: str) -> Group:
-    group = s.get(Group, group_id) if isinstance(group_id, str) else None
-    if group is None:
-        raise NotFound(f"Could not find group: {group_id}.")
-    return group
+    return get_row(s, Group, group_id, "group")
 
 
 def get_role(s: Session, role_id: str) -> Role:
-    role = s.get(Role, role_id) if isinstance(role_id, str) else None
-    if role is None:
-        raise NotFound(f"Could not find role: {role_id}.")
-    return role
+    return get_row(s, Role, role_id, "role")
 
 
 def reject_nul(value: Any, where: str = "request") -> None:

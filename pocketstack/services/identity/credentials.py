@@ -24,8 +24,9 @@ from pocketstack.context import RequestContext
 from pocketstack.db.base import isotime, utcnow
 from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound
 from pocketstack.services.identity import assignments
-from pocketstack.services.identity.common import (body_object, collection, get_project,
-                                                  get_user, links, opt_str, split_extra)
+from pocketstack.services.identity.common import (body_object, collection, get_project, get_row,
+                                                  get_user, links, merge_extra, opt_str,
+                                                  split_extra)
 from pocketstack.services.identity.models import (AccessRule, ApplicationCredential, Consumer,
                                                   Credential, Project, Role, User)
 
@@ -142,9 +143,7 @@ def update_credential(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any)
             if row.type == "ec2":
                 _ec2_id(data["blob"])  # still needs an access key; the id stays, as in Keystone
             row.blob = encrypt(svc, data["blob"])
-        extra = split_extra(data, {"blob", "type", "user_id", "project_id"})
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, data, {"blob", "type", "user_id", "project_id"})
         s.flush()
         return {"credential": credential_view(svc, row)}
 
@@ -491,17 +490,10 @@ def list_consumers(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) ->
                                           "previous": None, "next": None}}
 
 
-def _get_consumer(s: Session, consumer_id: str) -> Consumer:
-    row = s.get(Consumer, consumer_id)
-    if row is None:
-        raise NotFound(f"Could not find consumer: {consumer_id}.")
-    return row
-
-
 def show_consumer(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:manage_consumers", {})
     with svc.db.read() as s:
-        return {"consumer": consumer_view(svc, _get_consumer(s, p["consumer_id"]))}
+        return {"consumer": consumer_view(svc, get_row(s, Consumer, p["consumer_id"], "consumer"))}
 
 
 def update_consumer(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
@@ -510,14 +502,12 @@ def update_consumer(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -
     if "secret" in data:
         raise BadRequest("A consumer's secret cannot be changed.")
     with svc.db.write() as s:
-        row = _get_consumer(s, p["consumer_id"])
+        row = get_row(s, Consumer, p["consumer_id"], "consumer")
         if "id" in data and data["id"] != row.id:
             raise BadRequest("A consumer's id cannot be changed.")
         if "description" in data:
             row.description = opt_str(data, "description", prefix="consumer")
-        extra = split_extra(data, {"description"})
-        if extra:
-            row.extra = {**(row.extra or {}), **extra}
+        merge_extra(row, data, {"description"})
         s.flush()
         return {"consumer": consumer_view(svc, row)}
 
@@ -525,4 +515,4 @@ def update_consumer(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -
 def delete_consumer(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:manage_consumers", {})
     with svc.db.write() as s:
-        s.delete(_get_consumer(s, p["consumer_id"]))
+        s.delete(get_row(s, Consumer, p["consumer_id"], "consumer"))

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from pocketstack import policy
 from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound
-from pocketstack.services.identity.common import body_object
+from pocketstack.services.identity.common import body_object, get_row
 from pocketstack.services.identity.models import (Limit, Project, Region, RegisteredLimit,
                                                   Service)
 
@@ -107,17 +107,11 @@ def list_registered(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -
                       "next": None}}
 
 
-def _get_registered(s: Session, limit_id: str) -> RegisteredLimit:
-    row = s.get(RegisteredLimit, limit_id)
-    if row is None:
-        raise NotFound(f"Could not find registered limit: {limit_id}.")
-    return row
-
-
 def show_registered(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
     policy.enforce(ctx, "identity:get_limits", {})
     with svc.db.read() as s:
-        return {"registered_limit": registered_view(svc, _get_registered(s, p["limit_id"]))}
+        row = get_row(s, RegisteredLimit, p["limit_id"], "registered limit")
+        return {"registered_limit": registered_view(svc, row)}
 
 
 def _in_use(s: Session, row: RegisteredLimit) -> bool:
@@ -131,7 +125,7 @@ def update_registered(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any)
     data = body_object(body, "registered_limit")
     policy.enforce(ctx, "identity:manage_limits", {})
     with svc.db.write() as s:
-        row = _get_registered(s, p["limit_id"])
+        row = get_row(s, RegisteredLimit, p["limit_id"], "registered limit")
         fields = _common(s, data, "registered_limit", False)
         if fields.keys() & {"service_id", "region_id", "resource_name"} and _in_use(s, row):
             raise Forbidden("A registered limit that project limits refer to cannot change "
@@ -147,7 +141,7 @@ def update_registered(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any)
 def delete_registered(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, "identity:manage_limits", {})
     with svc.db.write() as s:
-        row = _get_registered(s, p["limit_id"])
+        row = get_row(s, RegisteredLimit, p["limit_id"], "registered limit")
         if _in_use(s, row):
             raise Forbidden("Project limits still refer to this registered limit.")
         s.delete(row)

@@ -18,8 +18,8 @@ from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound
 from pocketstack.services.identity.assignments import project_ancestors
 from pocketstack.services.identity.common import (collection, flag, get_domain, get_project,
-                                                  links, opt_bool, opt_str, query_bool,
-                                                  req_name, split_extra)
+                                                  links, merge_extra, opt_bool, opt_str,
+                                                  query_bool, req_name, split_extra)
 from pocketstack.services.identity.models import (ROOT_DOMAIN, ApplicationCredential,
                                                   Assignment, Credential, DomainConfig, Group,
                                                   Project, ProjectTag, Role, User)
@@ -191,9 +191,7 @@ def update_domain(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> 
             dom.options = {**(dom.options or {}), **_options(data, "domain")}
         if "tags" in data:
             _set_tags(s, dom.id, _validate_tags(data["tags"], "domain"))
-        extra = split_extra(data, PROJECT_COLUMNS | {"explicit_domain_id"})
-        if extra:
-            dom.extra = {**(dom.extra or {}), **extra}
+        merge_extra(dom, data, PROJECT_COLUMNS | {"explicit_domain_id"})
         s.flush()
         out = domain_view(svc, dom, _tags(s, dom.id))
     svc.changed()
@@ -445,9 +443,7 @@ def update_project(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) ->
             proj.options = {**(proj.options or {}), **_options(data, "project")}
         if "tags" in data:
             _set_tags(s, proj.id, _validate_tags(data["tags"], "project"))
-        extra = split_extra(data, PROJECT_COLUMNS)
-        if extra:
-            proj.extra = {**(proj.extra or {}), **extra}
+        merge_extra(proj, data, PROJECT_COLUMNS)
         s.flush()
         out = project_view(svc, proj, _tags(s, proj.id))
     svc.changed()

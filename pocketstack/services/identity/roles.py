@@ -16,7 +16,8 @@ from pocketstack.services.identity.assignments import (GROUP_DOMAIN, GROUP_PROJE
                                                        project_ancestors)
 from pocketstack.services.identity.common import (body_object, collection, flag, get_domain,
                                                   get_group, get_project, get_role, get_user,
-                                                  links, opt_str, req_name, split_extra)
+                                                  links, merge_extra, opt_str, req_name,
+                                                  split_extra)
 from pocketstack.services.identity.models import (Assignment, Group, ImpliedRole, Project, Role,
                                                   User, UserGroupMembership)
 
@@ -102,9 +103,7 @@ def update_role(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> di
         if "options" in data:
             merged = {**(role.options or {}), **_role_options(data)}
             role.options = {k: v for k, v in merged.items() if v is not None}
-        extra = split_extra(data, {"name", "domain_id", "description", "options"})
-        if extra:
-            role.extra = {**(role.extra or {}), **extra}
+        merge_extra(role, data, {"name", "domain_id", "description", "options"})
         s.flush()
         out = role_view(svc, role)
     svc.changed()

@@ -19,8 +19,8 @@ from pocketstack.context import RequestContext
 from pocketstack.db.base import isotime, utcnow
 from pocketstack.errors import BadRequest, Conflict, NotFound, Unauthorized
 from pocketstack.services.identity import assignments
-from pocketstack.services.identity.common import (body_object, collection, get_domain,
-                                                  get_group, get_user, links, opt_bool, opt_str,
+from pocketstack.services.identity.common import (body_object, collection, get_domain, get_group,
+                                                  get_user, links, merge_extra, opt_bool, opt_str,
                                                   query_bool, req_name, split_extra)
 from pocketstack.services.identity.models import (AccessRule, ApplicationCredential,
                                                   Assignment, Credential, Group,
@@ -190,9 +190,7 @@ def update_user(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> di
             # An administrator's reset: history rules do not apply (Keystone does the same).
             _set_password(svc, s, user, password)
             _revoke_user_tokens(user)
-        extra = split_extra(data, USER_COLUMNS)
-        if extra:
-            user.extra = {**(user.extra or {}), **extra}
+        merge_extra(user, data, USER_COLUMNS)
         s.flush()
         out = user_view(svc, user)
     svc.changed()
@@ -355,9 +353,7 @@ def update_group(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> d
             group.name = name
         if "description" in data:
             group.description = opt_str(data, "description", prefix="group") or ""
-        extra = split_extra(data, {"name", "domain_id", "description"})
-        if extra:
-            group.extra = {**(group.extra or {}), **extra}
+        merge_extra(group, data, {"name", "domain_id", "description"})
         s.flush()
         return {"group": group_view(svc, group)}
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from identity_regression_fixtures import make_identity
+from identity_fixtures import make_identity
 
 from pocketstack.errors import NotFound, Unauthorized
 from pocketstack.services.identity import users

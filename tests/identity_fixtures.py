@@ -1,4 +1,7 @@
-"""An in-process identity service on a fresh SQLite database (no HTTP, no other slices)."""
+"""An in-process identity service on a fresh SQLite database (no HTTP, no other slices).
+
+Shared by tests/unit/identity and tests/regressions/identity: pytest's default (prepend)
+import mode puts tests/, the folder of tests/conftest.py, on sys.path."""
 
 from __future__ import annotations
 
