@@ -109,12 +109,14 @@ class UploadSession:
         if self.size + len(data) > self.max_bytes:
             raise self._too_big(self.size + len(data))
         if len(data) >= 1 << 20:
-            # sha512 on a helper thread; md5 and the write here (hashlib drops the GIL).
+            # md5, sha512 and the write side by side (each drops the GIL): the write's
+            # copy into the page cache costs about as much as a hash.
+            md5 = _HASHERS.submit(self.md5.update, data)
             sha = _HASHERS.submit(self.sha.update, data)
             try:
-                self.md5.update(data)
                 self.writer.write(data)
             finally:
+                md5.result()
                 sha.result()
         else:
             self.md5.update(data)
