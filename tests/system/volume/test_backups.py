@@ -69,7 +69,7 @@ def test_backup_restore_bytes_and_kill9(tmp_path_factory):
     try:
         cloud.start()
         conn = cloud.sdk()
-        src = cli(cloud, "volume", "create", "--size", "2", "ps-bk-src")
+        src = cli(cloud, "volume", "create", "--size", "4", "ps-bk-src")
         wait(conn, "volume", src["id"], {"available"})
         src_file = voldir / f"volume-{src['id']}.raw"
         scribble(src_file, 0, 48 * MiB)
@@ -77,8 +77,9 @@ def test_backup_restore_bytes_and_kill9(tmp_path_factory):
 
         # a full backup, killed while it copies; the restart resumes it
         full = cli(cloud, "volume", "backup", "create", "--name", "ps-bk-full", src["id"])
-        time.sleep(0.3)
+        before = conn.block_storage.get(f"/backups/{full['id']}").json()["backup"]["status"]
         cloud.stop(kill=True)
+        assert before == "creating"  # the kill really interrupted the copy
         cloud.start()
         conn = cloud.sdk()
         shown = wait(conn, "backup", full["id"], {"available", "error"})
@@ -100,8 +101,9 @@ def test_backup_restore_bytes_and_kill9(tmp_path_factory):
                                       json={"restore": {"name": "ps-bk-restored"}})
         assert res.status_code == 202, res.text
         new_id = res.json()["restore"]["volume_id"]
-        wait(conn, "volume", new_id, {"restoring-backup", "available"})
+        before = wait(conn, "volume", new_id, {"restoring-backup", "error_restoring"})["status"]
         cloud.stop(kill=True)
+        assert before == "restoring-backup"  # the kill really interrupted the restore
         cloud.start()
         conn = cloud.sdk()
         assert wait(conn, "backup", inc["id"], {"available"})["fail_reason"] is None
