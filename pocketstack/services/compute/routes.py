@@ -18,6 +18,14 @@ V = "/v2.1"
 Handler = Callable[[Req, APIVersion], Awaitable[Response]]
 
 
+async def required_body(req: Req, key: str) -> dict[str, Any]:
+    """The request's JSON object, which must carry ``key`` (else 400 naming it, as Nova)."""
+    body = await req.json()
+    if not isinstance(body, dict) or key not in body:
+        raise BadRequest(f"Invalid input for field/attribute {key}: is a required property")
+    return body
+
+
 def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small handlers
     base = svc.base_url
 
@@ -93,9 +101,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         return handler
 
     async def flavor_create(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "flavor" not in body:
-            raise BadRequest("Invalid input for field/attribute flavor: is a required property")
+        body = await required_body(req, "flavor")
         f = await run(flavors.create, svc, req.ctx, body["flavor"], ver.has("flavor_description"))
         return json({"flavor": views.flavor(base, f, ver)})
 
@@ -120,9 +126,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
                                               req.params["flavor_id"])})
 
     async def extra_specs_create(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "extra_specs" not in body:
-            raise BadRequest("Invalid input for field/attribute extra_specs: is a required property")
+        body = await required_body(req, "extra_specs")
         specs = await run(flavors.set_extra_specs, svc, req.ctx, req.params["flavor_id"],
                           body["extra_specs"])
         return json({"extra_specs": specs})
@@ -187,9 +191,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         return json(body)
 
     async def keypair_create(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "keypair" not in body:
-            raise BadRequest("Invalid input for field/attribute keypair: is a required property")
+        body = await required_body(req, "keypair")
         kp, private = await run(keypairs.create, svc, req.ctx, body["keypair"],
                                 allow_type=ver.has("keypair_type"),
                                 allow_user=ver.has("keypair_user_id"))
@@ -221,9 +223,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         return json({"server_groups": [server_groups.view(g, m, ver) for g, m in rows]})
 
     async def group_create(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "server_group" not in body:
-            raise BadRequest("Invalid input for field/attribute server_group: is a required property")
+        body = await required_body(req, "server_group")
         g = await run(svc.groups_api.create, req.ctx, body["server_group"], ver)
         return json({"server_group": server_groups.view(g, [], ver)})
 
@@ -260,9 +260,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         return json({"quota_set": await run(q.show_defaults, req.ctx, req.params["project_id"], ver)})
 
     async def quota_update(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "quota_set" not in body:
-            raise BadRequest("Invalid input for field/attribute quota_set: is a required property")
+        body = await required_body(req, "quota_set")
         return json({"quota_set": await run(q.update, req.ctx, req.params["project_id"],
                                             body["quota_set"], ver)})
 
@@ -274,9 +272,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         return json({"quota_class_set": await run(q.class_show, req.ctx, req.params["name"], ver)})
 
     async def quota_class_update(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "quota_class_set" not in body:
-            raise BadRequest("Invalid input for field/attribute quota_class_set: is a required property")
+        body = await required_body(req, "quota_class_set")
         return json({"quota_class_set": await run(q.class_update, req.ctx, req.params["name"],
                                                   body["quota_class_set"], ver)})
 

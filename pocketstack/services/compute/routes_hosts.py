@@ -11,6 +11,7 @@ from starlette.responses import Response
 from pocketstack.api.http import Req, empty, json, run
 from pocketstack.errors import BadRequest, NotFound
 from pocketstack.services.compute.microversions import APIVersion
+from pocketstack.services.compute.routes import required_body
 
 V = "/v2.1"
 Handler = Callable[[Req, APIVersion], Awaitable[Response]]
@@ -34,9 +35,7 @@ def register(svc: Any, add: Callable[..., None]) -> None:  # noqa: C901 - a tabl
         return json({"aggregates": [hosts.aggregate_view(a, ver) for a in rows]})
 
     async def agg_create(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "aggregate" not in body:
-            raise BadRequest("Invalid input for field/attribute aggregate: is a required property")
+        body = await required_body(req, "aggregate")
         a = await run(hosts.create_aggregate, req.ctx, body["aggregate"])
         view = hosts.aggregate_view(a, ver)
         for k in ("hosts", "metadata"):
@@ -48,9 +47,7 @@ def register(svc: Any, add: Callable[..., None]) -> None:  # noqa: C901 - a tabl
             await run(hosts.aggregate, req.ctx, req.params["agg_id"]), ver)})
 
     async def agg_update(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "aggregate" not in body:
-            raise BadRequest("Invalid input for field/attribute aggregate: is a required property")
+        body = await required_body(req, "aggregate")
         a = await run(hosts.update_aggregate, req.ctx, req.params["agg_id"], body["aggregate"])
         return json({"aggregate": hosts.aggregate_view(a, ver)})
 

@@ -14,6 +14,7 @@ from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.compute import views
 from pocketstack.services.compute.microversions import APIVersion
 from pocketstack.services.compute.models import InstanceAction, InstanceActionEvent, Server
+from pocketstack.services.compute.routes import required_body
 
 V = "/v2.1"
 Handler = Callable[[Req, APIVersion], Awaitable[Response]]
@@ -54,9 +55,7 @@ def register(svc: Any, add: Callable[..., None], base: str,
         return handler
 
     async def server_create(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "server" not in body:
-            raise BadRequest("Invalid input for field/attribute server: is a required property")
+        body = await required_body(req, "server")
         server = body["server"]
         if isinstance(server, dict):
             for key in ("os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"):
@@ -79,9 +78,7 @@ def register(svc: Any, add: Callable[..., None], base: str,
         return json({"server": body})
 
     async def server_update(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "server" not in body:
-            raise BadRequest("Invalid input for field/attribute server: is a required property")
+        body = await required_body(req, "server")
         srv = await run(svc.servers.update, req.ctx, req.params["server_id"], body["server"], ver)
         full = ver.has("rebuild_returns_full")
         return json({"server": (await run(server_views, [srv], ver, req.ctx, full,
@@ -175,9 +172,7 @@ def register(svc: Any, add: Callable[..., None], base: str,
 
     def meta_set(replace: bool) -> Handler:
         async def handler(req: Req, ver: APIVersion) -> Response:
-            body = await req.json()
-            if not isinstance(body, dict) or "metadata" not in body:
-                raise BadRequest("Invalid input for field/attribute metadata: is a required property")
+            body = await required_body(req, "metadata")
             meta = await run(svc.servers.set_metadata, req.ctx, req.params["server_id"],
                              body["metadata"], replace)
             if not replace:
@@ -195,9 +190,7 @@ def register(svc: Any, add: Callable[..., None], base: str,
         return json({"meta": {key: srv.metadata_[key]}})
 
     async def meta_put(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "meta" not in body:
-            raise BadRequest("Invalid input for field/attribute meta: is a required property")
+        body = await required_body(req, "meta")
         meta = await run(svc.servers.set_metadata, req.ctx, req.params["server_id"], body["meta"],
                          False, req.params["key"])
         return json({"meta": meta})
@@ -227,9 +220,7 @@ def register(svc: Any, add: Callable[..., None], base: str,
         return json({"tags": list(srv.tags or [])})
 
     async def tags_replace(req: Req, ver: APIVersion) -> Response:
-        body = await req.json()
-        if not isinstance(body, dict) or "tags" not in body:
-            raise BadRequest("Invalid input for field/attribute tags: is a required property")
+        body = await required_body(req, "tags")
         return json({"tags": await run(svc.servers.set_tags, req.ctx, req.params["server_id"],
                                        body["tags"])})
 
