@@ -18,6 +18,7 @@ import binascii
 import datetime as dt
 import hashlib
 import logging
+import mmap
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -236,7 +237,8 @@ async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str
     so the copy is a plain memcpy and not a page fault per 4 KiB.
     """
     pending: asyncio.Future | None = None
-    bufs = (bytearray(BATCH), bytearray(BATCH))
+    # Anonymous mmaps: page-aligned, so the store can write them with O_DIRECT.
+    bufs = (mmap.mmap(-1, BATCH), mmap.mmap(-1, BATCH))
     views_ = (memoryview(bufs[0]), memoryview(bufs[1]))
     which, filled = 0, 0
     try:
