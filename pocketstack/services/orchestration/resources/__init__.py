@@ -16,7 +16,7 @@ def registry() -> dict[str, Any]:
 
 
 def _service_modules() -> list[Any]:
-    from pocketstack.services.orchestration.resources import (cinder, glance, neutron, nova,
-                                                               swift)
+    from pocketstack.services.orchestration.resources import (cinder, glance, neutron,
+                                                               neutron_secgroups, nova, swift)
 
-    return [nova, neutron, cinder, swift, glance]
+    return [nova, neutron, neutron_secgroups, cinder, swift, glance]
