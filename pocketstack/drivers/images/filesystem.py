@@ -7,9 +7,7 @@ an abandoned upload (its process is gone) from one a sibling process is still wr
 
 from __future__ import annotations
 
-import ctypes
 import errno
-import fcntl
 import os
 import secrets
 import shutil
@@ -22,18 +20,6 @@ from pocketstack.drivers.images.base import (AREAS, ImageStore, ImageStoreCapabi
 
 HOLE_BLOCK = 1 << 20
 ZEROS = bytes(HOLE_BLOCK)
-DIRECT_ALIGN = 4096
-
-
-def _aligned(block: memoryview) -> bool:
-    """Whether O_DIRECT can take ``block`` as is (address and length page-aligned)."""
-    if len(block) % DIRECT_ALIGN or block.readonly:
-        return False
-    try:
-        addr = ctypes.addressof(ctypes.c_char.from_buffer(block))
-    except (TypeError, ValueError, BufferError):
-        return False
-    return addr % DIRECT_ALIGN == 0
 
 
 def _fsync_dir(path: Path) -> None:
@@ -52,39 +38,8 @@ class FileWriter(ImageWriter):
                         buffering=0)
         self._size = 0
         self._done = False
-        # Page-aligned writes (what the image upload hands over) bypass the page cache:
-        # perf showed the kernel's copy into it as the largest single cost of an upload,
-        # more than md5 or sha512. Any other write switches the file back to buffered.
-        self._direct = self._set_direct(True)
 
-    def _set_direct(self, on: bool) -> bool:
-        if not hasattr(os, "O_DIRECT"):
-            return False
-        try:
-            fd = self._fh.fileno()
-            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-            flags = flags | os.O_DIRECT if on else flags & ~os.O_DIRECT
-            fcntl.fcntl(fd, fcntl.F_SETFL, flags)
-        except OSError:
-            return False
-        return on
-
-    def _write_all(self, block: memoryview) -> None:
-        if self._direct and not _aligned(block):
-            self._direct = self._set_direct(False)
-        while block:
-            try:
-                n = self._fh.write(block)
-            except OSError as exc:
-                if not self._direct or exc.errno != errno.EINVAL:
-                    raise
-                self._direct = self._set_direct(False)  # this file system refuses it
-                continue
-            block = block[n:]
-            if block and self._direct:  # a short direct write: finish buffered
-                self._direct = self._set_direct(False)
-
-    def write(self, data: bytes | memoryview) -> None:
+    def write(self, data: bytes) -> None:
         # Whole blocks of zeros become holes: a sparse raw image stays sparse on disk.
         view = memoryview(data)
         for start in range(0, len(view), HOLE_BLOCK):
@@ -93,7 +48,9 @@ class FileWriter(ImageWriter):
                     and bytes(block) == ZEROS:
                 self._fh.seek(HOLE_BLOCK, os.SEEK_CUR)
                 continue
-            self._write_all(block)
+            while block:
+                n = self._fh.write(block)
+                block = block[n:]
         self._size += len(data)
 
     @property
@@ -103,8 +60,6 @@ class FileWriter(ImageWriter):
     def read_at(self, offset: int, n: int) -> bytes:
         if offset < 0 or offset >= self._size or n <= 0:
             return b""
-        if self._direct:  # unaligned reads (format inspection) need the page cache
-            self._direct = self._set_direct(False)
         return os.pread(self._fh.fileno(), min(n, self._size - offset), offset)
 
     def commit(self) -> str:

@@ -237,7 +237,7 @@ async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str
     so the copy is a plain memcpy and not a page fault per 4 KiB.
     """
     pending: asyncio.Future | None = None
-    # Anonymous mmaps: page-aligned, so the store can write them with O_DIRECT.
+    # Anonymous mmaps: page-aligned (an O_DIRECT store could take them as they are).
     bufs = (mmap.mmap(-1, BATCH), mmap.mmap(-1, BATCH))
     views_ = (memoryview(bufs[0]), memoryview(bufs[1]))
     which, filled = 0, 0
