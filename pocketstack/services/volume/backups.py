@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import zlib
 from typing import Any
 
@@ -397,20 +398,19 @@ def start_restore(svc, ctx: RequestContext, backup_id: str, volume_id: Any,  # n
     return {"backup_id": backup_id, "volume_id": volume_id, "volume_name": vol_name}
 
 
-def _wait_created(svc, volume_id: str, timeout: float = 600.0) -> str:  # noqa: ANN001
-    import time
-
-    deadline = time.monotonic() + timeout
-    while True:
-        with svc.db.read() as s:
-            vol = s.get(Volume, volume_id)
-            status = vol.status if vol is not None else "deleted"
-        if status not in ("creating", "downloading") or time.monotonic() > deadline:
-            return status
-        time.sleep(0.05)
-
-
 def run_restore(svc, backup_id: str) -> None:  # noqa: ANN001
+    with svc.db.read() as s:
+        b = s.get(Backup, backup_id)
+        vol = s.get(Volume, (b.task or {}).get("volume_id")) if b is not None else None
+        waiting = vol is not None and vol.status in ("creating", "downloading")
+    if waiting:
+        # the new volume is still being made (by a volume worker): look again shortly
+        # instead of holding this worker, which that creation may need
+        timer = threading.Timer(0.2, svc.submit, ("backup", backup_id, run_restore, svc,
+                                                  backup_id))
+        timer.daemon = True
+        timer.start()
+        return
     task = _attempt(svc, backup_id, "restore")
     if task is None:
         return
@@ -418,7 +418,9 @@ def run_restore(svc, backup_id: str) -> None:  # noqa: ANN001
     if task["attempts"] > MAX_ATTEMPTS:
         _fail(svc, backup_id, "restore did not finish after repeated restarts", "available")
         return
-    status = _wait_created(svc, volume_id)
+    with svc.db.read() as s:
+        vol = s.get(Volume, volume_id)
+        status = vol.status if vol is not None else "deleted"
     with svc.db.write() as s:
         vol = s.get(Volume, volume_id)
         if vol is None or status not in ("available", "restoring-backup"):

@@ -10,7 +10,7 @@ snapshot only waits for its members; ``recover`` restarts those waits after a re
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from typing import Any
 
 from sqlalchemy import select
@@ -29,7 +29,15 @@ from pocketstack.services.volume.models import (Group, GroupSnapshot, GroupType,
 log = logging.getLogger("pocketstack.volume.groups")
 
 GROUP_SORT_KEYS = {"id", "name", "created_at", "updated_at", "status"}
-WAIT_SECONDS = 600.0
+POLL_SECONDS = 0.2
+
+
+def _later(svc, kind: str, rid: str, fn) -> None:  # noqa: ANN001
+    """Check again shortly. Waits never block a volume worker: a group waiting for member
+    volumes that need those same workers would otherwise starve them."""
+    timer = threading.Timer(POLL_SECONDS, svc.submit, (kind, rid, fn, svc, rid))
+    timer.daemon = True
+    timer.start()
 
 
 # -- group types ---------------------------------------------------------------------------
@@ -336,21 +344,18 @@ def delete(svc, ctx: RequestContext, group_id: str, body: Any) -> None:  # noqa:
 
 
 def run_delete(svc, group_id: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        with svc.db.write() as s:
-            g = s.get(Group, group_id)
-            if g is None:
-                return
-            left = members(s, group_id)
-            if not left:
-                s.delete(g)
-                return
-            if all(v.status.startswith("error") for v in left) or \
-                    time.monotonic() > deadline:
-                g.status, g.task = "error_deleting", None
-                return
-        time.sleep(0.1)
+    with svc.db.write() as s:
+        g = s.get(Group, group_id)
+        if g is None or g.status != "deleting":
+            return
+        left = members(s, group_id)
+        if not left:
+            s.delete(g)
+            return
+        if all(v.status.startswith("error") for v in left):
+            g.status, g.task = "error_deleting", None
+            return
+    _later(svc, "group", group_id, run_delete)
 
 
 def reset_status(svc, ctx: RequestContext, group_id: str, body: Any) -> None:  # noqa: ANN001
@@ -426,21 +431,18 @@ def create_from_source(svc, ctx: RequestContext, body: Any) -> Group:  # noqa: A
 
 
 def run_create(svc, group_id: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        with svc.db.write() as s:
-            g = s.get(Group, group_id)
-            if g is None or g.status != "creating":
-                return
-            vols = members(s, group_id)
-            if any(v.status.startswith("error") for v in vols) or \
-                    time.monotonic() > deadline:
-                g.status, g.task = "error", None
-                return
-            if all(v.status == "available" for v in vols):
-                g.status, g.task = "available", None
-                return
-        time.sleep(0.1)
+    with svc.db.write() as s:
+        g = s.get(Group, group_id)
+        if g is None or g.status != "creating":
+            return
+        vols = members(s, group_id)
+        if any(v.status.startswith("error") for v in vols):
+            g.status, g.task = "error", None
+            return
+        if all(v.status == "available" for v in vols):
+            g.status, g.task = "available", None
+            return
+    _later(svc, "group", group_id, run_create)
 
 
 # -- group snapshots ---------------------------------------------------------------------
@@ -508,31 +510,26 @@ def create_snapshot(svc, ctx: RequestContext, body: Any) -> GroupSnapshot:  # no
 
 
 def run_snapshot_wait(svc, gs_id: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        with svc.db.write() as s:
-            gs = s.get(GroupSnapshot, gs_id)
-            if gs is None or gs.status not in ("creating", "deleting"):
+    with svc.db.write() as s:
+        gs = s.get(GroupSnapshot, gs_id)
+        if gs is None or gs.status not in ("creating", "deleting"):
+            return
+        snaps = list(s.scalars(select(Snapshot).where(Snapshot.group_snapshot_id == gs_id)))
+        if gs.status == "deleting":
+            if not snaps:
+                s.delete(gs)
                 return
-            snaps = list(s.scalars(select(Snapshot).where(
-                Snapshot.group_snapshot_id == gs_id)))
-            if gs.status == "deleting":
-                if not snaps:
-                    s.delete(gs)
-                    return
-                if all(x.status.startswith("error") for x in snaps) or \
-                        time.monotonic() > deadline:
-                    gs.status, gs.task = "error_deleting", None
-                    return
-            else:
-                if any(x.status.startswith("error") for x in snaps) or \
-                        time.monotonic() > deadline:
-                    gs.status, gs.task = "error", None
-                    return
-                if all(x.status == "available" for x in snaps):
-                    gs.status, gs.task = "available", None
-                    return
-        time.sleep(0.1)
+            if all(x.status.startswith("error") for x in snaps):
+                gs.status, gs.task = "error_deleting", None
+                return
+        else:
+            if any(x.status.startswith("error") for x in snaps):
+                gs.status, gs.task = "error", None
+                return
+            if all(x.status == "available" for x in snaps):
+                gs.status, gs.task = "available", None
+                return
+    _later(svc, "group_snapshot", gs_id, run_snapshot_wait)
 
 
 def delete_snapshot(svc, ctx: RequestContext, gs_id: str) -> None:  # noqa: ANN001
