@@ -135,26 +135,12 @@ def _check_port(settings: Settings) -> None:
                 "pocketstack may be running there: choose another --port") from None
 
 
-def _fixed_mmap_threshold() -> None:
-    """Make glibc hand big blocks back to the system when freed.
-
-    Every password check allocates argon2's ~19 MiB work area. glibc raises its mmap
-    threshold after the first such block is freed, so later ones come from the heap and
-    stay resident: +20 MiB per concurrent login, for good. A fixed threshold (128 KiB, the
-    default start value) keeps them mmapped and returned on free.
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to tune
-
-
 def _serve(settings: Settings, quiet: bool = False) -> None:
     import logging
 
-    _fixed_mmap_threshold()
+    from pocketstack import malloc
+
+    malloc.tune()  # before anything allocates: see pocketstack/malloc.py
 
     import uvicorn
 

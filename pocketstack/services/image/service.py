@@ -34,7 +34,7 @@ from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
 from pocketstack.drivers.images import create_store
 from pocketstack.errors import BadRequest, Conflict, NotFound
-from pocketstack.services.image import formats, images, malloc, views
+from pocketstack.services.image import formats, images, views
 from pocketstack.services.image.models import Image, ImageProperty, ImageTask
 
 log = logging.getLogger("pocketstack.image")
@@ -55,7 +55,6 @@ class ImageService:
         self.store = create_store(self.settings.image.store,
                                   self.settings.data_dir / "images")
         self.background: set[Any] = set()  # running import tasks (asyncio)
-        malloc.tune()  # large request bodies without per-chunk page faults (see malloc.py)
 
     # -- quotas -------------------------------------------------------------------------------
     def limit(self, project_id: str | None, name: str) -> int:

@@ -1,5 +1,8 @@
-"""glibc malloc tuning for streamed bodies (image data, and every other large body).
+"""glibc malloc tuning for the server process, applied once by `pocketstack up`.
 
+Two findings, one setting:
+
+Streamed bodies (image data, objects, every large body):
 uvicorn/httptools/uvloop allocate a fresh ``bytes`` of ~256 KiB for every chunk of a
 request body, several times over (socket read, parser callback, receive buffer). With
 glibc's defaults the heap top is trimmed back to the kernel as soon as such a chunk is
@@ -9,9 +12,15 @@ kernel's zeroing) anew: measured on the 2-core CI box, uvicorn alone received 51
 
 We keep up to ``TRIM`` bytes of free heap instead of returning it at once, and let
 allocations up to ``MMAP`` come from the heap (an mmap'd chunk is unmapped on free, the
-same churn). The process holds at most TRIM more idle memory per malloc arena. This is
-process-wide; it is applied once, from the image service (the slice whose benchmark found
-it), and is a no-op off glibc.
+same churn). The process holds at most TRIM more idle memory per malloc arena.
+
+Password checks: every argon2 verification allocates a ~19 MiB work area. Left to itself,
+glibc raises its mmap threshold after the first such block is freed, so later ones come
+from the heap and stay resident (+20 MiB per concurrent login, for good). Setting the
+threshold explicitly turns that dynamic adjustment off, and 19 MiB > ``MMAP`` keeps those
+blocks mmapped and returned on free.
+
+A no-op off glibc.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ import ctypes.util
 import logging
 import platform
 
-log = logging.getLogger("pocketstack.image")
+log = logging.getLogger("pocketstack")
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
