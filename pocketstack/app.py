@@ -130,10 +130,14 @@ class PocketApp:
         self.cloud = cloud
         self.styles: list[tuple[str, str]] = []
         routes: list[Any] = []
+        self.s3_app: ASGIApp | None = None
         for spec in cloud.specs:
             service = cloud.services[spec.type]
             if spec.raw_app is not None:
-                routes.append(Mount(spec.path, app=spec.raw_app(service)))
+                raw = spec.raw_app(service)
+                routes.append(Mount(spec.path, app=raw))
+                if spec.type == "s3":
+                    self.s3_app = raw
             else:
                 table = Routes(cloud.resolve_context, cloud.settings.max_body_bytes)
                 spec.routes(service, table)
@@ -157,6 +161,25 @@ class PocketApp:
             return Response("OK", media_type="text/plain")
 
         return [Route("/", root), Route("/healthcheck", health)]
+
+    def _is_s3_at_root(self, scope: dict) -> bool:
+        """An AWS-signed request outside every service path is S3 at the host root.
+
+        Clients such as s3cmd cannot put a path prefix (/s3) in front of bucket names; they
+        sign ``/bucket/key`` against the bare endpoint. Such requests carry an AWS signature
+        (header or presigned query), which no OpenStack API uses, so they are unambiguous.
+        A bucket named like a service mount (``identity``...) is only reachable under /s3.
+        """
+        if self.s3_app is None:
+            return False
+        first = "/" + scope["path"].lstrip("/").split("/", 1)[0]
+        if first in self.mount_points or first == "/healthcheck":
+            return False
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization":
+                return value.startswith((b"AWS4-HMAC-SHA256 ", b"AWS "))
+        query = scope.get("query_string", b"")
+        return b"X-Amz-Credential=" in query or b"AWSAccessKeyId=" in query
 
     def style_for(self, path: str) -> str:
         for prefix, style in self.styles:
@@ -189,14 +212,19 @@ class PocketApp:
                 message["headers"] = headers
             await send(message)
 
+        s3_root = self._is_s3_at_root(scope)
         try:
-            await self.router(scope, receive, send_with_id)
+            if s3_root:
+                await self.s3_app(scope, receive, send_with_id)
+            else:
+                await self.router(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - the one place errors become faults
             if started:
                 log.exception("error after the response started (%s)", request_id)
                 return
             err = self._to_error(exc, scope, request_id)
-            response = faults.render(err, self.style_for(scope.get("path", "")))
+            style = "s3" if s3_root else self.style_for(scope.get("path", ""))
+            response = faults.render(err, style)
             await response(scope, receive, send_with_id)
 
     @staticmethod
