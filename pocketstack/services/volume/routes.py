@@ -34,6 +34,54 @@ def _body(data: Any, key: str) -> Any:
     return data[key]
 
 
+def metadata_routes(svc: VolumeService, module: Any, base: str,
+                    id_param: str) -> list[tuple[str, str, Handler]]:
+    """The six metadata routes of a volume or a snapshot (same API, same rules).
+
+    ``module`` (volumes or snapshots) provides metadata(), set_metadata(..., replace=)
+    and delete_metadata_key() with the same signatures.
+    """
+
+    async def index(req: Req, mv: Mv) -> Response:
+        return json({"metadata": await run(module.metadata, svc, req.ctx, req.params[id_param])})
+
+    async def merge(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "metadata")
+        return json({"metadata": await run(module.set_metadata, svc, req.ctx,
+                                           req.params[id_param], meta, replace=False)})
+
+    async def replace(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "metadata")
+        return json({"metadata": await run(module.set_metadata, svc, req.ctx,
+                                           req.params[id_param], meta, replace=True)})
+
+    async def show(req: Req, mv: Mv) -> Response:
+        meta = await run(module.metadata, svc, req.ctx, req.params[id_param])
+        key = req.params["key"]
+        if key not in meta:
+            raise NotFound(f"Metadata item was not found with key {key}.")
+        return json({"meta": {key: meta[key]}})
+
+    async def put(req: Req, mv: Mv) -> Response:
+        meta = _body(await req.json(), "meta")
+        key = req.params["key"]
+        if not isinstance(meta, dict) or len(meta) != 1:
+            raise BadRequest("Request body contains too many items.")
+        if key not in meta:
+            raise BadRequest("Request body and URI mismatch")
+        await run(module.set_metadata, svc, req.ctx, req.params[id_param], meta, replace=False)
+        return json({"meta": meta})
+
+    async def delete(req: Req, mv: Mv) -> Response:
+        await run(module.delete_metadata_key, svc, req.ctx, req.params[id_param],
+                  req.params["key"])
+        return empty(200)
+
+    return [("GET", base + "/metadata", index), ("POST", base + "/metadata", merge),
+            ("PUT", base + "/metadata", replace), ("GET", base + "/metadata/{key}", show),
+            ("PUT", base + "/metadata/{key}", put), ("DELETE", base + "/metadata/{key}", delete)]
+
+
 def register(svc: VolumeService, r: Routes) -> None:
     base = svc.settings.base_url + "/volume/v3"
 
@@ -228,46 +276,6 @@ def register(svc: VolumeService, r: Routes) -> None:
                              "has one.")
         raise BadRequest(f"There is no such action: {action}")
 
-    # metadata -----------------------------------------------------------------------------
-    async def volume_metadata(req: Req, mv: Mv) -> Response:
-        return json({"metadata": await run(volumes.metadata, svc, req.ctx,
-                                           req.params["volume_id"])})
-
-    async def volume_metadata_create(req: Req, mv: Mv) -> Response:
-        meta = _body(await req.json(), "metadata")
-        result = await run(volumes.set_metadata, svc, req.ctx, req.params["volume_id"], meta,
-                           replace=False)
-        return json({"metadata": result})
-
-    async def volume_metadata_replace(req: Req, mv: Mv) -> Response:
-        meta = _body(await req.json(), "metadata")
-        result = await run(volumes.set_metadata, svc, req.ctx, req.params["volume_id"], meta,
-                           replace=True)
-        return json({"metadata": result})
-
-    async def volume_metadata_show(req: Req, mv: Mv) -> Response:
-        meta = await run(volumes.metadata, svc, req.ctx, req.params["volume_id"])
-        key = req.params["key"]
-        if key not in meta:
-            raise NotFound(f"Metadata item was not found with key {key}.")
-        return json({"meta": {key: meta[key]}})
-
-    async def volume_metadata_put(req: Req, mv: Mv) -> Response:
-        meta = _body(await req.json(), "meta")
-        key = req.params["key"]
-        if not isinstance(meta, dict) or len(meta) != 1:
-            raise BadRequest("Request body contains too many items.")
-        if key not in meta:
-            raise BadRequest("Request body and URI mismatch")
-        await run(volumes.set_metadata, svc, req.ctx, req.params["volume_id"], meta,
-                  replace=False)
-        return json({"meta": meta})
-
-    async def volume_metadata_delete(req: Req, mv: Mv) -> Response:
-        await run(volumes.delete_metadata_key, svc, req.ctx, req.params["volume_id"],
-                  req.params["key"])
-        return empty(200)
-
     # ---- snapshots ---------------------------------------------------------------------------
     async def list_snaps(req: Req, mv: Mv, detail: bool) -> Response:
         q = req.query
@@ -332,43 +340,6 @@ def register(svc: VolumeService, r: Routes) -> None:
         else:
             raise BadRequest(f"There is no such action: {action}")
         return empty(202)
-
-    async def snapshot_metadata(req: Req, mv: Mv) -> Response:
-        return json({"metadata": await run(snapshots.metadata, svc, req.ctx,
-                                           req.params["snapshot_id"])})
-
-    async def snapshot_metadata_create(req: Req, mv: Mv) -> Response:
-        meta = _body(await req.json(), "metadata")
-        return json({"metadata": await run(snapshots.set_metadata, svc, req.ctx,
-                                           req.params["snapshot_id"], meta, replace=False)})
-
-    async def snapshot_metadata_replace(req: Req, mv: Mv) -> Response:
-        meta = _body(await req.json(), "metadata")
-        return json({"metadata": await run(snapshots.set_metadata, svc, req.ctx,
-                                           req.params["snapshot_id"], meta, replace=True)})
-
-    async def snapshot_metadata_show(req: Req, mv: Mv) -> Response:
-        meta = await run(snapshots.metadata, svc, req.ctx, req.params["snapshot_id"])
-        key = req.params["key"]
-        if key not in meta:
-            raise NotFound(f"Metadata item was not found with key {key}.")
-        return json({"meta": {key: meta[key]}})
-
-    async def snapshot_metadata_put(req: Req, mv: Mv) -> Response:
-        meta = _body(await req.json(), "meta")
-        key = req.params["key"]
-        if not isinstance(meta, dict) or len(meta) != 1:
-            raise BadRequest("Request body contains too many items.")
-        if key not in meta:
-            raise BadRequest("Request body and URI mismatch")
-        await run(snapshots.set_metadata, svc, req.ctx, req.params["snapshot_id"], meta,
-                  replace=False)
-        return json({"meta": meta})
-
-    async def snapshot_metadata_delete(req: Req, mv: Mv) -> Response:
-        await run(snapshots.delete_metadata_key, svc, req.ctx, req.params["snapshot_id"],
-                  req.params["key"])
-        return empty(200)
 
     # ---- volume types --------------------------------------------------------------------
     def in_tx(fn, *args):  # noqa: ANN001, ANN202
@@ -577,21 +548,12 @@ def register(svc: VolumeService, r: Routes) -> None:
         ("GET", "/volumes/detail", volume_detail), ("GET", "/volumes/summary", volume_summary),
         ("GET", V, volume_show), ("PUT", V, volume_update), ("DELETE", V, volume_delete),
         ("POST", V + "/action", volume_action),
-        ("GET", V + "/metadata", volume_metadata), ("POST", V + "/metadata", volume_metadata_create),
-        ("PUT", V + "/metadata", volume_metadata_replace),
-        ("GET", V + "/metadata/{key}", volume_metadata_show),
-        ("PUT", V + "/metadata/{key}", volume_metadata_put),
-        ("DELETE", V + "/metadata/{key}", volume_metadata_delete),
+        *metadata_routes(svc, volumes, V, "volume_id"),
         ("GET", "/snapshots", snapshot_index), ("POST", "/snapshots", snapshot_create),
         ("GET", "/snapshots/detail", snapshot_detail),
         ("GET", S, snapshot_show), ("PUT", S, snapshot_update), ("DELETE", S, snapshot_delete),
         ("POST", S + "/action", snapshot_action),
-        ("GET", S + "/metadata", snapshot_metadata),
-        ("POST", S + "/metadata", snapshot_metadata_create),
-        ("PUT", S + "/metadata", snapshot_metadata_replace),
-        ("GET", S + "/metadata/{key}", snapshot_metadata_show),
-        ("PUT", S + "/metadata/{key}", snapshot_metadata_put),
-        ("DELETE", S + "/metadata/{key}", snapshot_metadata_delete),
+        *metadata_routes(svc, snapshots, S, "snapshot_id"),
         ("GET", "/types", type_index), ("POST", "/types", type_create),
         ("GET", T, type_show), ("PUT", T, type_update), ("DELETE", T, type_delete),
         ("GET", T + "/extra_specs", type_specs), ("POST", T + "/extra_specs", type_specs_create),
