@@ -119,6 +119,25 @@ class ImageSettings:
     image_stage_total: int = -1  # MiB
     limit_param_default: int = 25
     api_limit_max: int = 1000
+    # Multiple stores (glance enabled_backends). Empty: ONE store "local" of driver
+    # ``store`` in <data_dir>/images. Else a table per store id, e.g.
+    #   [image.stores.fast]  driver = "filesystem", weight = 100, description = "SSD",
+    #                        path = "/srv/images-fast"   (empty path: <data_dir>/images-<id>)
+    # Weights order an image's ``stores`` (highest first) and which copy is read.
+    stores: dict[str, Any] = field(default_factory=dict)
+    default_store: str = ""  # empty: the first configured store
+    # Interoperable import methods offered (glance enabled_import_methods). copy-image is
+    # only offered when there is more than one store, as in Glance.
+    import_methods: str = "glance-direct,web-download,copy-image"
+    # web-download URL filtering (glance [import_filtering_opts]); when an allowed list is
+    # set its disallowed list is ignored, as in Glance. Ports default to 80/443 only.
+    web_download_allowed_schemes: str = "http,https"
+    web_download_disallowed_schemes: str = ""
+    web_download_allowed_hosts: str = ""
+    web_download_disallowed_hosts: str = ""
+    web_download_allowed_ports: str = "80,443"
+    web_download_disallowed_ports: str = ""
+    web_download_timeout: float = 60.0  # seconds without progress before giving up
 
 
 @dataclass

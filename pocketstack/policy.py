@@ -193,6 +193,9 @@ RULES: dict[str, Rule] = {
     "image:get_metadef": ANYONE,
     "image:modify_metadef": ADMIN,
     "image:stores_info_detail": ADMIN,
+    # glance's defaults: copying data between stores and deleting it from one are admin's
+    "image:copy_image": ADMIN,
+    "image:delete_image_location": ADMIN,
     # volume (cinder) --------------------------------------------------------------------
     # Cinder's defaults: project readers read, members write, admins reset/force/manage.
     **{f"volume:{a}": ADMIN_OR_READER for a in (

@@ -7,7 +7,8 @@ from pathlib import Path
 from pocketstack.drivers.images.base import ImageStore
 
 
-def create_store(name: str, root: Path) -> ImageStore:
+def create_store(name: str, root: Path, store_id: str | None = None,
+                 description: str | None = None) -> ImageStore:
     from pocketstack.drivers.images.fake import FakeImageStore
     from pocketstack.drivers.images.filesystem import FilesystemImageStore
 
@@ -19,4 +20,4 @@ def create_store(name: str, root: Path) -> ImageStore:
         cls = registry[name]
     except KeyError:
         raise ValueError(f"unknown image store {name!r}; choose one of {sorted(registry)}") from None
-    return cls(root)
+    return cls(root, store_id=store_id, description=description)

@@ -57,6 +57,10 @@ class ImageWriter(abc.ABC):
 
 
 class ImageStore(abc.ABC):
+    """One named store (glance multi-store "backend"). A cloud may have several; each is
+    an independent instance with its own root, so the same image id may have a file in
+    more than one of them (copies made by import to several stores or copy-image)."""
+
     capabilities: ImageStoreCapabilities
     store_id: str = "local"
     description: str = ""

@@ -47,7 +47,12 @@ class FakeImageStore(ImageStore):
     store_id = "fake"
     description = "In-memory store (tests)"
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, store_id: str | None = None,
+                 description: str | None = None) -> None:
+        if store_id:
+            self.store_id = store_id
+        if description:
+            self.description = description
         self.blobs: dict[tuple[str, str], bytes] = {}
         self.lock = threading.Lock()
 

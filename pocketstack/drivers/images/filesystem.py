@@ -94,8 +94,13 @@ class FilesystemImageStore(ImageStore):
     store_id = "local"
     description = "Local file system store"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, store_id: str | None = None,
+                 description: str | None = None) -> None:
         self.root = Path(root)
+        if store_id:
+            self.store_id = store_id
+        if description:
+            self.description = description
         for sub in (*AREAS, "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 

@@ -1,5 +1,5 @@
-"""Image data: streamed upload (PUT /file), staging (PUT /stage), interoperable import,
-and download.
+"""Image data: streamed upload (PUT /file), staging (PUT /stage) and download
+(interoperable import is in ``imports``).
 
 An upload never holds the image in memory: the HTTP layer hands chunks to ``pump``,
 which batches them (a few MiB) and feeds them to an ``UploadSession`` in a worker
@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import logging
 import mmap
@@ -31,9 +30,9 @@ from pocketstack.api.http import run
 from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
 from pocketstack.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, PocketError
-from pocketstack.services.image import access, formats, views
+from pocketstack.services.image import access, formats
 from pocketstack.services.image.images import over_limit
-from pocketstack.services.image.models import Image, ImageProperty, ImageTask
+from pocketstack.services.image.models import Image
 
 if TYPE_CHECKING:
     from pocketstack.drivers.images.base import ImageWriter
@@ -43,20 +42,8 @@ log = logging.getLogger("pocketstack.image")
 
 HASH_ALGO = "sha512"
 BATCH = 4 << 20  # bytes handed to a worker thread at once
-IMPORT_METHODS = ("glance-direct",)
 # md5 and sha512 of one batch run side by side (hashlib releases the GIL), next to the write.
 _HASHERS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ps-image-hash")
-
-
-def _set_prop(s: Any, image_id: str, name: str, value: str | None) -> None:
-    prop = s.get(ImageProperty, (image_id, name))
-    if value is None:
-        if prop is not None:
-            s.delete(prop)
-    elif prop is None:
-        s.add(ImageProperty(image_id=image_id, name=name, value=value))
-    else:
-        prop.value = value
 
 
 def _parse_md5(header: str | None) -> str | None:
@@ -87,8 +74,9 @@ class UploadSession:
     def __init__(self, svc: "ImageService", image_id: str, owner: str | None, area: str,
                  writer: "ImageWriter", max_bytes: int, limit_name: str, limit_mib: int,
                  expected_md5: str | None, disk_format: str | None, restore: str,
-                 container_format: str | None = None) -> None:
+                 container_format: str | None = None, store: Any = None) -> None:
         self.svc, self.image_id, self.owner, self.area = svc, image_id, owner, area
+        self.store = store if store is not None else svc.store  # X-Image-Meta-Store
         self.writer = writer
         self.max_bytes, self.limit_name, self.limit_mib = max_bytes, limit_name, limit_mib
         self.expected_md5 = expected_md5
@@ -149,6 +137,7 @@ class UploadSession:
                     row.os_hash_algo, row.os_hash_value = HASH_ALGO, hash_value
                     row.virtual_size = inspection.virtual_size if inspection else None
                     row.location = location
+                    row.stores = self.store.store_id
                     row.status = "active"
                 else:
                     row.staged_size, row.staged_hash = self.size, hash_value
@@ -158,7 +147,7 @@ class UploadSession:
 
                 return render(self.svc, s, row)
         except BaseException:
-            self.svc.store.delete(self.image_id, self.area)
+            self.store.delete(self.image_id, self.area)
             raise
 
     def fail(self, exc: BaseException) -> None:
@@ -176,8 +165,12 @@ class UploadSession:
 
 def begin_upload(svc: "ImageService", ctx: RequestContext, image_id: str, *,
                  area: str = "images", content_length: int | None = None,
-                 content_md5: str | None = None) -> UploadSession:
+                 content_md5: str | None = None, store_id: str | None = None
+                 ) -> UploadSession:
+    """``store_id`` (X-Image-Meta-Store) picks the store of a PUT /file upload; staged
+    data always goes to the default store's staging area."""
     expected = _parse_md5(content_md5)
+    store = svc.get_store(store_id) if store_id and area == "images" else svc.store
     cfg = svc.settings.image
     with svc.db.write() as s:
         row = access.load(s, ctx, image_id)
@@ -209,13 +202,13 @@ def begin_upload(svc: "ImageService", ctx: RequestContext, image_id: str, *,
                                 max_bytes=max_bytes, limit_name=limit_name,
                                 limit_mib=limit_mib, expected_md5=expected,
                                 disk_format=row.disk_format, restore="queued",
-                                container_format=row.container_format)
+                                container_format=row.container_format, store=store)
         if content_length is not None and content_length > max_bytes:
             raise session._too_big(content_length)  # noqa: SLF001 - before any change
         row.status = "saving" if area == "images" else "uploading"
         row.updated_at = utcnow()
     try:
-        session.writer = svc.store.writer(row.id, area)
+        session.writer = store.writer(row.id, area)
     except BaseException as exc:
         session.writer = _NullWriter()
         session.fail(exc)
@@ -278,6 +271,7 @@ class Download:
     size: int
     checksum: str | None
     path: Path | None  # local file, when the store has one
+    store: Any = None  # the store to stream from when there is no local file
 
 
 def open_download(svc: "ImageService", ctx: RequestContext, image_id: str) -> Download | None:
@@ -292,152 +286,11 @@ def open_download(svc: "ImageService", ctx: RequestContext, image_id: str) -> Do
         elif row.status != "active" or not row.location:
             return None
         size, checksum = row.size or 0, row.checksum
+        store = svc.store_for(row)
     path = None
-    if svc.store.capabilities.local_files:
+    if store.capabilities.local_files:
         try:
-            path = svc.store.path(image_id)
+            path = store.path(image_id)
         except FileNotFoundError:
             raise NotFound(f"Image data for {image_id} is missing from the store.") from None
-    return Download(image_id, size, checksum, path)
-
-
-# -- interoperable import ------------------------------------------------------------------
-
-def start_import(svc: "ImageService", ctx: RequestContext, image_id: str, body: Any) -> str:
-    """POST /v2/images/{id}/import: validate, record the task, return its id (202)."""
-    if not isinstance(body, dict):
-        raise BadRequest("Body expected in request.")
-    method = body.get("method")
-    if not isinstance(method, dict) or not isinstance(method.get("name"), str):
-        raise BadRequest("Import request requires a 'method' field.")
-    name = method["name"]
-    if name not in ("glance-direct", "web-download", "copy-image", "glance-download"):
-        raise BadRequest(f"Unknown import method name '{name}'.")
-    if name not in IMPORT_METHODS:
-        raise BadRequest(f"Import method {name} is not enabled on this cloud; available: "
-                         f"{', '.join(IMPORT_METHODS)}.")
-    stores = body.get("stores")
-    if stores is not None:
-        if not isinstance(stores, list) or not all(isinstance(x, str) for x in stores):
-            raise BadRequest("'stores' must be a list of store identifiers.")
-        for store in stores:
-            if store != svc.store.store_id:
-                raise BadRequest(f"Unknown store {store}")
-    for flag in ("all_stores", "all_stores_must_succeed"):
-        if flag in body and not isinstance(body[flag], bool):
-            raise BadRequest(f"'{flag}' must be a boolean.")
-    with svc.db.write() as s:
-        row = access.load(s, ctx, image_id)
-        access.enforce(ctx, "import_image", row)
-        if row.status != "uploading" or row.staged_size is None:
-            raise Conflict("Image needs to be staged before 'glance-direct' method can be "
-                           "used")
-        if not row.disk_format or not row.container_format:
-            raise Conflict("'disk_format' and 'container_format' need to be set before "
-                           "import")
-        task = ImageTask(type="api_image_import", status="processing", owner=row.owner,
-                         image_id=row.id, request_id=ctx.request_id, user_id=ctx.user_id,
-                         input={"image_id": row.id, "import_req": body,
-                                "backend": [svc.store.store_id]},
-                         expires_at=utcnow() + dt.timedelta(hours=48))
-        s.add(task)
-        s.flush()
-        row.status = "importing"
-        row.updated_at = utcnow()
-        _set_prop(s, row.id, "os_glance_import_task", task.id)
-        _set_prop(s, row.id, "os_glance_importing_to_stores", svc.store.store_id)
-        _set_prop(s, row.id, "os_glance_failed_import", None)
-        return task.id
-
-
-def run_import(svc: "ImageService", task_id: str) -> None:
-    """The import task: verify the staged data, inspect it, promote it, go active."""
-    with svc.db.read() as s:
-        task = s.get(ImageTask, task_id)
-        if task is None or task.status != "processing":
-            return
-        image_id = task.image_id
-        row = s.get(Image, image_id)
-        if row is None:
-            staged = None
-        else:
-            staged = (row.staged_size, row.staged_hash, row.disk_format,
-                      row.container_format)
-    try:
-        if staged is None:
-            raise Gone(f"Image {image_id} was deleted during import.")
-        size, sha, disk_format, container_format = staged
-        md5, sha512, n = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
-        for chunk in svc.store.read(image_id, area="staging", chunk_size=4 << 20):
-            md5.update(chunk)
-            sha512.update(chunk)
-            n += len(chunk)
-        if n != size or sha512.hexdigest() != sha:
-            raise BadRequest("Staged data does not match what was uploaded (size or "
-                             f"{HASH_ALGO} checksum differ); stage it again.")
-        if svc.settings.image.image_size_cap < n:
-            raise over_limit("Image exceeds the image size cap.")
-        reader = _StagedReader(svc, image_id)
-        inspection = formats.check(reader.read_at, n, disk_format,
-                                   svc.settings.image.require_format_match)
-        formats.check_container(reader.read_at, n, container_format,
-                                svc.settings.image.require_format_match)
-        location = svc.store.promote(image_id)
-    except Exception as exc:  # noqa: BLE001 - every failure is recorded on the task
-        message = exc.message if isinstance(exc, PocketError) else str(exc)
-        with svc.db.write() as s:
-            task = s.get(ImageTask, task_id)
-            if task is not None:
-                task.status, task.message = "failure", message
-                task.result = {"image_id": image_id}
-            row = s.get(Image, image_id) if image_id else None
-            if row is not None and row.status == "importing":
-                row.status = "queued"
-                row.staged_size = row.staged_hash = None
-                row.updated_at = utcnow()
-                _set_prop(s, row.id, "os_glance_importing_to_stores", "")
-                _set_prop(s, row.id, "os_glance_failed_import", svc.store.store_id)
-        if image_id:
-            svc.store.delete(image_id, "staging")
-        log.warning("image %s: import task %s failed: %s", image_id, task_id, message)
-        return
-    with svc.db.write() as s:
-        row = s.get(Image, image_id)
-        task = s.get(ImageTask, task_id)
-        if row is None or row.status != "importing":
-            svc.store.delete(image_id, "images")
-            if task is not None:
-                task.status, task.message = "failure", "Image was deleted during import."
-            return
-        row.size, row.checksum = n, md5.hexdigest()
-        row.os_hash_algo, row.os_hash_value = HASH_ALGO, sha512.hexdigest()
-        row.virtual_size = inspection.virtual_size
-        row.location = location
-        row.staged_size = row.staged_hash = None
-        row.status = "active"
-        row.updated_at = utcnow()
-        _set_prop(s, row.id, "os_glance_importing_to_stores", "")
-        if task is not None:
-            task.status = "success"
-            task.result = {"image_id": image_id}
-
-
-class _StagedReader:
-    """read_at over a staged file, for format inspection."""
-
-    def __init__(self, svc: "ImageService", image_id: str) -> None:
-        self.svc, self.image_id = svc, image_id
-
-    def read_at(self, offset: int, n: int) -> bytes:
-        if offset < 0 or n <= 0:
-            return b""
-        return b"".join(self.svc.store.read(self.image_id, offset, offset + n, area="staging"))
-
-
-def image_tasks(svc: "ImageService", ctx: RequestContext, image_id: str) -> list[dict[str, Any]]:
-    with svc.db.read() as s:
-        row = access.load(s, ctx, image_id)
-        access.enforce(ctx, "get_image", row)
-        tasks = s.scalars(select(ImageTask).where(ImageTask.image_id == row.id)
-                          .order_by(ImageTask.created_at)).all()
-        return [views.task(t) for t in tasks]
+    return Download(image_id, size, checksum, path, store)

@@ -521,7 +521,8 @@ def remove(svc: "ImageService", ctx: RequestContext, image_id: str) -> None:
         s.delete(row)
     # The record is gone first: a failure below leaves an orphan file for sweep, never
     # an image whose data vanished.
-    svc.store.delete(image_id, "images")
+    for store in svc.stores.values():  # every copy (multi-store), and the staged data
+        store.delete(image_id, "images")
     svc.store.delete(image_id, "staging")
 
 

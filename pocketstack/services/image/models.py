@@ -45,6 +45,10 @@ class Image(Base):
     min_ram: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     # file:// URL of the data in the store; None while there is none.
     location: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Ids of the stores holding the data, comma separated, highest weight first (what
+    # the API shows as ``stores``); None for rows from before multi-store: the default
+    # store. ``location`` is the URL of the first of them.
+    stores: Mapped[str | None] = mapped_column(Text, nullable=True)
     # Staged data (glance-direct): its size and sha512 as computed while staging, so
     # import can prove the staged file was not truncated or altered in between.
     staged_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

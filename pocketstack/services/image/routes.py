@@ -6,13 +6,15 @@ import asyncio
 import os
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import ClientDisconnect
 from starlette.responses import Response, StreamingResponse
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, NotFound, RangeNotSatisfiable, UnsupportedMediaType
-from pocketstack.services.image import data, images, members, routes_metadefs, schemas
+from pocketstack.services.image import (data, images, imports, members, routes_metadefs,
+                                        schemas)
 from pocketstack.services.image.service import ImageService
 
 # Glance answers every minor version it supports; v2.16 is the newest we implement.
@@ -46,8 +48,8 @@ def register(svc: ImageService, r: Routes) -> None:
         return json(image, 201, headers={
             "Location": f"{base}/v2/images/{image['id']}",
             # glance advertises these on create; openstacksdk's use_import relies on them
-            "OpenStack-image-import-methods": ",".join(data.IMPORT_METHODS),
-            "OpenStack-image-store-ids": svc.store.store_id})
+            "OpenStack-image-import-methods": ",".join(svc.import_methods()),
+            "OpenStack-image-store-ids": ",".join(svc.stores)})
 
     async def show_image(req: Req) -> Response:
         return json(await run(images.show, svc, req.ctx, req.params["image_id"]))
@@ -97,7 +99,8 @@ def register(svc: ImageService, r: Routes) -> None:
         size = int(length) if length and length.isdigit() else None
         session = await run(data.begin_upload, svc, req.ctx, req.params["image_id"],
                             area=area, content_length=size,
-                            content_md5=req.header("content-md5"))
+                            content_md5=req.header("content-md5"),
+                            store_id=req.header("x-image-meta-store"))
         try:
             await data.pump(req.request.stream(), session)
         except ClientDisconnect:
@@ -146,20 +149,27 @@ def register(svc: ImageService, r: Routes) -> None:
                 raise NotFound("Image data is gone (the image was deleted).") from None
             body = _file_chunks(fd, start, end)
         else:
-            body = _store_chunks(svc, dl.image_id, start, end)
+            body = _store_chunks(dl.store, dl.image_id, start, end)
         return StreamingResponse(body, status_code=status, headers=headers)
 
     async def import_image(req: Req) -> Response:
         body = await req.json()
-        task_id = await run(data.start_import, svc, req.ctx, req.params["image_id"], body)
-        task = asyncio.ensure_future(run(data.run_import, svc, task_id))
-        svc.background.add(task)
-        task.add_done_callback(svc.background.discard)
+        task_id = await run(imports.start_import, svc, req.ctx, req.params["image_id"], body,
+                            req.header("x-image-meta-store"))
+        if task_id is not None:
+            task = asyncio.ensure_future(run(imports.run_import, svc, task_id))
+            svc.background.add(task)
+            task.add_done_callback(svc.background.discard)
         return empty(202)
 
     async def image_tasks(req: Req) -> Response:
-        tasks = await run(data.image_tasks, svc, req.ctx, req.params["image_id"])
+        tasks = await run(imports.image_tasks, svc, req.ctx, req.params["image_id"])
         return json({"tasks": tasks})
+
+    async def delete_from_store(req: Req) -> Response:
+        await run(imports.delete_from_store, svc, req.ctx, req.params["store_id"],
+                  req.params["image_id"])
+        return empty(204)
 
     # -- members --------------------------------------------------------------------------
     async def list_members(req: Req) -> Response:
@@ -230,6 +240,7 @@ def register(svc: ImageService, r: Routes) -> None:
     r.put("/v2/images/{image_id}/stage", stage)
     r.post("/v2/images/{image_id}/import", import_image)
     r.get("/v2/images/{image_id}/tasks", image_tasks)
+    r.delete("/v2/stores/{store_id}/{image_id}", delete_from_store)
     r.post("/v2/images/{image_id}/actions/deactivate", deactivate)
     r.post("/v2/images/{image_id}/actions/reactivate", reactivate)
     r.put("/v2/images/{image_id}/tags/{tag}", add_tag)
@@ -264,9 +275,9 @@ async def _file_chunks(fd: int, start: int, end: int) -> AsyncIterator[bytes]:
         os.close(fd)
 
 
-async def _store_chunks(svc: ImageService, image_id: str, start: int, end: int
+async def _store_chunks(store: Any, image_id: str, start: int, end: int
                         ) -> AsyncIterator[bytes]:
-    it = await run(svc.store.read, image_id, start, end)
+    it = await run(store.read, image_id, start, end)
     while True:
         chunk = await run(next, it, None)
         if chunk is None:

@@ -52,9 +52,47 @@ class ImageService:
         self.cloud = cloud
         self.settings = cloud.settings
         self.db = cloud.db
-        self.store = create_store(self.settings.image.store,
-                                  self.settings.data_dir / "images")
+        self.stores, self.weights = _build_stores(self.settings)
+        default = self.settings.image.default_store or next(iter(self.stores))
+        if default not in self.stores:
+            raise ValueError(f"[image] default_store {default!r} is not one of the stores "
+                             f"{sorted(self.stores)}")
+        # The default store: uploads without X-Image-Meta-Store, imports without
+        # ``stores``, and the staging area of every import.
+        self.store = self.stores[default]
         self.background: set[Any] = set()  # running import tasks (asyncio)
+
+    # -- stores -----------------------------------------------------------------------------
+    def order_stores(self, ids: Any) -> list[str]:
+        """Store ids, known ones only, highest weight first (ties: configuration order)."""
+        known = list(self.stores)
+        unique = [i for i in dict.fromkeys(ids) if i in self.stores]
+        return sorted(unique, key=lambda i: (-self.weights.get(i, 0), known.index(i)))
+
+    def stores_of(self, row: Image) -> list[str]:
+        """The stores holding ``row``'s data, highest weight first."""
+        if row.stores:
+            return self.order_stores(row.stores.split(","))
+        if row.location:  # a row from before multi-store: its data is in the default store
+            return [self.store.store_id]
+        return []
+
+    def store_for(self, row: Image) -> Any:
+        """The store to read ``row``'s data from: the highest-weight one holding it."""
+        ids = self.stores_of(row)
+        if not ids:
+            raise NotFound(f"Image {row.id} has no data.")
+        return self.stores[ids[0]]
+
+    def get_store(self, store_id: str) -> Any:
+        try:
+            return self.stores[store_id]
+        except KeyError:
+            raise BadRequest(f"Unknown store {store_id!r}; this cloud has "
+                             f"{', '.join(self.stores)}.") from None
+
+    def writable_stores(self) -> list[str]:
+        return self.order_stores(self.stores)
 
     # -- quotas -------------------------------------------------------------------------------
     def limit(self, project_id: str | None, name: str) -> int:
@@ -89,8 +127,9 @@ class ImageService:
             row = s.get(Image, image_id)
             if row is None or row.status not in ("active", "deactivated") or not row.location:
                 raise NotFound(f"Image {image_id} has no data.")
+            store = self.store_for(row)
         try:
-            return self.store.path(image_id)
+            return store.path(image_id)
         except (FileNotFoundError, NotImplementedError):
             raise NotFound(f"Image {image_id} has no local data file.") from None
 
@@ -166,6 +205,7 @@ class ImageService:
                 row.os_hash_algo, row.os_hash_value = "sha512", sha.hexdigest()
                 row.virtual_size = inspection.virtual_size
                 row.location, row.status = location, "active"
+                row.stores = self.store.store_id
                 row.updated_at = utcnow()
                 s.flush()
                 return images.render(self, s, row)
@@ -220,21 +260,39 @@ class ImageService:
                          "image import with glance-direct.")
 
     # -- info -----------------------------------------------------------------------------------
-    def info_import(self) -> dict[str, Any]:
-        from pocketstack.services.image.data import IMPORT_METHODS
+    def import_methods(self) -> list[str]:
+        """The interoperable import methods this cloud offers ([image] import_methods)."""
+        from pocketstack.services.image.imports import KNOWN_METHODS
 
+        wanted = [m.strip() for m in self.settings.image.import_methods.split(",")
+                  if m.strip()]
+        methods = [m for m in KNOWN_METHODS if m in wanted]
+        if len(self.stores) < 2 and "copy-image" in methods:
+            methods.remove("copy-image")  # nowhere to copy to (Glance: needs multi-store)
+        return methods
+
+    def info_import(self) -> dict[str, Any]:
         return {"import-methods": {"description": "Import methods available.",
-                                   "type": "array", "value": list(IMPORT_METHODS)}}
+                                   "type": "array", "value": self.import_methods()}}
 
     def info_stores(self, detail: bool = False) -> dict[str, Any]:
-        store: dict[str, Any] = {"id": self.store.store_id,
-                                 "description": self.store.description, "default": True}
-        if detail:
-            store["type"] = "file"
-            store["weight"] = 0
-            store["properties"] = {"data_dir": str(self.settings.data_dir / "images"),
-                                   "chunk_size": 4 << 20}
-        return {"stores": [store]}
+        # Glance's shape: "default" is the string "true" on the default store only;
+        # type, properties and weight only in /detail.
+        out = []
+        for sid, store in self.stores.items():
+            entry: dict[str, Any] = {"id": sid}
+            if store.description:
+                entry["description"] = store.description
+            if store is self.store:
+                entry["default"] = "true"
+            if detail:
+                entry["type"] = "file" if store.capabilities.local_files else "memory"
+                entry["weight"] = self.weights.get(sid, 0)
+                root = getattr(store, "root", None)
+                entry["properties"] = ({"data_dir": str(root), "chunk_size": 4 << 20,
+                                        "thin_provisioning": True} if root else {})
+            out.append(entry)
+        return {"stores": out}
 
     def info_usage(self, ctx: RequestContext) -> dict[str, Any]:
         from sqlalchemy import func
@@ -273,7 +331,7 @@ class ImageService:
 
     def recover(self) -> None:
         """Undo what a crash left half-done: temp files, uploads and imports in flight."""
-        removed = self.store.sweep()
+        removed = sum(store.sweep() for store in self.stores.values())
         with self.db.write() as s:
             for row in s.scalars(select(Image).where(Image.status.in_(
                     ("saving", "uploading", "importing")))):
@@ -293,16 +351,40 @@ class ImageService:
                     row.status = "queued"
                     row.staged_size = row.staged_hash = None
                 row.updated_at = utcnow()
-            known = set(s.scalars(select(Image.id)))
-        # Data whose record is gone (a crash between deleting the record and the file).
-        for area in ("images", "staging"):
-            for image_id in self.store.list_ids(area):
-                if image_id not in known:
-                    self.store.delete(image_id, area)
-                    removed += 1
+            # Imports cut short (copy-image leaves its image active): the stores they still
+            # had to do are failed stores now.
+            from pocketstack.services.image.imports import _get_prop, _set_prop
+
+            for task in s.scalars(select(ImageTask).where(ImageTask.status == "processing")):
+                task.status, task.message = "failure", "Interrupted by a restart."
+                if task.image_id and s.get(Image, task.image_id) is not None:
+                    left = _get_prop(s, task.image_id, "os_glance_importing_to_stores")
+                    failed = _get_prop(s, task.image_id, "os_glance_failed_import")
+                    joined = ",".join(x for x in dict.fromkeys(
+                        (failed + "," + left).split(",")) if x)
+                    _set_prop(s, task.image_id, "os_glance_failed_import", joined)
+                    _set_prop(s, task.image_id, "os_glance_importing_to_stores", "")
+            holders = {iid: set(self.stores_of_ids(stores, location))
+                       for iid, stores, location in s.execute(
+                           select(Image.id, Image.stores, Image.location))}
+        # Data whose record is gone (a crash between deleting the record and the file), or
+        # a copy to a store the record does not list (a crash in the middle of a copy or
+        # of a delete from one store).
+        for sid, store in self.stores.items():
+            for area in ("images", "staging"):
+                for image_id in store.list_ids(area):
+                    keep = image_id in holders and (area == "staging" or sid in holders[image_id])
+                    if not keep:
+                        store.delete(image_id, area)
+                        removed += 1
         if removed:
             log.info("image store: removed %d partial or orphaned file(s) left by a crash",
                      removed)
+
+    def stores_of_ids(self, stores: str | None, location: str | None) -> list[str]:
+        if stores:
+            return stores.split(",")
+        return [self.store.store_id] if location else []
 
     def _has(self, image_id: str, area: str) -> bool:
         try:
@@ -357,6 +439,30 @@ class ImageService:
             self.cloud.degraded.append("image: VM test images (aki/ari) not seeded: no "
                                        "kernel cached; run scripts/build-test-images "
                                        "--with-kernel")
+
+
+def _build_stores(settings: Any) -> tuple[dict[str, Any], dict[str, int]]:
+    """The configured stores (``[image] stores``), in configuration order, and weights."""
+    cfg = settings.image
+    if not cfg.stores:
+        only = create_store(cfg.store, settings.data_dir / "images")
+        return {only.store_id: only}, {only.store_id: 0}
+    stores: dict[str, Any] = {}
+    weights: dict[str, int] = {}
+    for sid, spec in cfg.stores.items():
+        if not isinstance(spec, dict):
+            raise ValueError(f"[image.stores.{sid}] must be a table")
+        unknown = set(spec) - {"driver", "path", "weight", "description"}
+        if unknown:
+            raise ValueError(f"[image.stores.{sid}]: unknown setting(s) {sorted(unknown)}")
+        if not sid or "," in sid or "/" in sid or sid.startswith("os_glance_"):
+            raise ValueError(f"[image] store id {sid!r} may not contain ',' or '/' or start "
+                             "with os_glance_")
+        root = Path(spec.get("path") or settings.data_dir / f"images-{sid}")
+        stores[sid] = create_store(str(spec.get("driver") or cfg.store), root,
+                                   store_id=sid, description=spec.get("description"))
+        weights[sid] = int(spec.get("weight", 0))
+    return stores, weights
 
 
 def _kernel_available(svc: ImageService) -> bool:

@@ -35,7 +35,7 @@ def image(row: Image, props: dict[str, str], tags: list[str], store_id: str
         "schema": "/v2/schemas/image",
     }
     if row.location and row.status in ("active", "deactivated"):
-        body["stores"] = store_id
+        body["stores"] = row.stores or store_id  # store_id: rows from before multi-store
     for key, value in props.items():
         body.setdefault(key, value)
     return body

@@ -14,7 +14,7 @@ from pocketstack.config import load_settings
 from pocketstack.context import RequestContext
 from pocketstack.db import Database, migrate
 from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota
-from pocketstack.services.image import data, images, members
+from pocketstack.services.image import data, images, imports, members
 from pocketstack.services.image.formats import InvalidImageData
 from pocketstack.services.image.service import ImageService
 
@@ -193,7 +193,7 @@ def test_recover_after_a_crash(svc):
     staged = new(svc)
     session = data.begin_upload(svc, A, staged["id"], area="staging")
     asyncio.run(data.pump(_chunks(b"s" * 1000), session))
-    importing = data.start_import(svc, A, staged["id"], {"method": {"name": "glance-direct"}})
+    importing = imports.start_import(svc, A, staged["id"], {"method": {"name": "glance-direct"}})
     w = svc.store.writer("99999999-9999-9999-9999-999999999999")
     w.write(b"orphan")
     w.commit()  # data whose record is gone
@@ -203,6 +203,6 @@ def test_recover_after_a_crash(svc):
     assert svc.show_task(ADMIN, importing)["status"] == "failure"
     assert svc.store.list_ids("images") == []
     assert svc.store.list_ids("staging") == [staged["id"]]
-    data.run_import(svc, data.start_import(svc, A, staged["id"],
-                                           {"method": {"name": "glance-direct"}}))
+    imports.run_import(svc, imports.start_import(svc, A, staged["id"],
+                                                 {"method": {"name": "glance-direct"}}))
     assert images.show(svc, A, staged["id"])["status"] == "active"
