@@ -128,7 +128,7 @@ class ImageSettings:
     default_store: str = ""  # empty: the first configured store
     # Interoperable import methods offered (glance enabled_import_methods). copy-image is
     # only offered when there is more than one store, as in Glance.
-    import_methods: str = "glance-direct,web-download,copy-image"
+    import_methods: str = "glance-direct,web-download,copy-image,glance-download"
     # web-download URL filtering (glance [import_filtering_opts]); when an allowed list is
     # set its disallowed list is ignored, as in Glance. Ports default to 80/443 only.
     web_download_allowed_schemes: str = "http,https"
@@ -138,6 +138,9 @@ class ImageSettings:
     web_download_allowed_ports: str = "80,443"
     web_download_disallowed_ports: str = ""
     web_download_timeout: float = 60.0  # seconds without progress before giving up
+    # glance-download copies the source image's properties with these prefixes (glance
+    # [glance_download_properties] extra_properties); its URLs pass the filtering above.
+    glance_download_properties: str = "hw_,trait:,os_distro,os_secure_boot,os_type"
 
 
 @dataclass

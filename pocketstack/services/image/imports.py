@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
 import logging
-import urllib.error
-import urllib.parse
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -34,7 +30,8 @@ from sqlalchemy import select
 from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
 from pocketstack.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, PocketError
-from pocketstack.services.image import access, formats, views
+from pocketstack.services.image import access, formats, remote, views
+from pocketstack.services.image.webfetch import fetch, validate_uri
 from pocketstack.services.image.images import over_limit
 from pocketstack.services.image.models import Image, ImageProperty, ImageTask
 
@@ -45,9 +42,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pocketstack.image")
 
 HASH_ALGO = "sha512"
-KNOWN_METHODS = ("glance-direct", "web-download", "copy-image")
-ALL_METHODS = (*KNOWN_METHODS, "glance-download")
-FETCH_CHUNK = 1 << 20
+KNOWN_METHODS = ("glance-direct", "web-download", "copy-image", "glance-download")
+ALL_METHODS = KNOWN_METHODS
 
 
 def _set_prop(s: Any, image_id: str, name: str, value: str | None) -> None:
@@ -74,66 +70,6 @@ def location_of(store: "ImageStore", image_id: str) -> str:
     if store.capabilities.local_files:
         return store.path(image_id).as_uri()
     return f"{store.store_id}://{image_id}"
-
-
-# -- web-download URL filtering (glance.common.utils.validate_import_uri) --------------------
-
-def _list(value: str) -> list[str]:
-    return [v.strip().lower() for v in value.split(",") if v.strip()]
-
-
-def _normalize_host(host: str | None) -> str | None:
-    """Glance normalises IPv4/IPv6 literals so 127.1 or ::ffff:127.0.0.1 cannot slip past
-    a host list; names are compared lower-cased."""
-    if not host:
-        return None
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        try:  # inet_aton spellings (127.1, 0x7f.1) that libc would accept
-            import socket
-
-            addr = ipaddress.ip_address(socket.inet_ntoa(socket.inet_aton(host)))
-        except OSError:
-            return host.lower()
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-        addr = addr.ipv4_mapped
-    return str(addr)
-
-
-def validate_uri(cfg: Any, uri: Any) -> bool:
-    """True when ``uri`` passes [image] web_download_* filtering (an allowed list, when
-    set, makes its disallowed list ignored, as in Glance)."""
-    if not isinstance(uri, str) or not uri:
-        return False
-    try:
-        parsed = urllib.parse.urlparse(uri)
-        port = parsed.port
-    except ValueError:
-        return False
-    wl_s, bl_s = _list(cfg.web_download_allowed_schemes), _list(cfg.web_download_disallowed_schemes)
-    wl_h, bl_h = _list(cfg.web_download_allowed_hosts), _list(cfg.web_download_disallowed_hosts)
-    wl_p = [int(p) for p in _list(cfg.web_download_allowed_ports)]
-    bl_p = [int(p) for p in _list(cfg.web_download_disallowed_ports)]
-    if wl_s:
-        bl_s = []
-    if wl_h:
-        bl_h = []
-    wl_h = [_normalize_host(h) for h in wl_h]
-    bl_h = [_normalize_host(h) for h in bl_h]
-    if wl_p:
-        bl_p = []
-    scheme = parsed.scheme.lower()
-    if not scheme or (wl_s and scheme not in wl_s) or scheme in bl_s:
-        return False
-    host = _normalize_host(parsed.hostname)
-    if not host or (wl_h and host not in wl_h) or host in bl_h:
-        return False
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme)
-    if port is not None and ((wl_p and port not in wl_p) or port in bl_p):
-        return False
-    return True
 
 
 # -- starting an import ---------------------------------------------------------------------
@@ -196,7 +132,7 @@ def start_import(svc: "ImageService", ctx: RequestContext, image_id: str, body: 
             raise Conflict("Image with status active cannot be target for import")
         if row.status != "active" and name == "copy-image":
             raise Conflict("Only images with status active can be targeted for copying")
-        if row.status != "queued" and name == "web-download":
+        if row.status != "queued" and name in ("web-download", "glance-download"):
             raise Conflict(f"Image needs to be in 'queued' state to use '{name}' method")
         if name == "glance-direct" and (row.status != "uploading"
                                         or row.staged_size is None):
@@ -224,6 +160,8 @@ def start_import(svc: "ImageService", ctx: RequestContext, image_id: str, body: 
         if name == "web-download" and not validate_uri(svc.settings.image, method.get("uri")):
             raise BadRequest(f"URI for web-download does not pass filtering: "
                              f"{method.get('uri')}")
+        if name == "glance-download":
+            remote.check_request(method)
         task = ImageTask(type="api_image_import", status="processing", owner=row.owner,
                          image_id=row.id, request_id=ctx.request_id, user_id=ctx.user_id,
                          input={"image_id": row.id, "import_req": body, "backend": targets},
@@ -236,6 +174,10 @@ def start_import(svc: "ImageService", ctx: RequestContext, image_id: str, body: 
         _set_prop(s, row.id, "os_glance_import_task", task.id)
         _set_prop(s, row.id, "os_glance_importing_to_stores", ",".join(targets))
         _set_prop(s, row.id, "os_glance_failed_import", "")
+        if name == "glance-download":
+            # The user's token, to read the source image as them; memory only, never
+            # stored (a restart fails the task, as it fails every task in flight).
+            svc.remote_tokens[task.id] = ctx.auth_token
         return task.id
 
 
@@ -260,10 +202,15 @@ def run_import(svc: "ImageService", task_id: str) -> None:
         if method == "copy-image":
             _copy_image(svc, task_id, image_id, targets, must_succeed)
         else:
+            metadata = None
             if method == "web-download":
-                _fetch(svc, image_id, (req.get("method") or {}).get("uri"))
-            inspected = _verify_staged(svc, image_id)
-            _import_staged(svc, task_id, image_id, targets, must_succeed, inspected)
+                fetch(svc, image_id, (req.get("method") or {}).get("uri"))
+            elif method == "glance-download":
+                metadata = remote.download(svc, image_id, req.get("method") or {},
+                                           svc.remote_tokens.pop(task_id, None))
+            inspected = _verify_staged(svc, image_id, metadata)
+            _import_staged(svc, task_id, image_id, targets, must_succeed, inspected,
+                           metadata)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the task
         message = exc.message if isinstance(exc, PocketError) else str(exc) or repr(exc)
         _fail(svc, task_id, image_id, method, message)
@@ -300,76 +247,6 @@ def _fail(svc: "ImageService", task_id: str, image_id: str | None, method: str |
     log.warning("image %s: import task %s failed: %s", image_id, task_id, message)
 
 
-def _fetch(svc: "ImageService", image_id: str, uri: Any) -> None:
-    """web-download: stream ``uri`` into the staging area through an UploadSession."""
-    from pocketstack.services.image.data import UploadSession, _used_bytes
-
-    cfg = svc.settings.image
-    if not validate_uri(cfg, uri):
-        raise BadRequest(f"URI for web-download does not pass filtering: {uri}")
-    with svc.db.read() as s:
-        row = s.get(Image, image_id)
-        if row is None or row.status != "importing":
-            raise Gone(f"Image {image_id} was deleted during import.")
-        owner = row.owner
-        limit_name = "image_stage_total"
-        limit_mib = svc.limit(owner, limit_name)
-        max_bytes = cfg.image_size_cap
-        if limit_mib >= 0:
-            max_bytes = min(max_bytes, max(0, limit_mib * (1 << 20)
-                                           - _used_bytes(s, owner, True)))
-        else:
-            limit_name = ""
-    writer = svc.store.writer(image_id, "staging")
-    session = UploadSession(svc, image_id, owner, "staging", writer, max_bytes=max_bytes,
-                            limit_name=limit_name, limit_mib=limit_mib, expected_md5=None,
-                            disk_format=None, restore="queued")
-    try:
-        opener = urllib.request.build_opener(_FilteredRedirects(cfg))
-        try:
-            resp = opener.open(urllib.request.Request(uri, headers={
-                "User-Agent": "pocketstack-glance-web-download"}),
-                timeout=cfg.web_download_timeout)
-        except urllib.error.HTTPError as exc:
-            raise BadRequest(f"web-download of {uri} failed: HTTP {exc.code} "
-                             f"{exc.reason}") from None
-        except (urllib.error.URLError, OSError, ValueError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise BadRequest(f"web-download of {uri} failed: {reason}") from None
-        with resp:
-            length = resp.headers.get("Content-Length")
-            if length and length.isdigit() and int(length) > max_bytes:
-                raise session._too_big(int(length))  # noqa: SLF001
-            while chunk := resp.read(FETCH_CHUNK):
-                session.feed(chunk)
-            if length and length.isdigit() and session.size != int(length):
-                raise BadRequest(f"web-download of {uri} was cut short: {session.size} of "
-                                 f"{length} bytes.")
-        writer.commit()
-    except BaseException:
-        writer.abort()
-        raise
-    with svc.db.write() as s:
-        row = s.get(Image, image_id)
-        if row is None or row.status != "importing":
-            svc.store.delete(image_id, "staging")
-            raise Gone(f"Image {image_id} was deleted during import.")
-        row.staged_size, row.staged_hash = session.size, session.sha.hexdigest()
-        row.updated_at = utcnow()
-
-
-class _FilteredRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow a redirect only to a URL that passes the same filtering."""
-
-    def __init__(self, cfg: Any) -> None:
-        self.cfg = cfg
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
-        if not validate_uri(self.cfg, newurl):
-            raise urllib.error.URLError(f"redirect to {newurl} does not pass filtering")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 class _StagedReader:
     """read_at over a staged file, for format inspection."""
 
@@ -382,14 +259,19 @@ class _StagedReader:
         return b"".join(self.svc.store.read(self.image_id, offset, offset + n, area="staging"))
 
 
-def _verify_staged(svc: "ImageService", image_id: str) -> dict[str, Any]:
-    """Re-hash the staged file against what staging recorded, inspect its format."""
+def _verify_staged(svc: "ImageService", image_id: str,
+                   metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Re-hash the staged file against what staging recorded, inspect its format (the
+    source image's formats for glance-download, which the image takes on)."""
     with svc.db.read() as s:
         row = s.get(Image, image_id)
         if row is None or row.status != "importing":
             raise Gone(f"Image {image_id} was deleted during import.")
         size, sha, disk_format, container_format = (row.staged_size, row.staged_hash,
                                                     row.disk_format, row.container_format)
+    if metadata:
+        disk_format = metadata["disk_format"] or disk_format
+        container_format = metadata["container_format"] or container_format
     md5, sha512, n = hashlib.md5(usedforsecurity=False), hashlib.sha512(), 0
     for chunk in svc.store.read(image_id, area="staging", chunk_size=4 << 20):
         md5.update(chunk)
@@ -425,7 +307,8 @@ def _copy_file(src: "ImageStore", src_area: str, dst: "ImageStore", image_id: st
 
 
 def _store_done(svc: "ImageService", image_id: str, sid: str, ok: bool,
-                first: dict[str, Any] | None = None) -> bool:
+                first: dict[str, Any] | None = None,
+                metadata: dict[str, Any] | None = None) -> bool:
     """Record one target store's outcome; False when the image is gone or no longer in the
     state the task expects (deleted or reset meanwhile)."""
     with svc.db.write() as s:
@@ -449,12 +332,18 @@ def _store_done(svc: "ImageService", image_id: str, sid: str, ok: bool,
             row.virtual_size = first["virtual_size"]
             row.staged_size = row.staged_hash = None
             row.status = "active"
+            if metadata:  # glance-download: the source image's formats and properties
+                row.disk_format = metadata["disk_format"]
+                row.container_format = metadata["container_format"]
+                for key, value in metadata["properties"].items():
+                    _set_prop(s, row.id, key, value)
         row.updated_at = utcnow()
         return True
 
 
 def _import_staged(svc: "ImageService", task_id: str, image_id: str, targets: list[str],
-                   must_succeed: bool, inspected: dict[str, Any]) -> None:
+                   must_succeed: bool, inspected: dict[str, Any],
+                   metadata: dict[str, Any] | None = None) -> None:
     # The default store last: its copy is a rename of the staged file, not a copy.
     order = sorted(targets, key=lambda sid: svc.stores[sid] is svc.store)
     done: list[str] = []
@@ -477,7 +366,7 @@ def _import_staged(svc: "ImageService", task_id: str, image_id: str, targets: li
                                    "all_stores_must_succeed is set.") from None
             _store_done(svc, image_id, sid, False)
             continue
-        if not _store_done(svc, image_id, sid, True, inspected):
+        if not _store_done(svc, image_id, sid, True, inspected, metadata):
             dst.delete(image_id, "images")
             for other in done:
                 svc.stores[other].delete(image_id, "images")

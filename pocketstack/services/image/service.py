@@ -61,6 +61,7 @@ class ImageService:
         # ``stores``, and the staging area of every import.
         self.store = self.stores[default]
         self.background: set[Any] = set()  # running import tasks (asyncio)
+        self.remote_tokens: dict[str, str | None] = {}  # glance-download task -> token
 
     # -- stores -----------------------------------------------------------------------------
     def order_stores(self, ids: Any) -> list[str]:
