@@ -141,6 +141,13 @@ class ImageSettings:
     # glance-download copies the source image's properties with these prefixes (glance
     # [glance_download_properties] extra_properties); its URLs pass the filtering above.
     glance_download_properties: str = "hw_,trait:,os_distro,os_secure_boot,os_type"
+    # glance show_multiple_locations: images show ``locations`` (store URLs, which name
+    # host paths) and PATCH may add/replace/remove them. Off by default, as in Glance.
+    show_multiple_locations: bool = False
+    # glance do_secure_hash: locations added with POST /v2/images/{id}/locations get their
+    # checksum and os_hash_value computed by reading the data (and checked against the
+    # validation_data given).
+    do_secure_hash: bool = True
 
 
 @dataclass

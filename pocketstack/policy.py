@@ -196,6 +196,7 @@ RULES: dict[str, Rule] = {
     # glance's defaults: copying data between stores and deleting it from one are admin's
     "image:copy_image": ADMIN,
     "image:delete_image_location": ADMIN,
+    "image:add_image_location": ADMIN_OR_MEMBER,
     # volume (cinder) --------------------------------------------------------------------
     # Cinder's defaults: project readers read, members write, admins reset/force/manage.
     **{f"volume:{a}": ADMIN_OR_READER for a in (

@@ -11,10 +11,12 @@ def create_store(name: str, root: Path, store_id: str | None = None,
                  description: str | None = None) -> ImageStore:
     from pocketstack.drivers.images.fake import FakeImageStore
     from pocketstack.drivers.images.filesystem import FilesystemImageStore
+    from pocketstack.drivers.images.http import HttpImageStore
 
     registry: dict[str, type[ImageStore]] = {
         "filesystem": FilesystemImageStore,
         "fake": FakeImageStore,
+        "http": HttpImageStore,  # read-only: data stays at http(s) locations
     }
     try:
         cls = registry[name]

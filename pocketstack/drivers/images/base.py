@@ -64,6 +64,11 @@ class ImageStore(abc.ABC):
     capabilities: ImageStoreCapabilities
     store_id: str = "local"
     description: str = ""
+    read_only: bool = False  # True: never a target of uploads, imports or copies
+
+    def location(self, image_id: str) -> str:
+        """The URL shown for this store's copy of ``image_id`` (image ``locations``)."""
+        return f"{self.store_id}://{image_id}"
 
     @abc.abstractmethod
     def writer(self, image_id: str, area: str = "images") -> ImageWriter:

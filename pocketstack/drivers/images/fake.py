@@ -61,6 +61,9 @@ class FakeImageStore(ImageStore):
             raise ValueError(area)
         return area, image_id
 
+    def location(self, image_id: str) -> str:
+        return f"fake://images/{image_id}"
+
     def writer(self, image_id: str, area: str = "images") -> MemoryWriter:
         return MemoryWriter(self, self._key(image_id, area))
 

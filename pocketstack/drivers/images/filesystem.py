@@ -109,6 +109,9 @@ class FilesystemImageStore(ImageStore):
             raise ValueError(f"bad image file reference {area}/{image_id}")
         return self.root / area / image_id
 
+    def location(self, image_id: str) -> str:
+        return (self.root / "images" / image_id).as_uri()
+
     def writer(self, image_id: str, area: str = "images") -> FileWriter:
         final = self._file(image_id, area)
         tmp = self.root / "tmp" / f"{image_id}.{os.getpid()}.{secrets.token_hex(4)}.part"

@@ -94,9 +94,15 @@ class UploadSession:
         return over_limit(f"Image exceeds the storage quota or size limit of "
                           f"{self.max_bytes} bytes.")
 
+    def account(self, n: int) -> None:
+        """Count ``n`` more bytes, refusing them past the quota or size cap."""
+        if self.size + n > self.max_bytes:
+            raise self._too_big(self.size + n)
+        self.size += n
+
     def feed(self, data: bytes | memoryview) -> None:
-        if self.size + len(data) > self.max_bytes:
-            raise self._too_big(self.size + len(data))
+        """Hash and write ``data`` in the calling thread (``pump`` uses lanes instead)."""
+        self.account(len(data))
         if len(data) >= 1 << 20:
             # md5, sha512 and the write side by side (each drops the GIL): the write's
             # copy into the page cache costs about as much as a hash.
@@ -111,7 +117,6 @@ class UploadSession:
             self.md5.update(data)
             self.sha.update(data)
             self.writer.write(data)
-        self.size += len(data)
 
     def finish(self) -> dict[str, Any]:
         checksum, hash_value = self.md5.hexdigest(), self.sha.hexdigest()
@@ -221,46 +226,91 @@ class _NullWriter:
         pass
 
 
-async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str, Any]:
-    """Feed a request body to ``session`` with one batch in flight while the next arrives.
+RING = 4  # BATCH-sized buffers per upload: up to RING - 1 batches in flight
 
-    Chunks are copied into two preallocated BATCH-sized buffers used in turn: one is being
-    hashed and written by a worker thread while the event loop fills the other. Reusing
-    them (instead of joining each batch into a new 4 MiB object) keeps their pages mapped,
-    so the copy is a plain memcpy and not a page fault per 4 KiB.
+
+class _Lanes:
+    """The md5, the sha512 and the file write of one upload, each in its own thread.
+
+    Each lane takes the batches in order, so its state (a hash, a file offset) needs no
+    lock, and no lane waits for the others' work on the same batch: md5 (the slowest,
+    ~570 MiB/s on one core here) runs back to back while sha512, the write and the event
+    loop's receiving share the other core. A buffer is reused only when all three lanes
+    are done with it.
     """
-    pending: asyncio.Future | None = None
+
+    def __init__(self, session: UploadSession) -> None:
+        self.fns = (session.md5.update, session.sha.update, session.writer.write)
+        self.pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="ps-image-lane")
+                      for _ in self.fns]
+
+    def submit(self, data: memoryview) -> asyncio.Future:
+        """All three lanes' work on ``data``; awaiting it returns their results or
+        exceptions only once every lane is done with the buffer."""
+        loop = asyncio.get_running_loop()
+        return asyncio.gather(*(asyncio.wrap_future(pool.submit(fn, data), loop=loop)
+                                for pool, fn in zip(self.pools, self.fns, strict=True)),
+                              return_exceptions=True)
+
+    @staticmethod
+    async def done(fut: asyncio.Future) -> None:
+        for result in await fut:
+            if isinstance(result, BaseException):
+                raise result
+
+    def close(self) -> None:
+        for pool in self.pools:
+            pool.shutdown(wait=False)
+
+
+async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str, Any]:
+    """Feed a request body to ``session`` while the next batches arrive.
+
+    Chunks are copied into RING preallocated BATCH-sized buffers used in turn; each full
+    one goes to the three lanes (md5, sha512, write) while the event loop fills the next.
+    Reusing them (instead of joining each batch into a new 4 MiB object) keeps their
+    pages mapped, so the copy is a plain memcpy and not a page fault per 4 KiB.
+    """
     # Anonymous mmaps: page-aligned (an O_DIRECT store could take them as they are).
-    bufs = (mmap.mmap(-1, BATCH), mmap.mmap(-1, BATCH))
-    views_ = (memoryview(bufs[0]), memoryview(bufs[1]))
+    bufs = [mmap.mmap(-1, BATCH) for _ in range(RING)]
+    views_ = [memoryview(b) for b in bufs]
+    busy: list[asyncio.Future | None] = [None] * RING
+    lanes = _Lanes(session)
     which, filled = 0, 0
     try:
         async for chunk in chunks:
             src, n, pos = memoryview(chunk), len(chunk), 0
             while pos < n:
+                if filled == 0 and busy[which] is not None:
+                    await lanes.done(busy[which])  # the lanes are done with this buffer
+                    busy[which] = None
                 take = min(n - pos, BATCH - filled)
                 views_[which][filled:filled + take] = src[pos:pos + take]
                 filled += take
                 pos += take
                 if filled == BATCH:
-                    if pending is not None:
-                        await pending  # the other buffer is free again
-                    pending = asyncio.ensure_future(run(session.feed, views_[which]))
-                    which, filled = 1 - which, 0
-        if pending is not None:
-            await pending
-            pending = None
+                    session.account(BATCH)
+                    busy[which] = lanes.submit(views_[which])
+                    which, filled = (which + 1) % RING, 0
         if filled:
-            await run(session.feed, views_[which][:filled])
+            session.account(filled)
+            busy[which] = lanes.submit(views_[which][:filled])
+        for i, fut in enumerate(busy):
+            if fut is not None:
+                busy[i] = None
+                await lanes.done(fut)
         return await run(session.finish)
     except BaseException as exc:
-        if pending is not None:
-            try:
-                await pending
-            except BaseException:  # noqa: BLE001 - the first error is the one to report
-                pass
+        for fut in busy:
+            if fut is not None:
+                try:
+                    await fut
+                except BaseException:  # noqa: BLE001 - the first error is the one to report
+                    pass
         await asyncio.shield(run(session.fail, exc))
         raise
+    finally:
+        lanes.close()
 
 
 # -- download ------------------------------------------------------------------------------
@@ -272,6 +322,7 @@ class Download:
     checksum: str | None
     path: Path | None  # local file, when the store has one
     store: Any = None  # the store to stream from when there is no local file
+    url: str | None = None  # the location to read, for the read-only HTTP store
 
 
 def open_download(svc: "ImageService", ctx: RequestContext, image_id: str) -> Download | None:
@@ -283,14 +334,16 @@ def open_download(svc: "ImageService", ctx: RequestContext, image_id: str) -> Do
             if not ctx.is_admin:
                 raise Forbidden("The requested image has been deactivated. Image data "
                                 "download is prohibited.")
-        elif row.status != "active" or not row.location:
+        elif row.status != "active" or not (row.location or row.http_locations):
             return None
         size, checksum = row.size or 0, row.checksum
         store = svc.store_for(row)
+        url = (row.http_locations or [{}])[0].get("url") if store.read_only else None
     path = None
     if store.capabilities.local_files:
         try:
             path = store.path(image_id)
         except FileNotFoundError:
             raise NotFound(f"Image data for {image_id} is missing from the store.") from None
-    return Download(image_id, size, checksum, path, store)
+    return Download(image_id, size, checksum, path, store,
+                    url.split("#", 1)[0] if url else None)

@@ -63,7 +63,7 @@ def extras(s: Session, ids: list[str]) -> tuple[dict[str, dict[str, str]], dict[
 
 def render(svc: "ImageService", s: Session, row: Image) -> dict[str, Any]:
     props, tags = extras(s, [row.id])
-    return views.image(row, props[row.id], tags[row.id], svc.store.store_id)
+    return views.image(row, props[row.id], tags[row.id], svc)
 
 
 def show(svc: "ImageService", ctx: RequestContext, image_id: str) -> dict[str, Any]:
@@ -157,7 +157,7 @@ def create(svc: "ImageService", ctx: RequestContext, body: Any) -> dict[str, Any
         for tag in dict.fromkeys(tags):
             s.add(ImageTag(image_id=row.id, value=tag))
         s.flush()
-        return views.image(row, props, list(dict.fromkeys(tags)), svc.store.store_id)
+        return views.image(row, props, list(dict.fromkeys(tags)), svc)
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -343,7 +343,7 @@ def list_images(svc: "ImageService", ctx: RequestContext, query: Any) -> dict[st
             stmt = stmt.order_by(col.asc() if direction == "asc" else col.desc())
         rows = list(s.scalars(stmt.limit(limit)))
         props, tagmap = extras(s, [r.id for r in rows])
-        images = [views.image(r, props[r.id], tagmap[r.id], svc.store.store_id) for r in rows]
+        images = [views.image(r, props[r.id], tagmap[r.id], svc) for r in rows]
     body: dict[str, Any] = {"images": images, "first": "/v2/images",
                             "schema": "/v2/schemas/images"}
     if rows and len(rows) == limit:
@@ -429,6 +429,22 @@ def parse_patch(content_type: str | None, body: Any) -> list[dict[str, Any]]:
 
 def update(svc: "ImageService", ctx: RequestContext, image_id: str,
            changes: list[dict[str, Any]]) -> dict[str, Any]:
+    from pocketstack.services.image import locations
+
+    show_locations = svc.settings.image.show_multiple_locations
+    if show_locations:
+        locations.prepare(svc, changes)  # URL checks and sizes, outside the transaction
+    drop: list[tuple[str, str]] = []  # store copies removed from the locations
+    view = _update(svc, ctx, image_id, changes, drop)
+    for sid, iid in drop:
+        svc.stores[sid].delete(iid, "images")
+    return view
+
+
+def _update(svc: "ImageService", ctx: RequestContext, image_id: str,
+            changes: list[dict[str, Any]], drop: list[tuple[str, str]]) -> dict[str, Any]:
+    from pocketstack.services.image import locations
+
     with svc.db.write() as s:
         row = access.load(s, ctx, image_id)
         access.enforce(ctx, "modify_image", row)
@@ -441,8 +457,11 @@ def update(svc: "ImageService", ctx: RequestContext, image_id: str,
             op, root = change["op"], change["path"][0]
             value = change.get("value")
             if root == "locations":
-                raise Forbidden("It's not allowed to update locations if locations are "
-                                "invisible.")
+                if not svc.settings.image.show_multiple_locations:
+                    raise Forbidden("It's not allowed to update locations if locations are "
+                                    "invisible.")
+                drop.extend(locations.patch(svc, ctx, s, row, change))
+                continue
             if root == "tags":
                 if op == "remove":
                     raise Forbidden("Property tags may not be removed.")
@@ -504,7 +523,7 @@ def update(svc: "ImageService", ctx: RequestContext, image_id: str,
                 s.add(ImageTag(image_id=row.id, value=tag))
         row.updated_at = utcnow()
         s.flush()
-        return views.image(row, new_props, new_tags, svc.store.store_id)
+        return views.image(row, new_props, new_tags, svc)
 
 
 # -- delete, tags, deactivate ---------------------------------------------------------------

@@ -323,7 +323,7 @@ def _store_done(svc: "ImageService", image_id: str, sid: str, ok: bool,
             _set_prop(s, row.id, "os_glance_failed_import",
                       ",".join(dict.fromkeys([*failed, sid])))
             return True
-        stores = svc.order_stores([*svc.stores_of(row), sid])
+        stores = svc.order_stores([*svc.own_stores_of(row), sid])
         row.stores = ",".join(stores)
         row.location = location_of(svc.stores[stores[0]], image_id)
         if first is not None and row.status == "importing":
@@ -421,7 +421,7 @@ def _remove_from_store(svc: "ImageService", image_id: str, sid: str) -> None:
         row = s.get(Image, image_id)
         if row is None:
             return
-        stores = [x for x in svc.stores_of(row) if x != sid]
+        stores = [x for x in svc.own_stores_of(row) if x != sid]
         row.stores = ",".join(stores) or None
         row.location = location_of(svc.stores[stores[0]], image_id) if stores else None
         row.updated_at = utcnow()
@@ -446,7 +446,12 @@ def delete_from_store(svc: "ImageService", ctx: RequestContext, store_id: str,
         if len(stores) == 1:
             raise Forbidden("Cannot delete image data from the only store containing it. "
                             "Consider deleting the image instead.")
-        rest = [x for x in stores if x != store_id]
+        if svc.stores[store_id].read_only:
+            raise Conflict(f"Store {store_id} is read-only: its data cannot be deleted.")
+        rest = [x for x in svc.own_stores_of(row) if x != store_id]
+        if not rest:
+            raise Forbidden("Cannot delete the only copy of the image's data in a writable "
+                            "store.")
         row.stores = ",".join(rest)
         row.location = location_of(svc.stores[rest[0]], image_id)
         row.updated_at = utcnow()

@@ -49,6 +49,9 @@ class Image(Base):
     # the API shows as ``stores``); None for rows from before multi-store: the default
     # store. ``location`` is the URL of the first of them.
     stores: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Locations in the read-only HTTP store, in order: [{"url", "metadata"}]. The data
+    # stays there; these are never written or deleted by us.
+    http_locations: Mapped[list[Any] | None] = mapped_column(JSONText, nullable=True)
     # Staged data (glance-direct): its size and sha512 as computed while staging, so
     # import can prove the staged file was not truncated or altered in between.
     staged_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -13,12 +13,12 @@ from starlette.responses import Response, StreamingResponse
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, NotFound, RangeNotSatisfiable, UnsupportedMediaType
-from pocketstack.services.image import (data, images, imports, members, routes_metadefs,
-                                        schemas)
+from pocketstack.services.image import (data, images, imports, locations, members,
+                                        routes_metadefs, schemas)
 from pocketstack.services.image.service import ImageService
 
-# Glance answers every minor version it supports; v2.16 is the newest we implement.
-VERSIONS = [f"v2.{n}" for n in range(16, -1, -1)]
+# Glance answers every minor version it supports; v2.17 (add location) is the newest.
+VERSIONS = [f"v2.{n}" for n in range(17, -1, -1)]
 CHUNK = 4 << 20  # download read size: few thread hops, flat memory
 RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -149,7 +149,7 @@ def register(svc: ImageService, r: Routes) -> None:
                 raise NotFound("Image data is gone (the image was deleted).") from None
             body = _file_chunks(fd, start, end)
         else:
-            body = _store_chunks(dl.store, dl.image_id, start, end)
+            body = _store_chunks(dl.store, dl.image_id, start, end, dl.url)
         return StreamingResponse(body, status_code=status, headers=headers)
 
     async def import_image(req: Req) -> Response:
@@ -165,6 +165,14 @@ def register(svc: ImageService, r: Routes) -> None:
     async def image_tasks(req: Req) -> Response:
         tasks = await run(imports.image_tasks, svc, req.ctx, req.params["image_id"])
         return json({"tasks": tasks})
+
+    async def add_location(req: Req) -> Response:
+        body = await req.json()
+        task_id = await run(locations.add_location, svc, req.ctx, req.params["image_id"], body)
+        task = asyncio.ensure_future(run(locations.run_location_import, svc, task_id))
+        svc.background.add(task)
+        task.add_done_callback(svc.background.discard)
+        return empty(202)
 
     async def delete_from_store(req: Req) -> Response:
         await run(imports.delete_from_store, svc, req.ctx, req.params["store_id"],
@@ -241,6 +249,7 @@ def register(svc: ImageService, r: Routes) -> None:
     r.post("/v2/images/{image_id}/import", import_image)
     r.get("/v2/images/{image_id}/tasks", image_tasks)
     r.delete("/v2/stores/{store_id}/{image_id}", delete_from_store)
+    r.post("/v2/images/{image_id}/locations", add_location)
     r.post("/v2/images/{image_id}/actions/deactivate", deactivate)
     r.post("/v2/images/{image_id}/actions/reactivate", reactivate)
     r.put("/v2/images/{image_id}/tags/{tag}", add_tag)
@@ -275,9 +284,12 @@ async def _file_chunks(fd: int, start: int, end: int) -> AsyncIterator[bytes]:
         os.close(fd)
 
 
-async def _store_chunks(store: Any, image_id: str, start: int, end: int
-                        ) -> AsyncIterator[bytes]:
-    it = await run(store.read, image_id, start, end)
+async def _store_chunks(store: Any, image_id: str, start: int, end: int,
+                        url: str | None = None) -> AsyncIterator[bytes]:
+    if url is not None:  # the read-only HTTP store: data stays at its location
+        it = await run(store.read_location, url, start, end)
+    else:
+        it = await run(store.read, image_id, start, end)
     while True:
         chunk = await run(next, it, None)
         if chunk is None:

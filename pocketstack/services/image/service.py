@@ -60,6 +60,8 @@ class ImageService:
         # The default store: uploads without X-Image-Meta-Store, imports without
         # ``stores``, and the staging area of every import.
         self.store = self.stores[default]
+        if self.store.read_only:
+            raise ValueError(f"[image] default_store {default!r} is read-only")
         self.background: set[Any] = set()  # running import tasks (asyncio)
         self.remote_tokens: dict[str, str | None] = {}  # glance-download task -> token
 
@@ -71,19 +73,36 @@ class ImageService:
         return sorted(unique, key=lambda i: (-self.weights.get(i, 0), known.index(i)))
 
     def stores_of(self, row: Image) -> list[str]:
-        """The stores holding ``row``'s data, highest weight first."""
+        """The stores holding ``row``'s data, highest weight first (the HTTP store when
+        the image has http locations)."""
+        ids: list[str] = []
+        if row.stores:
+            ids = row.stores.split(",")
+        elif row.location:  # a row from before multi-store: its data is in the default store
+            ids = [self.store.store_id]
+        http = self.http_store()
+        if row.http_locations and http is not None:
+            ids.append(http.store_id)
+        return self.order_stores(ids)
+
+    def own_stores_of(self, row: Image) -> list[str]:
+        """The writable stores holding a copy of ``row``'s data (no HTTP locations)."""
         if row.stores:
             return self.order_stores(row.stores.split(","))
-        if row.location:  # a row from before multi-store: its data is in the default store
-            return [self.store.store_id]
-        return []
+        return [self.store.store_id] if row.location else []
 
     def store_for(self, row: Image) -> Any:
-        """The store to read ``row``'s data from: the highest-weight one holding it."""
+        """The store to read ``row``'s data from: the highest-weight one holding it, a
+        copy of our own before the HTTP store."""
         ids = self.stores_of(row)
         if not ids:
             raise NotFound(f"Image {row.id} has no data.")
-        return self.stores[ids[0]]
+        own = [i for i in ids if not self.stores[i].read_only]
+        return self.stores[(own or ids)[0]]
+
+    def http_store(self) -> Any:
+        """The read-only HTTP store, if one is configured."""
+        return next((st for st in self.stores.values() if st.read_only), None)
 
     def get_store(self, store_id: str) -> Any:
         try:
@@ -93,7 +112,7 @@ class ImageService:
                              f"{', '.join(self.stores)}.") from None
 
     def writable_stores(self) -> list[str]:
-        return self.order_stores(self.stores)
+        return self.order_stores(i for i, st in self.stores.items() if not st.read_only)
 
     # -- quotas -------------------------------------------------------------------------------
     def limit(self, project_id: str | None, name: str) -> int:
@@ -268,7 +287,7 @@ class ImageService:
         wanted = [m.strip() for m in self.settings.image.import_methods.split(",")
                   if m.strip()]
         methods = [m for m in KNOWN_METHODS if m in wanted]
-        if len(self.stores) < 2 and "copy-image" in methods:
+        if len(self.writable_stores()) < 2 and "copy-image" in methods:
             methods.remove("copy-image")  # nowhere to copy to (Glance: needs multi-store)
         return methods
 
@@ -286,8 +305,11 @@ class ImageService:
                 entry["description"] = store.description
             if store is self.store:
                 entry["default"] = "true"
+            if store.read_only:
+                entry["read-only"] = "true"
             if detail:
-                entry["type"] = "file" if store.capabilities.local_files else "memory"
+                entry["type"] = ("file" if store.capabilities.local_files
+                                 else "http" if store.read_only else "memory")
                 entry["weight"] = self.weights.get(sid, 0)
                 root = getattr(store, "root", None)
                 entry["properties"] = ({"data_dir": str(root), "chunk_size": 4 << 20,

@@ -8,7 +8,7 @@ from pocketstack.db.base import isotime
 from pocketstack.services.image.models import Image, ImageMember, ImageTask
 
 
-def image(row: Image, props: dict[str, str], tags: list[str], store_id: str
+def image(row: Image, props: dict[str, str], tags: list[str], svc: Any
           ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "name": row.name,
@@ -34,11 +34,30 @@ def image(row: Image, props: dict[str, str], tags: list[str], store_id: str
         "file": f"/v2/images/{row.id}/file",
         "schema": "/v2/schemas/image",
     }
-    if row.location and row.status in ("active", "deactivated"):
-        body["stores"] = row.stores or store_id  # store_id: rows from before multi-store
+    stores = svc.stores_of(row)
+    if stores:
+        body["stores"] = ",".join(stores)
+    if svc.settings.image.show_multiple_locations:
+        body["locations"] = locations(row, svc)
     for key, value in props.items():
         body.setdefault(key, value)
     return body
+
+
+def locations(row: Image, svc: Any) -> list[dict[str, Any]]:
+    """Glance's ``locations``: our copies (store URLs; ``metadata.store`` names the store
+    when there are several), then the http locations in the order they were added."""
+    multi = len(svc.stores) > 1
+    out = []
+    for sid in (row.stores.split(",") if row.stores else
+                [svc.store.store_id] if row.location else []):
+        store = svc.stores.get(sid)
+        if store is not None:
+            out.append({"url": store.location(row.id),
+                        "metadata": {"store": sid} if multi else {}})
+    for loc in row.http_locations or []:
+        out.append({"url": loc["url"], "metadata": dict(loc.get("metadata") or {})})
+    return out
 
 
 def member(row: ImageMember) -> dict[str, Any]:

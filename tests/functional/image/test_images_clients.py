@@ -338,6 +338,6 @@ def test_schemas_versions_and_info(cloud):
         urllib.request.urlopen(req, timeout=10)
     assert exc.value.code == 300
     ids = [v["id"] for v in json.loads(exc.value.read())["versions"]]
-    assert ids[0] == "v2.16" and "v2.0" in ids
+    assert ids[0] == "v2.17" and "v2.0" in ids
     stores = json.loads(http(cloud, "GET", "/v2/info/stores")[2])["stores"]
     assert stores[0]["default"] == "true"  # a string, as in Glance and its api-ref

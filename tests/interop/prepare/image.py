@@ -11,6 +11,8 @@ mismatching rich formats, malformed headers) is refused either way.
 
 Everything else is read from the cloud, never forced:
 
+- locations: ``manage_locations`` follows ``[image] show_multiple_locations``,
+  ``do_secure_hash`` the cloud's setting, ``http_store_enabled`` a read-only (http) store.
 - stores: ``GET /v2/info/stores/detail``; ``store_weight_enabled`` only when there are
   several stores and their weights differ (tempest's StoreWeightTest).
 - web-download (``GET /v2/info/import``): tempest's ``http_qcow2_image`` / ``http_image``
@@ -210,9 +212,11 @@ def main() -> int:
             "import_image": bool(methods),
             "store_weight_enabled": len(stores) > 1 and len(weights) > 1,
             "os_glance_reserved": True,
-            "manage_locations": False,
-            "do_secure_hash": True,
-            "http_store_enabled": False,
+            "manage_locations": image_setting(data_dir, "show_multiple_locations",
+                                              "false").lower() in ("1", "true", "yes", "on"),
+            "do_secure_hash": image_setting(data_dir, "do_secure_hash",
+                                            "true").lower() in ("1", "true", "yes", "on"),
+            "http_store_enabled": any(s.get("read-only") == "true" for s in stores),
             "image_conversion": False,
         },
     }))
