@@ -4,7 +4,8 @@ from a loopback HTTP server (and a URL refused by filtering), glance-download fr
 cloud's own region.
 
 Runs on a cloud of its own: two file stores ("alpha" weight 10, the default, and "beta"
-weight 5) and web-download filtering that lets through 127.0.0.1 on the test server's port
+weight 5), a read-only http store "web" with show_multiple_locations on (locations through
+`glance add-location` / `location-add`), and web-download filtering that lets through 127.0.0.1 on the test server's port
 and on the cloud's own port (glance-download reads the source image through the catalog).
 """
 
@@ -57,14 +58,19 @@ require_format_match = false
 default_store = "alpha"
 web_download_allowed_hosts = "127.0.0.1"
 web_download_allowed_ports = "{web_port},{port}"
+show_multiple_locations = true
 
 [image.stores.alpha]
 description = "first"
 weight = 10
 
+
 [image.stores.beta]
 description = "second"
 weight = 5
+
+[image.stores.web]
+driver = "http"
 """)
     live = LiveCloud(data_dir, port=port).start()
     yield live
@@ -122,8 +128,10 @@ def test_stores_are_listed_by_the_clients(mcloud):
     out = glance(mcloud, "stores-info").stdout
     assert "alpha" in out and "beta" in out
     stores = {s.id: s for s in mcloud.sdk().image.stores()}
-    assert set(stores) == {"alpha", "beta"}
+    assert set(stores) == {"alpha", "beta", "web"}
     assert stores["alpha"].is_default and not stores["beta"].is_default
+    info = {s["id"]: s for s in api(mcloud, "GET", "/v2/info/stores")[1]["stores"]}
+    assert info["web"].get("read-only") == "true" and "read-only" not in info["alpha"]
     methods = api(mcloud, "GET", "/v2/info/import")[1]["import-methods"]["value"]
     assert {"glance-direct", "web-download", "copy-image", "glance-download"} <= set(methods)
 
@@ -237,4 +245,46 @@ def test_glance_download_from_own_region(mcloud):
     assert "speed" not in img
     assert img["os_hash_value"] == hashlib.sha512(BLOB).hexdigest()
     for iid in (src, dst):
+        api(mcloud, "DELETE", f"/v2/images/{iid}")
+
+
+def test_http_locations_new_and_legacy_api(mcloud, files):
+    url = f"{files}/blob.raw"
+    # v2.17 add-location: the data stays at the URL, hashes computed by reading it
+    image_id = new_image(mcloud)
+    glance(mcloud, "add-location", "--url", url, image_id)
+    img = wait(mcloud, image_id, lambda i: i["status"] == "active" and i["os_hash_value"])
+    assert img["size"] == len(BLOB) and img["stores"] == "web"
+    assert img["os_hash_value"] == hashlib.sha512(BLOB).hexdigest()
+    assert img["checksum"] == hashlib.md5(BLOB).hexdigest()
+    assert img["locations"] == [{"url": url, "metadata": {"store": "web"}}]
+    status, data = api(mcloud, "GET", f"/v2/images/{image_id}/file")
+    assert status == 200 and data == BLOB  # streamed from the location
+    # wrong validation_data: the task fails, the image is back to queued, no hashes
+    bad = new_image(mcloud)
+    status, _ = api(mcloud, "POST", f"/v2/images/{bad}/locations", {
+        "url": url, "validation_data": {"os_hash_algo": "sha512",
+                                        "os_hash_value": "ab" * 64}})
+    assert status == 202
+    img = wait(mcloud, bad, lambda i: i["status"] == "queued")
+    assert img["os_hash_value"] is None and img["checksum"] is None
+    # synchronous refusals: filtered URL, unknown scheme, malformed validation_data
+    other = new_image(mcloud)
+    for body in ({"url": "http://127.0.0.1:1/x"}, {"url": "gopher://127.0.0.1/x"},
+                 {"url": url, "validation_data": {"os_hash_value": "ab" * 64}},
+                 {"url": url, "validation_data": {"os_hash_algo": "sha123",
+                                                  "os_hash_value": "ab"}}):
+        assert api(mcloud, "POST", f"/v2/images/{other}/locations", body)[0] == 400, body
+    # legacy PATCH (show_multiple_locations): add two, metadata replace, no removal of last
+    glance(mcloud, "location-add", "--url", url, "--metadata", '{"a": "1"}', other)
+    glance(mcloud, "location-add", "--url", url + "#2", "--metadata", "{}", other)
+    img = show(mcloud, other)
+    assert img["status"] == "active" and [x["url"] for x in img["locations"]] == [
+        url, url + "#2"]
+    assert img["os_hash_value"] is None  # no hashing through the legacy API
+    glance(mcloud, "location-delete", "--url", url, other)
+    assert [x["url"] for x in show(mcloud, other)["locations"]] == [url + "#2"]
+    res = glance(mcloud, "location-delete", "--url", url + "#2", other, check=False)
+    assert res.returncode != 0 and "403" in res.stderr + res.stdout
+    for iid in (image_id, bad, other):
         api(mcloud, "DELETE", f"/v2/images/{iid}")

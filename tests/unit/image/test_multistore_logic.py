@@ -192,3 +192,35 @@ def test_glance_download_request_checks():
     method = {"glance_image_id": "36d4b546-64a2-4bb9-bdd0-ba676aa48f2c", "glance_region": "R"}
     remote.check_request(method)
     assert method["glance_service_interface"] == "public"
+
+
+def test_v217_validation_data_checks():
+    from pocketstack.services.image.locations import _check_hashes
+
+    assert _check_hashes(None) == {}
+    good = {"os_hash_algo": "sha256", "os_hash_value": "ab" * 32}
+    assert _check_hashes(good) == good
+    for bad in ({"os_hash_value": "ab" * 64}, {"os_hash_algo": "sha123", "os_hash_value": "a"},
+                {"os_hash_algo": "sha512", "os_hash_value": "ab" * 32},
+                {"os_hash_algo": "sha512", "os_hash_value": "zz" * 64},
+                {"checksum": "1" * 32}, "nope"):
+        with pytest.raises(BadRequest):
+            _check_hashes(bad)
+
+
+def test_legacy_validation_data_rules():
+    from pocketstack.services.image.locations import _legacy_hashes
+    from pocketstack.services.image.models import Image
+
+    queued = Image(id="i", status="queued", checksum=None, os_hash_algo=None,
+                   os_hash_value=None)
+    vd = {"checksum": "1" * 32, "os_hash_algo": "sha512", "os_hash_value": "de" * 64}
+    assert _legacy_hashes(None, queued, vd) == vd
+    with pytest.raises(Conflict):  # only the configured algorithm
+        _legacy_hashes(None, queued, {**vd, "os_hash_algo": "sha256"})
+    active = Image(id="i", status="active", **vd)
+    assert _legacy_hashes(None, active, vd) == {}  # the same values: fine, nothing new
+    for key, other in (("checksum", "2" * 32), ("os_hash_algo", "sha256"),
+                       ("os_hash_value", "be" * 64)):
+        with pytest.raises(Conflict):
+            _legacy_hashes(None, active, {**vd, key: other})
