@@ -13,8 +13,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -108,12 +109,94 @@ class Database:
             finally:
                 self._local.depth = 0
 
+    @contextlib.contextmanager
+    def statements(self) -> Iterator["Statements"]:
+        """A write transaction for a hot path written as plain SQL (``:name`` parameters).
+
+        On SQLite it drives the DBAPI cursor directly, under the same write lock and
+        ``BEGIN IMMEDIATE`` as ``write()``: SQLAlchemy's own cost per statement was ~15x
+        the statement's (a small-object PUT's 3-statement commit: 145 us through Core,
+        205 us through a Session, 9 us on the cursor). Elsewhere it runs through a Session.
+        """
+        if not self.is_sqlite:
+            with self.write() as session:
+                yield _SessionStatements(session)
+            return
+        import sqlite3
+
+        try:
+            with self._write_lock:
+                if getattr(self._local, "depth", 0):
+                    raise RuntimeError("nested db.write() in one thread")
+                self._local.depth = 1
+                raw = self.engine.raw_connection()
+                try:
+                    cur = raw.driver_connection.cursor()
+                    cur.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield _CursorStatements(cur)
+                        cur.execute("COMMIT")
+                    except BaseException:
+                        if raw.driver_connection.in_transaction:
+                            cur.execute("ROLLBACK")
+                        raise
+                finally:
+                    raw.close()
+                    self._local.depth = 0
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(_conflict_message(exc)) from exc
+        finally:
+            with self._generation_lock:
+                self.generation += 1
+
     def dispose(self) -> None:
         self.engine.dispose()
 
 
-def _conflict_message(exc: IntegrityError) -> str:
-    text = str(exc.orig).lower()
+class Statements:
+    """Plain SQL inside one transaction (``Database.statements()``)."""
+
+    def first(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        """The first row of a query, as a tuple, or None."""
+        raise NotImplementedError
+
+    def run(self, sql: str, params: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class _CursorStatements(Statements):
+    def __init__(self, cur: Any) -> None:
+        self.cur = cur
+
+    def first(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        return self.cur.execute(sql, params).fetchone()
+
+    def run(self, sql: str, params: dict[str, Any]) -> None:
+        self.cur.execute(sql, params)
+
+
+class _SessionStatements(Statements):
+    _texts: dict[str, Any] = {}
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _text(self, sql: str) -> Any:
+        stmt = self._texts.get(sql)
+        if stmt is None:
+            stmt = self._texts[sql] = text(sql)
+        return stmt
+
+    def first(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        row = self.session.execute(self._text(sql), params).first()
+        return None if row is None else tuple(row)
+
+    def run(self, sql: str, params: dict[str, Any]) -> None:
+        self.session.execute(self._text(sql), params)
+
+
+def _conflict_message(exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).lower()
     if "foreign key" in text:
         return ("Conflict occurred attempting to store the resource: it references, or is "
                 "referenced by, something that changed meanwhile.")
