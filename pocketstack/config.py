@@ -148,6 +148,11 @@ class ImageSettings:
     # checksum and os_hash_value computed by reading the data (and checked against the
     # validation_data given).
     do_secure_hash: bool = True
+    # Glance's image cache (cache management API, GET/PUT/DELETE /v2/cache): local copies
+    # in <data_dir>/image-cache, served to downloads and to compute; least recently used
+    # copies go when the total passes image_cache_max_size (bytes).
+    image_cache: bool = False
+    image_cache_max_size: int = 10 * 1024 ** 3
 
 
 @dataclass

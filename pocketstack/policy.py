@@ -197,6 +197,9 @@ RULES: dict[str, Rule] = {
     "image:copy_image": ADMIN,
     "image:delete_image_location": ADMIN,
     "image:add_image_location": ADMIN_OR_MEMBER,
+    "image:cache_list": ADMIN,
+    "image:cache_image": ADMIN,
+    "image:cache_delete": ADMIN,
     # volume (cinder) --------------------------------------------------------------------
     # Cinder's defaults: project readers read, members write, admins reset/force/manage.
     **{f"volume:{a}": ADMIN_OR_READER for a in (

@@ -339,8 +339,8 @@ def open_download(svc: "ImageService", ctx: RequestContext, image_id: str) -> Do
         size, checksum = row.size or 0, row.checksum
         store = svc.store_for(row)
         url = (row.http_locations or [{}])[0].get("url") if store.read_only else None
-    path = None
-    if store.capabilities.local_files:
+    path = svc.cache.lookup(image_id)  # a cached copy first (a hit)
+    if path is None and store.capabilities.local_files:
         try:
             path = store.path(image_id)
         except FileNotFoundError:

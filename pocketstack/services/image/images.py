@@ -543,6 +543,7 @@ def remove(svc: "ImageService", ctx: RequestContext, image_id: str) -> None:
     for store in svc.stores.values():  # every copy (multi-store), and the staged data
         store.delete(image_id, "images")
     svc.store.delete(image_id, "staging")
+    svc.cache.forget(image_id)
 
 
 def add_tag(svc: "ImageService", ctx: RequestContext, image_id: str, tag: str) -> None:

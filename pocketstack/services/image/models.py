@@ -115,6 +115,22 @@ class ImageTask(Base):
     updated_at: Mapped[dt.datetime | None] = updated_at_column()
 
 
+class ImageCacheEntry(Base):
+    """The image cache of this node (Glance's image cache): a local copy of an image's
+    data in <data_dir>/image-cache, queued by an admin (PUT /v2/cache/{id}) or made when
+    compute needs a local file of an image whose data is only at an http location."""
+
+    __tablename__ = "image_cache_entry"
+
+    image_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    hits: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_accessed: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_modified: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
 class MetadefNamespace(Base):
     """A metadata definitions namespace (glance metadefs) with its contents.
 

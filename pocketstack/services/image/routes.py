@@ -174,6 +174,24 @@ def register(svc: ImageService, r: Routes) -> None:
         task.add_done_callback(svc.background.discard)
         return empty(202)
 
+    async def cache_list(req: Req) -> Response:
+        return json(await run(svc.cache.listing, req.ctx))
+
+    async def cache_queue(req: Req) -> Response:
+        await run(svc.cache.queue, req.ctx, req.params["image_id"])
+        task = asyncio.ensure_future(run(svc.cache.prefetch))
+        svc.background.add(task)
+        task.add_done_callback(svc.background.discard)
+        return empty(202)
+
+    async def cache_delete(req: Req) -> Response:
+        await run(svc.cache.delete, req.ctx, req.params["image_id"])
+        return empty(204)
+
+    async def cache_clear(req: Req) -> Response:
+        await run(svc.cache.clear, req.ctx, req.header("x-image-cache-clear-target"))
+        return empty(204)
+
     async def delete_from_store(req: Req) -> Response:
         await run(imports.delete_from_store, svc, req.ctx, req.params["store_id"],
                   req.params["image_id"])
@@ -250,6 +268,11 @@ def register(svc: ImageService, r: Routes) -> None:
     r.get("/v2/images/{image_id}/tasks", image_tasks)
     r.delete("/v2/stores/{store_id}/{image_id}", delete_from_store)
     r.post("/v2/images/{image_id}/locations", add_location)
+    if svc.cache.enabled:  # as Glance: the cache API exists only where there is a cache
+        r.get("/v2/cache", cache_list)
+        r.delete("/v2/cache", cache_clear)
+        r.put("/v2/cache/{image_id}", cache_queue)
+        r.delete("/v2/cache/{image_id}", cache_delete)
     r.post("/v2/images/{image_id}/actions/deactivate", deactivate)
     r.post("/v2/images/{image_id}/actions/reactivate", reactivate)
     r.put("/v2/images/{image_id}/tags/{tag}", add_tag)

@@ -64,6 +64,9 @@ class ImageService:
             raise ValueError(f"[image] default_store {default!r} is read-only")
         self.background: set[Any] = set()  # running import tasks (asyncio)
         self.remote_tokens: dict[str, str | None] = {}  # glance-download task -> token
+        from pocketstack.services.image.cache import ImageCache
+
+        self.cache = ImageCache(self)  # [image] image_cache: local copies on this node
 
     # -- stores -----------------------------------------------------------------------------
     def order_stores(self, ids: Any) -> list[str]:
@@ -145,13 +148,22 @@ class ImageService:
     def image_path(self, image_id: str) -> Path:
         with self.db.read() as s:
             row = s.get(Image, image_id)
-            if row is None or row.status not in ("active", "deactivated") or not row.location:
+            if row is None or row.status not in ("active", "deactivated") \
+                    or not (row.location or row.http_locations):
                 raise NotFound(f"Image {image_id} has no data.")
             store = self.store_for(row)
         try:
             return store.path(image_id)
         except (FileNotFoundError, NotImplementedError):
-            raise NotFound(f"Image {image_id} has no local data file.") from None
+            pass
+        if self.cache.enabled:  # data only at a location (or a remote store): cache it
+            try:
+                return self.cache.ensure(image_id)
+            except (OSError, NotFound) as exc:
+                raise NotFound(f"Image {image_id} could not be cached locally: "
+                               f"{exc}") from None
+        raise NotFound(f"Image {image_id} has no local data file (enable [image] "
+                       "image_cache to use images whose data is at a location).")
 
     def create_image_placeholder(self, ctx: RequestContext, *, name: str, disk_format: str,
                                  container_format: str, visibility: str = "private",
@@ -355,6 +367,7 @@ class ImageService:
     def recover(self) -> None:
         """Undo what a crash left half-done: temp files, uploads and imports in flight."""
         removed = sum(store.sweep() for store in self.stores.values())
+        removed += self.cache.recover()
         with self.db.write() as s:
             for row in s.scalars(select(Image).where(Image.status.in_(
                     ("saving", "uploading", "importing")))):

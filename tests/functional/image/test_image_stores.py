@@ -59,6 +59,7 @@ default_store = "alpha"
 web_download_allowed_hosts = "127.0.0.1"
 web_download_allowed_ports = "{web_port},{port}"
 show_multiple_locations = true
+image_cache = true
 
 [image.stores.alpha]
 description = "first"
@@ -287,4 +288,37 @@ def test_http_locations_new_and_legacy_api(mcloud, files):
     res = glance(mcloud, "location-delete", "--url", url + "#2", other, check=False)
     assert res.returncode != 0 and "403" in res.stderr + res.stdout
     for iid in (image_id, bad, other):
+        api(mcloud, "DELETE", f"/v2/images/{iid}")
+
+
+def test_image_cache_of_an_http_backed_image(mcloud, files):
+    url = f"{files}/blob.raw"
+    image_id = new_image(mcloud)
+    glance(mcloud, "add-location", "--url", url, image_id)
+    wait(mcloud, image_id, lambda i: i["status"] == "active" and i["os_hash_value"])
+    assert api(mcloud, "PUT", f"/v2/cache/{uuid.uuid4()}")[0] == 404
+    queued = new_image(mcloud)
+    assert api(mcloud, "PUT", f"/v2/cache/{queued}")[0] == 400  # no data to cache
+    glance(mcloud, "cache-queue", image_id)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        listing = api(mcloud, "GET", "/v2/cache")[1]
+        if image_id in [c["image_id"] for c in listing["cached_images"]]:
+            break
+        time.sleep(0.2)
+    cached = {c["image_id"]: c for c in listing["cached_images"]}[image_id]
+    assert cached["size"] == len(BLOB) and cached["hits"] == 0
+    path = mcloud.data_dir / "image-cache" / "images" / image_id
+    assert path.read_bytes() == BLOB
+    status, data = api(mcloud, "GET", f"/v2/images/{image_id}/file")
+    assert status == 200 and data == BLOB
+    listing = api(mcloud, "GET", "/v2/cache")[1]
+    assert {c["image_id"]: c for c in listing["cached_images"]}[image_id]["hits"] == 1
+    assert image_id in glance(mcloud, "cache-list").stdout
+    assert api(mcloud, "DELETE", "/v2/cache", headers={
+        "x-image-cache-clear-target": "bogus"})[0] == 400
+    assert api(mcloud, "DELETE", "/v2/cache", headers={
+        "x-image-cache-clear-target": "cache"})[0] == 204
+    assert api(mcloud, "GET", "/v2/cache")[1]["cached_images"] == [] and not path.exists()
+    for iid in (image_id, queued):
         api(mcloud, "DELETE", f"/v2/images/{iid}")

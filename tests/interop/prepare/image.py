@@ -11,6 +11,7 @@ mismatching rich formats, malformed headers) is refused either way.
 
 Everything else is read from the cloud, never forced:
 
+- cache: ``image_caching_enabled`` when ``GET /v2/cache`` answers ([image] image_cache).
 - locations: ``manage_locations`` follows ``[image] show_multiple_locations``,
   ``do_secure_hash`` the cloud's setting, ``http_store_enabled`` a read-only (http) store.
 - stores: ``GET /v2/info/stores/detail``; ``store_weight_enabled`` only when there are
@@ -193,6 +194,11 @@ def main() -> int:
     except OSError:
         return 0  # no image service in this cloud
     weights = {s.get("weight", 0) for s in stores}
+    try:  # the cache API answers only where the cloud has an image cache
+        _call(args.url + "/image/v2/cache", token)
+        caching = True
+    except OSError:
+        caching = False
     extra_image: dict[str, str] = {}
     if "web-download" in methods:
         url = start_image_server(data_dir)
@@ -206,7 +212,7 @@ def main() -> int:
     print(json.dumps({
         "image": {"container_formats": "bare,ami,ari,aki,ovf,ova",
                   "disk_formats": "qcow2,raw,ami,ari,aki,vhd,vmdk,vdi,iso,vhdx",
-                  **extra_image},
+                  "image_caching_enabled": caching, **extra_image},
         "image-feature-enabled": {
             "image_format_enforcement": enforce,
             "import_image": bool(methods),

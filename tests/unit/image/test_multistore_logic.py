@@ -224,3 +224,48 @@ def test_legacy_validation_data_rules():
                        ("os_hash_value", "be" * 64)):
         with pytest.raises(Conflict):
             _legacy_hashes(None, active, {**vd, key: other})
+
+
+def test_compute_gets_a_cached_copy_of_an_http_backed_image(tmp_path):
+    """image_path() of an image whose data is only at an http location: the image cache
+    fetches it once, then serves the local copy; deleting the image drops it."""
+    import http.server
+    import threading
+
+    from pocketstack.services.image import locations
+
+    blob = b"remote image data " * 1000
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "img.raw").write_bytes(blob)
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(  # noqa: E731
+        *a, directory=str(tmp_path / "www"), **kw)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.RequestHandlerClass.log_message = lambda *a, **kw: None
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "data").mkdir()
+        settings = load_settings(tmp_path / "data", env={})
+        settings.image.seed_default_image = False
+        settings.image.image_cache = True
+        settings.image.web_download_allowed_hosts = "127.0.0.1"
+        settings.image.web_download_allowed_ports = str(server.server_address[1])
+        settings.image.stores = {"local": {"driver": "fake"}, "web": {"driver": "http"}}
+        db = Database(settings.database_url)
+        migrate.upgrade(db)
+        cloud = SimpleNamespace(settings=settings, db=db, services={}, degraded=[])
+        svc = ImageService(cloud)
+        img = images.create(svc, A, {"disk_format": "raw", "container_format": "bare"})
+        url = f"http://127.0.0.1:{server.server_address[1]}/img.raw"
+        locations.run_location_import(svc, locations.add_location(svc, A, img["id"],
+                                                                  {"url": url}))
+        shown = images.show(svc, A, img["id"])
+        assert shown["status"] == "active" and shown["stores"] == "web"
+        path = svc.image_path(img["id"])
+        assert path.read_bytes() == blob and "image-cache" in str(path)
+        assert svc.image_path(img["id"]) == path  # served from the cache now
+        images.remove(svc, A, img["id"])
+        assert not path.exists()
+        db.dispose()
+    finally:
+        server.shutdown()
+        server.server_close()
