@@ -127,8 +127,10 @@ class ImageSettings:
     stores: dict[str, Any] = field(default_factory=dict)
     default_store: str = ""  # empty: the first configured store
     # Interoperable import methods offered (glance enabled_import_methods). copy-image is
-    # only offered when there is more than one store, as in Glance.
-    import_methods: str = "glance-direct,web-download,copy-image,glance-download"
+    # only offered when there is more than one store, as in Glance. web-download and
+    # glance-download make this server fetch URLs for its users; they are opt-in here
+    # (add them, and set the web_download_* filtering to the hosts and ports you mean).
+    import_methods: str = "glance-direct,copy-image"
     # web-download URL filtering (glance [import_filtering_opts]); when an allowed list is
     # set its disallowed list is ignored, as in Glance. Ports default to 80/443 only.
     web_download_allowed_schemes: str = "http,https"

@@ -56,6 +56,7 @@ def mcloud(tmp_path_factory, files):
 seed_default_image = false
 require_format_match = false
 default_store = "alpha"
+import_methods = "glance-direct,web-download,copy-image,glance-download"
 web_download_allowed_hosts = "127.0.0.1"
 web_download_allowed_ports = "{web_port},{port}"
 show_multiple_locations = true

@@ -70,7 +70,7 @@ def test_one_store_by_default_offers_no_copy(tmp_path):
     assert ImageSettings().stores == {}
     cloud = SimpleNamespace(settings=settings, db=None, services={}, degraded=[])
     one = ImageService(cloud)
-    assert list(one.stores) == ["fake"] and "copy-image" not in one.import_methods()
+    assert list(one.stores) == ["fake"] and one.import_methods() == ["glance-direct"]
 
 
 def test_import_to_all_stores_orders_by_weight_and_clears_staging(svc):
