@@ -176,6 +176,9 @@ def begin_upload(svc: "ImageService", ctx: RequestContext, image_id: str, *,
     data always goes to the default store's staging area."""
     expected = _parse_md5(content_md5)
     store = svc.get_store(store_id) if store_id and area == "images" else svc.store
+    if store.read_only:
+        raise BadRequest(f"Store {store.store_id} is read-only; image data cannot be "
+                         "uploaded to it.")
     cfg = svc.settings.image
     with svc.db.write() as s:
         row = access.load(s, ctx, image_id)

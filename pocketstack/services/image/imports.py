@@ -101,6 +101,8 @@ def _targets(svc: "ImageService", body: dict[str, Any], header_store: str | None
     for sid in targets:
         if sid not in svc.stores:
             raise Conflict(f"Store for identifier {sid} not found")
+        if svc.stores[sid].read_only:
+            raise BadRequest(f"Store {sid} is read-only; nothing can be imported into it.")
     return targets
 
 

@@ -298,6 +298,13 @@ def test_image_cache_of_an_http_backed_image(mcloud, files):
     glance(mcloud, "add-location", "--url", url, image_id)
     wait(mcloud, image_id, lambda i: i["status"] == "active" and i["os_hash_value"])
     assert api(mcloud, "PUT", f"/v2/cache/{uuid.uuid4()}")[0] == 404
+    # the http store takes no uploads or imports
+    other = new_image(mcloud)
+    assert api(mcloud, "PUT", f"/v2/images/{other}/file", b"x",
+               {"Content-Type": "application/octet-stream",
+                "X-Image-Meta-Store": "web"})[0] == 400
+    assert show(mcloud, other)["status"] == "queued"
+    api(mcloud, "DELETE", f"/v2/images/{other}")
     queued = new_image(mcloud)
     assert api(mcloud, "PUT", f"/v2/cache/{queued}")[0] == 400  # no data to cache
     glance(mcloud, "cache-queue", image_id)
