@@ -29,6 +29,7 @@ from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.routes import close_if_body
 from pocketstack.services.object_store.names import check_container
 from pocketstack.services.s3 import objects, sigv4, views
+from pocketstack.services.s3.chunked import aws_chunked
 
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
 log = logging.getLogger("pocketstack.s3")
@@ -90,44 +91,10 @@ class S3Request:
         encoding = self.headers.get("content-encoding", "")
         sha = self.headers.get("x-amz-content-sha256", "")
         if "aws-chunked" in encoding or sha.startswith("STREAMING-"):
-            return aws_chunked(self.request.stream())
+            return aws_chunked(self.request.stream(),
+                               self.identity.chunks if self.identity else None,
+                               self.headers.get("x-amz-trailer"))
         return self.request.stream()
-
-
-async def aws_chunked(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """Decode an aws-chunked body: <hex>[;chunk-signature=..]\\r\\n<data>\\r\\n ... 0\\r\\n
-    [trailers]\\r\\n. Chunk signatures are not re-verified (the seed signature is)."""
-    buf = b""
-    it = source.__aiter__()
-    done = False
-
-    async def more() -> bool:
-        nonlocal buf
-        try:
-            buf += await it.__anext__()
-            return True
-        except StopAsyncIteration:
-            return False
-
-    while not done:
-        while b"\r\n" not in buf:
-            if not await more():
-                raise BadRequest("Incomplete aws-chunked body", kind="IncompleteBody")
-        line, buf = buf.split(b"\r\n", 1)
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise BadRequest("Malformed aws-chunked body", kind="InvalidRequest") from None
-        if size == 0:
-            done = True
-            break
-        while len(buf) < size + 2:
-            if not await more():
-                raise BadRequest("Incomplete aws-chunked body", kind="IncompleteBody")
-        yield buf[:size]
-        buf = buf[size + 2:]
-    while await more():  # trailers (checksums); the stored MD5 is the integrity check
-        pass
 
 
 # EC2 credentials and the roles behind them are cached this long (seconds), like validated

@@ -45,6 +45,53 @@ class Identity:
     payload_sha256: str | None  # hex digest the body must have; None when unsigned/streaming
     streaming: bool  # body is aws-chunked
     roles: tuple[str, ...] = ()  # the user's role names on the project, when identity says
+    chunks: ChunkSigner | None = None  # verifies a signed aws-chunked body's chunks
+
+
+EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+SIGNED_STREAMING = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER")
+
+
+def signature_mismatch() -> Forbidden:
+    return Forbidden("The request signature we calculated does not match the signature "
+                     "you provided. Check your key and signing method.",
+                     kind="SignatureDoesNotMatch")
+
+
+@dataclass
+class ChunkSigner:
+    """The chunk signatures of a STREAMING-AWS4-HMAC-SHA256-PAYLOAD(-TRAILER) body.
+
+    Each chunk's signature is HMAC(signing key, "AWS4-HMAC-SHA256-PAYLOAD", date, scope,
+    previous signature, sha256(""), sha256(chunk)); the first "previous" is the
+    request's own signature, the last chunk is the empty one, and the trailer (signed
+    mode) is signed over "name:value\n" lines chained from the empty chunk's signature.
+    """
+
+    key: bytes
+    amz_date: str
+    scope: str
+    previous: str
+    trailer: bool
+
+    def _sign(self, kind: str, digest: str, extra: tuple[str, ...] = ()) -> str:
+        to_sign = "\n".join((kind, self.amz_date, self.scope, self.previous, *extra, digest))
+        return hmac.digest(self.key, to_sign.encode(), "sha256").hex()
+
+    def check_chunk(self, data: bytes, signature: str) -> None:
+        expected = self._sign("AWS4-HMAC-SHA256-PAYLOAD", hashlib.sha256(data).hexdigest(),
+                              (EMPTY_SHA256,))
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise signature_mismatch()
+        self.previous = expected
+
+    def check_trailer(self, trailers: list[tuple[str, str]], signature: str) -> None:
+        canonical = "".join(f"{name}:{value}\n" for name, value in trailers)
+        expected = self._sign("AWS4-HMAC-SHA256-TRAILER",
+                              hashlib.sha256(canonical.encode()).hexdigest())
+        if not hmac.compare_digest(expected, signature.lower()):
+            raise signature_mismatch()
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -143,7 +190,8 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
 
 def _v4_check(method: str, raw_path: str, query: str, headers: Any, signed: list[str],
               payload: str, amz_date: str, scope: str, cred: dict[str, Any],
-              signature: str) -> None:
+              signature: str) -> bytes:
+    """Verify a V4 signature; returns the signing key (chunk signatures use it too)."""
     canonical_headers = "".join(f"{h}:{_header_value(headers, h)}\n" for h in signed)
     canonical = "\n".join([method, raw_path or "/", query, canonical_headers, ";".join(signed),
                            payload])
@@ -151,11 +199,10 @@ def _v4_check(method: str, raw_path: str, query: str, headers: Any, signed: list
                          hashlib.sha256(canonical.encode()).hexdigest()])
     date, region, service, _ = scope.split("/", 3)
     key = _signing_key(cred["secret"], date, region, service)
-    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    expected = hmac.digest(key, to_sign.encode(), "sha256").hex()  # one-shot C HMAC
     if not hmac.compare_digest(expected, signature):
-        raise Forbidden("The request signature we calculated does not match the signature "
-                        "you provided. Check your key and signing method.",
-                        kind="SignatureDoesNotMatch")
+        raise signature_mismatch()
+    return key
 
 
 def _v4_header(method: str, raw_path: str, raw_query: str, headers: Any, authz: str,
@@ -180,12 +227,19 @@ def _v4_header(method: str, raw_path: str, raw_query: str, headers: Any, authz: 
                         "too large.", kind="RequestTimeTooSkewed")
     payload = headers.get("x-amz-content-sha256") or UNSIGNED
     cred = _secret(lookup, access)
-    _v4_check(method, raw_path, canonical_query(raw_query), headers, signed, payload,
-              amz_date, scope, cred, signature)
+    key = _v4_check(method, raw_path, canonical_query(raw_query), headers, signed, payload,
+                    amz_date, scope, cred, signature)
     streaming = payload.startswith("STREAMING-")
     digest = None if streaming or payload == UNSIGNED else payload.lower()
+    chunks = None
+    if payload in SIGNED_STREAMING:
+        chunks = ChunkSigner(key, amz_date, scope, signature.lower(),
+                             trailer=payload.endswith("-TRAILER"))
+    elif streaming and payload != "STREAMING-UNSIGNED-PAYLOAD-TRAILER":
+        raise PocketError(f"x-amz-content-sha256 {payload} is not implemented.", status=501,
+                          kind="NotImplemented")
     return Identity(access, cred["user_id"], cred["project_id"], digest, streaming,
-                    _roles(cred))
+                    _roles(cred), chunks)
 
 
 def _v4_query(method: str, raw_path: str, raw_query: str, headers: Any,
