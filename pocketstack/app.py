@@ -131,11 +131,16 @@ class PocketApp:
         self.styles: list[tuple[str, str]] = []
         routes: list[Any] = []
         self.s3_app: ASGIApp | None = None
+        # Raw ASGI slices (S3) are entered straight from __call__ by prefix, the way their
+        # Mount would (same root_path): the Router's regex walk over every mount was a
+        # visible share of a small-object request.
+        self.raw_mounts: list[tuple[str, ASGIApp]] = []
         for spec in cloud.specs:
             service = cloud.services[spec.type]
             if spec.raw_app is not None:
                 raw = spec.raw_app(service)
                 routes.append(Mount(spec.path, app=raw))
+                self.raw_mounts.append((spec.path + "/", raw))
                 if spec.type == "s3":
                     self.s3_app = raw
             else:
@@ -217,7 +222,7 @@ class PocketApp:
             if s3_root:
                 await self.s3_app(scope, receive, send_with_id)
             else:
-                await self.router(scope, receive, send_with_id)
+                await self._route(scope, receive, send_with_id)
         except Exception as exc:  # noqa: BLE001 - the one place errors become faults
             if started:
                 log.exception("error after the response started (%s)", request_id)
@@ -226,6 +231,17 @@ class PocketApp:
             style = "s3" if s3_root else self.style_for(scope.get("path", ""))
             response = faults.render(err, style)
             await response(scope, receive, send_with_id)
+
+    async def _route(self, scope: dict, receive: Callable, send: Callable) -> None:
+        path = scope["path"]
+        for prefix, raw in self.raw_mounts:
+            if path.startswith(prefix) and not scope.get("root_path"):
+                root = prefix[:-1]
+                scope.update(path_params={"path": path[len(prefix):]}, app_root_path="",
+                             root_path=root, endpoint=raw)
+                await raw(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
 
     @staticmethod
     def _to_error(exc: Exception, scope: dict, request_id: str) -> PocketError:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 
 def new_request_id() -> str:
-    return f"req-{uuid.uuid4()}"
+    """``req-`` + a random (version 4) UUID; built from 16 random bytes directly, which
+    costs a fraction of uuid.uuid4() on every request."""
+    h = os.urandom(16).hex()
+    return f"req-{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+# The RFC 4122 variant bits (10xx) on the first hex digit of the fourth group.
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ never stalls the event loop (and never holds a transaction across an await).
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-import anyio.to_thread
 import orjson
 import pydantic
 from starlette.requests import Request
@@ -27,11 +29,20 @@ M = TypeVar("M", bound=pydantic.BaseModel)
 Handler = Callable[["Req"], Awaitable[Response]]
 
 
+# Synchronous service code runs here. A plain executor hop costs ~15 us of CPU where
+# anyio.to_thread costs ~35-60 us (32 concurrent calls, measured), and every request makes
+# at least one. The size is anyio's default limit, which this replaced.
+_WORKERS = ThreadPoolExecutor(max_workers=40, thread_name_prefix="ps-worker")
+
+
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run synchronous service code (DB, drivers) in the worker thread pool."""
+    """Run synchronous service code (DB, drivers) in the worker thread pool.
+
+    If the awaiting task is cancelled, the call still runs to its end in its thread
+    (its transaction commits or rolls back on its own); only the result is dropped."""
     if kwargs:
-        return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
-    return await anyio.to_thread.run_sync(fn, *args)
+        fn, args = functools.partial(fn, *args, **kwargs), ()
+    return await asyncio.get_running_loop().run_in_executor(_WORKERS, fn, *args)
 
 
 class JSONResponse(Response):
