@@ -141,6 +141,9 @@ def _serve(settings: Settings, quiet: bool = False) -> None:
     from pocketstack import malloc
 
     malloc.tune()  # before anything allocates: see pocketstack/malloc.py
+    from pocketstack.api.http import set_worker_threads
+
+    set_worker_threads(settings.worker_threads)
 
     import uvicorn
 

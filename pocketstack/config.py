@@ -199,6 +199,8 @@ class Settings:
     public_url: str = ""
     max_body_bytes: int = 1024 * 1024  # JSON bodies; data uploads stream and are not limited by this
     log_level: str = "info"
+    # Threads running the APIs' synchronous work (DB, files); 0 = 4 per CPU, at most 32.
+    worker_threads: int = 0
     bootstrap_demo: bool = True
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     identity: IdentitySettings = field(default_factory=IdentitySettings)

@@ -109,6 +109,20 @@ class Database:
             finally:
                 self._local.depth = 0
 
+    def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        """One row of a single read query (``:name`` parameters), as a tuple, or None.
+
+        On SQLite the statement runs on the DBAPI cursor in autocommit (one statement is
+        its own consistent snapshot), for the same reason as ``statements()``."""
+        if not self.is_sqlite:
+            with self.read() as session:
+                return _SessionStatements(session).first(sql, params)
+        raw = self.engine.raw_connection()
+        try:
+            return raw.driver_connection.execute(sql, params).fetchone()
+        finally:
+            raw.close()
+
     @contextlib.contextmanager
     def statements(self) -> Iterator["Statements"]:
         """A write transaction for a hot path written as plain SQL (``:name`` parameters).
