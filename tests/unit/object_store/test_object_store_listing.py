@@ -78,10 +78,19 @@ def test_counters_and_overwrite(store):
 
 
 def test_overwrite_deletes_old_blob(store):
+    """The replaced blob is unlinked by the store's background reaper, soon after."""
     first = put(store, "o", b"old")
-    put(store, "o", b"new")
+    second = put(store, "o", b"new")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            store.driver.size(first.file_id)
+        except FileNotFoundError:
+            break
+        time.sleep(0.01)
     with pytest.raises(FileNotFoundError):
         store.driver.size(first.file_id)
+    assert store.driver.size(second.file_id) == 3
 
 
 def test_container_delete_conflict_and_expired_objects(store):
