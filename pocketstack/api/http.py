@@ -51,6 +51,18 @@ def set_worker_threads(n: int) -> None:
     old.shutdown(wait=False)
 
 
+# Small durable writes (an object's fsyncs, then its group-committed row) spend their time
+# asleep in the kernel or waiting for a shared commit, barely touching the GIL: their own,
+# larger pool keeps many in flight without adding to the convoy above (S3 4 KiB PUT c32:
+# 930 req/s in the general pool, 1081 here).
+_DURABLE = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ps-durable")
+
+
+async def run_durable(fn: Callable[..., T], *args: Any) -> T:
+    """``run`` for a small durable write: mostly fsync and commit waits, little Python."""
+    return await asyncio.get_running_loop().run_in_executor(_DURABLE, fn, *args)
+
+
 async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run synchronous service code (DB, drivers) in the worker thread pool.
 

@@ -14,7 +14,7 @@ from urllib.parse import quote, unquote
 import orjson
 from starlette.responses import Response, StreamingResponse
 
-from pocketstack.api.http import run
+from pocketstack.api.http import run, run_durable
 from pocketstack.errors import BadRequest, MethodNotAllowed, NotFound, PocketError
 from pocketstack.services.object_store import auth, bulk, large, views
 from pocketstack.services.object_store.names import (LengthRequired, PreconditionFailed,
@@ -386,7 +386,7 @@ async def put(req: "SwiftRequest") -> Response:
         return store.commit(req.account, req.container, req.obj, blob, content_type=ctype,
                             meta=meta, delete_at=None if delete_at is False else delete_at)
 
-    record = await run(finish)
+    record = await run_durable(finish)
     return reply(201, {"ETag": record.etag, "Last-Modified": http_date(record.timestamp),
                        "X-Timestamp": f"{record.timestamp:016.5f}"})
 

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from starlette.responses import Response, StreamingResponse
 
-from pocketstack.api.http import run
+from pocketstack.api.http import run, run_durable
 from pocketstack.drivers.objects.base import BlobInfo
 from pocketstack.errors import BadRequest, NotFound, PocketError
 from pocketstack.services.object_store import auth as swift_auth
@@ -206,7 +206,7 @@ async def put_object(req: "S3Request") -> Response:
         except NotFound:  # the bucket is gone (or never was); the blob is already removed
             raise NoSuchBucket("The specified bucket does not exist") from None
 
-    record = await run(finish)
+    record = await run_durable(finish)
     return Response(status_code=200, headers={"ETag": _etag(record)})
 
 
