@@ -225,14 +225,19 @@ def run_import(svc: "ImageService", task_id: str) -> None:
             task.updated_at = utcnow()
 
 
+def fail_task(s: Any, task_id: str, image_id: str | None, message: str) -> None:
+    """Record a task's failure (its message is what `glance task-show` prints)."""
+    task = s.get(ImageTask, task_id)
+    if task is not None:
+        task.status, task.message = "failure", message
+        task.result = {"image_id": image_id}
+        task.updated_at = utcnow()
+
+
 def _fail(svc: "ImageService", task_id: str, image_id: str | None, method: str | None,
           message: str) -> None:
     with svc.db.write() as s:
-        task = s.get(ImageTask, task_id)
-        if task is not None:
-            task.status, task.message = "failure", message
-            task.result = {"image_id": image_id}
-            task.updated_at = utcnow()
+        fail_task(s, task_id, image_id, message)
         row = s.get(Image, image_id) if image_id else None
         if row is not None:
             left = _csv(_get_prop(s, row.id, "os_glance_importing_to_stores"))

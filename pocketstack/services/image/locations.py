@@ -29,6 +29,7 @@ from pocketstack.db.base import utcnow
 from pocketstack.errors import BadRequest, Conflict, Forbidden, PocketError
 from pocketstack.services.image import access
 from pocketstack.services.image.models import Image, ImageTask
+from pocketstack.services.image.imports import fail_task
 from pocketstack.services.image.webfetch import validate_uri
 
 if TYPE_CHECKING:
@@ -296,11 +297,7 @@ def run_location_import(svc: "ImageService", task_id: str) -> None:
     except Exception as exc:  # noqa: BLE001 - recorded on the task
         message = exc.message if isinstance(exc, PocketError) else str(exc) or repr(exc)
         with svc.db.write() as s:
-            task = s.get(ImageTask, task_id)
-            if task is not None:
-                task.status, task.message = "failure", message
-                task.result = {"image_id": image_id}
-                task.updated_at = utcnow()
+            fail_task(s, task_id, image_id, message)
             row = s.get(Image, image_id)
             if row is not None and row.status == "importing":
                 # The http store never deletes: the location stays, the image is unusable.
