@@ -168,7 +168,12 @@ class Database:
 
 
 class Statements:
-    """Plain SQL inside one transaction (``Database.statements()``)."""
+    """Plain SQL inside one transaction (``Database.statements()``).
+
+    ``batch`` is a scratch dict shared by the jobs of one group-commit batch (db/group.py)
+    for work they leave to the end of it; None outside group commit."""
+
+    batch: dict[str, Any] | None = None
 
     def first(self, sql: str, params: dict[str, Any]) -> tuple | None:
         """The first row of a query, as a tuple, or None."""

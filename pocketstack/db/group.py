@@ -12,8 +12,8 @@ queued meanwhile; the lock changes hands once per batch. A job is a function of 
 ``Statements``; what it returns or raises is what its caller gets.
 
 The contract that keeps this atomic per job: a job may raise a domain error (PocketError:
-"no such container") only before it writes anything; the batch goes on without it. Any
-other exception (a statement failing) rolls the whole batch back, and every job of it is
+"no such container") only before it writes anything or touches ``st.batch``; the batch
+goes on without it. Any other exception (a statement failing) rolls the whole batch back, and every job of it is
 then run again in a transaction of its own, so one bad job never half-commits and never
 takes the others down with it. (Savepoints per job would also do, but each statement drops
 and retakes the GIL, and they were 2 of a job's 5.)
@@ -37,9 +37,14 @@ MAX_BATCH = 256
 
 
 class GroupCommitter:
-    def __init__(self, db: Database, name: str) -> None:
+    def __init__(self, db: Database, name: str,
+                 finish: Callable[[Statements, dict[str, Any]], None] | None = None) -> None:
+        """``finish(st, batch)`` runs last in each transaction, with the scratch dict the
+        jobs filled (``st.batch``): work they share, such as one counter update per
+        container instead of one per job."""
         self.db = db
         self.name = name
+        self.finish = finish
         self._cond = threading.Condition()
         self._queue: list[tuple[Job, Future]] = []
         self._thread: threading.Thread | None = None
@@ -74,6 +79,7 @@ class GroupCommitter:
         results: list[tuple[Future, bool, Any]] = []
         try:
             with self.db.statements() as st:
+                st.batch = {}
                 for job, fut in batch:
                     try:
                         value = job(st)
@@ -81,6 +87,8 @@ class GroupCommitter:
                         results.append((fut, False, exc))
                     else:
                         results.append((fut, True, value))
+                if self.finish is not None:
+                    self.finish(st, st.batch)
         except Exception as exc:  # noqa: BLE001 - a statement failed: each job alone
             if len(batch) == 1:
                 batch[0][1].set_exception(_domain(exc))
@@ -99,7 +107,10 @@ class GroupCommitter:
     def _run_alone(self, job: Job, fut: Future) -> None:
         try:
             with self.db.statements() as st:
+                st.batch = {}
                 value = job(st)
+                if self.finish is not None:
+                    self.finish(st, st.batch)
         except Exception as exc:  # noqa: BLE001 - handed to its caller
             fut.set_exception(_domain(exc))
         else:

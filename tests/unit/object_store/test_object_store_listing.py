@@ -145,3 +145,27 @@ def test_sweep_removes_only_unreferenced_blobs(store):
     assert store.driver.size(kept.file_id) == 1
     with pytest.raises(FileNotFoundError):
         store.driver.size(orphan.file_id)
+
+
+def test_concurrent_puts_keep_container_counters_exact(store):
+    """Group commit batches the counter updates per container: many threads writing new
+    and replaced objects still leave object_count/bytes_used equal to the rows."""
+    import threading
+
+    store.put_container(ACCOUNT, "d", {})
+
+    def writer(i: int) -> None:
+        for j in range(20):
+            put(store, f"k{(i * 7 + j) % 30}", b"y" * (i + j), container="c")
+            put(store, f"n{i}-{j}", b"z" * j, container="d")
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in ("c", "d"):
+        rec = store.container(ACCOUNT, name)
+        listed = store.list_objects(ACCOUNT, name, limit=10000)
+        assert rec.object_count == len(listed)
+        assert rec.bytes_used == sum(o.size for o in listed)
