@@ -36,6 +36,7 @@ from pocketstack.errors import BadRequest, NotFound, OverQuota, PocketError, Ser
 from pocketstack.services.volume import quotas
 from pocketstack.services.volume.common import (apply_sort, check_metadata, check_name,
                                                 is_uuid, parse_bool)
+from pocketstack.services.volume.common import scoped_select
 from pocketstack.services.volume.models import Backup, Snapshot, Volume
 
 log = logging.getLogger("pocketstack.volume.backup")
@@ -87,14 +88,8 @@ def get(svc, ctx: RequestContext, backup_id: str) -> Backup:  # noqa: ANN001
 def list_backups(svc, ctx: RequestContext, query: Any, *, all_projects: bool,  # noqa: ANN001
                  project_id: str | None, sort: list) -> list[Backup]:
     policy.enforce(ctx, "backup:get_all", {"project_id": ctx.project_id})
-    stmt = select(Backup)
-    if project_id is not None:
-        stmt = stmt.where(Backup.project_id == project_id)
-    elif not all_projects:
-        stmt = stmt.where(Backup.project_id == ctx.project_id)
-    for key in ("name", "status", "volume_id"):
-        if key in query:
-            stmt = stmt.where(getattr(Backup, key) == query[key])
+    stmt = scoped_select(Backup, ctx, all_projects=all_projects, project_id=project_id,
+                         query=query, equal=("name", "status", "volume_id"))
     stmt = apply_sort(stmt, Backup, sort)
     with svc.db.read() as s:
         return list(s.scalars(stmt))

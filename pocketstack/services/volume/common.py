@@ -6,7 +6,7 @@ import ast
 import uuid
 from typing import Any
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 
 from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest
@@ -168,6 +168,22 @@ def parse_sort(query: Any, allowed: set[str]) -> list[tuple[str, str]]:
     if "id" not in [k for k, _ in keys]:
         keys.append(("id", keys[0][1]))
     return keys
+
+
+def scoped_select(model: Any, ctx: Any, *, all_projects: bool, project_id: str | None,
+                  query: Any = None, equal: tuple[str, ...] = ()) -> Select:
+    """``select(model)`` for a list call: the asked project's rows, or every project's
+    (``all_tenants``, which the caller's policy check allowed), or the caller's own; plus
+    an equality filter for each ``equal`` key present in ``query``."""
+    stmt = select(model)
+    if project_id is not None:
+        stmt = stmt.where(model.project_id == project_id)
+    elif not all_projects:
+        stmt = stmt.where(model.project_id == ctx.project_id)
+    for key in equal:
+        if key in query:
+            stmt = stmt.where(getattr(model, key) == query[key])
+    return stmt
 
 
 def apply_sort(stmt: Select, model: Any, keys: list[tuple[str, str]]) -> Select:

@@ -23,6 +23,7 @@ from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.volume import types
 from pocketstack.services.volume.common import (apply_sort, check_name, is_uuid, parse_bool,
                                                 truthy)
+from pocketstack.services.volume.common import scoped_select
 from pocketstack.services.volume.models import (Group, GroupSnapshot, GroupType, Snapshot,
                                                 Volume, VolumeType)
 
@@ -169,14 +170,8 @@ def load(s: Session, ctx: RequestContext, group_id: str, action: str = "get") ->
 def list_groups(s: Session, ctx: RequestContext, query: Any, *, all_projects: bool,
                 project_id: str | None, sort: list) -> list[Group]:
     policy.enforce(ctx, "group:get_all", {"project_id": ctx.project_id})
-    stmt = select(Group)
-    if project_id is not None:
-        stmt = stmt.where(Group.project_id == project_id)
-    elif not all_projects:
-        stmt = stmt.where(Group.project_id == ctx.project_id)
-    for key in ("name", "status"):
-        if key in query:
-            stmt = stmt.where(getattr(Group, key) == query[key])
+    stmt = scoped_select(Group, ctx, all_projects=all_projects, project_id=project_id,
+                         query=query, equal=("name", "status"))
     return list(s.scalars(apply_sort(stmt, Group, sort)))
 
 
@@ -459,14 +454,8 @@ def load_snapshot(s: Session, ctx: RequestContext, gs_id: str,
 def list_snapshots(s: Session, ctx: RequestContext, query: Any, *, all_projects: bool,
                    project_id: str | None, sort: list) -> list[GroupSnapshot]:
     policy.enforce(ctx, "group:get_all_group_snapshots", {"project_id": ctx.project_id})
-    stmt = select(GroupSnapshot)
-    if project_id is not None:
-        stmt = stmt.where(GroupSnapshot.project_id == project_id)
-    elif not all_projects:
-        stmt = stmt.where(GroupSnapshot.project_id == ctx.project_id)
-    for key in ("name", "status", "group_id"):
-        if key in query:
-            stmt = stmt.where(getattr(GroupSnapshot, key) == query[key])
+    stmt = scoped_select(GroupSnapshot, ctx, all_projects=all_projects, project_id=project_id,
+                         query=query, equal=("name", "status", "group_id"))
     return list(s.scalars(apply_sort(stmt, GroupSnapshot, sort)))
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from pocketstack import policy
@@ -16,6 +15,7 @@ from pocketstack.errors import BadRequest, NotFound
 from pocketstack.services.volume import quotas, types
 from pocketstack.services.volume.common import (apply_sort, check_metadata, check_name,
                                                 is_uuid, parse_bool, parse_dict_param)
+from pocketstack.services.volume.common import scoped_select
 from pocketstack.services.volume.models import Snapshot, Volume
 
 log = logging.getLogger("pocketstack.volume")
@@ -47,14 +47,8 @@ def get(svc, ctx: RequestContext, snapshot_id: str) -> Snapshot:  # noqa: ANN001
 def list_snapshots(svc, ctx: RequestContext, query: Any, *, all_projects: bool,  # noqa: ANN001
                    project_id: str | None, sort: list) -> list[Snapshot]:
     policy.enforce(ctx, "volume:get_all_snapshots", {"project_id": ctx.project_id})
-    stmt = select(Snapshot)
-    if project_id is not None:
-        stmt = stmt.where(Snapshot.project_id == project_id)
-    elif not all_projects:
-        stmt = stmt.where(Snapshot.project_id == ctx.project_id)
-    for key in ("name", "status", "volume_id"):
-        if key in query:
-            stmt = stmt.where(getattr(Snapshot, key) == query[key])
+    stmt = scoped_select(Snapshot, ctx, all_projects=all_projects, project_id=project_id,
+                         query=query, equal=("name", "status", "volume_id"))
     stmt = apply_sort(stmt, Snapshot, sort)
     with svc.db.read() as s:
         rows = list(s.scalars(stmt))

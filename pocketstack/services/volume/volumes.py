@@ -54,14 +54,10 @@ def get(svc, ctx: RequestContext, volume_id: str) -> Volume:  # noqa: ANN001
 
 def list_volumes(svc, ctx: RequestContext, query: Any, *, all_projects: bool,  # noqa: ANN001
                  project_id: str | None, sort: list, glance_meta: bool = False) -> list[Volume]:
-    from pocketstack.services.volume.common import apply_sort, parse_dict_param
+    from pocketstack.services.volume.common import apply_sort, parse_dict_param, scoped_select
 
     policy.enforce(ctx, "volume:get_all", {"project_id": ctx.project_id})
-    stmt = select(Volume)
-    if project_id is not None:
-        stmt = stmt.where(Volume.project_id == project_id)
-    elif not all_projects:
-        stmt = stmt.where(Volume.project_id == ctx.project_id)
+    stmt = scoped_select(Volume, ctx, all_projects=all_projects, project_id=project_id)
     for key in FILTERS:
         if key not in query:
             continue
