@@ -16,7 +16,6 @@ import hashlib
 import os
 import random
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,6 +33,12 @@ def _fsync_dir(path: Path | str) -> None:
         os.close(fd)
 
 
+def new_blob_id() -> str:
+    """128 random bits as 32 hex, like uuid4().hex: unique, not secret (a blob's name is
+    never a capability), and drawn without os.urandom's syscall, which drops the GIL."""
+    return f"{random.getrandbits(128):032x}"
+
+
 def _valid_id(file_id: str) -> bool:
     return len(file_id) == 32 and all(c in "0123456789abcdef" for c in file_id)
 
@@ -42,9 +47,7 @@ class _FileWriter(BlobWriter):
     # Paths are plain strings: pathlib's joins and conversions were a visible share of a
     # small PUT's CPU time.
     def __init__(self, driver: "FilesystemObjectDriver") -> None:
-        # 128 random bits as 32 hex, like uuid4().hex: unique, not secret (the name is
-        # never a capability), and drawn without a syscall that drops the GIL.
-        self.file_id = f"{random.getrandbits(128):032x}"
+        self.file_id = new_blob_id()
         self.dir = driver.subdir_str(self.file_id)
         self.final = f"{self.dir}/{self.file_id}"
         self.fd = os.open(self.final, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
@@ -149,7 +152,7 @@ class FilesystemObjectDriver(ObjectDriver):
 
     def copy(self, file_id: str) -> BlobInfo:
         src = self._path(file_id)
-        new_id = uuid.uuid4().hex
+        new_id = new_blob_id()
         dst_dir = self.subdir(new_id)
         # Blobs are immutable, so a hard link is a correct (and instant) copy.
         os.link(src, dst_dir / new_id)
