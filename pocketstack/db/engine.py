@@ -83,8 +83,7 @@ class Database:
         finally:
             # Also after a failure: a partial flush may have been visible to nobody, but
             # bumping is always safe (it only costs a cache miss).
-            with self._generation_lock:
-                self.generation += 1
+            self._bump()
 
     @contextlib.contextmanager
     def _write_session(self) -> Iterator[Session]:
@@ -93,21 +92,31 @@ class Database:
                 with session.begin():
                     yield session
             return
+        with self._exclusive(), self._sessions() as session:
+            session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[None]:
+        """This process's SQLite write lock, refusing a nested write in one thread (it
+        would wait for itself)."""
         with self._write_lock:
             if getattr(self._local, "depth", 0):
                 raise RuntimeError("nested db.write() in one thread")
             self._local.depth = 1
             try:
-                with self._sessions() as session:
-                    session.connection(execution_options={"sqlite_begin": "BEGIN IMMEDIATE"})
-                    try:
-                        yield session
-                        session.commit()
-                    except BaseException:
-                        session.rollback()
-                        raise
+                yield
             finally:
                 self._local.depth = 0
+
+    def _bump(self) -> None:
+        with self._generation_lock:
+            self.generation += 1
 
     def fetch_one(self, sql: str, params: dict[str, Any]) -> tuple | None:
         """One row of a single read query (``:name`` parameters), as a tuple, or None.
@@ -139,10 +148,7 @@ class Database:
         import sqlite3
 
         try:
-            with self._write_lock:
-                if getattr(self._local, "depth", 0):
-                    raise RuntimeError("nested db.write() in one thread")
-                self._local.depth = 1
+            with self._exclusive():
                 raw = self.engine.raw_connection()
                 try:
                     cur = raw.driver_connection.cursor()
@@ -156,12 +162,10 @@ class Database:
                         raise
                 finally:
                     raw.close()
-                    self._local.depth = 0
         except sqlite3.IntegrityError as exc:
             raise Conflict(_conflict_message(exc)) from exc
         finally:
-            with self._generation_lock:
-                self.generation += 1
+            self._bump()
 
     def dispose(self) -> None:
         self.engine.dispose()
