@@ -18,6 +18,7 @@ import binascii
 import hashlib
 import logging
 import mmap
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -242,10 +243,19 @@ class _Lanes:
     are done with it.
     """
 
-    def __init__(self, session: UploadSession) -> None:
-        self.fns = (session.md5.update, session.sha.update, session.writer.write)
+    def __init__(self) -> None:
+        self.fns: tuple = ()
         self.pools = [ThreadPoolExecutor(max_workers=1, thread_name_prefix="ps-image-lane")
-                      for _ in self.fns]
+                      for _ in range(3)]
+
+    @classmethod
+    def take(cls, session: UploadSession) -> "_Lanes":
+        """Lanes for ``session``, reusing an idle set: new threads each get their own
+        malloc arena, and one set per upload left the server ~20 MiB larger each time."""
+        with _IDLE_LOCK:
+            lanes = _IDLE_LANES.pop() if _IDLE_LANES else cls()
+        lanes.fns = (session.md5.update, session.sha.update, session.writer.write)
+        return lanes
 
     def submit(self, data: memoryview) -> asyncio.Future:
         """All three lanes' work on ``data``; awaiting it returns their results or
@@ -262,8 +272,22 @@ class _Lanes:
                 raise result
 
     def close(self) -> None:
+        """Back to the idle sets once every lane has finished (a lane still writing for
+        a failed upload must not start on the next one's data)."""
+        self.fns = ()
+        for pool in self.pools:
+            pool.submit(lambda: None).result()
+        with _IDLE_LOCK:
+            if len(_IDLE_LANES) < MAX_IDLE_LANES:
+                _IDLE_LANES.append(self)
+                return
         for pool in self.pools:
             pool.shutdown(wait=False)
+
+
+_IDLE_LANES: list[_Lanes] = []
+_IDLE_LOCK = threading.Lock()
+MAX_IDLE_LANES = 4
 
 
 async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str, Any]:
@@ -278,7 +302,7 @@ async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str
     bufs = [mmap.mmap(-1, BATCH) for _ in range(RING)]
     views_ = [memoryview(b) for b in bufs]
     busy: list[asyncio.Future | None] = [None] * RING
-    lanes = _Lanes(session)
+    lanes = _Lanes.take(session)
     which, filled = 0, 0
     try:
         async for chunk in chunks:
@@ -313,7 +337,7 @@ async def pump(chunks: AsyncIterator[bytes], session: UploadSession) -> dict[str
         await asyncio.shield(run(session.fail, exc))
         raise
     finally:
-        lanes.close()
+        await run(lanes.close)
 
 
 # -- download ------------------------------------------------------------------------------
