@@ -13,6 +13,7 @@ qcow2 files through ``qemu-nbd`` on a free ``/dev/nbdN``.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -21,6 +22,8 @@ from pocketstack.drivers.volume import _host
 from pocketstack.drivers.volume._host import sh
 from pocketstack.drivers.volume.base import (GiB, PoolStats, VolumeCapabilities,
                                              VolumeDriver, VolumeDriverError)
+
+_ZEROS = bytes(8 * 1024 * 1024)  # as large as a backup chunk
 
 # Glance disk_format -> qemu-img format name.
 QEMU_FORMATS = {"raw": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi", "vhd": "vpc",
@@ -265,6 +268,10 @@ class FileVolumeDriver(VolumeDriver):
         if self.fmt != "raw":
             raise VolumeDriverError("read_bytes reads raw volumes only")
         with open(path, "rb") as fh:
+            if _is_hole(fh.fileno(), offset, length):
+                # a backup walks every chunk of a mostly empty volume: reading a hole
+                # makes the kernel copy zeros, 13 s for an empty 4 GiB volume here
+                return bytes(max(0, min(length, os.fstat(fh.fileno()).st_size - offset)))
             fh.seek(offset)
             return fh.read(length)
 
@@ -276,10 +283,11 @@ class FileVolumeDriver(VolumeDriver):
             raise VolumeDriverError(f"volume {volume_id} is not on this backend")
         with open(path, "r+b") as fh:
             fh.seek(offset)
-            if data.count(0) == len(data):
-                # keep the file sparse: punch nothing, just skip past zeros already there
-                current = fh.read(len(data))
-                if current.count(0) == len(current):
+            if _all_zero(data):
+                # keep the file sparse: zeros over a hole (or over zeros) are not written
+                if _is_hole(fh.fileno(), offset, len(data)):
+                    return
+                if _all_zero(fh.read(len(data))):
                     return
                 fh.seek(offset)
             fh.write(data)
@@ -292,3 +300,20 @@ class FileVolumeDriver(VolumeDriver):
             for snap in self.root.glob(f"snapshot-*.{self.fmt}"):
                 snap.unlink(missing_ok=True)
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _is_hole(fd: int, offset: int, length: int) -> bool:
+    """True when ``[offset, offset+length)`` holds no data extent (reads as zeros without
+    touching the disk). False when unsure: a filesystem without SEEK_DATA reports the
+    whole file as data, which only costs the read this saves."""
+    try:
+        return os.lseek(fd, offset, os.SEEK_DATA) >= offset + length
+    except OSError as exc:  # ENXIO: no data at or after offset (also past the end)
+        return exc.errno == errno.ENXIO
+
+
+def _all_zero(data: bytes) -> bool:
+    # a compare against zeros is a memcmp, ~30x faster than bytes.count(0)
+    if len(data) <= len(_ZEROS):
+        return data == _ZEROS[:len(data)]
+    return data.count(0) == len(data)
