@@ -24,6 +24,9 @@ class BlobInfo:
     file_id: str
     size: int
     md5: str  # hex
+    # A small object kept in the store's database row instead of a file (file_id "",
+    # never made by a driver): see services/object_store/store.py, "Inline objects".
+    data: bytes | None = None
 
 
 class BlobWriter(abc.ABC):

@@ -100,7 +100,7 @@ def _slice(segs: list[Segment], start: int, length: int) -> list[Segment]:
 
 
 def manifest(service: "ObjectStorageService", record: ObjectRecord) -> list[dict[str, Any]]:
-    data = b"".join(service.driver.read(record.file_id))
+    data = b"".join(service.store.read(record))
     return orjson.loads(data)
 
 

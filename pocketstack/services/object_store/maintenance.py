@@ -40,8 +40,7 @@ class MaintenanceMixin:
                         crow.bytes_used -= row.size
                     garbage.append(row.file_id)
                     s.delete(row)
-        for file_id in garbage:
-            self.driver.delete(file_id)
+        self._drop(garbage)  # type: ignore[attr-defined] - ObjectStore's
         return len(garbage)
 
     def sync_containers(self, limit: int = 1000) -> int:

@@ -3,14 +3,15 @@
 Object *data* lives in files owned by the object driver (``drivers/objects``); a row points
 at its immutable data file through ``file_id``. A write makes a new file and then commits
 the row, so a crash leaves either the old row (old file) or the new one, never a torn
-object; unreferenced files are swept at startup.
+object; unreferenced files are swept at startup. Small objects are the exception: their
+bytes are in the row itself (``data``, ``file_id`` empty), written by the same transaction.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Float, Index, Integer, String
+from sqlalchemy import BigInteger, Float, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from pocketstack.db.base import Base, JSONText
@@ -62,6 +63,9 @@ class SwiftObject(Base):
     # X-Object-Meta-*, Content-Disposition, Content-Encoding, X-Object-Manifest,
     # X-Static-Large-Object, Cache-Control, Expires ...
     meta: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
+    # An inline object's bytes (file_id ""); NULL when they are in a driver file. Deferred:
+    # listings and metadata updates never load them.
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
 
 
 class S3Upload(Base):

@@ -338,7 +338,7 @@ def _md5_of_blob(service: Any, record: ObjectRecord) -> str:
     import hashlib
 
     md5 = hashlib.md5(usedforsecurity=False)
-    for chunk in service.driver.read(record.file_id):
+    for chunk in service.store.read(record):
         md5.update(chunk)
     return md5.hexdigest()
 
@@ -375,13 +375,13 @@ async def put(req: "SwiftRequest") -> Response:
         await run(store.check_quota, req.account, req.container, int(length))
     if req.query.get("multipart-manifest") == "put":
         return await _put_slo(req, ctype, meta, delete_at)
-    writer = await service.receive_writer(req.request)
+    writer = await service.receive_writer(req.request, inline=True)
     wanted = h.get("etag")
 
     def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
         blob = writer.commit()
         if wanted and wanted.strip('"').lower() != blob.md5:
-            service.driver.delete(blob.file_id)
+            store.discard(blob)
             raise Unprocessable("The ETag you supplied does not match the data received.")
         return store.commit(req.account, req.container, req.obj, blob, content_type=ctype,
                             meta=meta, delete_at=None if delete_at is False else delete_at)

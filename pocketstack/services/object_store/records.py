@@ -26,11 +26,20 @@ class ObjectRecord:
     timestamp: float
     delete_at: int | None
     meta: dict[str, Any] = field(default_factory=dict)
+    # An inline object's bytes when they were read with the row (file_id is then "");
+    # None for a file-backed object, or for an inline one read without them (listings):
+    # ObjectStore.read fetches them.
+    data: bytes | None = None
 
     @classmethod
     def of(cls, row: SwiftObject) -> "ObjectRecord":
+        # row.data is a deferred column: touching it here would load it for every row
         return cls(row.account, row.container, row.name, row.file_id, row.size, row.etag,
                    row.content_type, row.timestamp, row.delete_at, dict(row.meta or {}))
+
+    @property
+    def inline(self) -> bool:
+        return not self.file_id
 
     @property
     def is_slo(self) -> bool:

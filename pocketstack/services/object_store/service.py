@@ -23,7 +23,7 @@ from pocketstack.drivers.objects.base import BlobInfo, BlobWriter
 from pocketstack.errors import BadRequest, NotFound, PocketError, RequestEntityTooLarge
 from pocketstack.services.object_store import large
 from pocketstack.services.object_store.names import MAX_FILE_SIZE
-from pocketstack.services.object_store.store import ObjectRecord, ObjectStore
+from pocketstack.services.object_store.store import INLINE_MAX, ObjectRecord, ObjectStore
 
 log = logging.getLogger("pocketstack.object_store")
 
@@ -113,9 +113,11 @@ class ObjectStorageService:
 
     async def receive_writer(self, request: Request, *, limit: int = MAX_FILE_SIZE,
                              chunks: AsyncIterator[bytes] | None = None,
-                             sha256: str | None = None) -> BlobWriter:
+                             sha256: str | None = None, inline: bool = False) -> BlobWriter:
         """Stream a request body into a blob writer, checked but not yet committed: the
-        caller commits it (in a worker thread) or aborts it.
+        caller commits it (in a worker thread) or aborts it. ``inline``: a body of at most
+        INLINE_MAX bytes commits to an inline blob (no file) for an object row; blobs for
+        anything else (upload parts) must be files.
 
         File-system calls (create, write) block while the journal commits other writers'
         fsyncs, so none runs on the event loop: the body is gathered in memory and written
@@ -124,7 +126,7 @@ class ObjectStorageService:
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise RequestEntityTooLarge("Your request is too large.")
-        writer = _DeferredWriter(self.driver)
+        writer = _DeferredWriter(self.driver, INLINE_MAX if inline else -1)
         digest = hashlib.sha256() if sha256 else None
         try:
             source = chunks if chunks is not None else request.stream()
@@ -171,12 +173,15 @@ class ObjectStorageService:
         assembled from their segments)."""
         if record.is_slo or record.dlo_manifest:
             return self._large_iter(record, start, end)
-        return self._blob_iter(record.file_id, start, end, record.size)
+        return self._blob_iter(record, start, end, record.size)
 
-    async def _blob_iter(self, file_id: str, start: int, end: int, size: int
+    async def _blob_iter(self, record: ObjectRecord, start: int, end: int, size: int
                          ) -> AsyncIterator[bytes]:
         try:
-            it = self.driver.read(file_id, start, end)
+            if record.inline and record.data is None:  # from a listing: a DB read
+                it = await run(self.store.read, record, start, end)
+            else:
+                it = self.store.read(record, start, end)
         except FileNotFoundError:
             raise NotFound("The object's data is missing.") from None
         if size <= SMALL_READ:
@@ -203,7 +208,7 @@ class ObjectStorageService:
                 break
             lo = max(start, seg_start) - seg_start + seg.range_start
             hi = min(end, seg_end) - seg_start + seg.range_start
-            async for chunk in self._blob_iter(seg.record.file_id, lo, hi, hi - lo):
+            async for chunk in self._blob_iter(seg.record, lo, hi, hi - lo):
                 yield chunk
 
     async def read_all(self, record: ObjectRecord, limit: int = 16 << 20) -> bytes:
@@ -220,10 +225,12 @@ BUFFER = 1 << 20  # bytes gathered before a worker thread writes them
 
 class _DeferredWriter(BlobWriter):
     """A blob writer whose file is created and written in worker threads (flush/commit);
-    the event loop only appends bytes to a list."""
+    the event loop only appends bytes to a list. A body of at most ``inline_max`` bytes
+    makes no file at all: commit returns it as an inline blob."""
 
-    def __init__(self, driver: Any) -> None:
+    def __init__(self, driver: Any, inline_max: int = -1) -> None:
         self.driver = driver
+        self.inline_max = inline_max
         self.inner: BlobWriter | None = None
         self.chunks: list[bytes] = []
         self.pending = 0
@@ -250,6 +257,10 @@ class _DeferredWriter(BlobWriter):
             self.inner.write(data)
 
     def commit(self) -> BlobInfo:  # worker thread
+        if self.inner is None and self._size <= self.inline_max:
+            data, self.chunks, self.pending = b"".join(self.chunks), [], 0
+            return BlobInfo("", len(data), hashlib.md5(data, usedforsecurity=False).hexdigest(),
+                            data)
         self.flush()
         assert self.inner is not None
         return self.inner.commit()

@@ -6,6 +6,15 @@ and updates the container's counters; the replaced blob is deleted after the com
 after kill -9 the database holds either the old or the new object, and every row points at
 a complete blob. Blobs that no row references (a crash between the two steps) are swept
 when the service starts.
+
+Inline objects. A body of at most INLINE_MAX bytes received for an object PUT is not
+written to a file: its bytes go into the row (``data``, ``file_id`` ""), in the same
+transaction. A file-backed PUT waits for two fsyncs of its own (file, directory); an inline
+one waits for a share of one group commit, so small PUTs stop queueing on the journal
+(S3 4 KiB PUT, 8 connections: ~750 -> ~1,200 req/s here). The guarantees are the
+database's: after kill -9 the row and its bytes are both there or both not. (A power cut
+can lose the last commits, as for any row under SQLite's synchronous=NORMAL; the object
+is then gone, never torn.) Reads of inline objects come with the row (one query, no file).
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ from pocketstack.services.object_store.models import SwiftAccount, SwiftContaine
 from pocketstack.services.object_store.records import (AccountRecord, ContainerRecord,
                                                        ObjectRecord, OverQuota)
 from pocketstack.services.object_store.uploads import UploadsMixin
+
+# Bodies up to this size are kept in the database row (see "Inline objects" above).
+INLINE_MAX = 64 * 1024
 
 __all__ = ["AccountRecord", "ContainerRecord", "ObjectRecord", "ObjectStore", "OverQuota",
            "version_prefix"]
@@ -156,8 +168,7 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
             s.execute(delete(SwiftObject).where(SwiftObject.account == account,
                                                 SwiftObject.container == name))
             s.delete(row)
-        for file_id in garbage:
-            self.driver.delete(file_id)
+        self._drop(garbage)
 
     # -- objects --------------------------------------------------------------------------
     def list_objects(self, account: str, container: str, **kw: Any) -> list[Any]:
@@ -173,17 +184,21 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         row = self.db.fetch_one(_GET_OBJECT, {"a": account, "c": container, "n": name})
         if row is None or (row[5] is not None and row[5] <= time.time()):
             raise NotFound("The resource could not be found.")
-        file_id, size, etag, content_type, timestamp, delete_at, meta = row
+        file_id, size, etag, content_type, timestamp, delete_at, meta, data = row
         return ObjectRecord(account, container, name, file_id, size, etag, content_type,
-                            timestamp, delete_at, orjson.loads(meta) if meta else {})
+                            timestamp, delete_at, orjson.loads(meta) if meta else {},
+                            None if data is None else bytes(data))  # PostgreSQL: memoryview
 
     def get_with_data(self, account: str, container: str, name: str, inline: int
                       ) -> tuple[ObjectRecord, bytes | None]:
         """The record and, for a plain object of at most ``inline`` bytes, its data (one
         worker-thread hop for a small GET)."""
         record = self.get(account, container, name)
-        if record.size > inline or record.is_slo or record.dlo_manifest or \
-                "X-Symlink-Target" in record.meta:
+        if record.is_slo or record.dlo_manifest or "X-Symlink-Target" in record.meta:
+            return record, None
+        if record.inline:
+            return record, record.data
+        if record.size > inline:
             return record, None
         try:
             return record, b"".join(self.driver.read(record.file_id))
@@ -253,13 +268,26 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
                     record = self._commit(s, account, container, name, blob, content_type,
                                           meta, delete_at, size, etag, timestamp, garbage)
         except BaseException:
-            self.driver.delete(blob.file_id)
+            self._drop([blob.file_id])
             raise
         if garbage:
             self._reap_later(garbage)
         return record
 
+    def discard(self, blob: BlobInfo) -> None:
+        """Throw away a blob no row will reference (a check failed after receiving it)."""
+        self._drop([blob.file_id])
+
+    def _drop(self, file_ids: list[str]) -> None:
+        """Delete the files of rows that are gone (inline objects have none)."""
+        for file_id in file_ids:
+            if file_id:
+                self.driver.delete(file_id)
+
     def _reap_later(self, file_ids: list[str]) -> None:
+        file_ids = [f for f in file_ids if f]  # inline objects have no file
+        if not file_ids:
+            return
         if self._reaper is None:
             self._reaper = threading.Thread(target=self._reap_loop, daemon=True,
                                             name="ps-object-reaper")
@@ -298,7 +326,7 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         row = SwiftObject(account=account, container=container, name=name,
                           file_id=blob.file_id, size=listed_size, etag=etag or blob.md5,
                           content_type=content_type, timestamp=now, delete_at=delete_at,
-                          meta=meta)
+                          meta=meta, data=blob.data)
         s.add(row)
         crow.object_count += 1
         crow.bytes_used += listed_size
@@ -327,7 +355,8 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         now = timestamp or time.time()
         values = {**keys, "file_id": blob.file_id, "size": listed_size,
                   "etag": etag or blob.md5, "content_type": content_type, "ts": now,
-                  "delete_at": delete_at, "meta": orjson.dumps(meta).decode()}
+                  "delete_at": delete_at, "meta": orjson.dumps(meta).decode(),
+                  "data": blob.data}
         if old_file_id is not None:
             st.run(_UPDATE_OBJECT, values)
             garbage.append(old_file_id)
@@ -342,7 +371,7 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
             dc, db = counts.get((account, container), (0, 0))
             counts[(account, container)] = (dc + d_count, db + d_bytes)
         return ObjectRecord(account, container, name, blob.file_id, listed_size,
-                            values["etag"], content_type, now, delete_at, dict(meta))
+                            values["etag"], content_type, now, delete_at, dict(meta), blob.data)
 
     def _archive(self, s: Session, crow: SwiftContainer, old: SwiftObject, now: float) -> bool:
         """Move a replaced or deleted object into the versions/history container, if the
@@ -361,7 +390,7 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         s.add(SwiftObject(account=crow.account, container=target, name=vname,
                           file_id=old.file_id, size=old.size, etag=old.etag,
                           content_type=old.content_type, timestamp=old.timestamp,
-                          delete_at=old.delete_at, meta=dict(old.meta or {})))
+                          delete_at=old.delete_at, meta=dict(old.meta or {}), data=old.data))
         vrow.object_count += 1
         vrow.bytes_used += old.size
         crow.object_count -= 1
@@ -414,8 +443,7 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
             restored = versions and self._restore(s, crow, versions, name)
             if record is None and not restored:
                 raise NotFound("The resource could not be found.")
-        for file_id in garbage:
-            self.driver.delete(file_id)
+        self._drop(garbage)
         return record
 
     @staticmethod
@@ -433,7 +461,8 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         s.add(SwiftObject(account=crow.account, container=crow.name, name=name,
                           file_id=latest.file_id, size=latest.size, etag=latest.etag,
                           content_type=latest.content_type, timestamp=time.time(),
-                          delete_at=latest.delete_at, meta=dict(latest.meta or {})))
+                          delete_at=latest.delete_at, meta=dict(latest.meta or {}),
+                          data=latest.data))
         vrow.object_count -= 1
         vrow.bytes_used -= latest.size
         crow.object_count += 1
@@ -442,16 +471,38 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
         return True
 
     def copy_blob(self, record: ObjectRecord) -> BlobInfo:
+        if record.inline:
+            data = self._inline_data(record)
+            return BlobInfo("", len(data), record.etag, data)
         blob = self.driver.copy(record.file_id)
         return BlobInfo(blob.file_id, blob.size, record.etag)
 
     def read(self, record: ObjectRecord, start: int = 0, end: int | None = None
              ) -> Iterator[bytes]:
+        """The stored bytes [start, end) of the record's object (a manifest's own bytes
+        for a large object). FileNotFoundError if they are gone (replaced meanwhile)."""
+        if record.inline:
+            return iter((self._inline_data(record)[start:end],))
         return self.driver.read(record.file_id, start, end)
 
+    def _inline_data(self, record: ObjectRecord) -> bytes:
+        if record.data is not None:
+            return record.data
+        # A record from a listing: read the bytes of that same version (as a replaced
+        # file-backed object's file is gone, a replaced inline one is not found).
+        row = self.db.fetch_one(_GET_INLINE, {
+            "a": record.account, "c": record.container, "n": record.name,
+            "ts": record.timestamp, "etag": record.etag})
+        if row is None or row[0] is None:
+            raise FileNotFoundError(f"inline data of {record.container}/{record.name}")
+        return bytes(row[0])
+
 _GET_OBJECT = (
-    "SELECT o.file_id, o.size, o.etag, o.content_type, o.timestamp, o.delete_at, o.meta "
-    "FROM swift_object o WHERE o.account = :a AND o.container = :c AND o.name = :n")
+    "SELECT o.file_id, o.size, o.etag, o.content_type, o.timestamp, o.delete_at, o.meta, "
+    "o.data FROM swift_object o WHERE o.account = :a AND o.container = :c AND o.name = :n")
+_GET_INLINE = (
+    "SELECT o.data FROM swift_object o WHERE o.account = :a AND o.container = :c "
+    "AND o.name = :n AND o.file_id = '' AND o.timestamp = :ts AND o.etag = :etag")
 
 # The write fast path (see ObjectStore._commit_fast). Text JSON in meta, like JSONText.
 _COMMIT_LOOKUP = (
@@ -461,12 +512,12 @@ _COMMIT_LOOKUP = (
     "AND o.name = :n WHERE c.account = :a AND c.name = :c")
 _UPDATE_OBJECT = (
     "UPDATE swift_object SET file_id = :file_id, size = :size, etag = :etag, "
-    "content_type = :content_type, timestamp = :ts, delete_at = :delete_at, meta = :meta "
-    "WHERE account = :a AND container = :c AND name = :n")
+    "content_type = :content_type, timestamp = :ts, delete_at = :delete_at, meta = :meta, "
+    "data = :data WHERE account = :a AND container = :c AND name = :n")
 _INSERT_OBJECT = (
     "INSERT INTO swift_object (account, container, name, file_id, size, etag, content_type, "
-    "timestamp, delete_at, meta) VALUES (:a, :c, :n, :file_id, :size, :etag, "
-    ":content_type, :ts, :delete_at, :meta)")
+    "timestamp, delete_at, meta, data) VALUES (:a, :c, :n, :file_id, :size, :etag, "
+    ":content_type, :ts, :delete_at, :meta, :data)")
 _COUNT_CONTAINER = (
     "UPDATE swift_container SET object_count = object_count + :dc, "
     "bytes_used = bytes_used + :db WHERE account = :a AND name = :c")

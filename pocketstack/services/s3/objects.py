@@ -149,12 +149,13 @@ async def handle(req: "S3Request") -> Response:
                       status=405, kind="MethodNotAllowed")
 
 
-async def _receive_writer(req: "S3Request") -> Any:
+async def _receive_writer(req: "S3Request", inline: bool = False) -> Any:
     ident = req.identity
     chunked = req.stream() if ident is not None and ident.streaming or \
         "aws-chunked" in req.headers.get("content-encoding", "") else None
     return await req.service.receive_writer(req.request, chunks=chunked,
-                                            sha256=ident.payload_sha256 if ident else None)
+                                            sha256=ident.payload_sha256 if ident else None,
+                                            inline=inline)
 
 
 def _commit_checked(req: "S3Request", writer: Any) -> BlobInfo:
@@ -167,7 +168,7 @@ def _commit_checked(req: "S3Request", writer: Any) -> BlobInfo:
         except ValueError:
             wanted = ""
         if wanted != blob.md5:
-            req.service.driver.delete(blob.file_id)
+            req.store.discard(blob)
             raise BadRequest("The Content-MD5 you specified did not match what we received.",
                              kind="BadDigest")
     return blob
@@ -195,7 +196,7 @@ async def put_object(req: "S3Request") -> Response:
     meta = s3_meta(req.headers)
     meta.pop("Content-Encoding", None) if "aws-chunked" in meta.get("Content-Encoding", "") \
         else None
-    writer = await _receive_writer(req)
+    writer = await _receive_writer(req, inline=True)
     ctype = _content_type(req)
 
     def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row

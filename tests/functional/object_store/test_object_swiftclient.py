@@ -20,26 +20,6 @@ def unique(prefix: str) -> str:
     return f"ps-{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="module")
-def conn(cloud):
-    c = swift.Connection(authurl=cloud.base_url + "/identity/v3", user="admin",
-                         key=cloud.password("admin"), auth_version="3",
-                         os_options={"project_name": "admin", "user_domain_id": "default",
-                                     "project_domain_id": "default"})
-    yield c
-    c.close()
-
-
-@pytest.fixture(scope="module")
-def demo_conn(cloud):
-    c = swift.Connection(authurl=cloud.base_url + "/identity/v3", user="demo",
-                         key=cloud.password("demo"), auth_version="3",
-                         os_options={"project_name": "demo", "user_domain_id": "default",
-                                     "project_domain_id": "default"})
-    yield c
-    c.close()
-
-
 def swift_cli(cloud, *args: str, user: str = "admin") -> str:
     res = subprocess.run(["swift", *args], env=cloud.env(user), capture_output=True,
                          text=True, timeout=60)
