@@ -10,8 +10,10 @@ started here in the same run, driven by the same client. JSON on stdout.
   pocketstack's Swift API (X-Auth-Token), which has no peer here.
 - ceiling: wrk against pocketstack's /healthcheck (the framework's floor per request).
 
-pocketstack makes every write durable (fsync of file and directory) before answering;
-moto keeps objects in memory. Rounds alternate the two servers.
+pocketstack commits every write before answering: objects up to 64 KiB (the small ones
+here) in their database row, through SQLite's WAL and a shared group commit; larger ones
+in a file with fsync of file and directory, then the row. Both survive kill -9 of the
+server. moto keeps objects in memory. Rounds alternate the two servers.
 
     python bench/object.py [--duration 5] [--rounds 3] [--connections 8,32]
 """
