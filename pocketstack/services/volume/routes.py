@@ -15,7 +15,7 @@ from pocketstack import policy
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, NotFound, PocketError
 from pocketstack.services.volume import (attachments, microversion, snapshots, transfers,
-                                         types, volumes, views)
+                                         types, volume_actions, volumes, views)
 from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
                                                 parse_sort, project_scope, truthy)
 from pocketstack.services.volume.backups_routes import register_backups
@@ -200,20 +200,20 @@ def register(svc: VolumeService, r: Routes) -> None:
         ctx = req.ctx
         if action == "os-extend":
             new_size = body.get("new_size") if isinstance(body, dict) else None
-            await run(volumes.extend, svc, ctx, vid, new_size, mv >= (3, 42))
+            await run(volume_actions.extend, svc, ctx, vid, new_size, mv >= (3, 42))
             return empty(202)
         if action == "os-set_bootable":
             if not isinstance(body, dict) or "bootable" not in body:
                 raise BadRequest("Must specify bootable in request.")
-            await run(volumes.set_bootable, svc, ctx, vid, body["bootable"])
+            await run(volume_actions.set_bootable, svc, ctx, vid, body["bootable"])
             return empty(200)
         if action == "os-update_readonly_flag":
             if not isinstance(body, dict) or "readonly" not in body:
                 raise BadRequest("Must specify readonly in request.")
-            await run(volumes.update_readonly, svc, ctx, vid, body["readonly"])
+            await run(volume_actions.update_readonly, svc, ctx, vid, body["readonly"])
             return empty(202)
         if action == "os-reset_status":
-            await run(volumes.reset_status, svc, ctx, vid, body)
+            await run(volume_actions.reset_status, svc, ctx, vid, body)
             return empty(202)
         if action == "os-force_delete":
             await run(volumes.delete, svc, ctx, vid, cascade=True, force=True)
@@ -247,26 +247,26 @@ def register(svc: VolumeService, r: Routes) -> None:
             await run(attachments.terminate_connection, svc, ctx, vid)
             return empty(202)
         if action == "os-volume_upload_image":
-            result = await run(volumes.upload_to_image, svc, ctx, vid, body)
+            result = await run(volume_actions.upload_to_image, svc, ctx, vid, body)
             return json({"os-volume_upload_image": result}, 202)
         if action == "os-set_image_metadata":
             meta = body.get("metadata") if isinstance(body, dict) else None
-            result = await run(volumes.set_image_metadata, svc, ctx, vid, meta)
+            result = await run(volume_actions.set_image_metadata, svc, ctx, vid, meta)
             return json({"metadata": result})
         if action == "os-unset_image_metadata":
             key = body.get("key") if isinstance(body, dict) else None
-            await run(volumes.unset_image_metadata, svc, ctx, vid, key)
+            await run(volume_actions.unset_image_metadata, svc, ctx, vid, key)
             return empty(200)
         if action == "os-show_image_metadata":
             vol = await run(volumes.get, svc, ctx, vid)
             return json({"metadata": dict(vol.image_metadata)})
         if action == "os-retype":
-            await run(volumes.retype, svc, ctx, vid, body)
+            await run(volume_actions.retype, svc, ctx, vid, body)
             return empty(202)
         if action == "revert":
             microversion.require(mv, (3, 40))
             snap_id = body.get("snapshot_id") if isinstance(body, dict) else None
-            await run(volumes.revert, svc, ctx, vid, snap_id)
+            await run(volume_actions.revert, svc, ctx, vid, snap_id)
             return empty(202)
         if action in ("os-migrate_volume", "os-migrate_volume_completion",
                       "os-enable_replication", "os-disable_replication",

@@ -125,7 +125,7 @@ class VolumeService:
 
     def recover(self) -> None:
         """Finish or roll back whatever a previous process left in flight."""
-        from pocketstack.services.volume import snapshots, volumes
+        from pocketstack.services.volume import snapshots, volume_actions, volumes
         from pocketstack.services.volume.models import Snapshot, Volume, VolumeAttachment
 
         with self.db.write() as s:
@@ -171,7 +171,7 @@ class VolumeService:
             elif status == "deleting":
                 self.submit("volume", volume_id, volumes.run_delete, self, volume_id)
             else:
-                self.submit("volume", volume_id, volumes.run_extend, self, volume_id)
+                self.submit("volume", volume_id, volume_actions.run_extend, self, volume_id)
         for snapshot_id, status in snaps:
             fn = snapshots.run_create if status == "creating" else snapshots.run_delete
             self.submit("snapshot", snapshot_id, fn, self, snapshot_id)

@@ -14,7 +14,8 @@ from pocketstack.db import Database
 from pocketstack.db import migrate
 from pocketstack.drivers.volume.fake import FakeVolumeDriver
 from pocketstack.errors import BadRequest, NotFound, OverQuota
-from pocketstack.services.volume import attachments, quotas, snapshots, volumes
+from pocketstack.services.volume import (attachments, quotas, snapshots, volume_actions,
+                                         volumes)
 from pocketstack.services.volume.models import Volume, VolumeAttachment
 from pocketstack.services.volume.service import VolumeService
 
@@ -195,12 +196,12 @@ def test_attachments_api_flow(svc):
 
 def test_extend_and_readonly(svc):
     vol = make(svc, member())
-    volumes.extend(svc, member(), vol.id, 3)
+    volume_actions.extend(svc, member(), vol.id, 3)
     svc.drain()
     assert volumes.get(svc, member(), vol.id).size == 3
     with pytest.raises(BadRequest):
-        volumes.extend(svc, member(), vol.id, 2)
-    volumes.update_readonly(svc, member(), vol.id, True)
+        volume_actions.extend(svc, member(), vol.id, 2)
+    volume_actions.update_readonly(svc, member(), vol.id, True)
     assert volumes.get(svc, member(), vol.id).readonly is True
 
 

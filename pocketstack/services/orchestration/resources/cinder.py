@@ -96,7 +96,7 @@ class Volume(Resource):
 
     def handle_update(self, new_props: dict[str, Any], old_props: dict[str, Any],
                       changed: set[str]) -> None:
-        from pocketstack.services.volume import volumes
+        from pocketstack.services.volume import volume_actions, volumes
 
         ctx, vid = self.rt.ctx, self.rt.physical_id
         if changed & {"name", "description"}:
@@ -107,7 +107,7 @@ class Volume(Resource):
             volumes.set_metadata(self.svc, ctx, vid, new_props.get("metadata") or {},
                                  replace=True)
         if "size" in changed:
-            volumes.extend(self.svc, ctx, vid, new_props["size"])
+            volume_actions.extend(self.svc, ctx, vid, new_props["size"])
             self.wait_until(lambda: self._vol()["status"] in ("available", "in-use"),
                             "the volume to be extended")
         if changed & {"volume_type", "backup_id"}:
