@@ -100,6 +100,9 @@ class ComputeSettings:
     # container driver
     container_runtime: str = "auto"  # "unshare" (util-linux) or "auto"
     container_cpu_period_us: int = 100000
+    # qemu driver: "auto" uses KVM when a probe boot shows it at least about as fast as
+    # TCG (nested KVM can be far slower), else TCG; or force "kvm" / "tcg".
+    qemu_accel: str = "auto"
 
 
 @dataclass

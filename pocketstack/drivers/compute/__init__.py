@@ -23,7 +23,13 @@ def _container(settings: Any) -> ComputeDriver:
     return ContainerDriver(settings)
 
 
-REGISTRY = {"fake": _fake, "container": _container}
+def _qemu(settings: Any) -> ComputeDriver:
+    from pocketstack.drivers.compute.qemu import QemuDriver
+
+    return QemuDriver(settings)
+
+
+REGISTRY = {"fake": _fake, "container": _container, "qemu": _qemu}
 
 
 def container_unavailable_reason() -> str | None:

@@ -75,6 +75,10 @@ class InstanceSpec:
     image_id: str = ""
     image_path: Path | None = None  # a rootfs tarball for the container driver
     image_properties: dict[str, Any] = field(default_factory=dict)
+    disk_format: str = ""  # the image's (a VM driver's overlay and snapshots follow it)
+    container_format: str = ""
+    kernel_path: Path | None = None  # kernel_id / ramdisk_id images' files (aki/ari boot)
+    ramdisk_path: Path | None = None
     user_data: bytes | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     key_data: str | None = None

@@ -77,13 +77,25 @@ class Worker:
             import base64
 
             user_data = base64.b64decode(srv.user_data)
+        image = srv.image or {}
+        props = dict(image.get("properties") or {})
+        kernel = ramdisk = None
+        if image_path is not None:  # a VM image may boot through its kernel/ramdisk images
+            kernel, ramdisk = (self._image_file(props.get(k)) for k in ("kernel_id", "ramdisk_id"))
         return InstanceSpec(
             id=srv.id, name=srv.name, hostname=srv.hostname, host=srv.host or "",
             vcpus=int(fl.get("vcpus", srv.vcpus)), memory_mb=int(fl.get("ram", srv.memory_mb)),
             root_gb=int(fl.get("disk", srv.root_gb)), image_id=srv.image_id,
-            image_path=image_path, image_properties=dict((srv.image or {}).get("properties") or {}),
+            image_path=image_path, image_properties=props,
+            disk_format=image.get("disk_format") or "",
+            container_format=image.get("container_format") or "",
+            kernel_path=kernel, ramdisk_path=ramdisk,
             user_data=user_data, metadata=dict(srv.metadata_ or {}), key_data=srv.key_data,
             network_info=network_info or [], pci_devices=pci)
+
+    def _image_file(self, image_id: str | None):  # noqa: ANN202
+        images = self.svc.cloud.services.get("image")
+        return images.image_path(image_id) if image_id and images is not None else None
 
     def _image_path(self, srv: Server):  # noqa: ANN202
         if not self.driver.capabilities.needs_image_file:

@@ -1,0 +1,771 @@
+"""Virtual machines: each server one daemonized QEMU process booting its own copy-on-write
+disk (a qcow2 overlay over the image), in a network namespace of its own.
+
+Layout under ``<data_dir>/compute/qemu/<server id>/``:
+  disk.qcow2     the server's disk: an overlay whose backing file is the image's base
+  config.json    how to boot it (base format, kernel/ramdisk, flavor, NIC MACs, volumes)
+  state.json     pids (QEMU, the network namespace holder) with their start times, QMP path
+  console.log    the serial console (os-getConsoleOutput), appended across boots
+Base images (and kernels/ramdisks) are linked, or copied, into ``<data_dir>/compute/
+qemu-base/<image id>`` so a server outlives its image's deletion (Nova's ``_base``); an
+unreferenced base goes with its last server.
+
+Networking: a small holder process (``unshare --net``) owns the server's namespace; QEMU runs
+in it (``nsenter``) and uses the tap device ``tap0`` there, on a bridge ``psbr``. The network
+service plugs the port into that namespace as ``eth0`` carrying the port's MAC; the holder
+watches the namespace's links and puts eth0 on the bridge with a different MAC, because the
+guest NIC carries the port's MAC (dnsmasq hands out the fixed IP by MAC) and a bridge would
+keep frames for its own port's MAC to itself. The holder outlives QEMU (stop/start keep the
+plugged port); destroy ends both.
+
+QEMU and the holder run in sessions of their own, so servers keep running while pocketstack
+is down; at start the worker re-adopts them from state.json (pid + start time, so a reused
+pid is never mistaken for a server).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
+                                              SUSPENDED, ComputeDriver, DriverCapabilities,
+                                              DriverError, HostResources, InstanceSpec)
+from pocketstack.drivers.compute.container import _atomic_write, _start_time
+
+log = logging.getLogger("pocketstack.compute.qemu")
+
+QEMU = "qemu-system-x86_64"
+QEMU_IMG = "qemu-img"
+# Glance disk_format -> qemu block driver (ami is a raw disk; vhd is qemu's "vpc").
+QEMU_FORMATS = {"raw": "raw", "ami": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi",
+                "vhd": "vpc", "vhdx": "vhdx"}
+DEFAULT_APPEND = "root=/dev/vda console=ttyS0"
+
+# The namespace holder ($1: ready marker). Runs the host's sh and ip inside the new netns.
+NETNS_SCRIPT = r"""
+echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
+echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
+ip link set lo up
+ip link add psbr type bridge
+ip link set psbr up
+ip tuntap add dev tap0 mode tap
+ip link set tap0 master psbr
+ip link set tap0 up
+wire() {
+  line=$(ip -o link show dev eth0 2>/dev/null) || return 0
+  case "$line" in *" master psbr "*) ;; *) ip link set eth0 master psbr ;; esac
+  mac=$(echo "$line" | sed -n 's|.*link/ether \([0-9a-f:]*\).*|\1|p')
+  case "$mac" in fe:*|"") ;; *) ip link set eth0 address "fe${mac#??}" ;; esac
+  case "$line" in *"<"*UP*">"*) ;; *) ip link set eth0 up ;; esac
+}
+wire
+: > "$1"
+ip monitor link | while read -r _; do wire; done
+"""
+
+# A boot sector that writes 1 to isa-debug-exit (QEMU exits with status 3): does this
+# accelerator run a guest at all, and how fast (nested KVM can be slower than TCG).
+_PROBE_SECTOR = bytes([0xB0, 0x01, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD]).ljust(510, b"\0") + b"\x55\xaa"
+
+
+def power_state_of(status: str) -> int:
+    """QMP query-status ``status`` -> Nova power state."""
+    if status in ("running", "debug", "finish-migrate", "postmigrate", "prelaunch",
+                  "inmigrate", "restore-vm", "save-vm", "colo"):
+        return RUNNING
+    if status == "paused":
+        return PAUSED
+    if status == "suspended":
+        return SUSPENDED
+    if status in ("internal-error", "io-error", "guest-panicked", "watchdog"):
+        return CRASHED
+    if status == "shutdown":
+        return SHUTDOWN
+    return NOSTATE
+
+
+def qemu_argv(cfg: dict[str, Any], *, disk: str, console: str, qmp: str, pidfile: str,
+              accel: str, volumes: dict[str, str] | None = None) -> list[str]:
+    """The QEMU command line for a server's config (pure: unit tested)."""
+    argv = [QEMU, "-name", f"ps-{cfg['id']},process=ps-qemu-{cfg['id'][:8]}",
+            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none"]
+    for a in accel.split(":"):
+        argv += ["-accel", a]
+    argv += ["-m", str(int(cfg["memory_mb"])), "-smp", str(max(1, int(cfg["vcpus"]))),
+             "-uuid", cfg["id"],
+             "-chardev", f"file,id=serial0,path={console},append=on", "-serial", "chardev:serial0",
+             "-qmp", f"unix:{qmp},server=on,wait=off", "-pidfile", pidfile, "-daemonize",
+             "-blockdev", json.dumps({"driver": "qcow2", "node-name": "root",
+                                      "file": {"driver": "file", "filename": disk}}),
+             # With -kernel the firmware boots QEMU's linuxboot ROM (it takes bootindex 0).
+             "-device", "virtio-blk-pci,drive=root,id=root-disk"
+             + ("" if cfg.get("kernel") else ",bootindex=0")]
+    if cfg.get("kernel"):
+        argv += ["-kernel", cfg["kernel"], "-append", cfg.get("append") or DEFAULT_APPEND]
+        if cfg.get("ramdisk"):
+            argv += ["-initrd", cfg["ramdisk"]]
+    for i, mac in enumerate(cfg.get("macs") or []):
+        if i > 0:
+            break  # the network service plugs one eth0 per namespace
+        argv += ["-netdev", f"tap,id=net{i},ifname=tap{i},script=no,downscript=no",
+                 "-device", f"virtio-net-pci,netdev=net{i},mac={mac},romfile="]
+    for guest, host_dev in sorted((volumes or {}).items()):
+        name = guest.rsplit("/", 1)[-1]
+        argv += ["-blockdev", json.dumps(_volume_node(name, host_dev)),
+                 "-device", f"virtio-blk-pci,drive=vol-{name},id=dev-{name}"]
+    return argv
+
+
+def _volume_node(name: str, host_dev: str) -> dict[str, Any]:
+    return {"driver": "raw", "node-name": f"vol-{name}",
+            "file": {"driver": "host_device", "filename": host_dev}}
+
+
+class QMPError(Exception):
+    def __init__(self, cls: str, desc: str) -> None:
+        super().__init__(desc)
+        self.cls = cls
+
+
+class QMP:
+    """One QMP session on a unix socket (QEMU serves one client at a time)."""
+
+    def __init__(self, path: str, timeout: float = 5) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+            self.fh = self.sock.makefile("rwb")
+            self._read()  # greeting
+            self.cmd("qmp_capabilities")
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def _read(self) -> dict[str, Any]:
+        while True:
+            line = self.fh.readline()
+            if not line:
+                raise ConnectionError("QMP connection closed")
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
+
+    def cmd(self, name: str, **args: Any) -> Any:
+        msg: dict[str, Any] = {"execute": name}
+        if args:
+            msg["arguments"] = args
+        self.fh.write(json.dumps(msg).encode() + b"\n")
+        self.fh.flush()
+        reply = self._read()
+        if "error" in reply:
+            raise QMPError(reply["error"].get("class", ""), reply["error"].get("desc", ""))
+        return reply.get("return")
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> "QMP":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    if dst.exists():
+        return
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+    os.replace(tmp, dst)
+
+
+class QemuDriver(ComputeDriver):
+    name = "qemu"
+    capabilities = DriverCapabilities(hypervisor_type="QEMU", real_processes=True,
+                                      instances_survive_restart=True, needs_image_file=True)
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+        self.conf = settings.compute
+        base = Path(settings.data_dir) / "compute"
+        self.instances_dir = base / "qemu"
+        self.base_dir = base / "qemu-base"
+        self.tag = hashlib.sha1(str(Path(settings.data_dir).resolve()).encode()).hexdigest()[:8]
+        # QMP socket paths must fit sun_path (108 bytes); long data dirs use /run.
+        self.sock_dir = Path(f"/run/pocketstack/qemu-{self.tag}")
+        self.hostname = os.uname().nodename
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._accel: str | None = None
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    # -- host -------------------------------------------------------------------------------
+    def init_host(self) -> None:
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+
+    def list_hosts(self) -> list[HostResources]:
+        with open("/proc/meminfo") as fh:
+            mem = next(int(line.split()[1]) // 1024 for line in fh if line.startswith("MemTotal:"))
+        self.instances_dir.mkdir(parents=True, exist_ok=True)
+        disk = shutil.disk_usage(self.instances_dir).total // 2**30
+        cpus = os.cpu_count() or 1
+        return [HostResources(host=self.hostname, hypervisor_hostname=self.hostname,
+                              vcpus=cpus, memory_mb=mem, local_gb=max(disk, 1),
+                              hypervisor_type="QEMU", hypervisor_version=self._version(),
+                              host_ip="127.0.0.1",
+                              cpu_info={"arch": os.uname().machine, "model": "qemu64",
+                                        "vendor": "QEMU", "topology": {
+                                            "sockets": 1, "cores": cpus, "threads": 1},
+                                        "features": []})]
+
+    def _version(self) -> int:
+        """QEMU's version as Nova reports it (7.2.22 -> 7002022)."""
+        try:
+            out = subprocess.run([QEMU, "--version"], capture_output=True, text=True,
+                                 timeout=10).stdout.split()
+            nums = out[out.index("version") + 1].split("-")[0].split(".")
+            major, minor, micro = (int(x) for x in (nums + ["0", "0"])[:3])
+            return major * 1000000 + minor * 1000 + micro
+        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
+            return 1
+
+    def accel(self) -> str:
+        """"kvm" when it runs guests at least about as fast as TCG here, else "tcg"
+        (setting ``qemu_accel``: auto, kvm, tcg)."""
+        want = getattr(self.conf, "qemu_accel", "auto")
+        if want != "auto":
+            return want
+        if self._accel is None:
+            self._accel = "tcg"
+            if os.access("/dev/kvm", os.R_OK | os.W_OK):
+                tcg = self._probe("tcg", 10)
+                kvm = self._probe("kvm", max(2.0, (tcg or 1) * 3))
+                if kvm is not None and (tcg is None or kvm <= tcg * 2 + 0.3):
+                    self._accel = "kvm"
+                log.info("qemu accelerator: %s (probe: kvm %s s, tcg %s s)", self._accel,
+                         kvm, tcg)
+        return self._accel
+
+    def _probe(self, accel: str, timeout: float) -> float | None:
+        with tempfile.NamedTemporaryFile(prefix="ps-qemu-probe-", suffix=".img") as img:
+            img.write(_PROBE_SECTOR)
+            img.flush()
+            t0 = time.monotonic()
+            try:
+                res = subprocess.run(
+                    [QEMU, "-accel", accel, "-nodefaults", "-no-user-config", "-display",
+                     "none", "-m", "16", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                     "-drive", f"file={img.name},format=raw,if=ide,snapshot=on"],
+                    capture_output=True, timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+            return time.monotonic() - t0 if res.returncode == 3 else None
+
+    def _dir(self, server_id: str) -> Path:
+        if "/" in server_id or server_id in ("", ".", ".."):
+            raise DriverError(f"bad server id {server_id!r}")
+        return self.instances_dir / server_id
+
+    def list_instances(self, host: str) -> list[str]:
+        if not self.instances_dir.is_dir():
+            return []
+        return [d.name for d in self.instances_dir.iterdir()
+                if (d / "config.json").is_file() and (d / "disk.qcow2").is_file()]
+
+    # -- state ------------------------------------------------------------------------------
+    def _read_json(self, server_id: str, name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self._dir(server_id) / name).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _write_json(self, server_id: str, name: str, data: dict[str, Any]) -> None:
+        _atomic_write(self._dir(server_id) / name, json.dumps(data, indent=1, sort_keys=True))
+
+    def _alive(self, state: dict[str, Any], key: str) -> int | None:
+        pid = state.get(f"{key}_pid")
+        if pid and _start_time(pid) == state.get(f"{key}_start"):
+            return pid
+        return None
+
+    def _qmp_path(self, server_id: str) -> str:
+        path = str(self._dir(server_id) / "qmp.sock")
+        if len(path.encode()) < 100:
+            return path
+        self.sock_dir.mkdir(parents=True, exist_ok=True)
+        return str(self.sock_dir / f"{server_id}.qmp")
+
+    def _qmp(self, server_id: str, *cmds: tuple[str, dict[str, Any]],
+             timeout: float = 5) -> list[Any]:
+        state = self._read_json(server_id, "state.json")
+        if self._alive(state, "qemu") is None:
+            raise DriverError(f"Server {server_id} is not running.")
+        with self._lock("qmp-" + server_id):
+            try:
+                with QMP(state["qmp"], timeout) as q:
+                    return [q.cmd(name, **args) for name, args in cmds]
+            except (OSError, ValueError, ConnectionError) as exc:
+                raise DriverError(f"QEMU monitor of server {server_id} did not answer: "
+                                  f"{exc}") from None
+
+    def get_power_state(self, host: str, server_id: str) -> int:
+        if not (self._dir(server_id) / "config.json").is_file():
+            return NOSTATE
+        if self._alive(self._read_json(server_id, "state.json"), "qemu") is None:
+            return SHUTDOWN
+        try:
+            (status,) = self._qmp(server_id, ("query-status", {}))
+        except (DriverError, QMPError):
+            return RUNNING  # alive but its monitor is busy or slow
+        return power_state_of(status.get("status", ""))
+
+    def processes(self, host: str, server_id: str) -> list[int]:
+        state = self._read_json(server_id, "state.json")
+        return [p for p in (self._alive(state, "qemu"), self._alive(state, "netns")) if p]
+
+    def netns_pid(self, host: str, server_id: str) -> int | None:
+        return self._alive(self._read_json(server_id, "state.json"), "netns")
+
+    # -- images -----------------------------------------------------------------------------
+    def _base(self, image_id: str, path: Path | None, what: str) -> Path:
+        if path is None or not Path(path).is_file():
+            raise DriverError(f"{what} {image_id} has no data file to boot from.")
+        self.base_dir.mkdir(parents=True, exist_ok=True)
+        dst = self.base_dir / image_id
+        with self._lock("base-" + image_id):
+            _link_or_copy(Path(path), dst)
+        return dst
+
+    def _boot_config(self, spec: InstanceSpec) -> dict[str, Any]:
+        """Check the image can boot as a VM and pin its files; the config.json to write."""
+        disk_format = (spec.disk_format or "raw").lower()
+        container_format = (spec.container_format or "bare").lower()
+        if container_format == "docker" or disk_format in ("aki", "ari", "iso") or \
+                disk_format not in QEMU_FORMATS:
+            if container_format == "docker":
+                why = "is a container root file system (container_format docker)"
+            elif disk_format in ("aki", "ari"):
+                why = (f"is a {'kernel' if disk_format == 'aki' else 'ramdisk'} (disk_format "
+                       f"{disk_format}); boot the ami image whose kernel_id/ramdisk_id name it")
+            else:
+                why = f"has disk_format {disk_format}"
+            raise DriverError(f"Image {spec.image_id} {why}: the qemu compute driver boots "
+                              "disk images (qcow2, raw, ami, vmdk, vdi, vhd, vhdx).")
+        fmt = QEMU_FORMATS[disk_format]
+        if spec.image_path is None or not Path(spec.image_path).is_file():
+            raise DriverError(f"Image {spec.image_id} has no data file to boot from.")
+        kernel = spec.kernel_path
+        if fmt == "raw" and kernel is None:
+            with open(spec.image_path, "rb") as fh:
+                head = fh.read(512)
+            if len(head) == 512 and head[257:262] == b"ustar":
+                raise DriverError(f"Image {spec.image_id} is a tar archive (a container root "
+                                  "file system), not a disk; boot it with the container "
+                                  "compute driver.")
+            if head[510:512] != b"\x55\xaa":
+                raise DriverError(f"Image {spec.image_id} is not bootable: its raw disk has no "
+                                  "boot sector and the image names no kernel_id.")
+        props = spec.image_properties or {}
+        cfg: dict[str, Any] = {
+            "id": spec.id, "image_id": spec.image_id, "disk_format": disk_format,
+            "base": str(self._base(spec.image_id, spec.image_path, "Image")),
+            "base_format": fmt, "vcpus": spec.vcpus, "memory_mb": spec.memory_mb,
+            "root_gb": spec.root_gb, "macs": [p.get("mac_address") for p in spec.network_info
+                                              if p.get("mac_address")]}
+        if kernel is not None:
+            cfg["kernel"] = str(self._base(str(props.get("kernel_id")), kernel, "Kernel image"))
+            cfg["append"] = str(props.get("os_command_line") or DEFAULT_APPEND)
+            if spec.ramdisk_path is not None:
+                cfg["ramdisk"] = str(self._base(str(props.get("ramdisk_id")), spec.ramdisk_path,
+                                                "Ramdisk image"))
+        return cfg
+
+    def _image_size(self, path: Path, fmt: str | None = None) -> int:
+        cmd = [QEMU_IMG, "info", "-U", "--output=json"] + (["-f", fmt] if fmt else []) + [str(path)]
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        if res.returncode != 0:
+            raise DriverError(f"qemu-img cannot read {path.name}: {res.stderr.strip()[-300:]}")
+        return int(json.loads(res.stdout)["virtual-size"])
+
+    def _create_disk(self, server_id: str, cfg: dict[str, Any]) -> None:
+        d = self._dir(server_id)
+        size = max(self._image_size(Path(cfg["base"]), cfg["base_format"]),
+                   int(cfg.get("root_gb") or 0) * 2**30)
+        tmp = d / "disk.qcow2.tmp"
+        tmp.unlink(missing_ok=True)
+        res = subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", cfg["base"],
+                              "-F", cfg["base_format"], str(tmp), str(size)],
+                             capture_output=True, text=True, timeout=120)
+        if res.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise DriverError(f"Could not create the server's disk: {res.stderr.strip()[-300:]}")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, d / "disk.qcow2")
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def spawn(self, spec: InstanceSpec) -> None:
+        if shutil.which(QEMU) is None or shutil.which(QEMU_IMG) is None:
+            raise DriverError("QEMU is not installed on this host (Debian packages "
+                              "qemu-system-x86 and qemu-utils).")
+        with self._lock(spec.id):
+            d = self._dir(spec.id)
+            if self._alive(self._read_json(spec.id, "state.json"), "qemu"):
+                return
+            try:
+                if not (d / "disk.qcow2").is_file() or not (d / "config.json").is_file():
+                    cfg = self._boot_config(spec)
+                    d.mkdir(parents=True, exist_ok=True)
+                    self._write_json(spec.id, "config.json", cfg)
+                    self._create_disk(spec.id, cfg)
+                self._start(spec.id)
+            except Exception as exc:
+                self._destroy(spec.id)
+                if isinstance(exc, DriverError):
+                    raise
+                raise DriverError(f"Could not start the virtual machine: {exc}") from exc
+
+    def _ensure_netns(self, server_id: str) -> int:
+        d = self._dir(server_id)
+        state = self._read_json(server_id, "state.json")
+        pid = self._alive(state, "netns")
+        if pid is not None:
+            return pid
+        ready = d / "netns.ready"
+        ready.unlink(missing_ok=True)
+        with open(d / "netns.log", "ab") as logf:
+            proc = subprocess.Popen(["unshare", "--net", "--", "sh", "-c", NETNS_SCRIPT,
+                                     "ps-qemu-netns", str(ready)],
+                                    stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
+                                    start_new_session=True, close_fds=True)
+        threading.Thread(target=proc.wait, daemon=True).start()  # reap it if it ever exits
+        state.update(netns_pid=proc.pid, netns_start=_start_time(proc.pid))
+        self._write_json(server_id, "state.json", state)
+        deadline = time.monotonic() + 10
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                tail = (d / "netns.log").read_bytes()[-400:].decode(errors="replace").strip()
+                raise DriverError(f"Could not set up the server's network namespace: {tail}")
+            time.sleep(0.005)
+        ready.unlink(missing_ok=True)
+        return proc.pid
+
+    def _start(self, server_id: str) -> None:
+        d = self._dir(server_id)
+        cfg = self._read_json(server_id, "config.json")
+        holder = self._ensure_netns(server_id)
+        qmp, pidfile = self._qmp_path(server_id), d / "qemu.pid"
+        for stale in (Path(qmp), pidfile):
+            stale.unlink(missing_ok=True)
+        argv = qemu_argv(cfg, disk=str(d / "disk.qcow2"), console=str(d / "console.log"),
+                         qmp=qmp, pidfile=str(pidfile), accel=self.accel(),
+                         volumes=self._read_json(server_id, "volumes.json"))
+        try:
+            res = subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", "--", *argv],
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 timeout=120, start_new_session=True)
+        except subprocess.TimeoutExpired:
+            raise DriverError("QEMU did not start within 120 s.") from None
+        if res.returncode != 0:
+            err = "\n".join(line for line in res.stderr.splitlines()
+                            if "host doesn't support requested feature" not in line)
+            raise DriverError(f"QEMU failed to start: {err.strip()[-400:]}")
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            raise DriverError("QEMU started but wrote no pid file.") from None
+        state = self._read_json(server_id, "state.json")
+        state.update(qemu_pid=pid, qemu_start=_start_time(pid), qmp=qmp)
+        self._write_json(server_id, "state.json", state)
+        if _start_time(pid) is None:
+            raise DriverError("QEMU exited right after starting.")
+
+    def _wait_gone(self, state: dict[str, Any], key: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._alive(state, key):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _stop_qemu(self, server_id: str, timeout: float) -> None:
+        state = self._read_json(server_id, "state.json")
+        pid = self._alive(state, "qemu")
+        if pid is not None:
+            if timeout > 0:
+                try:
+                    # A paused guest cannot see the power button.
+                    self._qmp(server_id, ("cont", {}), ("system_powerdown", {}))
+                except (DriverError, QMPError):
+                    pass
+                self._wait_gone(state, "qemu", timeout)
+            if self._alive(state, "qemu"):
+                try:
+                    self._qmp(server_id, ("quit", {}), timeout=2)
+                except (DriverError, QMPError, OSError):
+                    pass
+                if not self._wait_gone(state, "qemu", 3):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    self._wait_gone(state, "qemu", 10)
+        if state.get("qmp"):
+            Path(state["qmp"]).unlink(missing_ok=True)
+        if self._dir(server_id).is_dir():
+            (self._dir(server_id) / "qemu.pid").unlink(missing_ok=True)
+            if state.get("qemu_pid"):
+                state.pop("qemu_pid", None)
+                state.pop("qemu_start", None)
+                self._write_json(server_id, "state.json", state)
+
+    def power_off(self, host: str, server_id: str, timeout: float = 10) -> None:
+        with self._lock(server_id):
+            self._stop_qemu(server_id, timeout)
+
+    def power_on(self, spec: InstanceSpec) -> None:
+        with self._lock(spec.id):
+            if self._alive(self._read_json(spec.id, "state.json"), "qemu"):
+                return
+            if not (self._dir(spec.id) / "disk.qcow2").is_file():
+                raise DriverError(f"Server {spec.id} has no disk on this host.")
+            cfg = self._read_json(spec.id, "config.json")
+            if spec.vcpus and spec.memory_mb and (cfg.get("vcpus"), cfg.get("memory_mb")) != (
+                    spec.vcpus, spec.memory_mb):
+                cfg.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb)
+                self._write_json(spec.id, "config.json", cfg)
+            self._start(spec.id)
+
+    def pause(self, host: str, server_id: str) -> None:
+        try:
+            self._qmp(server_id, ("stop", {}))
+        except QMPError as exc:
+            raise DriverError(f"Could not pause server {server_id}: {exc}") from None
+
+    def unpause(self, host: str, server_id: str) -> None:
+        try:
+            self._qmp(server_id, ("cont", {}))
+        except QMPError as exc:
+            raise DriverError(f"Could not unpause server {server_id}: {exc}") from None
+
+    def destroy(self, host: str, server_id: str) -> None:
+        with self._lock(server_id):
+            self._destroy(server_id)
+
+    def _destroy(self, server_id: str) -> None:
+        self._stop_qemu(server_id, 0)
+        state = self._read_json(server_id, "state.json")
+        holder = self._alive(state, "netns")
+        if holder is not None:
+            try:
+                os.killpg(holder, signal.SIGKILL)  # sh, ip monitor and the read loop
+            except (ProcessLookupError, PermissionError):
+                pass
+            self._wait_gone(state, "netns", 10)
+        shutil.rmtree(self._dir(server_id), ignore_errors=True)
+        self._gc_bases()
+
+    def _gc_bases(self) -> None:
+        """Remove base files no server's config refers to any more."""
+        if not self.base_dir.is_dir():
+            return
+        with self._lock("gc"):
+            used: set[str] = set()
+            for d in self.instances_dir.iterdir() if self.instances_dir.is_dir() else []:
+                try:
+                    cfg = json.loads((d / "config.json").read_text())
+                except (OSError, ValueError):
+                    if d.is_dir() and not (d / "config.json").exists():
+                        continue
+                    return  # unreadable config: keep everything
+                used.update(str(cfg.get(k)) for k in ("base", "kernel", "ramdisk") if cfg.get(k))
+            for f in self.base_dir.iterdir():
+                if str(f) not in used and not f.name.startswith("."):
+                    with self._lock("base-" + f.name):
+                        f.unlink(missing_ok=True)
+
+    def rebuild(self, spec: InstanceSpec) -> None:
+        """A fresh disk from the (new) image; the namespace, its port and volumes stay."""
+        with self._lock(spec.id):
+            self._stop_qemu(spec.id, 2)
+            d = self._dir(spec.id)
+            macs = self._read_json(spec.id, "config.json").get("macs")
+            (d / "disk.qcow2").unlink(missing_ok=True)
+            (d / "config.json").unlink(missing_ok=True)
+        if not spec.network_info and macs:
+            spec.network_info = [{"mac_address": m} for m in macs]
+        self.spawn(spec)
+
+    def purge(self) -> None:
+        super().purge()
+        shutil.rmtree(self.base_dir, ignore_errors=True)
+        shutil.rmtree(self.sock_dir, ignore_errors=True)
+
+    def console_output(self, host: str, server_id: str, length: int | None = None) -> str:
+        path = self._dir(server_id) / "console.log"
+        if not path.exists():
+            if (self._dir(server_id) / "config.json").exists():
+                return ""
+            raise DriverError(f"Server {server_id} has no console log.")
+        data = path.read_bytes()[-1024 * 1024:].decode(errors="replace").replace("\r\n", "\n")
+        if length is None:
+            return data
+        lines = data.splitlines(keepends=True)
+        return "".join(lines[-length:]) if length > 0 else ""
+
+    def snapshot(self, host: str, server_id: str, target: Path) -> None:
+        d = self._dir(server_id)
+        cfg = self._read_json(server_id, "config.json")
+        if not (d / "disk.qcow2").is_file() or not cfg:
+            raise DriverError(f"Server {server_id} has no disk to snapshot.")
+        fmt = QEMU_FORMATS.get(cfg.get("disk_format", "raw"), "raw")
+        tmp = target.with_name(target.name + ".tmp")
+        # A running guest is stopped for the copy so the snapshot is consistent.
+        paused_here = False
+        if self.get_power_state("", server_id) == RUNNING:
+            try:
+                self._qmp(server_id, ("stop", {}))
+                paused_here = True
+            except (DriverError, QMPError):
+                pass
+        try:
+            res = subprocess.run([QEMU_IMG, "convert", "-U", "-f", "qcow2", "-O", fmt,
+                                  str(d / "disk.qcow2"), str(tmp)],
+                                 capture_output=True, text=True, timeout=3600)
+        finally:
+            if paused_here:
+                try:
+                    self._qmp(server_id, ("cont", {}))
+                except (DriverError, QMPError):
+                    log.warning("could not resume server %s after its snapshot", server_id)
+        if res.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise DriverError(f"Snapshot failed: {res.stderr.strip()[-300:]}")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+
+    def resize(self, spec: InstanceSpec) -> None:
+        """New vCPUs and memory apply at the next power on; the disk grows now."""
+        with self._lock(spec.id):
+            d = self._dir(spec.id)
+            cfg = self._read_json(spec.id, "config.json")
+            if not cfg:
+                raise DriverError(f"Server {spec.id} is not on this host.")
+            want = int(spec.root_gb or 0) * 2**30
+            if want:
+                have = self._image_size(d / "disk.qcow2", "qcow2")
+                if want < have:
+                    raise DriverError(f"Cannot resize server {spec.id} to a {spec.root_gb} GB "
+                                      f"disk: its disk is {have / 2**30:g} GB and disks "
+                                      "cannot shrink.")
+                if want > have:
+                    if self._alive(self._read_json(spec.id, "state.json"), "qemu"):
+                        self._qmp(spec.id, ("block_resize", {"node-name": "root",
+                                                             "size": want}))
+                    else:
+                        res = subprocess.run([QEMU_IMG, "resize", "-q", "-f", "qcow2",
+                                              str(d / "disk.qcow2"), str(want)],
+                                             capture_output=True, text=True, timeout=120)
+                        if res.returncode != 0:
+                            raise DriverError(f"Could not grow the disk: "
+                                              f"{res.stderr.strip()[-300:]}")
+            cfg.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb,
+                       root_gb=spec.root_gb or cfg.get("root_gb", 0))
+            self._write_json(spec.id, "config.json", cfg)
+
+    # -- volumes: virtio disks hot-plugged through QMP ---------------------------------------
+    def attach_block_device(self, host: str, server_id: str, host_device: str,
+                            guest_device: str) -> None:
+        name = guest_device.rsplit("/", 1)[-1]
+        if not guest_device.startswith("/dev/") or "/" in guest_device[5:] or not name.isalnum():
+            raise DriverError(f"invalid guest device name {guest_device}")
+        with self._lock(server_id):
+            if not (self._dir(server_id) / "config.json").is_file():
+                raise DriverError(f"Server {server_id} is not on this host.")
+            if not os.path.exists(host_device):
+                raise DriverError(f"{host_device} does not exist on this host.")
+            volumes = self._read_json(server_id, "volumes.json")
+            if self._alive(self._read_json(server_id, "state.json"), "qemu"):
+                self._hotplug(server_id, name, host_device)
+            volumes[guest_device] = host_device
+            self._write_json(server_id, "volumes.json", volumes)
+
+    def _hotplug(self, server_id: str, name: str, host_device: str) -> None:
+        nodes = {n.get("node-name") for n in self._qmp(
+            server_id, ("query-named-block-nodes", {}))[0]}
+        if f"vol-{name}" not in nodes:
+            try:
+                self._qmp(server_id, ("blockdev-add", _volume_node(name, host_device)))
+            except QMPError as exc:
+                raise DriverError(f"QEMU cannot open {host_device}: {exc}") from None
+        try:
+            self._qmp(server_id, ("device_add", {"driver": "virtio-blk-pci",
+                                                 "drive": f"vol-{name}", "id": f"dev-{name}"}))
+        except QMPError as exc:
+            if "Duplicate" not in str(exc):
+                try:
+                    self._qmp(server_id, ("blockdev-del", {"node-name": f"vol-{name}"}))
+                except (QMPError, DriverError):
+                    pass
+                raise DriverError(f"Could not add the disk to the guest: {exc}") from None
+
+    def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
+        name = guest_device.rsplit("/", 1)[-1]
+        with self._lock(server_id):
+            if self._alive(self._read_json(server_id, "state.json"), "qemu"):
+                self._unplug(server_id, name)
+            volumes = self._read_json(server_id, "volumes.json")
+            if volumes.pop(guest_device, None) is not None:
+                self._write_json(server_id, "volumes.json", volumes)
+
+    def _unplug(self, server_id: str, name: str) -> None:
+        def present() -> bool:
+            try:
+                self._qmp(server_id, ("qom-get", {"path": f"/machine/peripheral/dev-{name}",
+                                                  "property": "type"}))
+                return True
+            except QMPError:
+                return False
+
+        if present():
+            try:
+                self._qmp(server_id, ("device_del", {"id": f"dev-{name}"}))
+            except QMPError:
+                pass
+            # The guest acknowledges the ACPI eject; a paused or busy guest may not.
+            deadline = time.monotonic() + 20
+            while present():
+                if time.monotonic() > deadline:
+                    raise DriverError(f"The guest did not release {name} within 20 s.")
+                time.sleep(0.1)
+        try:
+            self._qmp(server_id, ("blockdev-del", {"node-name": f"vol-{name}"}))
+        except QMPError:
+            pass  # already gone

@@ -1,0 +1,117 @@
+"""The qemu compute driver's pure parts: command line, power state mapping, image checks
+(no QEMU is started here; tests/system/compute/test_qemu_servers.py boots real VMs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from pocketstack.drivers.compute import REGISTRY
+from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
+                                              SUSPENDED, DriverError, InstanceSpec)
+from pocketstack.drivers.compute.qemu import (DEFAULT_APPEND, QemuDriver, power_state_of,
+                                              qemu_argv)
+
+CFG = {"id": "0a9a8fe7-57a6-4a95-9a57-eae5c4807c67", "vcpus": 2, "memory_mb": 512,
+       "macs": ["fa:16:3e:00:00:01"]}
+
+
+def _opt(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_argv_disk_boot_flavor_console_qmp_nic():
+    argv = qemu_argv(CFG, disk="/d/disk.qcow2", console="/d/console.log", qmp="/d/qmp.sock",
+                     pidfile="/d/qemu.pid", accel="kvm:tcg")
+    assert argv[0] == "qemu-system-x86_64"
+    assert _opt(argv, "-accel") == ["kvm", "tcg"]
+    assert _opt(argv, "-m") == ["512"] and _opt(argv, "-smp") == ["2"]
+    assert "-daemonize" in argv and _opt(argv, "-pidfile") == ["/d/qemu.pid"]
+    assert _opt(argv, "-qmp") == ["unix:/d/qmp.sock,server=on,wait=off"]
+    assert _opt(argv, "-chardev") == ["file,id=serial0,path=/d/console.log,append=on"]
+    root = json.loads(_opt(argv, "-blockdev")[0])
+    assert root == {"driver": "qcow2", "node-name": "root",
+                    "file": {"driver": "file", "filename": "/d/disk.qcow2"}}
+    devices = _opt(argv, "-device")
+    assert devices[0] == "virtio-blk-pci,drive=root,id=root-disk,bootindex=0"
+    assert "virtio-net-pci,netdev=net0,mac=fa:16:3e:00:00:01,romfile=" in devices
+    assert _opt(argv, "-netdev") == ["tap,id=net0,ifname=tap0,script=no,downscript=no"]
+    assert "-kernel" not in argv
+
+
+def test_argv_kernel_boot_and_volumes():
+    cfg = {**CFG, "macs": [], "kernel": "/b/k", "ramdisk": "/b/r"}
+    argv = qemu_argv(cfg, disk="/d/disk.qcow2", console="c", qmp="q", pidfile="p",
+                     accel="tcg", volumes={"/dev/vdb": "/dev/loop7"})
+    assert _opt(argv, "-kernel") == ["/b/k"] and _opt(argv, "-initrd") == ["/b/r"]
+    assert _opt(argv, "-append") == [DEFAULT_APPEND]
+    assert "-netdev" not in argv
+    devices = _opt(argv, "-device")
+    assert devices[0] == "virtio-blk-pci,drive=root,id=root-disk"  # linuxboot takes index 0
+    assert "virtio-blk-pci,drive=vol-vdb,id=dev-vdb" in devices
+    vol = json.loads(_opt(argv, "-blockdev")[1])
+    assert vol == {"driver": "raw", "node-name": "vol-vdb",
+                   "file": {"driver": "host_device", "filename": "/dev/loop7"}}
+
+
+@pytest.mark.parametrize("status,state", [
+    ("running", RUNNING), ("paused", PAUSED), ("suspended", SUSPENDED), ("shutdown", SHUTDOWN),
+    ("guest-panicked", CRASHED), ("internal-error", CRASHED), ("bogus", NOSTATE)])
+def test_power_state_mapping(status, state):
+    assert power_state_of(status) == state
+
+
+def _driver(tmp_path: Path) -> QemuDriver:
+    return QemuDriver(SimpleNamespace(compute=SimpleNamespace(qemu_accel="tcg"),
+                                      data_dir=tmp_path))
+
+
+def _spec(tmp_path: Path, data: bytes, **kw) -> InstanceSpec:
+    img = tmp_path / "image"
+    img.write_bytes(data)
+    return InstanceSpec(id="s1", name="s1", hostname="s1", host="h", vcpus=1, memory_mb=256,
+                        root_gb=1, image_id="img1", image_path=img, **kw)
+
+
+@pytest.mark.parametrize("kw,msg", [
+    ({"disk_format": "raw", "container_format": "docker"}, "container root file system"),
+    ({"disk_format": "aki", "container_format": "aki"}, "boot the ami image"),
+    ({"disk_format": "iso", "container_format": "bare"}, "disk_format iso"),
+])
+def test_images_it_cannot_boot_are_refused_with_a_reason(tmp_path, kw, msg):
+    with pytest.raises(DriverError, match=msg):
+        _driver(tmp_path)._boot_config(_spec(tmp_path, b"\0" * 1024, **kw))
+
+
+def test_raw_disk_without_boot_sector_or_kernel_is_refused(tmp_path):
+    tar = bytearray(1024)
+    tar[257:262] = b"ustar"
+    with pytest.raises(DriverError, match="tar archive"):
+        _driver(tmp_path)._boot_config(_spec(tmp_path, bytes(tar), disk_format="raw"))
+    with pytest.raises(DriverError, match="no boot sector"):
+        _driver(tmp_path)._boot_config(_spec(tmp_path, b"\0" * 1024, disk_format="raw"))
+
+
+def test_boot_config_pins_base_kernel_and_ramdisk(tmp_path):
+    (tmp_path / "k").write_bytes(b"kernel")
+    (tmp_path / "r").write_bytes(b"ramdisk")
+    d = _driver(tmp_path)
+    spec = _spec(tmp_path, b"\0" * 1024, disk_format="ami", kernel_path=tmp_path / "k",
+                 ramdisk_path=tmp_path / "r",
+                 image_properties={"kernel_id": "kid", "ramdisk_id": "rid"},
+                 network_info=[{"id": "p1", "mac_address": "fa:16:3e:aa:bb:cc"}])
+    cfg = d._boot_config(spec)
+    assert cfg["base_format"] == "raw" and cfg["macs"] == ["fa:16:3e:aa:bb:cc"]
+    assert Path(cfg["kernel"]).read_bytes() == b"kernel"
+    assert Path(cfg["ramdisk"]).read_bytes() == b"ramdisk"
+    assert Path(cfg["kernel"]).parent == d.base_dir and Path(cfg["base"]).name == "img1"
+    # An unreferenced base goes with its last server.
+    d._gc_bases()
+    assert list(d.base_dir.iterdir()) == []
+
+
+def test_registry_has_qemu():
+    assert "qemu" in REGISTRY
