@@ -3,8 +3,10 @@
 - ``rootfs.tar``: a BusyBox root file system for container instances (Debian's
   ``busybox-static``: one static binary plus its applet links, /etc basics, /sbin/init);
 - ``vmlinuz`` (aki) + ``initramfs.gz`` (ari): Debian's ``linux-image-amd64`` kernel and a
-  BusyBox initramfs whose /init mounts the basics, brings up eth0 with DHCP and prints a
-  ready line on the console; ``disk.raw`` is the small ami root disk that names them.
+  BusyBox initramfs whose /init mounts the basics, loads the kernel's virtio modules (Debian
+  builds them as modules; they sit next to the kernel in ``modules/``, from the same
+  package), brings up e* NICs with DHCP, prints each NIC's address and a ready line on the
+  console; ``disk.raw`` is the small ami root disk that names them.
 
 Outputs are deterministic (fixed mtimes, sorted entries) so their checksums are stable,
 and are cached in the output directory. ``build(download=False)`` (what ``up`` does)
@@ -22,6 +24,7 @@ import glob
 import gzip
 import io
 import json
+import lzma
 import os
 import shutil
 import struct
@@ -34,7 +37,7 @@ from pathlib import Path
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "1"  # bump when the layout changes so caches rebuild
+VERSION = "2"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -92,6 +95,43 @@ def find_kernel(out: Path) -> Path | None:
     return None
 
 
+# Loaded in this order by the VM /init (each after its dependencies): PCI virtio transport,
+# virtio NICs (eth0 for DHCP) and disks (volumes hot-plugged as /dev/vdX).
+VM_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
+              "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk")
+
+
+def kernel_release(kernel: Path) -> str | None:
+    """The release ("6.1.0-50-amd64") of a bzImage, from its setup header's version string."""
+    try:
+        with open(kernel, "rb") as fh:
+            head = fh.read(0x10000)
+        if head[0x202:0x206] != b"HdrS":
+            return None
+        ptr = struct.unpack_from("<H", head, 0x20E)[0] + 0x200
+        return head[ptr:ptr + 256].split(b" ", 1)[0].decode() or None
+    except (OSError, struct.error, UnicodeDecodeError):
+        return None
+
+
+def find_modules(kernel: Path) -> list[Path]:
+    """The VM_MODULES built for ``kernel``: ``modules/`` next to it (written with the kernel
+    by --with-kernel) or the host's /lib/modules for a /boot kernel; [] if none match."""
+    release = kernel_release(kernel)
+    if release is None:
+        return []
+    mdir = kernel.parent / "modules"
+    try:
+        ok = (mdir / "release").read_text().strip() == release
+    except OSError:
+        ok = False
+    if ok:
+        return [mdir / f"{m}.ko" for m in VM_MODULES if (mdir / f"{m}.ko").is_file()]
+    found = {p.name[:-3]: p for p in Path(f"/lib/modules/{release}/kernel").rglob("*.ko")} \
+        if Path(f"/lib/modules/{release}/kernel").is_dir() else {}
+    return [found[m] for m in VM_MODULES if m in found]
+
+
 def _applets(busybox: Path) -> list[str]:
     res = subprocess.run([str(busybox), "--list-full"], capture_output=True, text=True,
                          timeout=30)
@@ -118,11 +158,17 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 ip link set lo up
+for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \\
+         failover net_failover virtio_net virtio_blk; do
+  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
+done
 for nic in /sys/class/net/e*; do
   [ -e "$nic" ] || continue
   n=${nic##*/}
   ip link set "$n" up
-  udhcpc -i "$n" -q -n -t 5 -s /etc/udhcpc.script >/dev/null 2>&1
+  udhcpc -i "$n" -q -n -t 5 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1
+  set -- $(ip -o -4 addr show dev "$n")
+  echo "pocketstack-busybox: $n ${4:-no-address}" > /dev/console
 done
 echo "pocketstack-busybox: booted $(uname -r)" > /dev/console
 exec setsid cttyhack /bin/sh
@@ -239,7 +285,8 @@ def _cpio_newc(entries, fh) -> None:  # noqa: ANN001
 
 
 def _download_kernel(out: Path) -> Path:
-    """apt-get download the current linux-image-amd64 and extract only /boot/vmlinuz-*."""
+    """apt-get download the current linux-image-amd64 and extract only /boot/vmlinuz-* and
+    the VM_MODULES (into ``modules/``, with the kernel's release)."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise CannotBuild("apt-get/dpkg-deb are not available to fetch linux-image-amd64")
     deps = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
@@ -257,19 +304,35 @@ def _download_kernel(out: Path) -> Path:
         fsys = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert fsys.stdout is not None
+        kernel_data, release, modules = None, None, {}
         with tarfile.open(fileobj=fsys.stdout, mode="r|") as tar:
             for member in tar:
                 name = member.name.lstrip("./")
-                if name.startswith("boot/vmlinuz-") and member.isfile():
+                if not member.isfile():
+                    continue
+                base = name.rsplit("/", 1)[-1]
+                if name.startswith("boot/vmlinuz-"):
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    kernel_data = src.read()
+                elif name.startswith("lib/modules/") and base.split(".ko")[0] in VM_MODULES \
+                        and base.endswith((".ko", ".ko.xz")):
                     src = tar.extractfile(member)
                     assert src is not None
                     data = src.read()
-                    _write_atomic(out / "vmlinuz", lambda fh: fh.write(data))
-                    break
+                    modules[base.split(".ko")[0]] = (lzma.decompress(data)
+                                                     if base.endswith(".xz") else data)
+                    release = name.split("/")[2]
         fsys.stdout.close()
         fsys.wait()
-    if not (out / "vmlinuz").is_file():
+    if kernel_data is None:
         raise CannotBuild(f"{pkg} had no /boot/vmlinuz-*")
+    _write_atomic(out / "vmlinuz", lambda fh: fh.write(kernel_data))
+    if release:
+        mdir = out / "modules"
+        for m, data in modules.items():
+            _write_atomic(mdir / f"{m}.ko", lambda fh, d=data: fh.write(d))
+        _write_atomic(mdir / "release", lambda fh: fh.write(release.encode() + b"\n"))
     return out / "vmlinuz"
 
 
@@ -279,9 +342,15 @@ def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
     busybox = find_busybox()
     if busybox is None:
         raise CannotBuild("no static busybox (install Debian's busybox-static)")
+    vmlinuz = find_kernel(out) if kernel else None
+    if kernel and download and (vmlinuz is None or (vmlinuz.parent == out and
+                                                    not find_modules(vmlinuz))):
+        vmlinuz = _download_kernel(out)  # (again, for a cached kernel without its modules)
+    modules = find_modules(vmlinuz) if vmlinuz is not None else []
     stamp = out / "build.json"
     key = {"version": VERSION, "busybox": str(busybox),
-           "busybox_mtime": int(busybox.stat().st_mtime), "size": busybox.stat().st_size}
+           "busybox_mtime": int(busybox.stat().st_mtime), "size": busybox.stat().st_size,
+           "modules": [[str(m), m.stat().st_size] for m in modules]}
     rootfs, initramfs, disk = out / "rootfs.tar", out / "initramfs.gz", out / "disk.raw"
     fresh = stamp.is_file() and json.loads(stamp.read_text() or "{}") == key
     if not (fresh and rootfs.is_file() and initramfs.is_file() and disk.is_file()):
@@ -289,6 +358,9 @@ def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
         _write_atomic(rootfs, lambda fh: _tar(entries, fh))
         vm_entries = [e for e in entries if e[1] != "sbin/init"] + [
             ("link", "sbin/init", 0o777, "../init"), ("file", "init", 0o755, INIT_VM.encode())]
+        if modules:
+            vm_entries += [("dir", "lib", 0o755, b""), ("dir", "lib/modules", 0o755, b"")] + [
+                ("file", f"lib/modules/{m.name}", 0o644, m.read_bytes()) for m in modules]
         vm_entries.sort(key=lambda e: e[1])
 
         def write_initramfs(fh) -> None:  # noqa: ANN001
@@ -299,12 +371,8 @@ def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
         _write_atomic(disk, lambda fh: fh.truncate(1 << 20))
         _write_atomic(stamp, lambda fh: fh.write(json.dumps(key).encode()))
     built = Built(rootfs=rootfs)
-    if kernel:
-        vmlinuz = find_kernel(out)
-        if vmlinuz is None and download:
-            vmlinuz = _download_kernel(out)
-        if vmlinuz is not None:
-            built.kernel, built.initramfs, built.disk = vmlinuz, initramfs, disk
+    if vmlinuz is not None:
+        built.kernel, built.initramfs, built.disk = vmlinuz, initramfs, disk
     return built
 
 

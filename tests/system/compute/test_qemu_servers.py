@@ -153,6 +153,13 @@ def test_boot_console_and_fixed_ip(vm):
     out = vm.wait_console(BOOTED)
     vm.timings["booted"] = time.monotonic() - t0
     assert "Linux version" in out
+    # The guest's udhcpc got the port's fixed IP from dnsmasq (by the port's MAC, which the
+    # guest NIC carries): the veth -> bridge -> tap path in the server's namespace works.
+    addrs = re.findall(r"\d+\.\d+\.\d+\.\d+", json.dumps(c.openstack("server", "show",
+                                                                       vm.id)["addresses"]))
+    assert len(addrs) == 1, addrs
+    vm.fixed_ip = addrs[0]
+    assert f"pocketstack-busybox: eth0 {vm.fixed_ip}/24" in out, out[-2000:]
     (st,) = vm.qmp("query-status")
     assert st["status"] == "running"
     print(f"create->ACTIVE {vm.timings['active']:.1f}s, ->booted {vm.timings['booted']:.1f}s")
@@ -179,7 +186,9 @@ def test_stop_start(vm):
     vm.wait_status("ACTIVE")
     pid2 = vm.state()["qemu_pid"]
     assert pid2 != pid and alive(pid2)
-    vm.wait_console(BOOTED, count=2)
+    out = vm.wait_console(BOOTED, count=2)
+    # the port was plugged again into the same namespace and the new boot got its address
+    assert out.count(f"pocketstack-busybox: eth0 {vm.fixed_ip}/24") == 2, out[-2000:]
 
 
 def test_kill9_readopts_the_running_vm(vm):

@@ -115,3 +115,24 @@ def test_boot_config_pins_base_kernel_and_ramdisk(tmp_path):
 
 def test_registry_has_qemu():
     assert "qemu" in REGISTRY
+
+
+def test_vm_initramfs_modules_must_match_the_kernel_release(tmp_path):
+    from pocketstack.services.image.testimages import VM_MODULES, find_modules, kernel_release
+
+    head = bytearray(0x400)
+    head[0x202:0x206] = b"HdrS"
+    head[0x20E:0x210] = (0x100).to_bytes(2, "little")  # version string at 0x300
+    head[0x300:0x320] = b"6.1.0-99-amd64 (x@y) #1 SMP\0"
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(bytes(head))
+    assert kernel_release(kernel) == "6.1.0-99-amd64"
+    mdir = tmp_path / "modules"
+    mdir.mkdir()
+    for m in ("virtio_net", "virtio"):
+        (mdir / f"{m}.ko").write_bytes(b"ko")
+    (mdir / "release").write_text("6.1.0-98-amd64\n")
+    assert find_modules(kernel) == []  # other kernel's modules would not load
+    (mdir / "release").write_text("6.1.0-99-amd64\n")
+    assert [p.name for p in find_modules(kernel)] == ["virtio.ko", "virtio_net.ko"]
+    assert VM_MODULES.index("virtio") < VM_MODULES.index("virtio_net")
