@@ -260,9 +260,10 @@ def main() -> None:
                                             if k in ("req_per_s", "p50_ms", "p99_ms",
                                                      "errors")} for c in ceiling]),
             "ratio_pocketstack_over_moto": ratios,
-            "notes": "pocketstack fsyncs every object (file + directory) before answering "
-                     "and verifies SigV4 on every request; moto keeps objects in memory "
-                     "and does not verify signatures.",
+            "notes": "pocketstack commits every object before answering (up to 64 KiB in "
+                     "its SQLite row through a shared group commit; larger ones fsynced to a "
+                     "file, then the row) and verifies SigV4 on every request; moto keeps "
+                     "objects in memory and does not verify signatures.",
         }, indent=2))
     finally:
         stop(ps_proc)
