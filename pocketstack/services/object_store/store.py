@@ -409,7 +409,8 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
             row = s.get(SwiftObject, (account, container, name))
             if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
                 raise NotFound("The resource could not be found.")
-            keep = {k: v for k, v in (row.meta or {}).items() if k in _SYSTEM_OBJECT_META}
+            keep = {k: v for k, v in (row.meta or {}).items()
+                    if k in _SYSTEM_OBJECT_META or k.startswith(SYSMETA_PREFIX)}
             row.meta = {**keep, **meta}
             if content_type:
                 row.content_type = content_type
@@ -417,6 +418,16 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
                 row.delete_at = delete_at  # type: ignore[assignment]
             row.timestamp = time.time()
             return ObjectRecord.of(row)
+
+    def set_system_meta(self, account: str, container: str, name: str, key: str,
+                        value: str | None) -> None:
+        """Set (None: remove) one system metadata item of an object; its data, user
+        metadata and Last-Modified stay (S3 PutObjectTagging)."""
+        with self.db.write() as s:
+            row = s.get(SwiftObject, (account, container, name))
+            if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
+                raise NotFound("The resource could not be found.")
+            row.meta = _apply_meta(row.meta, {key: value})
 
     def delete(self, account: str, container: str, name: str) -> ObjectRecord | None:
         """Delete an object; with X-Versions-Location the previous version comes back."""
@@ -532,6 +543,9 @@ def _count_batch(st: Statements, batch: dict[str, Any]) -> None:
 _SLOW_CONTAINER_META = ("X-Versions-Location", "X-History-Location",
                         "X-Container-Meta-Quota-Bytes", "X-Container-Meta-Quota-Count")
 _QUOTA_ACCOUNT_META = ("X-Account-Meta-Quota-Bytes", "X-Account-Quota-Count")
+
+# Metadata kept for the S3 API (tags): never shown or set through Swift, kept by a POST.
+SYSMETA_PREFIX = "X-Object-Sysmeta-"
 
 # Object metadata that is not user metadata and survives a POST.
 _SYSTEM_OBJECT_META = {"X-Static-Large-Object", "X-Object-Manifest-Etag", "X-Slo-Size"}

@@ -67,7 +67,7 @@ def container_headers(c: ContainerRecord, owner: bool) -> dict[str, str]:
         "Accept-Ranges": "bytes",
     }
     for k, v in c.meta.items():
-        if owner or k not in _OWNER_ONLY:
+        if (owner or k not in _OWNER_ONLY) and not k.startswith("X-Container-Sysmeta-"):
             h[k] = str(v)
     return h
 
@@ -85,7 +85,7 @@ def object_headers(o: ObjectRecord, *, etag: str | None = None,
     if o.delete_at is not None:
         h["X-Delete-At"] = str(o.delete_at)
     for k, v in o.meta.items():
-        if k in ("X-Slo-Size", "X-Object-Manifest-Etag"):
+        if k in ("X-Slo-Size", "X-Object-Manifest-Etag") or k.startswith("X-Object-Sysmeta-"):
             continue
         h[k] = str(v)
     return h

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+import orjson
 from starlette.responses import Response, StreamingResponse
 
 from pocketstack.api.http import run, run_durable
@@ -21,7 +22,7 @@ from pocketstack.services.object_store.models import S3Upload
 from pocketstack.services.object_store.names import (check_container, check_object,
                                                      http_date, parse_http_date)
 from pocketstack.services.object_store.store import ObjectRecord
-from pocketstack.services.s3 import sigv4, views
+from pocketstack.services.s3 import sigv4, subresources, views
 
 if TYPE_CHECKING:
     from pocketstack.services.s3.routes import S3Request
@@ -57,6 +58,9 @@ def s3_meta(headers: Any) -> dict[str, str]:
             meta[_title("x-object-meta-" + k[11:])] = value
         elif k in STORED_HEADERS:
             meta[_title(k)] = value
+        elif k == "x-amz-tagging":
+            meta[subresources.OBJECT_TAGS] = orjson.dumps(
+                subresources.parse_tagging_header(value)).decode()
     if sum(len(k) + len(v) for k, v in meta.items()) > 8192:
         raise BadRequest("Your metadata headers exceed the maximum allowed metadata size.",
                          kind="MetadataTooLarge")
@@ -76,6 +80,9 @@ def object_headers(record: ObjectRecord) -> dict[str, str]:
             h["x-amz-meta-" + k[14:].lower()] = v
         elif k.lower() in STORED_HEADERS:
             h[k] = v
+    tags = subresources.object_tags(record.meta)
+    if tags:
+        h["x-amz-tagging-count"] = str(len(tags))
     return h
 
 
@@ -110,6 +117,8 @@ async def handle(req: "S3Request") -> Response:
     if method == "PUT":
         if "uploadId" in q:
             return await upload_part(req)
+        if "tagging" in q:
+            return await subresources.object_tagging(req, await _get_record(req))
         if "acl" in q:
             await _get_record(req)
             acl = req.headers.get("x-amz-acl", "private")
@@ -126,8 +135,12 @@ async def handle(req: "S3Request") -> Response:
         if "acl" in q:
             await _get_record(req)
             return views.acl(req.project_id, False)
+        if "tagging" in q and method == "GET":
+            return await subresources.object_tagging(req, await _get_record(req))
         return await get(req)
     if method == "DELETE":
+        if "tagging" in q:
+            return await subresources.object_tagging(req, await _get_record(req))
         if "uploadId" in q:
             upload = await run(req.store.upload, req.account, q["uploadId"])
             await run(req.store.finish_upload, upload.id)
@@ -303,6 +316,14 @@ async def copy_object(req: "S3Request") -> Response:
         meta, ctype = s3_meta(req.headers), _content_type(req)
     else:
         meta, ctype = dict(src.meta), src.content_type
+    # tags follow x-amz-tagging-directive (default COPY), not the metadata directive
+    meta.pop(subresources.OBJECT_TAGS, None)
+    if req.headers.get("x-amz-tagging-directive", "COPY").upper() == "REPLACE":
+        if req.headers.get("x-amz-tagging"):
+            meta[subresources.OBJECT_TAGS] = orjson.dumps(
+                subresources.parse_tagging_header(req.headers["x-amz-tagging"])).decode()
+    elif src.meta.get(subresources.OBJECT_TAGS):
+        meta[subresources.OBJECT_TAGS] = src.meta[subresources.OBJECT_TAGS]
     if src.is_slo or src.dlo_manifest:
         writer = req.service.driver.writer()
         try:

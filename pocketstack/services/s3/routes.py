@@ -28,7 +28,7 @@ from pocketstack.errors import BadRequest, Conflict, PocketError
 from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.routes import close_if_body
 from pocketstack.services.object_store.names import check_container
-from pocketstack.services.s3 import objects, sigv4, views
+from pocketstack.services.s3 import objects, sigv4, subresources, views
 from pocketstack.services.s3.chunked import aws_chunked
 
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
@@ -266,9 +266,9 @@ async def bucket_handle(req: S3Request) -> Response:
             await run(store.update_container_meta, req.account, req.bucket,
                       {"X-Container-Read": read})
             return Response(status_code=200)
-        if "versioning" in q or "tagging" in q or "cors" in q or "policy" in q:
-            raise PocketError("This operation is not implemented.", status=501,
-                              kind="NotImplemented")
+        if subresources.is_bucket_change(q):
+            await _container(req)
+            return await subresources.bucket_change(req)
         check_container(req.bucket)
         if not CREATE_BUCKET_RE.match(req.bucket) or ".." in req.bucket:
             raise BadRequest("The specified bucket is not valid.", kind="InvalidBucketName")
@@ -287,6 +287,8 @@ async def bucket_handle(req: S3Request) -> Response:
         return Response(status_code=200, headers={"x-amz-bucket-region": "us-east-1"})
     if method == "DELETE":
         await _container(req)
+        if subresources.is_bucket_change(q):
+            return await subresources.bucket_change(req)
         if "uploads" not in q:
             try:
                 await run(store.delete_container, req.account, req.bucket)
@@ -307,6 +309,9 @@ async def bucket_handle(req: S3Request) -> Response:
             return views.xml(f'<VersioningConfiguration xmlns="{views.NS}"/>')
         if "uploads" in q:
             return await objects.list_uploads(req)
+        config = subresources.bucket_config(req, crec)
+        if config is not None:
+            return config
         return await list_objects(req)
     raise PocketError("The specified method is not allowed against this resource.",
                       status=405, kind="MethodNotAllowed")
