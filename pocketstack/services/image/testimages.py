@@ -37,7 +37,7 @@ from pathlib import Path
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "2"  # bump when the layout changes so caches rebuild
+VERSION = "3"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -170,6 +170,16 @@ for nic in /sys/class/net/e*; do
   set -- $(ip -o -4 addr show dev "$n")
   echo "pocketstack-busybox: $n ${4:-no-address}" > /dev/console
 done
+# Disks coming and going (volumes hot-plugged as virtio disks), as a console line.
+(
+  old=""
+  while :; do
+    cur=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
+    [ "$cur" != "$old" ] && echo "pocketstack-busybox: disks ${cur:-none}" > /dev/console
+    old=$cur
+    sleep 1
+  done
+) &
 echo "pocketstack-busybox: booted $(uname -r)" > /dev/console
 exec setsid cttyhack /bin/sh
 """

@@ -203,6 +203,31 @@ def test_kill9_readopts_the_running_vm(vm):
     assert vm.qmp("query-status")[0]["status"] == "running"
 
 
+def test_volume_hotplug_attach_detach(vm):
+    c = vm.live
+    vol = c.openstack("volume", "create", "--size", "1", "ps-qemu-vol1")
+    deadline = time.monotonic() + 60
+    while (st := c.openstack("volume", "show", vol["id"])["status"]) != "available":
+        assert st not in ("error",) and time.monotonic() < deadline, st
+        time.sleep(0.5)
+    c.openstack("server", "add", "volume", vm.id, vol["id"], parse=False)
+    att = c.openstack("server", "volume", "list", vm.id)
+    assert [a["Device"] for a in att] == ["/dev/vdb"], att
+    blocks = {b.get("inserted", {}).get("node-name"): b for b in vm.qmp("query-block")[0]}
+    assert "vol-vdb" in blocks, blocks
+    host_dev = blocks["vol-vdb"]["inserted"]["file"]
+    assert host_dev.startswith("/dev/"), host_dev
+    # the guest kernel saw the new virtio disk
+    vm.wait_console(r"pocketstack-busybox: disks vda vdb", timeout=60)
+    c.openstack("server", "remove", "volume", vm.id, vol["id"], parse=False)
+    assert "vol-vdb" not in {b.get("inserted", {}).get("node-name")
+                             for b in vm.qmp("query-block")[0]}
+    assert c.openstack("server", "volume", "list", vm.id) == []
+    # ...and let it go (the guest acknowledged the ACPI eject)
+    vm.wait_console(r"disks vda vdb[\s\S]*pocketstack-busybox: disks vda(?! vdb)", timeout=60)
+    c.openstack("volume", "delete", vol["id"], parse=False)
+
+
 def test_delete_leaves_nothing(vm):
     c = vm.live
     st = vm.state()
