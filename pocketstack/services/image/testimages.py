@@ -37,7 +37,7 @@ from pathlib import Path
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "3"  # bump when the layout changes so caches rebuild
+VERSION = "4"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -96,9 +96,11 @@ def find_kernel(out: Path) -> Path | None:
 
 
 # Loaded in this order by the VM /init (each after its dependencies): PCI virtio transport,
-# virtio NICs (eth0 for DHCP) and disks (volumes hot-plugged as /dev/vdX).
+# virtio NICs (eth0 for DHCP) and disks (volumes hot-plugged as /dev/vdX), and the ACPI power
+# button as an input device, so a graceful stop (QMP system_powerdown) powers the VM off.
 VM_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
-              "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk")
+              "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk", "evdev",
+              "button")
 
 
 def kernel_release(kernel: Path) -> str | None:
@@ -159,9 +161,12 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev 2>/dev/null
 ip link set lo up
 for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \\
-         failover net_failover virtio_net virtio_blk; do
+         failover net_failover virtio_net virtio_blk evdev button; do
   [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
 done
+# The power button (/etc/acpi/PWRF/00000080) powers off, as a cloud image's acpid would.
+mkdir -p /var/log
+acpid 2>/dev/null
 for nic in /sys/class/net/e*; do
   [ -e "$nic" ] || continue
   n=${nic##*/}
@@ -182,6 +187,12 @@ done
 ) &
 echo "pocketstack-busybox: booted $(uname -r)" > /dev/console
 exec setsid cttyhack /bin/sh
+"""
+
+POWER_BUTTON = """#!/bin/sh
+echo "pocketstack-busybox: power button, powering off" > /dev/console
+sync
+poweroff -f
 """
 
 UDHCPC_SCRIPT = """#!/bin/sh
@@ -353,8 +364,8 @@ def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
     if busybox is None:
         raise CannotBuild("no static busybox (install Debian's busybox-static)")
     vmlinuz = find_kernel(out) if kernel else None
-    if kernel and download and (vmlinuz is None or (vmlinuz.parent == out and
-                                                    not find_modules(vmlinuz))):
+    if kernel and download and (vmlinuz is None or (
+            vmlinuz.parent == out and len(find_modules(vmlinuz)) < len(VM_MODULES))):
         vmlinuz = _download_kernel(out)  # (again, for a cached kernel without its modules)
     modules = find_modules(vmlinuz) if vmlinuz is not None else []
     stamp = out / "build.json"
@@ -371,6 +382,8 @@ def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
         if modules:
             vm_entries += [("dir", "lib", 0o755, b""), ("dir", "lib/modules", 0o755, b"")] + [
                 ("file", f"lib/modules/{m.name}", 0o644, m.read_bytes()) for m in modules]
+        vm_entries += [("dir", "etc/acpi", 0o755, b""), ("dir", "etc/acpi/PWRF", 0o755, b""),
+                       ("file", "etc/acpi/PWRF/00000080", 0o755, POWER_BUTTON.encode())]
         vm_entries.sort(key=lambda e: e[1])
 
         def write_initramfs(fh) -> None:  # noqa: ANN001

@@ -44,6 +44,7 @@ PUBLIC_CIDR = f"172.31.{os.getpid() % 200 + 20}.0/24"
 ENV = {"POCKETSTACK_COMPUTE__DRIVER": "qemu", "POCKETSTACK_NETWORK__DRIVER": "linux",
        "POCKETSTACK_NETWORK__PUBLIC_CIDR": PUBLIC_CIDR}
 BOOTED = "pocketstack-busybox: booted"
+FLAVOR = "ps-qemu-256"
 
 
 def alive(pid: int) -> bool:
@@ -112,6 +113,9 @@ def vm():
         live.openstack("network", "create", "ps-qemu-net")
         live.openstack("subnet", "create", "--network", "ps-qemu-net", "--subnet-range",
                        "10.77.0.0/24", "ps-qemu-subnet")
+        # disk 0: the root disk is the image's size (1 MiB), which keeps snapshots small
+        live.openstack("flavor", "create", "--ram", "256", "--disk", "0", "--vcpus", "1",
+                       FLAVOR)
         yield v
     finally:
         if v.id and v.dir.exists():
@@ -133,7 +137,7 @@ def vm():
 def test_boot_console_and_fixed_ip(vm):
     c = vm.live
     t0 = time.monotonic()
-    srv = c.openstack("server", "create", "--image", "busybox-vm", "--flavor", "m1.tiny",
+    srv = c.openstack("server", "create", "--image", "busybox-vm", "--flavor", FLAVOR,
                       "--network", "ps-qemu-net", "ps-qemu-vm1")
     vm.id = srv["id"]
     vm.wait_status("ACTIVE")
@@ -142,7 +146,7 @@ def test_boot_console_and_fixed_ip(vm):
     assert alive(pid)
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     assert b"qemu-system-x86_64" in cmdline[0]
-    assert cmdline[cmdline.index(b"-m") + 1] == b"512"  # m1.tiny
+    assert cmdline[cmdline.index(b"-m") + 1] == b"256"  # the flavor's RAM
     # QEMU runs in a network namespace of its own.
     assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
     # a copy-on-write overlay over the image
@@ -181,6 +185,8 @@ def test_stop_start(vm):
     c.openstack("server", "stop", vm.id, parse=False)
     vm.wait_status("SHUTOFF", timeout=60)
     assert not alive(pid)
+    # graceful: QMP system_powerdown, the guest's acpid saw the power button and powered off
+    assert "pocketstack-busybox: power button, powering off" in vm.console()
     assert (vm.dir / "disk.qcow2").exists()
     c.openstack("server", "start", vm.id, parse=False)
     vm.wait_status("ACTIVE")
@@ -189,6 +195,45 @@ def test_stop_start(vm):
     out = vm.wait_console(BOOTED, count=2)
     # the port was plugged again into the same namespace and the new boot got its address
     assert out.count(f"pocketstack-busybox: eth0 {vm.fixed_ip}/24") == 2, out[-2000:]
+
+
+def test_hard_reboot_is_a_new_qemu(vm):
+    c = vm.live
+    pid = vm.state()["qemu_pid"]
+    c.openstack("server", "reboot", "--hard", "--wait", vm.id, parse=False)
+    vm.wait_status("ACTIVE")
+    pid2 = vm.state()["qemu_pid"]
+    assert pid2 != pid and alive(pid2) and not alive(pid)
+
+
+def test_snapshot_of_the_running_vm(vm):
+    c = vm.live
+    pid = vm.state()["qemu_pid"]
+    img = c.openstack("server", "image", "create", "--name", "ps-qemu-snap1", "--wait", vm.id)
+    try:
+        img = c.openstack("image", "show", img["id"])
+        assert img["status"] == "active"
+        assert img["disk_format"] == "ami"  # the server's image's format (raw data)
+        assert img["size"] == 2**20  # the image's 1 MiB disk (flavor disk 0)
+        props = img["properties"]
+        assert props["instance_uuid"] == vm.id and props["kernel_id"]  # still bootable
+        assert vm.status() == "ACTIVE" and vm.state()["qemu_pid"] == pid
+        assert vm.qmp("query-status")[0]["status"] == "running"  # resumed after the copy
+    finally:
+        c.openstack("image", "delete", img["id"], parse=False)
+
+
+def test_container_image_is_refused_with_a_reason(vm):
+    c = vm.live
+    srv = c.openstack("server", "create", "--image", "busybox", "--flavor", FLAVOR,
+                      "--nic", "none", "ps-qemu-bad1")
+    deadline = time.monotonic() + 60
+    while (shown := c.openstack("server", "show", srv["id"]))["status"] != "ERROR":
+        assert time.monotonic() < deadline, shown
+        time.sleep(0.5)
+    assert "container root file system" in json.dumps(shown.get("fault")), shown
+    c.openstack("server", "delete", "--wait", srv["id"], parse=False)
+    assert not (c.data_dir / "compute/qemu" / srv["id"]).exists()
 
 
 def test_kill9_readopts_the_running_vm(vm):
