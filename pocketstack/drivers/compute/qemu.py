@@ -219,6 +219,8 @@ class QemuDriver(ComputeDriver):
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._accel: str | None = None
+        self._accel_lock = threading.Lock()
+        self._ver: int | None = None
 
     def _lock(self, key: str) -> threading.Lock:
         with self._guard:
@@ -228,6 +230,8 @@ class QemuDriver(ComputeDriver):
     def init_host(self) -> None:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         self.base_dir.mkdir(parents=True, exist_ok=True)
+        if shutil.which(QEMU):  # probe the accelerator now rather than in the first boot
+            threading.Thread(target=self.accel, name="qemu-accel-probe", daemon=True).start()
 
     def list_hosts(self) -> list[HostResources]:
         with open("/proc/meminfo") as fh:
@@ -246,6 +250,11 @@ class QemuDriver(ComputeDriver):
 
     def _version(self) -> int:
         """QEMU's version as Nova reports it (7.2.22 -> 7002022)."""
+        if self._ver is None:
+            self._ver = self._read_version()
+        return self._ver
+
+    def _read_version(self) -> int:
         try:
             out = subprocess.run([QEMU, "--version"], capture_output=True, text=True,
                                  timeout=10).stdout.split()
@@ -261,16 +270,18 @@ class QemuDriver(ComputeDriver):
         want = getattr(self.conf, "qemu_accel", "auto")
         if want != "auto":
             return want
-        if self._accel is None:
-            self._accel = "tcg"
-            if os.access("/dev/kvm", os.R_OK | os.W_OK):
-                tcg = self._probe("tcg", 10)
-                kvm = self._probe("kvm", max(2.0, (tcg or 1) * 3))
-                if kvm is not None and (tcg is None or kvm <= tcg * 2 + 0.3):
-                    self._accel = "kvm"
-                log.info("qemu accelerator: %s (probe: kvm %s s, tcg %s s)", self._accel,
-                         kvm, tcg)
-        return self._accel
+        with self._accel_lock:
+            if self._accel is None:
+                accel = "tcg"
+                if os.access("/dev/kvm", os.R_OK | os.W_OK):
+                    tcg = self._probe("tcg", 10)
+                    kvm = self._probe("kvm", max(2.0, (tcg or 1) * 3))
+                    if kvm is not None and (tcg is None or kvm <= tcg * 2 + 0.3):
+                        accel = "kvm"
+                    log.info("qemu accelerator: %s (probe boot: kvm %s s, tcg %s s)", accel,
+                             kvm and round(kvm, 2), tcg and round(tcg, 2))
+                self._accel = accel
+            return self._accel
 
     def _probe(self, accel: str, timeout: float) -> float | None:
         with tempfile.NamedTemporaryFile(prefix="ps-qemu-probe-", suffix=".img") as img:

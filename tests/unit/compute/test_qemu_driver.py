@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -136,3 +137,29 @@ def test_vm_initramfs_modules_must_match_the_kernel_release(tmp_path):
     (mdir / "release").write_text("6.1.0-99-amd64\n")
     assert [p.name for p in find_modules(kernel)] == ["virtio.ko", "virtio_net.ko"]
     assert VM_MODULES.index("virtio") < VM_MODULES.index("virtio_net")
+
+
+@pytest.mark.skipif(not shutil.which("qemu-img"), reason="qemu-img not installed (qemu-utils)")
+def test_overlay_disk_grows_with_the_flavor_and_never_shrinks(tmp_path):
+    d = _driver(tmp_path)
+    spec = _spec(tmp_path, b"\0" * 510 + b"\x55\xaa" + b"\0" * (2**20 - 512),
+                 disk_format="raw")
+    spec.root_gb = 0
+    cfg = d._boot_config(spec)
+    d._dir("s1").mkdir(parents=True)
+    d._write_json("s1", "config.json", cfg)
+    d._create_disk("s1", cfg)
+    disk = d._dir("s1") / "disk.qcow2"
+    assert d._image_size(disk, "qcow2") == 2**20  # flavor disk 0: the image's size
+    assert d.list_instances("h") == ["s1"]
+    spec.root_gb = 2
+    d.resize(spec)
+    assert d._image_size(disk, "qcow2") == 2 * 2**30
+    assert d._read_json("s1", "config.json")["root_gb"] == 2
+    spec.root_gb, spec.vcpus = 1, 4
+    with pytest.raises(DriverError, match="cannot shrink"):
+        d.resize(spec)
+    assert d._read_json("s1", "config.json")["vcpus"] == 1  # nothing changed
+    d.destroy("h", "s1")
+    assert not d._dir("s1").exists() and d.list_instances("h") == []
+    assert list(d.base_dir.iterdir()) == []
