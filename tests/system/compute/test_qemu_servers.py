@@ -223,6 +223,39 @@ def test_snapshot_of_the_running_vm(vm):
         c.openstack("image", "delete", img["id"], parse=False)
 
 
+def boot_sector_disk(path: Path, text: bytes) -> None:
+    """A 1 MiB raw disk whose boot sector writes ``text`` to COM1 and halts (no kernel)."""
+    code = bytes([0xFA, 0x31, 0xC0, 0x8E, 0xD8, 0xFC])  # cli; ds = 0; cld
+    msg_at = 0x7C00 + len(code) + 17
+    code += bytes([0xBE, msg_at & 0xFF, msg_at >> 8, 0xBA, 0xF8, 0x03])  # si = msg; dx = COM1
+    code += bytes([0xAC, 0x84, 0xC0, 0x74, 0x03, 0xEE, 0xEB, 0xF8])  # lodsb; jz done; out; loop
+    code += bytes([0xF4, 0xEB, 0xFD])  # done: hlt; jmp done
+    sector = (code + text + b"\0").ljust(510, b"\0") + b"\x55\xaa"
+    path.write_bytes(sector.ljust(2**20, b"\0"))
+
+
+def test_raw_disk_image_boots_through_the_firmware(vm, tmp_path):
+    c = vm.live
+    boot_sector_disk(tmp_path / "bs.img", b"pocketstack-bootsector: hello\r\n")
+    img = c.openstack("image", "create", "--disk-format", "raw", "--container-format", "bare",
+                      "--file", str(tmp_path / "bs.img"), "ps-qemu-bootsector")
+    srv = c.openstack("server", "create", "--image", img["id"], "--flavor", FLAVOR,
+                      "--nic", "none", "--wait", "ps-qemu-bs1")
+    try:
+        assert srv["status"] == "ACTIVE"
+        cfg = json.loads((c.data_dir / "compute/qemu" / srv["id"] / "config.json").read_text())
+        assert "kernel" not in cfg and cfg["base_format"] == "raw"
+        deadline = time.monotonic() + 60
+        while "pocketstack-bootsector: hello" not in (out := c.openstack(
+                "console", "log", "show", srv["id"], parse=False)):
+            assert time.monotonic() < deadline, out
+            time.sleep(0.5)
+    finally:
+        c.openstack("server", "delete", "--wait", srv["id"], parse=False)
+        c.openstack("image", "delete", img["id"], parse=False)
+    assert not (c.data_dir / "compute/qemu" / srv["id"]).exists()
+
+
 def test_container_image_is_refused_with_a_reason(vm):
     c = vm.live
     srv = c.openstack("server", "create", "--image", "busybox", "--flavor", FLAVOR,
