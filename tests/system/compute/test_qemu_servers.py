@@ -179,9 +179,18 @@ def test_pause_unpause(vm):
     assert vm.qmp("query-status")[0]["status"] == "running"
 
 
-def test_stop_start(vm):
+def test_resize_then_stop_start(vm):
     c = vm.live
     pid = vm.state()["qemu_pid"]
+    # resize: the new flavor's memory applies at the next power on (the VM runs on)
+    c.openstack("flavor", "create", "--ram", "384", "--disk", "0", "--vcpus", "1",
+                "ps-qemu-384")
+    c.openstack("server", "resize", "--flavor", "ps-qemu-384", vm.id, parse=False)
+    vm.wait_status("VERIFY_RESIZE")
+    c.openstack("server", "resize", "confirm", vm.id, parse=False)
+    vm.wait_status("ACTIVE")
+    assert vm.state()["qemu_pid"] == pid
+    assert json.loads((vm.dir / "config.json").read_text())["memory_mb"] == 384
     c.openstack("server", "stop", vm.id, parse=False)
     vm.wait_status("SHUTOFF", timeout=60)
     assert not alive(pid)
@@ -192,6 +201,8 @@ def test_stop_start(vm):
     vm.wait_status("ACTIVE")
     pid2 = vm.state()["qemu_pid"]
     assert pid2 != pid and alive(pid2)
+    cmdline = Path(f"/proc/{pid2}/cmdline").read_bytes().split(b"\0")
+    assert cmdline[cmdline.index(b"-m") + 1] == b"384"
     out = vm.wait_console(BOOTED, count=2)
     # the port was plugged again into the same namespace and the new boot got its address
     assert out.count(f"pocketstack-busybox: eth0 {vm.fixed_ip}/24") == 2, out[-2000:]
