@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from pocketstack.services.image.testimages import find_modules
 from tests.conftest import ROOT, LiveCloud
 
 pytestmark = pytest.mark.system
@@ -37,6 +38,9 @@ if not shutil.which("qemu-system-x86_64") or not shutil.which("qemu-img"):
 if not KERNEL.is_file():
     pytest.skip(f"no cached kernel {KERNEL} (run scripts/build-test-images --with-kernel)",
                 allow_module_level=True)
+if not any(m.name == "virtio_net.ko" for m in find_modules(KERNEL)):
+    pytest.skip(f"no virtio modules for {KERNEL} (the VM would have no NIC; run "
+                "scripts/build-test-images --with-kernel)", allow_module_level=True)
 if not all(shutil.which(t) for t in ("ip", "nft", "dnsmasq", "nsenter", "unshare")):
     pytest.skip("needs ip, nft, dnsmasq, nsenter and unshare", allow_module_level=True)
 
