@@ -451,9 +451,12 @@ class QemuDriver(ComputeDriver):
                 return
             try:
                 if not (d / "disk.qcow2").is_file() or not (d / "config.json").is_file():
-                    cfg = self._boot_config(spec)
-                    d.mkdir(parents=True, exist_ok=True)
-                    self._write_json(spec.id, "config.json", cfg)
+                    # Under the gc lock until config.json names the bases: a concurrent
+                    # destroy's _gc_bases must not take them away in between.
+                    with self._lock("gc"):
+                        cfg = self._boot_config(spec)
+                        d.mkdir(parents=True, exist_ok=True)
+                        self._write_json(spec.id, "config.json", cfg)
                     self._create_disk(spec.id, cfg)
                 self._start(spec.id)
             except Exception as exc:
