@@ -31,161 +31,22 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
-                                              SUSPENDED, ComputeDriver, DriverCapabilities,
-                                              DriverError, HostResources, InstanceSpec)
+from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, ComputeDriver,
+                                              DriverCapabilities, DriverError, HostResources,
+                                              InstanceSpec)
 from pocketstack.drivers.compute.container import _atomic_write, _start_time
+from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT, QEMU,
+                                                      QEMU_FORMATS, QEMU_IMG, QMP, QMPError,
+                                                      power_state_of, probe, qemu_argv,
+                                                      read_version, volume_node)
 
 log = logging.getLogger("pocketstack.compute.qemu")
-
-QEMU = "qemu-system-x86_64"
-QEMU_IMG = "qemu-img"
-# Glance disk_format -> qemu block driver (ami is a raw disk; vhd is qemu's "vpc").
-QEMU_FORMATS = {"raw": "raw", "ami": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi",
-                "vhd": "vpc", "vhdx": "vhdx"}
-DEFAULT_APPEND = "root=/dev/vda console=ttyS0"
-
-# The namespace holder ($1: ready marker). Runs the host's sh and ip inside the new netns.
-NETNS_SCRIPT = r"""
-echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
-echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
-ip link set lo up
-ip link add psbr type bridge
-ip link set psbr up
-ip tuntap add dev tap0 mode tap
-ip link set tap0 master psbr
-ip link set tap0 up
-wire() {
-  line=$(ip -o link show dev eth0 2>/dev/null) || return 0
-  case "$line" in *" master psbr "*) ;; *) ip link set eth0 master psbr ;; esac
-  mac=$(echo "$line" | sed -n 's|.*link/ether \([0-9a-f:]*\).*|\1|p')
-  case "$mac" in fe:*|"") ;; *) ip link set eth0 address "fe${mac#??}" ;; esac
-  case "$line" in *"<"*UP*">"*) ;; *) ip link set eth0 up ;; esac
-}
-wire
-: > "$1"
-ip monitor link | while read -r _; do wire; done
-"""
-
-# A boot sector that writes 1 to isa-debug-exit (QEMU exits with status 3): does this
-# accelerator run a guest at all, and how fast (nested KVM can be slower than TCG).
-_PROBE_SECTOR = bytes([0xB0, 0x01, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD]).ljust(510, b"\0") + b"\x55\xaa"
-
-
-def power_state_of(status: str) -> int:
-    """QMP query-status ``status`` -> Nova power state."""
-    if status in ("running", "debug", "finish-migrate", "postmigrate", "prelaunch",
-                  "inmigrate", "restore-vm", "save-vm", "colo"):
-        return RUNNING
-    if status == "paused":
-        return PAUSED
-    if status == "suspended":
-        return SUSPENDED
-    if status in ("internal-error", "io-error", "guest-panicked", "watchdog"):
-        return CRASHED
-    if status == "shutdown":
-        return SHUTDOWN
-    return NOSTATE
-
-
-def qemu_argv(cfg: dict[str, Any], *, disk: str, console: str, qmp: str, pidfile: str,
-              accel: str, volumes: dict[str, str] | None = None) -> list[str]:
-    """The QEMU command line for a server's config (pure: unit tested)."""
-    argv = [QEMU, "-name", f"ps-{cfg['id']},process=ps-qemu-{cfg['id'][:8]}",
-            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none"]
-    for a in accel.split(":"):
-        argv += ["-accel", a]
-    argv += ["-m", str(int(cfg["memory_mb"])), "-smp", str(max(1, int(cfg["vcpus"]))),
-             "-uuid", cfg["id"],
-             "-chardev", f"file,id=serial0,path={console},append=on", "-serial", "chardev:serial0",
-             "-qmp", f"unix:{qmp},server=on,wait=off", "-pidfile", pidfile, "-daemonize",
-             "-blockdev", json.dumps({"driver": "qcow2", "node-name": "root",
-                                      "file": {"driver": "file", "filename": disk}}),
-             # With -kernel the firmware boots QEMU's linuxboot ROM (it takes bootindex 0).
-             "-device", "virtio-blk-pci,drive=root,id=root-disk"
-             + ("" if cfg.get("kernel") else ",bootindex=0")]
-    if cfg.get("kernel"):
-        argv += ["-kernel", cfg["kernel"], "-append", cfg.get("append") or DEFAULT_APPEND]
-        if cfg.get("ramdisk"):
-            argv += ["-initrd", cfg["ramdisk"]]
-    for i, mac in enumerate(cfg.get("macs") or []):
-        if i > 0:
-            break  # the network service plugs one eth0 per namespace
-        argv += ["-netdev", f"tap,id=net{i},ifname=tap{i},script=no,downscript=no",
-                 "-device", f"virtio-net-pci,netdev=net{i},mac={mac},romfile="]
-    for guest, host_dev in sorted((volumes or {}).items()):
-        name = guest.rsplit("/", 1)[-1]
-        argv += ["-blockdev", json.dumps(_volume_node(name, host_dev)),
-                 "-device", f"virtio-blk-pci,drive=vol-{name},id=dev-{name}"]
-    return argv
-
-
-def _volume_node(name: str, host_dev: str) -> dict[str, Any]:
-    return {"driver": "raw", "node-name": f"vol-{name}",
-            "file": {"driver": "host_device", "filename": host_dev}}
-
-
-class QMPError(Exception):
-    def __init__(self, cls: str, desc: str) -> None:
-        super().__init__(desc)
-        self.cls = cls
-
-
-class QMP:
-    """One QMP session on a unix socket (QEMU serves one client at a time)."""
-
-    def __init__(self, path: str, timeout: float = 5) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        try:
-            self.sock.connect(path)
-            self.fh = self.sock.makefile("rwb")
-            self._read()  # greeting
-            self.cmd("qmp_capabilities")
-        except BaseException:
-            self.sock.close()
-            raise
-
-    def _read(self) -> dict[str, Any]:
-        while True:
-            line = self.fh.readline()
-            if not line:
-                raise ConnectionError("QMP connection closed")
-            msg = json.loads(line)
-            if "event" not in msg:
-                return msg
-
-    def cmd(self, name: str, **args: Any) -> Any:
-        msg: dict[str, Any] = {"execute": name}
-        if args:
-            msg["arguments"] = args
-        self.fh.write(json.dumps(msg).encode() + b"\n")
-        self.fh.flush()
-        reply = self._read()
-        if "error" in reply:
-            raise QMPError(reply["error"].get("class", ""), reply["error"].get("desc", ""))
-        return reply.get("return")
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-    def __enter__(self) -> "QMP":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     if dst.exists():
@@ -251,18 +112,8 @@ class QemuDriver(ComputeDriver):
     def _version(self) -> int:
         """QEMU's version as Nova reports it (7.2.22 -> 7002022)."""
         if self._ver is None:
-            self._ver = self._read_version()
+            self._ver = read_version()
         return self._ver
-
-    def _read_version(self) -> int:
-        try:
-            out = subprocess.run([QEMU, "--version"], capture_output=True, text=True,
-                                 timeout=10).stdout.split()
-            nums = out[out.index("version") + 1].split("-")[0].split(".")
-            major, minor, micro = (int(x) for x in (nums + ["0", "0"])[:3])
-            return major * 1000000 + minor * 1000 + micro
-        except (OSError, ValueError, IndexError, subprocess.TimeoutExpired):
-            return 1
 
     def accel(self) -> str:
         """"kvm" when it runs guests at least about as fast as TCG here, else "tcg"
@@ -274,29 +125,14 @@ class QemuDriver(ComputeDriver):
             if self._accel is None:
                 accel = "tcg"
                 if os.access("/dev/kvm", os.R_OK | os.W_OK):
-                    tcg = self._probe("tcg", 10)
-                    kvm = self._probe("kvm", max(2.0, (tcg or 1) * 3))
+                    tcg = probe("tcg", 10)
+                    kvm = probe("kvm", max(2.0, (tcg or 1) * 3))
                     if kvm is not None and (tcg is None or kvm <= tcg * 2 + 0.3):
                         accel = "kvm"
                     log.info("qemu accelerator: %s (probe boot: kvm %s s, tcg %s s)", accel,
                              kvm and round(kvm, 2), tcg and round(tcg, 2))
                 self._accel = accel
             return self._accel
-
-    def _probe(self, accel: str, timeout: float) -> float | None:
-        with tempfile.NamedTemporaryFile(prefix="ps-qemu-probe-", suffix=".img") as img:
-            img.write(_PROBE_SECTOR)
-            img.flush()
-            t0 = time.monotonic()
-            try:
-                res = subprocess.run(
-                    [QEMU, "-accel", accel, "-nodefaults", "-no-user-config", "-display",
-                     "none", "-m", "16", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
-                     "-drive", f"file={img.name},format=raw,if=ide,snapshot=on"],
-                    capture_output=True, timeout=timeout)
-            except (OSError, subprocess.TimeoutExpired):
-                return None
-            return time.monotonic() - t0 if res.returncode == 3 else None
 
     def _dir(self, server_id: str) -> Path:
         if "/" in server_id or server_id in ("", ".", ".."):
@@ -736,7 +572,7 @@ class QemuDriver(ComputeDriver):
             server_id, ("query-named-block-nodes", {}))[0]}
         if f"vol-{name}" not in nodes:
             try:
-                self._qmp(server_id, ("blockdev-add", _volume_node(name, host_device)))
+                self._qmp(server_id, ("blockdev-add", volume_node(name, host_device)))
             except QMPError as exc:
                 raise DriverError(f"QEMU cannot open {host_device}: {exc}") from None
         try:

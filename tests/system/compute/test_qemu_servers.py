@@ -100,7 +100,7 @@ class VM:
 
     def qmp(self, *cmds: str) -> list:
         """Ask the running QEMU through its own monitor socket."""
-        from pocketstack.drivers.compute.qemu import QMP
+        from pocketstack.drivers.compute.qemu_process import QMP
 
         with QMP(self.state()["qmp"], timeout=10) as q:
             return [q.cmd(c) for c in cmds]

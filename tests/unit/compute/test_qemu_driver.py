@@ -13,8 +13,9 @@ import pytest
 from pocketstack.drivers.compute import REGISTRY
 from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
                                               SUSPENDED, DriverError, InstanceSpec)
-from pocketstack.drivers.compute.qemu import (DEFAULT_APPEND, QemuDriver, power_state_of,
-                                              qemu_argv)
+from pocketstack.drivers.compute.qemu import QemuDriver
+from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, power_state_of,
+                                                      qemu_argv)
 
 CFG = {"id": "0a9a8fe7-57a6-4a95-9a57-eae5c4807c67", "vcpus": 2, "memory_mb": 512,
        "macs": ["fa:16:3e:00:00:01"]}
