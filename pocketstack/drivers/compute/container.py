@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
+                                               memory_and_disk, start_time)
 from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceSpec)
@@ -101,35 +103,12 @@ esac
 exit 0
 """
 
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks (field 22 of /proc/pid/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            data = fh.read()
-    except OSError:
-        return None
-    rest = data.rsplit(")", 1)[1].split()
-    if rest[0] == "Z":
-        return None
-    return int(rest[19])
-
-
 def _children(pid: int) -> list[int]:
     try:
         with open(f"/proc/{pid}/task/{pid}/children") as fh:
             return [int(x) for x in fh.read().split()]
     except OSError:
         return []
-
-
-def _atomic_write(path: Path, data: str | bytes, mode: int = 0o644) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 class Cgroups:
@@ -237,12 +216,7 @@ class ContainerDriver(ComputeDriver):
         tag = hashlib.sha1(str(Path(settings.data_dir).resolve()).encode()).hexdigest()[:8]
         self.cgroups = Cgroups(f"pocketstack-{tag}")
         self.hostname = os.uname().nodename
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
+        self._lock = KeyedLocks()
 
     # -- host -------------------------------------------------------------------------------
     def init_host(self) -> None:
@@ -250,13 +224,10 @@ class ContainerDriver(ComputeDriver):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
 
     def list_hosts(self) -> list[HostResources]:
-        with open("/proc/meminfo") as fh:
-            mem = next(int(line.split()[1]) // 1024 for line in fh if line.startswith("MemTotal:"))
-        self.instances_dir.mkdir(parents=True, exist_ok=True)
-        disk = shutil.disk_usage(self.instances_dir).total // 2**30
+        mem, disk = memory_and_disk(self.instances_dir)
         arch = os.uname().machine
         return [HostResources(host=self.hostname, hypervisor_hostname=self.hostname,
-                              vcpus=os.cpu_count() or 1, memory_mb=mem, local_gb=max(disk, 1),
+                              vcpus=os.cpu_count() or 1, memory_mb=mem, local_gb=disk,
                               hypervisor_type="container", hypervisor_version=1,
                               host_ip="127.0.0.1",
                               cpu_info={"arch": arch, "model": "host", "vendor": "host",
@@ -280,11 +251,9 @@ class ContainerDriver(ComputeDriver):
         except (OSError, ValueError):
             return {}
 
-    def _alive(self, state: dict[str, Any], key: str = "init") -> int | None:
-        pid = state.get(f"{key}_pid")
-        if pid and _start_time(pid) == state.get(f"{key}_start"):
-            return pid
-        return None
+    @staticmethod
+    def _alive(state: dict[str, Any], key: str = "init") -> int | None:
+        return alive(state, key)
 
     def get_power_state(self, host: str, server_id: str) -> int:
         if not (self._dir(server_id) / "rootfs").is_dir():
@@ -354,25 +323,25 @@ class ContainerDriver(ComputeDriver):
         root = self._dir(spec.id) / "rootfs"
         for sub in ("etc", "proc", "sys", "dev", "tmp", "var/lib/cloud/instance", "root/.ssh"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        _atomic_write(root / "etc/hostname", spec.hostname + "\n")
-        _atomic_write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
+        atomic_write(root / "etc/hostname", spec.hostname + "\n")
+        atomic_write(root / "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{spec.hostname}\n")
         inst = root / "var/lib/cloud/instance"
         if spec.user_data is not None:
-            _atomic_write(inst / "user-data.txt", spec.user_data, 0o600)
-        _atomic_write(inst / "meta-data.json", json.dumps(
+            atomic_write(inst / "user-data.txt", spec.user_data, 0o600)
+        atomic_write(inst / "meta-data.json", json.dumps(
             {"uuid": spec.id, "name": spec.name, "hostname": spec.hostname,
              "meta": spec.metadata}), 0o600)
         if spec.key_data:
-            _atomic_write(root / "root/.ssh/authorized_keys", spec.key_data + "\n", 0o600)
-        _atomic_write(root / ".pocketstack-boot", BOOT_SCRIPT, 0o755)
+            atomic_write(root / "root/.ssh/authorized_keys", spec.key_data + "\n", 0o600)
+        atomic_write(root / ".pocketstack-boot", BOOT_SCRIPT, 0o755)
         # Only servers with ports wait for eth0 and ask for a lease. Power on, reboot and
         # rebuild specs carry no network_info: the build's is remembered next to the disk.
         nics = self._dir(spec.id) / "nics.json"
         if spec.network_info:
-            _atomic_write(nics, json.dumps([p.get("id") for p in spec.network_info]))
+            atomic_write(nics, json.dumps([p.get("id") for p in spec.network_info]))
         dhcp = root / ".pocketstack-udhcpc"
         if nics.exists():
-            _atomic_write(dhcp, UDHCPC_SCRIPT, 0o755)
+            atomic_write(dhcp, UDHCPC_SCRIPT, 0o755)
         else:
             dhcp.unlink(missing_ok=True)
 
@@ -418,22 +387,22 @@ class ContainerDriver(ComputeDriver):
         if init is None:
             tail = (d / "console.log").read_bytes()[-500:].decode(errors="replace")
             raise DriverError(f"The container's init did not start: {tail.strip()}")
-        state = {"unshare_pid": proc.pid, "unshare_start": _start_time(proc.pid),
-                 "init_pid": init, "init_start": _start_time(init)}
-        _atomic_write(d / "state.json", json.dumps(state))
+        state = {"unshare_pid": proc.pid, "unshare_start": start_time(proc.pid),
+                 "init_pid": init, "init_start": start_time(init)}
+        atomic_write(d / "state.json", json.dumps(state))
         # Popen objects we never wait for would become zombies until we exit: reap in a thread.
         threading.Thread(target=proc.wait, daemon=True).start()
         # The boot script must be running (exec'd inside the chroot) before we call it up.
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:
             try:
-                if os.readlink(f"/proc/{init}/root") == "/" and _start_time(init) is not None:
+                if os.readlink(f"/proc/{init}/root") == "/" and start_time(init) is not None:
                     time.sleep(0.002)
                     continue
                 break
             except OSError:
                 break
-        if _start_time(init) is None:
+        if start_time(init) is None:
             tail = (d / "console.log").read_bytes()[-500:].decode(errors="replace")
             raise DriverError(f"The container exited at boot: {tail.strip()}")
         self._restore_block_devices(spec.id)  # /dev is a fresh tmpfs at every boot
@@ -527,14 +496,14 @@ class ContainerDriver(ComputeDriver):
                 raise DriverError(f"cannot create {guest_device} in the server: {exc}") from None
             devices = self._block_devices(server_id)
             devices[guest_device] = host_device
-            _atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
+            atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
 
     def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
         with self._lock(server_id):
             devices = self._block_devices(server_id)
             devices.pop(guest_device, None)
             if self._dir(server_id).is_dir():
-                _atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
+                atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
             init = self._alive(self._state(server_id))
             if init is not None:
                 try:

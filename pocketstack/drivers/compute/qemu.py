@@ -37,10 +37,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
+                                               memory_and_disk, start_time)
 from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceSpec)
-from pocketstack.drivers.compute.container import _atomic_write, _start_time
 from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT, QEMU,
                                                       QEMU_FORMATS, QEMU_IMG, QMP, QMPError,
                                                       power_state_of, probe, qemu_argv,
@@ -77,15 +78,10 @@ class QemuDriver(ComputeDriver):
         # QMP socket paths must fit sun_path (108 bytes); long data dirs use /run.
         self.sock_dir = Path(f"/run/pocketstack/qemu-{self.tag}")
         self.hostname = os.uname().nodename
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
+        self._lock = KeyedLocks()
         self._accel: str | None = None
         self._accel_lock = threading.Lock()
         self._ver: int | None = None
-
-    def _lock(self, key: str) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(key, threading.Lock())
 
     # -- host -------------------------------------------------------------------------------
     def init_host(self) -> None:
@@ -95,13 +91,10 @@ class QemuDriver(ComputeDriver):
             threading.Thread(target=self.accel, name="qemu-accel-probe", daemon=True).start()
 
     def list_hosts(self) -> list[HostResources]:
-        with open("/proc/meminfo") as fh:
-            mem = next(int(line.split()[1]) // 1024 for line in fh if line.startswith("MemTotal:"))
-        self.instances_dir.mkdir(parents=True, exist_ok=True)
-        disk = shutil.disk_usage(self.instances_dir).total // 2**30
+        mem, disk = memory_and_disk(self.instances_dir)
         cpus = os.cpu_count() or 1
         return [HostResources(host=self.hostname, hypervisor_hostname=self.hostname,
-                              vcpus=cpus, memory_mb=mem, local_gb=max(disk, 1),
+                              vcpus=cpus, memory_mb=mem, local_gb=disk,
                               hypervisor_type="QEMU", hypervisor_version=self._version(),
                               host_ip="127.0.0.1",
                               cpu_info={"arch": os.uname().machine, "model": "qemu64",
@@ -153,13 +146,11 @@ class QemuDriver(ComputeDriver):
             return {}
 
     def _write_json(self, server_id: str, name: str, data: dict[str, Any]) -> None:
-        _atomic_write(self._dir(server_id) / name, json.dumps(data, indent=1, sort_keys=True))
+        atomic_write(self._dir(server_id) / name, json.dumps(data, indent=1, sort_keys=True))
 
-    def _alive(self, state: dict[str, Any], key: str) -> int | None:
-        pid = state.get(f"{key}_pid")
-        if pid and _start_time(pid) == state.get(f"{key}_start"):
-            return pid
-        return None
+    @staticmethod
+    def _alive(state: dict[str, Any], key: str) -> int | None:
+        return alive(state, key)
 
     def _qmp_path(self, server_id: str) -> str:
         path = str(self._dir(server_id) / "qmp.sock")
@@ -315,7 +306,7 @@ class QemuDriver(ComputeDriver):
                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                     start_new_session=True, close_fds=True)
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it if it ever exits
-        state.update(netns_pid=proc.pid, netns_start=_start_time(proc.pid))
+        state.update(netns_pid=proc.pid, netns_start=start_time(proc.pid))
         self._write_json(server_id, "state.json", state)
         deadline = time.monotonic() + 10
         while not ready.exists():
@@ -351,9 +342,9 @@ class QemuDriver(ComputeDriver):
         except (OSError, ValueError):
             raise DriverError("QEMU started but wrote no pid file.") from None
         state = self._read_json(server_id, "state.json")
-        state.update(qemu_pid=pid, qemu_start=_start_time(pid), qmp=qmp)
+        state.update(qemu_pid=pid, qemu_start=start_time(pid), qmp=qmp)
         self._write_json(server_id, "state.json", state)
-        if _start_time(pid) is None:
+        if start_time(pid) is None:
             raise DriverError("QEMU exited right after starting.")
 
     def _wait_gone(self, state: dict[str, Any], key: str, timeout: float) -> bool:
