@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Compute benchmarks, JSON on stdout:
 
-    python bench/compute.py [--boots 20] [--servers 1000] [--hosts 1000] [--sched-hosts 10000]
+    python bench/compute.py [--boots 20] [--vm-boots 5] [--servers 1000] [--hosts 1000]
+                            [--sched-hosts 10000] [--only boot|vm-boot|scale|scheduler]
 
 1. boot: POST /servers -> ACTIVE with the container driver (real namespaces, cgroups,
    rootfs copy of the busybox image), one at a time, networks "none"; p50/p90 of the time
@@ -13,7 +14,11 @@
 3. scheduler: Scheduler.select_destinations (placement-like prefilter, the seed's 12 filters,
    RAM/CPU weighers, in-memory consumption) at --sched-hosts fake hypervisors, in process,
    p50/p90 over 1,000 placements. The DB claim that follows each selection is measured in (2).
-Servers run on ports 8845/8846 in /tmp/ps-compute-bench-*; both are stopped at the end.
+4. vm-boot: the same POST with the qemu driver and the seeded busybox ami (Debian kernel +
+   BusyBox initramfs, TCG unless KVM is usable and faster), networks "none", one at a time:
+   p50/p90 of POST -> ACTIVE and of POST -> the guest's "booted" line in
+   os-getConsoleOutput (polled every 50 ms).
+Servers run on ports 8845/8846/8847 in /tmp/ps-compute-bench-*; all are stopped at the end.
 """
 
 from __future__ import annotations
@@ -109,6 +114,58 @@ def bench_boot(n: int) -> dict:
         stop(proc)
 
 
+def bench_vm_boot(n: int) -> dict:
+    data, port = Path("/tmp/ps-compute-bench-q/data"), 8847
+    proc = start(data, port, POCKETSTACK_COMPUTE__DRIVER="qemu",
+                 POCKETSTACK_NETWORK__DRIVER="fake")
+    try:
+        tok = token(port, data)
+        status, _, body = http("GET", f"http://127.0.0.1:{port}/image/v2/images?name=busybox-vm",
+                               headers={"X-Auth-Token": tok})
+        if not body.get("images"):
+            return {"skipped": "no busybox-vm image (scripts/build-test-images --with-kernel)"}
+        img = body["images"][0]["id"]
+        active, booted, ids = [], [], []
+        for i in range(n):
+            t0 = time.perf_counter()
+            status, _, body = api(port, tok, "POST", "/servers", {"server": {
+                "name": f"ps-bench-vm-{i}", "imageRef": img, "flavorRef": "1",
+                "networks": "none"}})
+            assert status == 202, body
+            sid = body["server"]["id"]
+            ids.append(sid)
+            t_active = None
+            while True:
+                if t_active is None:
+                    _, _, b = api(port, tok, "GET", f"/servers/{sid}")
+                    state = b["server"]["status"]
+                    assert state != "ERROR", b["server"].get("fault")
+                    if state == "ACTIVE":
+                        t_active = time.perf_counter() - t0
+                else:
+                    _, _, b = api(port, tok, "POST", f"/servers/{sid}/action",
+                                  {"os-getConsoleOutput": {"length": 50}})
+                    if "pocketstack-busybox: booted" in (b or {}).get("output", ""):
+                        break
+                assert time.perf_counter() - t0 < 180, "no boot within 180 s"
+                time.sleep(0.05)
+            active.append(t_active)
+            booted.append(time.perf_counter() - t0)
+            if len(ids) >= 2:  # 2 shared cores: keep at most 2 guests running
+                api(port, tok, "DELETE", f"/servers/{ids.pop(0)}")
+        for sid in ids:
+            api(port, tok, "DELETE", f"/servers/{sid}")
+        time.sleep(2)
+        return {"driver": "qemu", "boots": n,
+                "active_p50_s": round(statistics.median(active), 3),
+                "active_p90_s": round(pct(active, 0.9), 3),
+                "booted_p50_s": round(statistics.median(booted), 3),
+                "booted_p90_s": round(pct(booted, 0.9), 3),
+                "nova_published_median_s": NOVA_MEDIAN_BOOT_S}
+    finally:
+        stop(proc)
+
+
 def bench_scale(servers: int, hosts: int) -> dict:
     data, port = Path("/tmp/ps-compute-bench-f/data"), 8846
     proc = start(data, port, POCKETSTACK_COMPUTE__DRIVER="fake",
@@ -178,7 +235,8 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=1000)
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--sched-hosts", type=int, default=10000)
-    ap.add_argument("--only", choices=("boot", "scale", "scheduler"))
+    ap.add_argument("--vm-boots", type=int, default=5)
+    ap.add_argument("--only", choices=("boot", "vm-boot", "scale", "scheduler"))
     args = ap.parse_args()
     out: dict = {"machine": machine()}
     if args.only in (None, "scheduler"):
@@ -190,6 +248,12 @@ def main() -> None:
         else:
             log("container boots...")
             out["boot"] = bench_boot(args.boots)
+    if args.only in (None, "vm-boot"):
+        if os.geteuid() != 0:
+            out["vm_boot"] = {"skipped": "the qemu driver needs root"}
+        else:
+            log("qemu VM boots...")
+            out["vm_boot"] = bench_vm_boot(args.vm_boots)
     if args.only in (None, "scale"):
         log(f"{args.servers} servers on {args.hosts} fake hypervisors...")
         out["scale"] = bench_scale(args.servers, args.hosts)
