@@ -93,7 +93,7 @@ class Env:
 def env():
     data_dir = Path(tempfile.mkdtemp(prefix="ps-integ-"))
     before = host_names()
-    live = LiveCloud(data_dir / "data", port=8890 + os.getpid() % 10, extra_env=ENV)
+    live = LiveCloud(data_dir / "data", extra_env=ENV)  # a free port: runs may overlap
     e = Env(live)
     try:
         live.start()
