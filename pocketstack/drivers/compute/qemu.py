@@ -45,7 +45,8 @@ from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, Comput
 from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT, QEMU,
                                                       QEMU_FORMATS, QEMU_IMG, QMP, QMPError,
                                                       power_state_of, probe, qemu_argv,
-                                                      read_version, volume_node)
+                                                      read_version)
+from pocketstack.drivers.compute.qemu_volumes import QemuVolumes
 
 log = logging.getLogger("pocketstack.compute.qemu")
 
@@ -63,7 +64,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-class QemuDriver(ComputeDriver):
+class QemuDriver(QemuVolumes, ComputeDriver):
     name = "qemu"
     capabilities = DriverCapabilities(hypervisor_type="QEMU", real_processes=True,
                                       instances_survive_restart=True, needs_image_file=True)
@@ -148,10 +149,6 @@ class QemuDriver(ComputeDriver):
     def _write_json(self, server_id: str, name: str, data: dict[str, Any]) -> None:
         atomic_write(self._dir(server_id) / name, json.dumps(data, indent=1, sort_keys=True))
 
-    @staticmethod
-    def _alive(state: dict[str, Any], key: str) -> int | None:
-        return alive(state, key)
-
     def _qmp_path(self, server_id: str) -> str:
         path = str(self._dir(server_id) / "qmp.sock")
         if len(path.encode()) < 100:
@@ -162,7 +159,7 @@ class QemuDriver(ComputeDriver):
     def _qmp(self, server_id: str, *cmds: tuple[str, dict[str, Any]],
              timeout: float = 5) -> list[Any]:
         state = self._read_json(server_id, "state.json")
-        if self._alive(state, "qemu") is None:
+        if alive(state, "qemu") is None:
             raise DriverError(f"Server {server_id} is not running.")
         with self._lock("qmp-" + server_id):
             try:
@@ -175,7 +172,7 @@ class QemuDriver(ComputeDriver):
     def get_power_state(self, host: str, server_id: str) -> int:
         if not (self._dir(server_id) / "config.json").is_file():
             return NOSTATE
-        if self._alive(self._read_json(server_id, "state.json"), "qemu") is None:
+        if alive(self._read_json(server_id, "state.json"), "qemu") is None:
             return SHUTDOWN
         try:
             (status,) = self._qmp(server_id, ("query-status", {}))
@@ -185,10 +182,10 @@ class QemuDriver(ComputeDriver):
 
     def processes(self, host: str, server_id: str) -> list[int]:
         state = self._read_json(server_id, "state.json")
-        return [p for p in (self._alive(state, "qemu"), self._alive(state, "netns")) if p]
+        return [p for p in (alive(state, "qemu"), alive(state, "netns")) if p]
 
     def netns_pid(self, host: str, server_id: str) -> int | None:
-        return self._alive(self._read_json(server_id, "state.json"), "netns")
+        return alive(self._read_json(server_id, "state.json"), "netns")
 
     # -- images -----------------------------------------------------------------------------
     def _base(self, image_id: str, path: Path | None, what: str) -> Path:
@@ -274,7 +271,7 @@ class QemuDriver(ComputeDriver):
                               "qemu-system-x86 and qemu-utils).")
         with self._lock(spec.id):
             d = self._dir(spec.id)
-            if self._alive(self._read_json(spec.id, "state.json"), "qemu"):
+            if alive(self._read_json(spec.id, "state.json"), "qemu"):
                 return
             try:
                 if not (d / "disk.qcow2").is_file() or not (d / "config.json").is_file():
@@ -295,7 +292,7 @@ class QemuDriver(ComputeDriver):
     def _ensure_netns(self, server_id: str) -> int:
         d = self._dir(server_id)
         state = self._read_json(server_id, "state.json")
-        pid = self._alive(state, "netns")
+        pid = alive(state, "netns")
         if pid is not None:
             return pid
         ready = d / "netns.ready"
@@ -349,7 +346,7 @@ class QemuDriver(ComputeDriver):
 
     def _wait_gone(self, state: dict[str, Any], key: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self._alive(state, key):
+        while alive(state, key):
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.02)
@@ -357,7 +354,7 @@ class QemuDriver(ComputeDriver):
 
     def _stop_qemu(self, server_id: str, timeout: float) -> None:
         state = self._read_json(server_id, "state.json")
-        pid = self._alive(state, "qemu")
+        pid = alive(state, "qemu")
         if pid is not None:
             if timeout > 0:
                 try:
@@ -366,7 +363,7 @@ class QemuDriver(ComputeDriver):
                 except (DriverError, QMPError):
                     pass
                 self._wait_gone(state, "qemu", timeout)
-            if self._alive(state, "qemu"):
+            if alive(state, "qemu"):
                 try:
                     self._qmp(server_id, ("quit", {}), timeout=2)
                 except (DriverError, QMPError, OSError):
@@ -392,7 +389,7 @@ class QemuDriver(ComputeDriver):
 
     def power_on(self, spec: InstanceSpec) -> None:
         with self._lock(spec.id):
-            if self._alive(self._read_json(spec.id, "state.json"), "qemu"):
+            if alive(self._read_json(spec.id, "state.json"), "qemu"):
                 return
             if not (self._dir(spec.id) / "disk.qcow2").is_file():
                 raise DriverError(f"Server {spec.id} has no disk on this host.")
@@ -422,7 +419,7 @@ class QemuDriver(ComputeDriver):
     def _destroy(self, server_id: str) -> None:
         self._stop_qemu(server_id, 0)
         state = self._read_json(server_id, "state.json")
-        holder = self._alive(state, "netns")
+        holder = alive(state, "netns")
         if holder is not None:
             try:
                 os.killpg(holder, signal.SIGKILL)  # sh, ip monitor and the read loop
@@ -527,7 +524,7 @@ class QemuDriver(ComputeDriver):
                                       f"disk: its disk is {have / 2**30:g} GB and disks "
                                       "cannot shrink.")
                 if want > have:
-                    if self._alive(self._read_json(spec.id, "state.json"), "qemu"):
+                    if alive(self._read_json(spec.id, "state.json"), "qemu"):
                         self._qmp(spec.id, ("block_resize", {"node-name": "root",
                                                              "size": want}))
                     else:
@@ -540,73 +537,3 @@ class QemuDriver(ComputeDriver):
             cfg.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb,
                        root_gb=spec.root_gb or cfg.get("root_gb", 0))
             self._write_json(spec.id, "config.json", cfg)
-
-    # -- volumes: virtio disks hot-plugged through QMP ---------------------------------------
-    def attach_block_device(self, host: str, server_id: str, host_device: str,
-                            guest_device: str) -> None:
-        name = guest_device.rsplit("/", 1)[-1]
-        if not guest_device.startswith("/dev/") or "/" in guest_device[5:] or not name.isalnum():
-            raise DriverError(f"invalid guest device name {guest_device}")
-        with self._lock(server_id):
-            if not (self._dir(server_id) / "config.json").is_file():
-                raise DriverError(f"Server {server_id} is not on this host.")
-            if not os.path.exists(host_device):
-                raise DriverError(f"{host_device} does not exist on this host.")
-            volumes = self._read_json(server_id, "volumes.json")
-            if self._alive(self._read_json(server_id, "state.json"), "qemu"):
-                self._hotplug(server_id, name, host_device)
-            volumes[guest_device] = host_device
-            self._write_json(server_id, "volumes.json", volumes)
-
-    def _hotplug(self, server_id: str, name: str, host_device: str) -> None:
-        nodes = {n.get("node-name") for n in self._qmp(
-            server_id, ("query-named-block-nodes", {}))[0]}
-        if f"vol-{name}" not in nodes:
-            try:
-                self._qmp(server_id, ("blockdev-add", volume_node(name, host_device)))
-            except QMPError as exc:
-                raise DriverError(f"QEMU cannot open {host_device}: {exc}") from None
-        try:
-            self._qmp(server_id, ("device_add", {"driver": "virtio-blk-pci",
-                                                 "drive": f"vol-{name}", "id": f"dev-{name}"}))
-        except QMPError as exc:
-            if "Duplicate" not in str(exc):
-                try:
-                    self._qmp(server_id, ("blockdev-del", {"node-name": f"vol-{name}"}))
-                except (QMPError, DriverError):
-                    pass
-                raise DriverError(f"Could not add the disk to the guest: {exc}") from None
-
-    def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
-        name = guest_device.rsplit("/", 1)[-1]
-        with self._lock(server_id):
-            if self._alive(self._read_json(server_id, "state.json"), "qemu"):
-                self._unplug(server_id, name)
-            volumes = self._read_json(server_id, "volumes.json")
-            if volumes.pop(guest_device, None) is not None:
-                self._write_json(server_id, "volumes.json", volumes)
-
-    def _unplug(self, server_id: str, name: str) -> None:
-        def present() -> bool:
-            try:
-                self._qmp(server_id, ("qom-get", {"path": f"/machine/peripheral/dev-{name}",
-                                                  "property": "type"}))
-                return True
-            except QMPError:
-                return False
-
-        if present():
-            try:
-                self._qmp(server_id, ("device_del", {"id": f"dev-{name}"}))
-            except QMPError:
-                pass
-            # The guest acknowledges the ACPI eject; a paused or busy guest may not.
-            deadline = time.monotonic() + 20
-            while present():
-                if time.monotonic() > deadline:
-                    raise DriverError(f"The guest did not release {name} within 20 s.")
-                time.sleep(0.1)
-        try:
-            self._qmp(server_id, ("blockdev-del", {"node-name": f"vol-{name}"}))
-        except QMPError:
-            pass  # already gone
