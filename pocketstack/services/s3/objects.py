@@ -6,7 +6,6 @@ import base64
 import hashlib
 import time
 import uuid
-import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
@@ -84,18 +83,6 @@ def object_headers(record: ObjectRecord) -> dict[str, str]:
     if tags:
         h["x-amz-tagging-count"] = str(len(tags))
     return h
-
-
-def _xml_root(data: bytes) -> ET.Element:
-    try:
-        root = ET.fromstring(data)
-    except ET.ParseError:
-        raise BadRequest("The XML you provided was not well-formed or did not validate "
-                         "against our published schema.", kind="MalformedXML") from None
-    for el in root.iter():
-        if "}" in el.tag:
-            el.tag = el.tag.split("}", 1)[1]
-    return root
 
 
 async def _get_record(req: "S3Request") -> ObjectRecord:
@@ -347,7 +334,7 @@ async def copy_object(req: "S3Request") -> Response:
 
 
 async def delete_objects(req: "S3Request") -> Response:
-    root = _xml_root(await req.body(2 << 20))
+    root = views.xml_root(await req.body(2 << 20))
     quiet = (root.findtext("Quiet") or "").lower() == "true"
     keys = [el.findtext("Key") or "" for el in root.findall("Object")]
     if len(keys) > 1000:
@@ -479,7 +466,7 @@ async def list_uploads(req: "S3Request") -> Response:
 
 async def complete_upload(req: "S3Request") -> Response:
     upload = await _upload_for(req)
-    root = _xml_root(await req.body(4 << 20))
+    root = views.xml_root(await req.body(4 << 20))
     wanted = []
     for el in root.findall("Part"):
         num, etag = el.findtext("PartNumber"), (el.findtext("ETag") or "").strip().strip('"')

@@ -91,7 +91,7 @@ async def bucket_change(req: "S3Request") -> Response:
     q = req.query
     if "tagging" in q:
         if req.method == "PUT":
-            tags = parse_tagging(await req.body(64 * 1024), MAX_BUCKET_TAGS)
+            tags = parse_tagging(await req.body(64 * 1024), MAX_BUCKET_TAGS, "Bucket")
             value: str | None = orjson.dumps(tags).decode()
         else:
             value = None
@@ -113,11 +113,9 @@ def tagging_document(tags: list[list[str]]) -> Response:
     return views.xml(f'<Tagging xmlns="{views.NS}"><TagSet>{items}</TagSet></Tagging>')
 
 
-def parse_tagging(body: bytes, limit: int) -> list[list[str]]:
+def parse_tagging(body: bytes, limit: int, what: str) -> list[list[str]]:
     """A <Tagging><TagSet><Tag><Key/><Value/></Tag>...</TagSet></Tagging> document."""
-    from pocketstack.services.s3.objects import _xml_root
-
-    root = _xml_root(body)
+    root = views.xml_root(body)
     tag_set = root.find("TagSet")
     if root.tag != "Tagging" or tag_set is None:
         raise BadRequest("The XML you provided was not well-formed or did not validate "
@@ -129,19 +127,18 @@ def parse_tagging(body: bytes, limit: int) -> list[list[str]]:
             raise BadRequest("The XML you provided was not well-formed or did not validate "
                              "against our published schema.", kind="MalformedXML")
         tags.append([key, value])
-    return check_tags(tags, limit)
+    return check_tags(tags, limit, what)
 
 
 def parse_tagging_header(value: str) -> list[list[str]]:
     """x-amz-tagging on PUT/copy: URL query form, ``k1=v1&k2=v2``."""
     return check_tags([[k, v] for k, v in parse_qsl(value, keep_blank_values=True)],
-                      MAX_OBJECT_TAGS)
+                      MAX_OBJECT_TAGS, "Object")
 
 
-def check_tags(tags: list[list[str]], limit: int) -> list[list[str]]:
+def check_tags(tags: list[list[str]], limit: int, what: str) -> list[list[str]]:
     if len(tags) > limit:
-        raise InvalidTag(f"Object tags cannot be greater than {limit}" if limit ==
-                         MAX_OBJECT_TAGS else f"Bucket tag count cannot be greater than {limit}")
+        raise InvalidTag(f"{what} tags cannot be more than {limit}")
     seen = set()
     for key, value in tags:
         if not 1 <= len(key) <= 128:
@@ -170,6 +167,7 @@ async def object_tagging(req: "S3Request", record: Any) -> Response:
         return tagging_document(object_tags(record.meta))
     value = None
     if req.method == "PUT":
-        value = orjson.dumps(parse_tagging(await req.body(64 * 1024), MAX_OBJECT_TAGS)).decode()
+        value = orjson.dumps(parse_tagging(await req.body(64 * 1024), MAX_OBJECT_TAGS,
+                                           "Object")).decode()
     await run(req.store.set_system_meta, req.account, req.bucket, req.key, OBJECT_TAGS, value)
     return Response(status_code=200 if req.method == "PUT" else 204)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import time
+import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
 from starlette.responses import Response
+
+from pocketstack.errors import BadRequest
 
 NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -58,3 +61,17 @@ def acl(project_id: str, public_read: bool, public_write: bool = False) -> Respo
                        f"</URI></Grantee><Permission>{perm}</Permission></Grant>")
     return xml(f'<AccessControlPolicy xmlns="{NS}">{owner(project_id)}<AccessControlList>'
                f"{grants}</AccessControlList></AccessControlPolicy>")
+
+
+def xml_root(data: bytes) -> ET.Element:
+    """A request's XML document with namespaces stripped from tags; MalformedXML if it
+    does not parse."""
+    try:
+        root = ET.fromstring(data)
+    except ET.ParseError:
+        raise BadRequest("The XML you provided was not well-formed or did not validate "
+                         "against our published schema.", kind="MalformedXML") from None
+    for el in root.iter():
+        if "}" in el.tag:
+            el.tag = el.tag.split("}", 1)[1]
+    return root
