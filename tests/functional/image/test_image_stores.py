@@ -308,7 +308,7 @@ def test_image_cache_of_an_http_backed_image(mcloud, files):
     queued = new_image(mcloud)
     assert api(mcloud, "PUT", f"/v2/cache/{queued}")[0] == 400  # no data to cache
     glance(mcloud, "cache-queue", image_id)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         listing = api(mcloud, "GET", "/v2/cache")[1]
         if image_id in [c["image_id"] for c in listing["cached_images"]]:

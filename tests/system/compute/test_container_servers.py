@@ -96,7 +96,7 @@ def test_container_server_lifecycle(real_cloud):
         assert int((cpu / "cpu.shares").read_text()) == 1024
         assert str(init) in Path(f"/sys/fs/cgroup/pids/{group}/{srv.id}/cgroup.procs").read_text()
     # Console output through os-getConsoleOutput.
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while "ps-user-data-ran" not in (out := conn.compute.get_server_console_output(srv.id)["output"]):
         assert time.monotonic() < deadline, out
         time.sleep(0.1)
@@ -122,7 +122,7 @@ def test_container_server_lifecycle(real_cloud):
     # hard reboot: another new process
     conn.compute.reboot_server(srv.id, "HARD")
     wait(conn, srv.id, {"ACTIVE"})
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while state(c.data_dir, srv.id)["init_pid"] == init2:
         assert time.monotonic() < deadline
         time.sleep(0.05)
