@@ -194,3 +194,14 @@ class ComputeDriver(abc.ABC):
     def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
         """Remove ``guest_device`` from the server. Absent is success."""
         raise DriverError(f"the {self.name} compute driver cannot detach block devices")
+
+    # Interfaces (os-interface): the network service plugs each of the server's ports into
+    # its network namespace as the next free ethN carrying the port's MAC. A container's
+    # processes see those links directly; a VM needs a NIC of its own for each.
+    def attach_interface(self, host: str, server_id: str, mac: str) -> None:
+        """A port with ``mac`` was just plugged into the running server's namespace: make
+        it a guest NIC. Idempotent. Default: nothing (the guest sees the namespace)."""
+
+    def detach_interface(self, host: str, server_id: str, mac: str) -> None:
+        """Remove the guest NIC with ``mac`` (the port is unplugged next). Absent is
+        success. Default: nothing."""
