@@ -168,12 +168,16 @@ class NetworkDriver(abc.ABC):
         return False
 
     @abc.abstractmethod
-    def plug_vif(self, port: PortSpec, netns_pid: int) -> None:
-        """Give the process ``netns_pid``'s network namespace an ``eth0`` on ``port``.
+    def plug_vif(self, port: PortSpec, netns_pid: int) -> str:
+        """Give the process ``netns_pid``'s network namespace an interface on ``port``;
+        return its name there.
 
         A veth pair: the host end (``port.veth``) on ``port.bridge``, the other end moved
-        into the namespace, renamed eth0, with ``port.mac``; the port's security rules
-        applied. Idempotent: plugging a plugged port re-checks and fixes it.
+        into the namespace with ``port.mac`` and named like a cloud guest's NICs: the
+        lowest free ``ethN`` (so a server's ports, plugged in order, are eth0, eth1, ...),
+        except that a port plugged again (into a restarted server's new namespace) keeps
+        the name it had. The port's security rules are applied. Idempotent: plugging a
+        plugged port re-checks and fixes it.
         """
 
     @abc.abstractmethod

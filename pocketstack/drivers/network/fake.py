@@ -22,6 +22,7 @@ class FakeHostState:
     dhcp: dict[str, object] = field(default_factory=dict)
     vifs: dict[str, tuple[PortSpec, int]] = field(default_factory=dict)  # veth -> (port, pid)
     rules: dict[str, list] = field(default_factory=dict)  # veth -> rules
+    ifnames: dict[str, str] = field(default_factory=dict)  # veth -> ethN in the namespace
 
 
 class FakeNetworkDriver(NetworkDriver):
@@ -46,6 +47,7 @@ class FakeNetworkDriver(NetworkDriver):
                 if veth not in wanted:  # the port is gone from the database
                     del self.state.vifs[veth]
                     self.state.rules.pop(veth, None)
+                    self.state.ifnames.pop(veth, None)
                 else:
                     self.state.vifs[veth] = (wanted[veth], self.state.vifs[veth][1])
                     self.state.rules[veth] = list(wanted[veth].rules)
@@ -54,14 +56,22 @@ class FakeNetworkDriver(NetworkDriver):
     def has_network(self, bridge: str) -> bool:
         return bridge in self.state.bridges
 
-    def plug_vif(self, port: PortSpec, netns_pid: int) -> None:
+    def plug_vif(self, port: PortSpec, netns_pid: int) -> str:
         with self._lock:
+            taken = {name for veth, name in self.state.ifnames.items()
+                     if veth != port.veth and self.state.vifs.get(veth, (None, 0))[1] == netns_pid}
+            name = self.state.ifnames.get(port.veth)
+            if name is None or name in taken:
+                name = next(f"eth{n}" for n in range(len(taken) + 1) if f"eth{n}" not in taken)
             self.state.vifs[port.veth] = (port, netns_pid)
+            self.state.ifnames[port.veth] = name
             self.state.rules[port.veth] = list(port.rules)
+            return name
 
     def unplug_vif(self, port: PortSpec) -> None:
         with self._lock:
             self.state.vifs.pop(port.veth, None)
+            self.state.ifnames.pop(port.veth, None)
             self.state.rules.pop(port.veth, None)
 
     def apply_security(self, ports: list[PortSpec]) -> None:

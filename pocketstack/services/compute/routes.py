@@ -335,3 +335,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     from pocketstack.services.compute import volume_attachments  # os-volume_attachments
 
     volume_attachments.register(svc, r)
+
+    from pocketstack.services.compute import interfaces  # os-interface
+
+    interfaces.register(svc, r)

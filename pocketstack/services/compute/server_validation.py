@@ -89,6 +89,14 @@ def _int(value: Any, field: str, lo: int = 1) -> int:
     return n
 
 
+def check_device_tag(tag: Any) -> str:
+    """A NIC's device tag (Nova's parameter_types.tag)."""
+    if not isinstance(tag, str) or not 1 <= len(tag) <= 60 or "/" in tag or "," in tag:
+        raise BadRequest(f"Invalid input for field/attribute tag. Value: {tag}: at most 60 "
+                         "characters, without '/' or ','")
+    return tag
+
+
 def _networks(value: Any, ver: APIVersion) -> Any:
     if value is None:
         if ver.has("networks_required"):
@@ -127,6 +135,12 @@ def _networks(value: Any, ver: APIVersion) -> Any:
             except ValueError:
                 raise BadRequest(f"Invalid fixed IP address ({net['fixed_ip']})") from None
             item["fixed_ip"] = net["fixed_ip"]
+        if "tag" in net:
+            tag = net["tag"]
+            if not ver.at_least(2, 32):
+                raise BadRequest("Invalid input for field/attribute networks: 'tag' needs "
+                                 "microversion 2.32 or later")
+            item["tag"] = check_device_tag(tag)
         out.append(item)
     return out
 

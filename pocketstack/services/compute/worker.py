@@ -80,6 +80,9 @@ class Worker:
         image = srv.image or {}
         props = dict(image.get("properties") or {})
         kernel = ramdisk = None
+        if network_info is None:  # power on, reboot, rebuild...: the ports it has now
+            net = self.svc.cloud.services.get("network")
+            network_info = net.server_ports(srv.id) if net is not None else []
         if image_path is not None:  # a VM image may boot through its kernel/ramdisk images
             kernel, ramdisk = (self._image_file(props.get(k)) for k in ("kernel_id", "ramdisk_id"))
         return InstanceSpec(
@@ -91,7 +94,7 @@ class Worker:
             container_format=image.get("container_format") or "",
             kernel_path=kernel, ramdisk_path=ramdisk,
             user_data=user_data, metadata=dict(srv.metadata_ or {}), key_data=srv.key_data,
-            network_info=network_info or [], pci_devices=pci)
+            network_info=network_info, pci_devices=pci)
 
     def _image_file(self, image_id: str | None):  # noqa: ANN202
         images = self.svc.cloud.services.get("image")
@@ -262,6 +265,12 @@ class Worker:
                 if requested != "legacy" or "Unable to automatically allocate" not in exc.message:
                     raise
                 ports = []
+            if isinstance(requested, list):  # device tags of the requested NICs (2.32+)
+                from pocketstack.services.compute import interfaces
+
+                interfaces.remember_tags(self.svc, srv.id, {
+                    port["id"]: req["tag"] for req, port in zip(requested, ports)
+                    if req.get("tag")})
             with self.db.write() as s:
                 row = s.get(Server, srv.id)
                 if row is not None:
@@ -411,11 +420,9 @@ class Worker:
 
         ports = ports_api.list(RequestContext.internal(), QueryParams({"device_id": srv.id}),
                                "")["ports"]
+        # no unplug first: plug_vif replaces a veth into the old namespace itself, and
+        # the port keeps its interface name (eth1 stays eth1)
         for port in ports:
-            try:
-                net.unplug_vif(port["id"])
-            except Exception:  # noqa: BLE001 - the old veth may be gone with the old netns
-                pass
             net.plug_vif(port["id"], pid)
 
     # -- rebuild / resize ------------------------------------------------------------------

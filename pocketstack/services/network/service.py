@@ -282,12 +282,18 @@ class NetworkService:
     def deallocate_for_server(self, ctx: RequestContext, server_id: str) -> None:
         """Delete the ports allocate_for_server created; unbind pre-existing ones."""
         with self.db.read() as s:
-            ports = s.scalars(select(m.Port).where(m.Port.device_id == server_id)).all()
-        for port in ports:
-            self.unplug_vif(port.id)
+            port_ids = list(s.scalars(select(m.Port.id).where(m.Port.device_id == server_id)))
+        for port_id in port_ids:
+            self.release_port(server_id, port_id)
+
+    def release_port(self, server_id: str, port_id: str) -> None:
+        """Unplug one of the server's ports; delete it if it was made for the server
+        (boot or interface attach with a network), else unbind it so it can be reused."""
+        self.unplug_vif(port_id)
         with self.db.write() as s:
-            for port in s.scalars(select(m.Port).where(m.Port.device_id == server_id,
-                                                       m.Port.device_owner.like("compute:%"))):
+            port = s.get(m.Port, port_id)
+            if port is not None and port.device_id == server_id and \
+                    port.device_owner.startswith("compute:"):
                 if port.created_for_server:
                     self.ports.delete_row(s, port)
                 else:
@@ -295,8 +301,23 @@ class NetworkService:
                     port.binding_vif_type, port.status = "unbound", "DOWN"
         self.changed()
 
-    def plug_vif(self, port_id: str, netns_pid: int) -> None:
-        """Give the server's network namespace (of process ``netns_pid``) eth0 on the port."""
+    def server_ports(self, server_id: str) -> list[dict]:
+        """The server's ports in the order they were attached: id, network_id,
+        network_name, mac_address, status, fixed_ips [{ip_address, subnet_id}]."""
+        with self.db.read() as s:
+            port_ids = list(s.scalars(select(m.Port.id).where(
+                m.Port.device_id == server_id, m.Port.device_owner.like("compute:%"))
+                .order_by(m.Port.created_at, m.Port.id)))
+            infos = self._port_infos(s, port_ids)
+            status = dict(s.execute(select(m.Port.id, m.Port.status).where(
+                m.Port.id.in_(port_ids))).all())
+        for info in infos:
+            info["status"] = status[info["id"]]
+        return infos
+
+    def plug_vif(self, port_id: str, netns_pid: int) -> str:
+        """Plug the port into the server's network namespace (of process ``netns_pid``);
+        returns the interface's name there (eth0 for the first port, then eth1, ...)."""
         spec = self.topology.port_spec(port_id)
         if spec is None:
             raise NotFound(f"Port {port_id} could not be found.", kind="PortNotFound")
@@ -304,7 +325,7 @@ class NetworkService:
             self.reconcile_now()  # the bridge (and DHCP, router) must exist first
         else:
             self.changed()  # DHCP host entry, remote-group members: converge soon
-        self.driver.plug_vif(spec, netns_pid)
+        name = self.driver.plug_vif(spec, netns_pid)
         with self.db.write() as s:
             port = s.get(m.Port, port_id)
             if port is not None:
@@ -312,6 +333,7 @@ class NetworkService:
                 if port.binding_vif_type == "unbound":
                     port.binding_vif_type = "bridge"
                     port.binding_host_id = port.binding_host_id or self.host
+        return name
 
     def unplug_vif(self, port_id: str) -> None:
         spec = self.topology.port_spec(port_id)

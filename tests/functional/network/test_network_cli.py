@@ -43,12 +43,20 @@ def test_seed000_private_network_router_and_rules(cloud, project):
     assert gw["enable_snat"] is True
     assert gw["external_fixed_ips"][0]["ip_address"].startswith("172.24.4.")
     assert router["interfaces_info"][0]["ip_address"] == "192.168.2.1"
+    # The seed's operator types these as a member of the project. An admin would see
+    # every project's group named "default" and get "More than one SecurityGroup exists",
+    # as with Neutron, once other tests' projects have one.
+    member, pw = uid("netmember"), uuid.uuid4().hex
+    cloud.openstack("user", "create", "--password", pw, member)
+    cloud.openstack("role", "add", "--project", project, "--user", member, "member",
+                    parse=False)
     for proto, extra in (("icmp", []), ("tcp", ["--dst-port", "1:65535"]),
                          ("udp", ["--dst-port", "1:65535"])):
-        os_(cloud, project, "security", "group", "rule", "create", "--protocol", proto, *extra,
-            "default")
-    rules = json.loads(os_(cloud, project, "security", "group", "rule", "list", "default",
-                         "-f", "json", parse=False))
+        cloud.openstack("security", "group", "rule", "create", "--protocol", proto, *extra,
+                        "default", user=member, project=project, password=pw)
+    rules = json.loads(cloud.openstack("security", "group", "rule", "list", "default",
+                                       "-f", "json", parse=False, user=member, project=project,
+                                       password=pw))
     protos = sorted(str(r["IP Protocol"]) for r in rules)
     # the default group: egress v4/v6, ingress from the group v4/v6, plus our three
     assert protos.count("None") == 4 and {"icmp", "tcp", "udp"} <= set(protos)

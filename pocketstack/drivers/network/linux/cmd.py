@@ -60,6 +60,16 @@ def netns_list() -> set[str]:
         return set()
 
 
+def netns_links(pid: int) -> set[str]:
+    """Interface names in process ``pid``'s network namespace (/proc/PID/net is per
+    namespace: no nsenter needed)."""
+    try:
+        with open(f"/proc/{pid}/net/dev") as fh:
+            return {line.split(":", 1)[0].strip() for line in fh.readlines()[2:]}
+    except OSError:
+        return set()
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -18,7 +18,8 @@ from typing import Any
 from pocketstack.drivers.network.base import (
     Capabilities, DriverError, NetworkDriver, PortSpec, Topology)
 from pocketstack.drivers.network.linux import bridges, dnsmasq, metadata, nftables, routers
-from pocketstack.drivers.network.linux.cmd import ip, ip_batch, links, pid_alive, run, write_atomic
+from pocketstack.drivers.network.linux.cmd import (ip, ip_batch, links, netns_links, pid_alive,
+                                                   run, write_atomic)
 
 log = logging.getLogger("pocketstack.network.linux")
 
@@ -46,7 +47,10 @@ class LinuxNetworkDriver(NetworkDriver):
         self._l3_lock = threading.Lock()  # bridges, namespaces, DHCP (the sync path)
         self._plugged_at: dict[str, float] = {}
         self._applied: dict[str, str] = {}  # object -> fingerprint of what we last applied
-        self.vifs: dict[str, int] = self._load_vifs()
+        # veth -> pid of the namespace it is plugged into, and its name in there (ethN)
+        self.vifs: dict[str, int] = {}
+        self.ifnames: dict[str, str] = {}
+        self._load_vifs()
         self._specs: dict[str, PortSpec] = {}
         self._members: dict[str, list[str]] = {}
         self.host_mode = nftables.host_mode_available()
@@ -64,15 +68,32 @@ class LinuxNetworkDriver(NetworkDriver):
             self._metadata.stop()
             self._metadata = None
 
-    def _load_vifs(self) -> dict[str, int]:
+    def _load_vifs(self) -> None:
         try:
-            return {k: int(v) for k, v in json.loads(
-                (self.state_dir / "vifs.json").read_text()).items()}
+            saved = json.loads((self.state_dir / "vifs.json").read_text())
         except (OSError, ValueError):
-            return {}
+            return
+        for veth, value in saved.items():
+            # older releases saved only the pid: every port was eth0 then
+            pid, name = (value, "eth0") if isinstance(value, int) else value
+            self.vifs[veth], self.ifnames[veth] = int(pid), str(name)
 
     def _save_vifs(self) -> None:
-        write_atomic(str(self.state_dir / "vifs.json"), json.dumps(self.vifs, sort_keys=True))
+        write_atomic(str(self.state_dir / "vifs.json"), json.dumps(
+            {v: [pid, self.ifnames.get(v, "eth0")] for v, pid in self.vifs.items()},
+            sort_keys=True))
+
+    def _ifname_for(self, veth: str, netns_pid: int) -> str:
+        """The port keeps the name it had (a replug into a restarted server's new
+        namespace); a new port takes the lowest free ethN in the namespace."""
+        taken = netns_links(netns_pid)
+        old = self.ifnames.get(veth)
+        if old and old not in taken:
+            return old
+        n = 0
+        while f"eth{n}" in taken:
+            n += 1
+        return f"eth{n}"
 
     def _ours(self, name: str) -> bool:
         return name.startswith(self.prefix) and len(name) > len(self.prefix) + 1
@@ -170,6 +191,7 @@ class LinuxNetworkDriver(NetworkDriver):
             for veth in list(self.vifs):
                 if veth not in wanted_links:
                     del self.vifs[veth]
+                    self.ifnames.pop(veth, None)
                     self._plugged_at.pop(veth, None)
             self._save_vifs()
             self._members = topo.group_members
@@ -186,7 +208,7 @@ class LinuxNetworkDriver(NetworkDriver):
     def has_network(self, bridge: str) -> bool:
         return os.path.exists(f"/sys/class/net/{bridge}")
 
-    def plug_vif(self, port: PortSpec, netns_pid: int) -> None:
+    def plug_vif(self, port: PortSpec, netns_pid: int) -> str:
         if not pid_alive(netns_pid):
             raise DriverError(f"process {netns_pid} does not exist")
         guest = f"{self.prefix}g{port.veth[len(self.prefix) + 1:]}"
@@ -197,17 +219,19 @@ class LinuxNetworkDriver(NetworkDriver):
             if not (exists and self.vifs.get(port.veth) == netns_pid):
                 if exists:
                     ip("link", "del", port.veth, check=False)
+                name = self._ifname_for(port.veth, netns_pid)
                 try:
                     ip_batch([f"link add {port.veth} mtu {port.mtu} type veth peer name {guest} "
                               f"mtu {port.mtu}", f"link set {guest} netns {netns_pid}",
                               f"link set {port.veth} master {port.bridge}",
                               f"link set {port.veth} up"])
                     run(["nsenter", f"--net=/proc/{netns_pid}/ns/net", "ip", "-batch", "-"],
-                        input=f"link set {guest} name eth0\nlink set eth0 address {port.mac}\n"
-                              "link set eth0 up\nlink set lo up\n")
+                        input=f"link set {guest} name {name}\nlink set {name} address {port.mac}\n"
+                              f"link set {name} up\nlink set lo up\n")
                 except DriverError:
                     ip("link", "del", port.veth, check=False)
                     raise
+                self.ifnames[port.veth] = name
             else:
                 master = os.path.basename(os.path.realpath(
                     f"/sys/class/net/{port.veth}/master"))
@@ -218,11 +242,13 @@ class LinuxNetworkDriver(NetworkDriver):
             self._save_vifs()
             self._applied.pop(f"sg:{port.veth}", None)
             self._apply_security([port], force=False, only=True)
+            return self.ifnames.get(port.veth, "eth0")
 
     def unplug_vif(self, port: PortSpec) -> None:
         with self._lock:
             ip("link", "del", port.veth, check=False)
             self.vifs.pop(port.veth, None)
+            self.ifnames.pop(port.veth, None)
             self._plugged_at.pop(port.veth, None)
             self._save_vifs()
             self._applied.pop(f"sg:{port.veth}", None)
@@ -261,11 +287,12 @@ class LinuxNetworkDriver(NetworkDriver):
             if port.veth not in self.vifs:
                 continue
             pid = self.vifs[port.veth]
-            text = nftables.port_ruleset(self.sg_table, port)
+            name = self.ifnames.get(port.veth, "eth0")
+            text = nftables.port_ruleset(self.sg_table, port, name)
             key = f"sg:{port.veth}"
             if (not force and self._applied.get(key) == text) or not pid_alive(pid):
                 continue
-            nftables.apply_port(self.sg_table, port, pid)
+            nftables.apply_port(self.sg_table, port, pid, name)
             self._applied[key] = text
 
     # -- purge ----------------------------------------------------------------------------
@@ -283,6 +310,7 @@ class LinuxNetworkDriver(NetworkDriver):
             nftables.delete_host(self.sg_table)
             nftables.delete_host_rules(self.sg_table)
             self.vifs.clear()
+            self.ifnames.clear()
             self._save_vifs()
             self._applied.clear()
             for path in (self.socket_path, self.dhcp_root / "dhcp", self.dhcp_root):

@@ -98,13 +98,21 @@ def _match(rule: SecurityRule) -> str | None:
     return " ".join(parts) + " accept"
 
 
-def port_ruleset(table: str, port: PortSpec) -> str:
-    lines = [f"table inet {table} {{}}", f"delete table inet {table}"]
+def port_ruleset(table: str, port: PortSpec, ifname: str = "eth0") -> str:
+    """The port's rules inside the server's namespace (no br_netfilter on the host).
+
+    One table per interface (``<table>_<ifname>``): a server with several ports has one
+    table each, and each passes what is not on its own interface, because a packet must
+    be accepted by every base chain of its hook."""
+    name = f"{table}_{ifname}"
+    # (the first two lines drop the single table that releases before multi-NIC used)
+    lines = [f"table inet {table} {{}}", f"delete table inet {table}",
+             f"table inet {name} {{}}", f"delete table inet {name}"]
     if not port.port_security:
         return "\n".join(lines) + "\n"
-    lines += [f"table inet {table} {{",
+    lines += [f"table inet {name} {{",
               "  chain psin { type filter hook input priority 0; policy drop;",
-              "    iif lo accept", "    ct state established,related accept",
+              f"    iifname != \"{ifname}\" accept", "    ct state established,related accept",
               "    ct state invalid drop", "    udp sport 67 udp dport 68 accept",
               "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-advert, "
               "mld-listener-query } accept"]
@@ -112,7 +120,7 @@ def port_ruleset(table: str, port: PortSpec) -> str:
         if rule.direction == "ingress" and (m := _match(rule)):
             lines.append(f"    {m}")
     lines += ["  }", "  chain psout { type filter hook output priority 0; policy drop;",
-              "    oif lo accept", "    ct state established,related accept",
+              f"    oifname != \"{ifname}\" accept", "    ct state established,related accept",
               "    ct state invalid drop", "    udp sport 68 udp dport 67 accept",
               "    icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit, "
               "mld2-listener-report } accept"]
@@ -127,9 +135,9 @@ def apply_host(table: str, ports: list[PortSpec]) -> None:
     run(["nft", "-f", "-"], input=spoof_ruleset(table, ports))
 
 
-def apply_port(table: str, port: PortSpec, pid: int) -> None:
+def apply_port(table: str, port: PortSpec, pid: int, ifname: str = "eth0") -> None:
     run(["nsenter", f"--net=/proc/{pid}/ns/net", "nft", "-f", "-"],
-        input=port_ruleset(table, port))
+        input=port_ruleset(table, port, ifname))
 
 
 def delete_host(table: str) -> None:
