@@ -329,3 +329,42 @@ def test_stopped_and_started_server_leases_its_address_again(env):
         assert time.monotonic() < deadline, conn.compute.get_server_console_output(sid)
         time.sleep(0.1)
     assert env.ping("a2", env.fixed_ip("a1"))
+
+
+def test_second_nic_attached_live_keeps_its_name_and_detaches(env):
+    """os-interface on a running container: the port on a second network appears in the
+    server's namespace as eth1 with the port's MAC, DHCP on that network hands it the
+    port's address, a hard reboot (a new namespace) plugs it as eth1 again, and a detach
+    removes it from the server and the host."""
+    conn, sid = env.servers["a3"]["conn"], env.ids["a3"]
+    wait_lease(env, "a3")
+    net2 = conn.network.create_network(name=f"ps-integ-n2-{uuid.uuid4().hex[:6]}")
+    conn.network.create_subnet(network_id=net2.id, ip_version=4, cidr="10.9.8.0/24")
+    att = conn.compute.create_server_interface(sid, net_id=net2.id)
+    want_ip = att.fixed_ips[0]["ip_address"]
+    assert {i.port_id for i in conn.compute.server_interfaces(sid)} >= {att.port_id}
+
+    def link(name: str) -> str:
+        return env.sh("a3", "ip", "-o", "link", "show", "dev", name).stdout
+
+    assert att.mac_addr in link("eth1"), link("eth1")
+    assert env.fixed_ip("a3") == env.inside_ip("a3")  # eth0 untouched
+    deadline = time.monotonic() + 30
+    while True:  # the network's dnsmasq may take a moment to learn the new host
+        lease = env.sh("a3", "busybox", "udhcpc", "-i", "eth1", "-n", "-q", "-f", "-t", "3",
+                       "-T", "1", "-s", "/bin/true")
+        if f"lease of {want_ip} obtained" in lease.stderr + lease.stdout:
+            break
+        assert time.monotonic() < deadline, lease.stderr + lease.stdout
+    old_pid = env.pid("a3")
+    conn.compute.reboot_server(sid, "HARD")
+    deadline = time.monotonic() + 60
+    while env.pid("a3") == old_pid or att.mac_addr not in link("eth1"):
+        assert time.monotonic() < deadline, link("eth1")
+        time.sleep(0.1)
+    wait_active(conn, sid)
+    assert env.servers["a3"]["ip"] and "eth2" not in env.sh("a3", "ip", "-o", "link").stdout
+    conn.compute.delete_server_interface(att.port_id, server=sid)
+    assert "eth1" not in env.sh("a3", "ip", "-o", "link").stdout
+    assert conn.network.find_port(att.port_id) is None  # made for the server: gone
+    conn.network.delete_network(net2.id)
