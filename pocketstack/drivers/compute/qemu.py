@@ -3,7 +3,7 @@ disk (a qcow2 overlay over the image), in a network namespace of its own.
 
 Layout under ``<data_dir>/compute/qemu/<server id>/``:
   disk.qcow2     the server's disk: an overlay whose backing file is the image's base
-  config.json    how to boot it (base format, kernel/ramdisk, flavor, NIC MACs, volumes)
+  config.json    how to boot it (base format, kernel/ramdisk, flavor, its ports' MACs)
   state.json     pids (QEMU, the network namespace holder) with their start times, QMP path
   console.log    the serial console (os-getConsoleOutput), appended across boots
 Base images (and kernels/ramdisks) are linked, or copied, into ``<data_dir>/compute/
@@ -11,12 +11,11 @@ qemu-base/<image id>`` so a server outlives its image's deletion (Nova's ``_base
 unreferenced base goes with its last server.
 
 Networking: a small holder process (``unshare --net``) owns the server's namespace; QEMU runs
-in it (``nsenter``) and uses the tap device ``tap0`` there, on a bridge ``psbr``. The network
-service plugs the port into that namespace as ``eth0`` carrying the port's MAC; the holder
-watches the namespace's links and puts eth0 on the bridge with a different MAC, because the
-guest NIC carries the port's MAC (dnsmasq hands out the fixed IP by MAC) and a bridge would
-keep frames for its own port's MAC to itself. The holder outlives QEMU (stop/start keep the
-plugged port); destroy ends both.
+in it (``nsenter``). The network service plugs each port into that namespace as an ``ethN``
+carrying the port's MAC; each port is also a guest NIC with that MAC on a tap, and the two
+meet on a bridge, all named by the MAC (qemu_process.NIC_FUNCS; NICs come and go in
+qemu_nics.py). The holder watches the namespace's links and puts each ethN on its bridge.
+The holder outlives QEMU (stop/start keep the plugged ports); destroy ends both.
 
 QEMU and the holder run in sessions of their own, so servers keep running while pocketstack
 is down; at start the worker re-adopts them from state.json (pid + start time, so a reused
@@ -42,10 +41,11 @@ from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
 from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceSpec)
-from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT, QEMU,
-                                                      QEMU_FORMATS, QEMU_IMG, QMP, QMPError,
-                                                      power_state_of, probe, qemu_argv,
-                                                      read_version)
+from pocketstack.drivers.compute.qemu_nics import QemuNics
+from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT,
+                                                      NETNS_VERSION, QEMU, QEMU_FORMATS,
+                                                      QEMU_IMG, QMP, QMPError, power_state_of,
+                                                      probe, qemu_argv, read_version)
 from pocketstack.drivers.compute.qemu_volumes import QemuVolumes
 
 log = logging.getLogger("pocketstack.compute.qemu")
@@ -64,7 +64,7 @@ def _link_or_copy(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-class QemuDriver(QemuVolumes, ComputeDriver):
+class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
     name = "qemu"
     capabilities = DriverCapabilities(hypervisor_type="QEMU", real_processes=True,
                                       instances_survive_restart=True, needs_image_file=True)
@@ -293,8 +293,10 @@ class QemuDriver(QemuVolumes, ComputeDriver):
         d = self._dir(server_id)
         state = self._read_json(server_id, "state.json")
         pid = alive(state, "netns")
-        if pid is not None:
+        if pid is not None and state.get("netns_v", 1) >= NETNS_VERSION:
             return pid
+        if pid is not None:  # an older holder (QEMU is not running here): a fresh namespace
+            self._kill_holder(state)
         ready = d / "netns.ready"
         ready.unlink(missing_ok=True)
         with open(d / "netns.log", "ab") as logf:
@@ -303,7 +305,8 @@ class QemuDriver(QemuVolumes, ComputeDriver):
                                     stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                     start_new_session=True, close_fds=True)
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it if it ever exits
-        state.update(netns_pid=proc.pid, netns_start=start_time(proc.pid))
+        state.update(netns_pid=proc.pid, netns_start=start_time(proc.pid),
+                     netns_v=NETNS_VERSION)
         self._write_json(server_id, "state.json", state)
         deadline = time.monotonic() + 10
         while not ready.exists():
@@ -318,6 +321,7 @@ class QemuDriver(QemuVolumes, ComputeDriver):
         d = self._dir(server_id)
         cfg = self._read_json(server_id, "config.json")
         holder = self._ensure_netns(server_id)
+        self._nic_links(holder, "sync", cfg.get("macs") or [])  # QEMU opens taps by name
         qmp, pidfile = self._qmp_path(server_id), d / "qemu.pid"
         for stale in (Path(qmp), pidfile):
             stale.unlink(missing_ok=True)
@@ -394,10 +398,17 @@ class QemuDriver(QemuVolumes, ComputeDriver):
             if not (self._dir(spec.id) / "disk.qcow2").is_file():
                 raise DriverError(f"Server {spec.id} has no disk on this host.")
             cfg = self._read_json(spec.id, "config.json")
-            if spec.vcpus and spec.memory_mb and (cfg.get("vcpus"), cfg.get("memory_mb")) != (
-                    spec.vcpus, spec.memory_mb):
-                cfg.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb)
-                self._write_json(spec.id, "config.json", cfg)
+            new = dict(cfg)
+            if spec.vcpus and spec.memory_mb:
+                new.update(vcpus=spec.vcpus, memory_mb=spec.memory_mb)
+            # The ports the caller names, when it names them, are the NICs; else the ones
+            # config.json remembers (spawn's, plus attaches, minus detaches).
+            macs = [str(p["mac_address"]).lower() for p in spec.network_info
+                    if p.get("mac_address")]
+            if macs:
+                new["macs"] = macs
+            if new != cfg:
+                self._write_json(spec.id, "config.json", new)
             self._start(spec.id)
 
     def pause(self, host: str, server_id: str) -> None:
@@ -418,7 +429,11 @@ class QemuDriver(QemuVolumes, ComputeDriver):
 
     def _destroy(self, server_id: str) -> None:
         self._stop_qemu(server_id, 0)
-        state = self._read_json(server_id, "state.json")
+        self._kill_holder(self._read_json(server_id, "state.json"))
+        shutil.rmtree(self._dir(server_id), ignore_errors=True)
+        self._gc_bases()
+
+    def _kill_holder(self, state: dict[str, Any]) -> None:
         holder = alive(state, "netns")
         if holder is not None:
             try:
@@ -426,8 +441,6 @@ class QemuDriver(QemuVolumes, ComputeDriver):
             except (ProcessLookupError, PermissionError):
                 pass
             self._wait_gone(state, "netns", 10)
-        shutil.rmtree(self._dir(server_id), ignore_errors=True)
-        self._gc_bases()
 
     def _gc_bases(self) -> None:
         """Remove base files no server's config refers to any more."""

@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
-                                              SUSPENDED)
+                                              SUSPENDED, DriverError)
 
 QEMU = "qemu-system-x86_64"
 QEMU_IMG = "qemu-img"
@@ -25,27 +25,108 @@ QEMU_FORMATS = {"raw": "raw", "ami": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "v
                 "vhd": "vpc", "vhdx": "vhdx"}
 DEFAULT_APPEND = "root=/dev/vda console=ttyS0"
 
-# The namespace holder ($1: ready marker). Runs the host's sh and ip inside the new netns.
-NETNS_SCRIPT = r"""
+# Each port of a server is a link ethN in its namespace (the network service plugs it, with
+# the port's MAC) and a guest NIC with that same MAC (dnsmasq hands out the fixed IP by MAC).
+# They meet on a bridge b<hex12> with a tap t<hex12> that QEMU opens by name, both named
+# from the port's MAC rather than from N: after detaches and replugs the ethN order need not
+# match the guest's NIC order, the MAC is what ties a NIC to its port. ethN itself carries a
+# different MAC (fe + the port's MAC[2:], fc if the port's begins with fe) because a bridge
+# would keep frames for its own port's MAC to itself; the port's MAC is kept as the link's
+# alias so the rewrite can be undone in thought (which bridge this ethN belongs on).
+#
+# ps_wire puts every eth* on its port's bridge, but only if that bridge exists: the driver
+# creates bridges and taps (ps_sync before QEMU starts, for the boot NICs and dropping
+# those of ports the server no longer has; ps_add in attach_interface for hot-plugged ones)
+# and removes them (ps_del, in detach_interface). Were the holder to
+# create them, it would re-create what a detach just removed while the port is still plugged
+# (the port is unplugged right after), leaking a bridge and a tap per detach.
+NIC_FUNCS = r"""
+set -f
+ps_wire() {
+  links=$(ip -o link show) || return 0
+  echo "$links" | while IFS= read -r line; do
+    set -- $line
+    name=${2%:}; name=${name%@*}
+    case "$name" in eth*) ;; *) continue ;; esac
+    mac=${line#*link/ether }; mac=${mac%% *}
+    case "$line" in *" alias "*) orig=${line##* alias }; orig=${orig%% *} ;; *) orig=$mac ;; esac
+    hex=$(echo "$orig" | tr -d :)
+    case "$links" in *": b$hex: "*) ;; *) continue ;; esac
+    [ "$orig" = "$mac" ] && ip link set "$name" alias "$orig"
+    case "$orig" in fe:*) want="fc${orig#??}" ;; *) want="fe${orig#??}" ;; esac
+    [ "$mac" = "$want" ] || ip link set "$name" address "$want"
+    case "$line" in *" master b$hex "*) ;; *) ip link set "$name" master "b$hex" ;; esac
+    case "$line" in *"<UP,"*|*",UP,"*|*",UP>"*) ;; *) ip link set "$name" up ;; esac
+  done
+}
+ps_add() {
+  for hex in "$@"; do
+    ip link show dev "b$hex" >/dev/null 2>&1 || ip link add "b$hex" type bridge || \
+      ip link show dev "b$hex" >/dev/null || return 1
+    ip link show dev "t$hex" >/dev/null 2>&1 || ip tuntap add dev "t$hex" mode tap || \
+      ip link show dev "t$hex" >/dev/null || return 1
+    ip link set "t$hex" master "b$hex" && ip link set "t$hex" up && \
+      ip link set "b$hex" up || return 1
+  done
+  ps_wire
+}
+ps_sync() {  # before QEMU starts: the bridges and taps of these ports and no others
+  keep=" $* "
+  ip -o link show | while IFS= read -r line; do
+    set -- $line
+    name=${2%:}; name=${name%@*}
+    case "$name" in
+      [bt][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f][0-9a-f]\
+[0-9a-f][0-9a-f]) ;;
+      *) continue ;;
+    esac
+    case "$keep" in *" ${name#?} "*) ;; *) ip link del "$name" 2>/dev/null ;; esac
+  done
+  ps_add "$@"
+}
+ps_del() {
+  for hex in "$@"; do
+    ip link del "t$hex" 2>/dev/null
+    ip link del "b$hex" 2>/dev/null
+  done
+  for hex in "$@"; do
+    ! ip link show dev "t$hex" >/dev/null 2>&1 && ! ip link show dev "b$hex" >/dev/null 2>&1 \
+      || return 1
+  done
+}
+"""
+
+# The namespace holder ($1: ready marker). Runs the host's sh and ip inside the new netns and
+# wires each port plugged into it (also the replugs after a stop/start, with no driver call).
+NETNS_SCRIPT = NIC_FUNCS + r"""
 echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6
 echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6
 ip link set lo up
-ip link add psbr type bridge
-ip link set psbr up
-ip tuntap add dev tap0 mode tap
-ip link set tap0 master psbr
-ip link set tap0 up
-wire() {
-  line=$(ip -o link show dev eth0 2>/dev/null) || return 0
-  case "$line" in *" master psbr "*) ;; *) ip link set eth0 master psbr ;; esac
-  mac=$(echo "$line" | sed -n 's|.*link/ether \([0-9a-f:]*\).*|\1|p')
-  case "$mac" in fe:*|"") ;; *) ip link set eth0 address "fe${mac#??}" ;; esac
-  case "$line" in *"<"*UP*">"*) ;; *) ip link set eth0 up ;; esac
-}
-wire
+ps_wire
 : > "$1"
-ip monitor link | while read -r _; do wire; done
+ip monitor link | while read -r _; do ps_wire; done
 """
+# Bumped when NETNS_SCRIPT changes incompatibly: a stopped server's older holder is replaced
+# at its next start (its namespace goes with it; the worker plugs the ports again after a
+# start). 1 was the single psbr/tap0/eth0 holder.
+NETNS_VERSION = 2
+
+# Run by the driver in a server's namespace: "$1" add|del|sync, then the MACs' hex12.
+NIC_SCRIPT = NIC_FUNCS + r"""
+op=$1; shift
+case "$op" in add) ps_add "$@" ;; del) ps_del "$@" ;; sync) ps_sync "$@" ;; *) exit 2 ;; esac
+"""
+
+
+def nic_hex(mac: str) -> str:
+    """A MAC's 12 hex digits, lower case: the suffix of its bridge, tap, netdev and device
+    names (t<hex12> fits IFNAMSIZ). DriverError if ``mac`` is not one."""
+    parts = str(mac).lower().split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p)
+                                  for p in parts):
+        raise DriverError(f"invalid MAC address {mac!r}")
+    return "".join(parts)
+
 
 # A boot sector that writes 1 to isa-debug-exit (QEMU exits with status 3): does this
 # accelerator run a guest at all, and how fast (nested KVM can be slower than TCG).
@@ -88,16 +169,22 @@ def qemu_argv(cfg: dict[str, Any], *, disk: str, console: str, qmp: str, pidfile
         argv += ["-kernel", cfg["kernel"], "-append", cfg.get("append") or DEFAULT_APPEND]
         if cfg.get("ramdisk"):
             argv += ["-initrd", cfg["ramdisk"]]
-    for i, mac in enumerate(cfg.get("macs") or []):
-        if i > 0:
-            break  # the network service plugs one eth0 per namespace
-        argv += ["-netdev", f"tap,id=net{i},ifname=tap{i},script=no,downscript=no",
-                 "-device", f"virtio-net-pci,netdev=net{i},mac={mac},romfile="]
+    # Every port, in order (the guest's eth0, eth1, ... at boot), named by MAC (NIC_FUNCS).
+    for mac in dict.fromkeys(str(m).lower() for m in cfg.get("macs") or []):
+        h = nic_hex(mac)
+        argv += ["-netdev", f"tap,id=net-{h},ifname=t{h},script=no,downscript=no",
+                 "-device", nic_device(mac)]
     for guest, host_dev in sorted((volumes or {}).items()):
         name = guest.rsplit("/", 1)[-1]
         argv += ["-blockdev", json.dumps(volume_node(name, host_dev)),
                  "-device", f"virtio-blk-pci,drive=vol-{name},id=dev-{name}"]
     return argv
+
+
+def nic_device(mac: str) -> str:
+    """The -device value of a port's NIC (device_add takes the same properties)."""
+    h = nic_hex(mac)
+    return f"virtio-net-pci,netdev=net-{h},mac={mac.lower()},id=nic-{h},romfile="
 
 
 def volume_node(name: str, host_dev: str) -> dict[str, Any]:

@@ -5,8 +5,8 @@
 - ``vmlinuz`` (aki) + ``initramfs.gz`` (ari): Debian's ``linux-image-amd64`` kernel and a
   BusyBox initramfs whose /init mounts the basics, loads the kernel's virtio modules (Debian
   builds them as modules; they sit next to the kernel in ``modules/``, from the same
-  package), brings up e* NICs with DHCP, prints each NIC's address and a ready line on the
-  console; ``disk.raw`` is the small ami root disk that names them.
+  package), brings up e* NICs with DHCP (also hot-plugged ones), prints each NIC's address,
+  the NICs and disks when they change, and a ready line on the console; ``disk.raw`` is the small ami root disk that names them.
 
 Outputs are deterministic (fixed mtimes, sorted entries) so their checksums are stable,
 and are cached in the output directory. ``build(download=False)`` (what ``up`` does)
@@ -37,7 +37,7 @@ from pathlib import Path
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "4"  # bump when the layout changes so caches rebuild
+VERSION = "5"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -167,21 +167,34 @@ done
 # The power button (/etc/acpi/PWRF/00000080) powers off, as a cloud image's acpid would.
 mkdir -p /var/log
 acpid 2>/dev/null
+nic_up() {
+  ip link set "$1" up
+  udhcpc -i "$1" -q -n -t 5 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1
+  set -- "$1" $(ip -o -4 addr show dev "$1")
+  echo "pocketstack-busybox: $1 ${5:-no-address}" > /dev/console
+}
+nics() { ls /sys/class/net | grep '^e' | tr '\n' ' '; }
 for nic in /sys/class/net/e*; do
   [ -e "$nic" ] || continue
-  n=${nic##*/}
-  ip link set "$n" up
-  udhcpc -i "$n" -q -n -t 5 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1
-  set -- $(ip -o -4 addr show dev "$n")
-  echo "pocketstack-busybox: $n ${4:-no-address}" > /dev/console
+  nic_up "${nic##*/}"
 done
-# Disks coming and going (volumes hot-plugged as virtio disks), as a console line.
+# Disks and NICs coming and going (volumes and ports hot-plugged), as console lines; a new
+# NIC asks for DHCP as the boot ones did (in the background: it may get no answer).
 (
   old=""
+  oldn=$(nics)
   while :; do
     cur=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
     [ "$cur" != "$old" ] && echo "pocketstack-busybox: disks ${cur:-none}" > /dev/console
     old=$cur
+    curn=$(nics)
+    if [ "$curn" != "$oldn" ]; then
+      echo "pocketstack-busybox: nics ${curn:-none}" > /dev/console
+      for n in $curn; do
+        case " $oldn " in *" $n "*) ;; *) nic_up "$n" & ;; esac
+      done
+    fi
+    oldn=$curn
     sleep 1
   done
 ) &

@@ -3,7 +3,7 @@
 KVM), driven through the real `openstack` CLI against a live ``pocketstack up`` with the
 linux network driver: boot, console, pause, stop/start, kill -9 of pocketstack and
 re-adoption of the running QEMU, DHCP of the port's fixed IP inside the guest, volume
-hot-plug, and delete leaving nothing behind.
+and NIC hot-plug, and delete leaving nothing behind.
 
 The cloud has its own data dir (/tmp/ps-qemu-*), port (8960-8969) and public CIDR; teardown
 is ``pocketstack down --purge``, then a check that no QEMU, namespace or link is left.
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -97,6 +98,12 @@ class VM:
             assert time.monotonic() < deadline, f"no {pattern!r} (x{count}) on the console:\n" \
                                                 f"{out[-3000:]}"
             time.sleep(0.5)
+
+    def qmp_hmp(self, command: str) -> str:
+        from pocketstack.drivers.compute.qemu_process import QMP
+
+        with QMP(self.state()["qmp"], timeout=10) as q:
+            return q.cmd("human-monitor-command", **{"command-line": command})
 
     def qmp(self, *cmds: str) -> list:
         """Ask the running QEMU through its own monitor socket."""
@@ -319,6 +326,124 @@ def test_volume_hotplug_attach_detach(vm):
     # ...and let it go (the guest acknowledged the ACPI eject)
     vm.wait_console(r"disks vda vdb[\s\S]*pocketstack-busybox: disks vda(?! vdb)", timeout=60)
     c.openstack("volume", "delete", vol["id"], parse=False)
+
+
+def _links(holder: int) -> dict[str, str]:
+    """The server namespace's links: name -> its `ip -o link` line."""
+    out = subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", "ip", "-o", "link"],
+                         capture_output=True, text=True, check=True).stdout
+    return {line.split(": ")[1].split("@")[0]: line for line in out.splitlines()}
+
+
+def _nic_macs(vm: VM) -> list[str]:
+    """The MACs of the guest's NICs, as QEMU's monitor lists them."""
+    return re.findall(r"model=virtio-net-pci,macaddr=([0-9a-f:]+)", vm.qmp_hmp("info network"))
+
+
+def test_interface_hotplug_attach_detach(vm, monkeypatch):
+    """attach_interface / detach_interface of the driver (what os-interface calls) on the
+    running VM, with a made-up port: the test plugs its link into the server's namespace
+    as the network service would (a veth renamed eth7 carrying the port's MAC)."""
+    from pocketstack.drivers.compute import qemu_nics
+    from pocketstack.drivers.compute.base import DriverError
+    from pocketstack.drivers.compute.qemu import QemuDriver
+
+    c = vm.live
+    drv = QemuDriver(SimpleNamespace(compute=SimpleNamespace(qemu_accel="tcg"),
+                                     data_dir=c.data_dir))
+    mac, h = "fa:16:3e:7e:57:01", "fa163e7e5701"
+    host_end = f"ps-qn{os.getpid() % 100000}"
+    holder = vm.state()["netns_pid"]
+    port_mac = _nic_macs(vm)[0]
+
+    def attached() -> None:
+        assert _nic_macs(vm) == [port_mac, mac]
+        links = _links(holder)
+        assert f" master b{h} " in links[f"t{h}"] and f" master b{h} " in links["eth7"]
+        # the port's link carries another MAC (the bridge would keep the guest's frames)
+        assert f"link/ether fe{mac[2:]} " in links["eth7"] and f"alias {mac}" in links["eth7"]
+        assert json.loads((vm.dir / "config.json").read_text())["macs"] == [port_mac, mac]
+
+    try:
+        subprocess.run(["ip", "link", "add", host_end, "type", "veth", "peer", "name",
+                        host_end + "g"], check=True)
+        subprocess.run(["ip", "link", "set", host_end + "g", "netns", str(holder)], check=True)
+        subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", "ip", "-batch", "-"],
+                       input=f"link set {host_end}g name eth7\nlink set eth7 address {mac}\n"
+                             "link set eth7 up\n", text=True, check=True)
+        drv.attach_interface("", vm.id, mac)
+        drv.attach_interface("", vm.id, mac)  # idempotent
+        attached()
+        # the guest kernel saw the new virtio NIC (and asked for DHCP on it)
+        vm.wait_console(r"pocketstack-busybox: nics eth0 eth1\b", timeout=60)
+
+        drv.detach_interface("", vm.id, mac)
+        assert _nic_macs(vm) == [port_mac]
+        links = _links(holder)
+        assert f"t{h}" not in links and f"b{h}" not in links
+        assert "master" not in links["eth7"]  # until the network service unplugs it
+        assert json.loads((vm.dir / "config.json").read_text())["macs"] == [port_mac]
+        # the guest acknowledged the ACPI eject
+        vm.wait_console(r"nics eth0 eth1\b[\s\S]*pocketstack-busybox: nics eth0(?! eth1)",
+                        timeout=60)
+        drv.detach_interface("", vm.id, mac)  # absent is success
+
+        # again, with the link still carrying the rewritten MAC: its alias names the port
+        drv.attach_interface("", vm.id, mac)
+        attached()
+
+        # a paused guest cannot acknowledge the eject: the detach reports it, but the port
+        # is cut off (compute releases it regardless) and the NIC leaves on unpause
+        c.openstack("server", "pause", vm.id, parse=False)
+        vm.wait_status("PAUSED")
+        monkeypatch.setattr(qemu_nics, "UNPLUG_TIMEOUT", 1)
+        with pytest.raises(DriverError, match="did not release its NIC"):
+            drv.detach_interface("", vm.id, mac)
+        assert f"t{h}" not in _links(holder)
+        assert json.loads((vm.dir / "config.json").read_text())["macs"] == [port_mac]
+        with pytest.raises(DriverError, match="not yet released"):
+            drv.attach_interface("", vm.id, mac)
+        c.openstack("server", "unpause", vm.id, parse=False)
+        vm.wait_status("ACTIVE")
+        deadline = time.monotonic() + 30
+        while _nic_macs(vm) != [port_mac]:
+            assert time.monotonic() < deadline, vm.qmp_hmp("info network")
+            time.sleep(0.2)
+        drv.attach_interface("", vm.id, mac)
+        attached()
+
+        # a stop/start boots QEMU with config.json's NICs (the ports the compute service
+        # names at power on, when it names them), and the namespace keeps only their taps
+        boots = vm.console().count(BOOTED)
+        c.openstack("server", "stop", vm.id, parse=False)
+        vm.wait_status("SHUTOFF", timeout=60)
+        c.openstack("server", "start", vm.id, parse=False)
+        vm.wait_status("ACTIVE")
+        macs = json.loads((vm.dir / "config.json").read_text())["macs"]
+        assert macs[0] == port_mac and set(macs) <= {port_mac, mac}, macs
+        cmdline = Path(f"/proc/{vm.state()['qemu_pid']}/cmdline").read_bytes().split(b"\0")
+        assert [a for a in cmdline if a.startswith(b"tap,")] == [
+            f"tap,id=net-{m.replace(':', '')},ifname=t{m.replace(':', '')},script=no,"
+            f"downscript=no".encode() for m in macs]
+        assert _nic_macs(vm) == macs
+        taps = sorted(n for n in _links(holder) if re.fullmatch(r"[bt][0-9a-f]{12}", n))
+        assert taps == sorted(f"{k}{m.replace(':', '')}" for m in macs for k in "bt"), taps
+        out = vm.wait_console(BOOTED, count=boots + 1)
+        last = out[out.rindex("Linux version"):]
+        assert f"pocketstack-busybox: eth0 {vm.fixed_ip}/24" in last, last
+        if mac in macs:  # kept: it asked for an address and got none (no DHCP behind it)
+            assert "pocketstack-busybox: eth1 no-address" in last, last
+        print(f"after stop/start the made-up NIC was {'kept' if mac in macs else 'dropped'}")
+        drv.detach_interface("", vm.id, mac)
+        assert _nic_macs(vm) == [port_mac]
+        assert f"t{h}" not in _links(holder)
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+    # the port's own NIC still works: its bridge and tap are there, eth0 on its bridge
+    ph = port_mac.replace(":", "")
+    links = _links(holder)
+    assert f" master b{ph} " in links.get(f"t{ph}", "") and f" master b{ph} " in \
+        links.get("eth0", ""), links
 
 
 def test_delete_leaves_nothing(vm):

@@ -14,8 +14,8 @@ from pocketstack.drivers.compute import REGISTRY
 from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
                                               SUSPENDED, DriverError, InstanceSpec)
 from pocketstack.drivers.compute.qemu import QemuDriver
-from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, power_state_of,
-                                                      qemu_argv)
+from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, nic_hex,
+                                                      power_state_of, qemu_argv)
 
 CFG = {"id": "0a9a8fe7-57a6-4a95-9a57-eae5c4807c67", "vcpus": 2, "memory_mb": 512,
        "macs": ["fa:16:3e:00:00:01"]}
@@ -39,8 +39,10 @@ def test_argv_disk_boot_flavor_console_qmp_nic():
                     "file": {"driver": "file", "filename": "/d/disk.qcow2"}}
     devices = _opt(argv, "-device")
     assert devices[0] == "virtio-blk-pci,drive=root,id=root-disk,bootindex=0"
-    assert "virtio-net-pci,netdev=net0,mac=fa:16:3e:00:00:01,romfile=" in devices
-    assert _opt(argv, "-netdev") == ["tap,id=net0,ifname=tap0,script=no,downscript=no"]
+    assert "virtio-net-pci,netdev=net-fa163e000001,mac=fa:16:3e:00:00:01,id=nic-fa163e000001,"\
+        "romfile=" in devices
+    assert _opt(argv, "-netdev") == ["tap,id=net-fa163e000001,ifname=tfa163e000001,script=no,"
+                                     "downscript=no"]
     assert "-kernel" not in argv
 
 
@@ -57,6 +59,51 @@ def test_argv_kernel_boot_and_volumes():
     vol = json.loads(_opt(argv, "-blockdev")[1])
     assert vol == {"driver": "raw", "node-name": "vol-vdb",
                    "file": {"driver": "host_device", "filename": "/dev/loop7"}}
+
+
+def test_argv_every_port_is_a_nic_named_by_its_mac_in_order():
+    cfg = {**CFG, "macs": ["FA:16:3E:00:00:02", "fa:16:3e:00:00:01", "fa:16:3e:00:00:02"]}
+    argv = qemu_argv(cfg, disk="d", console="c", qmp="q", pidfile="p", accel="tcg")
+    # the upper-case duplicate is the same port: one NIC each, in the config's order
+    assert _opt(argv, "-netdev") == [
+        f"tap,id=net-{h},ifname=t{h},script=no,downscript=no"
+        for h in ("fa163e000002", "fa163e000001")]
+    nics = [d for d in _opt(argv, "-device") if d.startswith("virtio-net-pci")]
+    assert nics == [f"virtio-net-pci,netdev=net-{h},mac={m},id=nic-{h},romfile="
+                    for h, m in (("fa163e000002", "fa:16:3e:00:00:02"),
+                                 ("fa163e000001", "fa:16:3e:00:00:01"))]
+
+
+@pytest.mark.parametrize("mac", ["fa:16:3e:00:00", "fa:16:3e:00:00:0g", "fa-16-3e-00-00-01",
+                                 "fa:16:3e:00:00:001", ""])
+def test_bad_macs_are_refused(mac):
+    with pytest.raises(DriverError, match="invalid MAC"):
+        nic_hex(mac)
+    with pytest.raises(DriverError, match="invalid MAC"):
+        qemu_argv({**CFG, "macs": [mac]}, disk="d", console="c", qmp="q", pidfile="p",
+                  accel="tcg")
+
+
+def test_interfaces_of_a_stopped_server_are_kept_for_its_next_boot(tmp_path):
+    d = _driver(tmp_path)
+    with pytest.raises(DriverError, match="not on this host"):
+        d.attach_interface("h", "s1", "fa:16:3e:00:00:09")
+    d._dir("s1").mkdir(parents=True)
+    d._write_json("s1", "config.json", {**CFG, "id": "s1"})
+    d.attach_interface("h", "s1", "FA:16:3E:00:00:09")
+    d.attach_interface("h", "s1", "fa:16:3e:00:00:09")  # idempotent
+    assert d._read_json("s1", "config.json")["macs"] == ["fa:16:3e:00:00:01",
+                                                         "fa:16:3e:00:00:09"]
+    argv = qemu_argv(d._read_json("s1", "config.json"), disk="d", console="c", qmp="q",
+                     pidfile="p", accel="tcg")
+    assert _opt(argv, "-netdev")[1].startswith("tap,id=net-fa163e000009,ifname=tfa163e000009,")
+    d.detach_interface("h", "s1", "fa:16:3e:00:00:01")
+    assert d._read_json("s1", "config.json")["macs"] == ["fa:16:3e:00:00:09"]
+    d.detach_interface("h", "s1", "fa:16:3e:00:00:01")  # absent is success
+    d.detach_interface("h", "gone", "fa:16:3e:00:00:01")
+    assert d._read_json("s1", "config.json")["macs"] == ["fa:16:3e:00:00:09"]
+    with pytest.raises(DriverError, match="invalid MAC"):
+        d.attach_interface("h", "s1", "nonsense")
 
 
 @pytest.mark.parametrize("status,state", [
@@ -164,3 +211,21 @@ def test_overlay_disk_grows_with_the_flavor_and_never_shrinks(tmp_path):
     d.destroy("h", "s1")
     assert not d._dir("s1").exists() and d.list_instances("h") == []
     assert list(d.base_dir.iterdir()) == []
+
+
+def test_power_on_boots_the_ports_the_caller_names(tmp_path, monkeypatch):
+    d = _driver(tmp_path)
+    d._dir("s1").mkdir(parents=True)
+    (d._dir("s1") / "disk.qcow2").write_bytes(b"")
+    d._write_json("s1", "config.json", {**CFG, "id": "s1", "macs": ["fa:16:3e:00:00:01",
+                                                                    "fa:16:3e:00:00:02"]})
+    booted: list[list[str]] = []
+    monkeypatch.setattr(d, "_start", lambda sid: booted.append(
+        d._read_json(sid, "config.json")["macs"]))
+    spec = InstanceSpec(id="s1", name="s1", hostname="s1", host="h", vcpus=2, memory_mb=512,
+                        root_gb=1)
+    d.power_on(spec)  # no ports named (no network service): the remembered ones
+    spec.network_info = [{"mac_address": "FA:16:3E:00:00:03"}, {"mac_address": "fa:16:3e:00:00:01"}]
+    d.power_on(spec)  # the network service's ports now, in its order
+    assert booted == [["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"],
+                      ["fa:16:3e:00:00:03", "fa:16:3e:00:00:01"]]
