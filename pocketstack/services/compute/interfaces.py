@@ -203,6 +203,30 @@ def detach(svc: Any, ctx: RequestContext, server_id: str, port_id: str) -> None:
     remember_tags(svc, server_id, {port_id: None})
 
 
+# The server actions addFixedIp / removeFixedIp (gone from 2.44): an interface on a network,
+# and the detach of the port holding an address.
+def add_fixed_ip(svc: Any, ctx: RequestContext, server_id: str, arg: Any,
+                 ver: APIVersion) -> None:
+    if not isinstance(arg, dict) or set(arg) != {"networkId"}:
+        raise BadRequest("Invalid input for field/attribute addFixedIp: expected "
+                         "{\"networkId\": <network uuid>}")
+    attach(svc, ctx, server_id, {"net_id": arg["networkId"]}, ver)
+
+
+def remove_fixed_ip(svc: Any, ctx: RequestContext, server_id: str, arg: Any,
+                    ver: APIVersion) -> None:
+    if not isinstance(arg, dict) or set(arg) != {"address"} or \
+            not isinstance(arg["address"], str):
+        raise BadRequest("Invalid input for field/attribute removeFixedIp: expected "
+                         "{\"address\": <IP address>}")
+    svc.servers.get(ctx, server_id)
+    for port in _network(svc).server_ports(server_id):
+        if arg["address"] in [ip["ip_address"] for ip in port["fixed_ips"]]:
+            detach(svc, ctx, server_id, port["id"])
+            return
+    raise BadRequest(f"Unable to find address {arg['address']} on instance {server_id}")
+
+
 def register(svc: Any, r: Routes) -> None:
     def add(method: str, path: str, handler: Any) -> None:
         async def endpoint(req: Req) -> Response:

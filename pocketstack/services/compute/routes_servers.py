@@ -131,6 +131,11 @@ def register(svc: Any, add: Callable[..., None], base: str,
         elif name in ("addSecurityGroup", "removeSecurityGroup"):
             await run(svc.change_server_security_group, req.ctx, sid, arg,
                       name == "addSecurityGroup")
+        elif name in ("addFixedIp", "removeFixedIp") and not ver.at_least(2, 44):
+            from pocketstack.services.compute import interfaces
+
+            fn = interfaces.add_fixed_ip if name == "addFixedIp" else interfaces.remove_fixed_ip
+            await run(fn, svc, req.ctx, sid, arg, ver)
         elif name == "os-getConsoleOutput":
             return json({"output": await run(acts.console_output, req.ctx, sid, arg)})
         elif name == "createImage":

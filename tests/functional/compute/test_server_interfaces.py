@@ -187,3 +187,26 @@ def test_tags_bad_input_and_other_projects(cloud, admin, nets):
     for s in (srv, other):
         admin.compute.delete_server(s.id)
         admin.compute.wait_for_delete(s, wait=60)
+
+
+def test_add_and_remove_fixed_ip_actions_before_2_44(admin, nets):
+    (net_a, _), (net_b, _) = nets
+    srv = boot(admin, net_a.id, uniq("ifsrv"))
+    act = f"/servers/{srv.id}/action"
+    r = admin.compute.post(act, json={"addFixedIp": {"networkId": net_b.id}},
+                           microversion="2.43")
+    assert r.status_code == 202, r.text
+    added = [a for a in interfaces(admin, srv.id) if a["net_id"] == net_b.id]
+    assert len(added) == 1
+    address = added[0]["fixed_ips"][0]["ip_address"]
+    for body, mv, status in (({"addFixedIp": {"networkId": net_b.id}}, "2.44", 400),
+                             ({"addFixedIp": {"network": net_b.id}}, "2.43", 400),
+                             ({"removeFixedIp": {"address": "10.71.9.9"}}, "2.43", 400)):
+        r = admin.compute.post(act, json=body, microversion=mv)
+        assert r.status_code == status, (body, mv, r.text)
+    r = admin.compute.post(act, json={"removeFixedIp": {"address": address}},
+                           microversion="2.43")
+    assert r.status_code == 202, r.text
+    assert [a["net_id"] for a in interfaces(admin, srv.id)] == [net_a.id]
+    admin.compute.delete_server(srv.id)
+    admin.compute.wait_for_delete(srv, wait=60)

@@ -79,7 +79,7 @@ def main() -> int:
             "change_password": "false", "rescue": "false", "shelve": "false",
             "shelve_migrate": "false", "live_migration": "false", "cold_migration": "false",
             "vnc_console": "false", "spice_console": "false", "serial_console": "false",
-            "interface_attach": "false", "personality": "false", "block_migration_for_live_migration": "false",
+            "interface_attach": "true", "personality": "false", "block_migration_for_live_migration": "false",
             "attach_encrypted_volume": "false", "scheduler_enabled_filters": (
                 "RetryFilter,AvailabilityZoneFilter,RamFilter,DiskFilter,ComputeFilter,"
                 "ComputeCapabilitiesFilter,ImagePropertiesFilter,ServerGroupAntiAffinityFilter,"
