@@ -49,7 +49,10 @@ class Metadata:
     def __init__(self, svc: Any) -> None:
         self.svc = svc
 
-    def _lookup(self, network_id: str, ip: str) -> tuple[dict, m.Port, list[dict]] | None:
+    def _lookup(self, network_id: str, ip: str
+                ) -> tuple[dict, list[dict], list[tuple[m.Port, list[dict]]]] | None:
+        """(server, the calling port's addresses, every port of the server with its
+        addresses in attach order) for the caller at ``ip`` on ``network_id``."""
         with self.svc.db.read() as s:
             port = s.scalars(select(m.Port).join(
                 m.IPAllocation, m.IPAllocation.port_id == m.Port.id).where(
@@ -57,12 +60,11 @@ class Metadata:
                 m.IPAllocation.ip_address == ip)).first()
             if port is None or not port.device_owner.startswith("compute:"):
                 return None
-            ips = self.svc.ports.fixed_ips(s, [port.id])[port.id]
-            subnets = {x.id: x for x in s.scalars(select(m.Subnet).where(
-                m.Subnet.network_id == port.network_id))}
-            net = s.get(m.Network, port.network_id)
-            fip = s.scalar(select(m.FloatingIP.floating_ip_address).where(
-                m.FloatingIP.port_id == port.id))
+            siblings = s.scalars(select(m.Port).where(
+                m.Port.device_id == port.device_id, m.Port.device_owner.like("compute:%"))
+                .order_by(m.Port.created_at, m.Port.id)).all()
+            all_ports = [(p, self._addresses(s, p)) for p in siblings]
+        nets = next((n for p, n in all_ports if p.id == port.id), [])
         if "compute" not in self.svc.cloud.services:
             return None
         from pocketstack.errors import NotFound
@@ -78,28 +80,36 @@ class Metadata:
         if server.get("key_name") and not server.get("public_key"):
             keys = server.get("public_keys") or {}
             server["public_key"] = keys.get(server["key_name"]) or server.get("key_data") or ""
-        nets = [{"ip": x["ip_address"], "subnet": subnets.get(x["subnet_id"]),
+        return server, nets, all_ports
+
+    def _addresses(self, s: Any, port: m.Port) -> list[dict]:
+        ips = self.svc.ports.fixed_ips(s, [port.id])[port.id]
+        subnets = {x.id: x for x in s.scalars(select(m.Subnet).where(
+            m.Subnet.network_id == port.network_id))}
+        net = s.get(m.Network, port.network_id)
+        fip = s.scalar(select(m.FloatingIP.floating_ip_address).where(
+            m.FloatingIP.port_id == port.id))
+        return [{"ip": x["ip_address"], "subnet": subnets.get(x["subnet_id"]),
                  "mtu": net.mtu, "network_id": net.id, "floating_ip": fip} for x in ips]
-        return server, port, nets
 
     def handle(self, network_id: str, client_ip: str, path: str) -> tuple[int, str, bytes]:
         found = self._lookup(network_id, client_ip)
         if found is None:
             return 404, "text/plain; charset=UTF-8", b"No server for this address.\n"
-        server, port, nets = found
+        server, nets, all_ports = found
         path = path.split("?", 1)[0]
         parts = [x for x in path.split("/") if x]
         if not parts:
             return _text("\n".join(EC2_VERSIONS + ["openstack"]))
         if parts[0] == "openstack":
-            return self._openstack(parts[1:], server, port, nets)
+            return self._openstack(parts[1:], server, all_ports)
         if parts[0] in EC2_VERSIONS:
             return self._ec2(parts[1:], server, nets, path.endswith("/"))
         return NOT_FOUND
 
     # -- OpenStack format -----------------------------------------------------------------
-    def _openstack(self, parts: list[str], server: dict, port: m.Port,
-                   nets: list[dict]) -> tuple[int, str, bytes]:
+    def _openstack(self, parts: list[str], server: dict,
+                   all_ports: list[tuple[m.Port, list[dict]]]) -> tuple[int, str, bytes]:
         if not parts:
             return _text("\n".join(OPENSTACK_VERSIONS))
         if parts[0] not in OPENSTACK_VERSIONS:
@@ -126,7 +136,7 @@ class Metadata:
                 "meta": server.get("metadata") or {}, "devices": [],
                 "random_seed": base64.b64encode(b"\0" * 16).decode()})
         if name == "network_data.json":
-            return _json(self.network_data(port, nets))
+            return _json(self.network_data(all_ports))
         if name in ("vendor_data.json", "vendor_data2.json"):
             return _json({})
         if name == "user_data" and user_data is not None:
@@ -134,34 +144,40 @@ class Metadata:
         return NOT_FOUND
 
     @staticmethod
-    def network_data(port: m.Port, nets: list[dict]) -> dict:
-        link = f"tap{port.id[:11]}"
-        networks, dns = [], []
-        for i, n in enumerate(nets):
-            sub = n["subnet"]
-            if sub is None:
-                continue
-            cidr = ipaddress.ip_network(sub.cidr)
-            entry: dict[str, Any] = {
-                "id": f"network{i}", "link": link, "network_id": n["network_id"],
-                "type": "ipv4_dhcp" if cidr.version == 4 and sub.enable_dhcp else
-                f"ipv{cidr.version}", "ip_address": n["ip"], "netmask": str(cidr.netmask),
-                "routes": []}
-            if sub.gateway_ip:
-                entry["routes"].append({"network": "0.0.0.0" if cidr.version == 4 else "::",
-                                        "netmask": "0.0.0.0" if cidr.version == 4 else "::",
-                                        "gateway": sub.gateway_ip})
-            for hr in sub.host_routes:
-                hnet = ipaddress.ip_network(hr["destination"])
-                entry["routes"].append({"network": str(hnet.network_address),
-                                        "netmask": str(hnet.netmask), "gateway": hr["nexthop"]})
-            entry["services"] = [{"type": "dns", "address": d} for d in sub.dns_nameservers]
-            dns += sub.dns_nameservers
-            networks.append(entry)
-        return {"links": [{"id": link, "vif_id": port.id, "type": "bridge",
-                           "ethernet_mac_address": port.mac_address,
-                           "mtu": nets[0]["mtu"] if nets else 1500}],
-                "networks": networks,
+    def network_data(ports: list[tuple[m.Port, list[dict]]]) -> dict:
+        """Every NIC of the server (links, in attach order, so cloud-init configures a
+        second port too) and every address on them (networks)."""
+        links, networks, dns = [], [], []
+        for port, nets in ports:
+            link = f"tap{port.id[:11]}"
+            links.append({"id": link, "vif_id": port.id, "type": "bridge",
+                          "ethernet_mac_address": port.mac_address,
+                          "mtu": nets[0]["mtu"] if nets else 1500})
+            for n in nets:
+                sub = n["subnet"]
+                if sub is None:
+                    continue
+                cidr = ipaddress.ip_network(sub.cidr)
+                entry: dict[str, Any] = {
+                    "id": f"network{len(networks)}", "link": link,
+                    "network_id": n["network_id"],
+                    "type": "ipv4_dhcp" if cidr.version == 4 and sub.enable_dhcp else
+                    f"ipv{cidr.version}", "ip_address": n["ip"],
+                    "netmask": str(cidr.netmask), "routes": []}
+                if sub.gateway_ip:
+                    entry["routes"].append({
+                        "network": "0.0.0.0" if cidr.version == 4 else "::",
+                        "netmask": "0.0.0.0" if cidr.version == 4 else "::",
+                        "gateway": sub.gateway_ip})
+                for hr in sub.host_routes:
+                    hnet = ipaddress.ip_network(hr["destination"])
+                    entry["routes"].append({"network": str(hnet.network_address),
+                                            "netmask": str(hnet.netmask),
+                                            "gateway": hr["nexthop"]})
+                entry["services"] = [{"type": "dns", "address": d} for d in sub.dns_nameservers]
+                dns += sub.dns_nameservers
+                networks.append(entry)
+        return {"links": links, "networks": networks,
                 "services": [{"type": "dns", "address": d} for d in dict.fromkeys(dns)]}
 
     # -- EC2 format -----------------------------------------------------------------------

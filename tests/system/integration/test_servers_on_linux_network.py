@@ -356,6 +356,12 @@ def test_second_nic_attached_live_keeps_its_name_and_detaches(env):
         if f"lease of {want_ip} obtained" in lease.stderr + lease.stdout:
             break
         assert time.monotonic() < deadline, lease.stderr + lease.stdout
+    # the metadata service describes both NICs (what cloud-init configures a second NIC by)
+    nd = json.loads(env.sh("a3", "busybox", "wget", "-q", "-O", "-",
+                           "http://169.254.169.254/openstack/latest/network_data.json").stdout)
+    eth0_mac = link("eth0").split("link/ether ")[1].split()[0]
+    assert [x["ethernet_mac_address"] for x in nd["links"]] == [eth0_mac, att.mac_addr]
+    assert want_ip in [n["ip_address"] for n in nd["networks"]]
     old_pid = env.pid("a3")
     conn.compute.reboot_server(sid, "HARD")
     deadline = time.monotonic() + 60
