@@ -446,6 +446,58 @@ def test_interface_hotplug_attach_detach(vm, monkeypatch):
         links.get("eth0", ""), links
 
 
+def test_two_networks_are_two_nics_and_os_interface_hotplugs(vm):
+    """A VM booted on two networks has a NIC per port, each with its fixed IP by DHCP; `server
+    remove port` takes one out of the guest, `server add network` hot-plugs a new one, which
+    gets its address from the network's dnsmasq through the namespace's bridge and tap."""
+    c = vm.live
+    c.openstack("network", "create", "ps-qemu-net2")
+    c.openstack("subnet", "create", "--network", "ps-qemu-net2", "--subnet-range",
+                "10.78.0.0/24", "ps-qemu-subnet2")
+    srv = c.openstack("server", "create", "--image", "busybox-vm", "--flavor", FLAVOR,
+                      "--network", "ps-qemu-net", "--network", "ps-qemu-net2", "--wait",
+                      "ps-qemu-vm2")
+    two = VM(c)
+    two.id = srv["id"]
+    try:
+        def port(net: str) -> tuple[str, str, str]:
+            """(id, MAC, fixed IP) of the server's one port on ``net``"""
+            (p,) = c.openstack("port", "list", "--server", two.id, "--network", net)
+            return p["ID"], p["MAC Address"], p["Fixed IP Addresses"][0]["ip_address"]
+
+        (p1, mac1, ip1), (p2, mac2, ip2) = port("ps-qemu-net"), port("ps-qemu-net2")
+        out = two.wait_console(BOOTED)
+        assert f"pocketstack-busybox: eth0 {ip1}/24" in out, out[-2000:]
+        assert f"pocketstack-busybox: eth1 {ip2}/24" in out, out[-2000:]
+        assert _nic_macs(two) == [mac1, mac2]
+
+        c.openstack("server", "remove", "port", two.id, p2, parse=False)
+        assert _nic_macs(two) == [mac1]
+        two.wait_console(r"pocketstack-busybox: nics eth0(?! eth1)", timeout=60)
+
+        c.openstack("server", "add", "network", two.id, "ps-qemu-net2", parse=False)
+        _, mac3, ip3 = port("ps-qemu-net2")
+        assert mac3 != mac2 and _nic_macs(two) == [mac1, mac3]
+        # the hot-plugged NIC's DHCP went out through the namespace's new bridge and tap
+        two.wait_console(rf"nics eth0(?! eth1)[\s\S]*pocketstack-busybox: eth1 {ip3}/24",
+                         timeout=60)
+        # both ports are plugged again after a stop/start (the namespace and its bridges
+        # stay): each NIC gets its address on the next boot
+        c.openstack("server", "stop", two.id, parse=False)
+        two.wait_status("SHUTOFF", timeout=60)
+        c.openstack("server", "start", two.id, parse=False)
+        out = two.wait_console(BOOTED, count=2)
+        last = out[out.rindex("Linux version"):]
+        assert f"pocketstack-busybox: eth0 {ip1}/24" in last, last
+        assert f"pocketstack-busybox: eth1 {ip3}/24" in last, last
+        assert _nic_macs(two) == [mac1, mac3]
+    finally:
+        c.openstack("server", "delete", "--wait", two.id, parse=False)
+        c.openstack("subnet", "delete", "ps-qemu-subnet2", parse=False)
+        c.openstack("network", "delete", "ps-qemu-net2", parse=False)
+    assert not two.dir.exists()
+
+
 def test_delete_leaves_nothing(vm):
     c = vm.live
     st = vm.state()
