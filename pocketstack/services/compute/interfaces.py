@@ -21,10 +21,10 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pocketstack.api.http import Req, Routes, empty, json, run
+from pocketstack.api.http import Req, empty, json, run
 from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, NotFound, PocketError
-from pocketstack.services.compute import actions, microversions
+from pocketstack.services.compute import actions
 from pocketstack.services.compute.microversions import APIVersion
 from pocketstack.services.compute.models import Server
 from pocketstack.services.compute.server_validation import check_device_tag, is_uuid
@@ -227,23 +227,15 @@ def remove_fixed_ip(svc: Any, ctx: RequestContext, server_id: str, arg: Any,
     raise BadRequest(f"Unable to find address {arg['address']} on instance {server_id}")
 
 
-def register(svc: Any, r: Routes) -> None:
-    def add(method: str, path: str, handler: Any) -> None:
-        async def endpoint(req: Req) -> Response:
-            ver = microversions.requested(req.headers)
-            response = await handler(req, ver)
-            response.headers.update(microversions.response_headers(ver))
-            return response
-        endpoint.__name__ = "interface_" + handler.__name__
-        getattr(r, method)(path, endpoint)
-
+def register(svc: Any, add: Any) -> None:
+    """Routes on the compute slice's ``add`` (microversion and request-id headers)."""
     base = "/v2.1/servers/{server_id}/os-interface"
 
-    async def index(req: Req, ver: APIVersion) -> Response:
+    async def interface_list(req: Req, ver: APIVersion) -> Response:
         rows = await run(list_, svc, req.ctx, req.params["server_id"], ver)
         return json({"interfaceAttachments": rows})
 
-    async def create(req: Req, ver: APIVersion) -> Response:
+    async def interface_attach(req: Req, ver: APIVersion) -> Response:
         data = await req.json()
         if not isinstance(data, dict) or set(data) - {"interfaceAttachment"}:
             raise BadRequest("Invalid input for field/attribute interfaceAttachment: the body "
@@ -252,15 +244,15 @@ def register(svc: Any, r: Routes) -> None:
                         data.get("interfaceAttachment"), ver)
         return json({"interfaceAttachment": att})
 
-    async def one(req: Req, ver: APIVersion) -> Response:
+    async def interface_show(req: Req, ver: APIVersion) -> Response:
         att = await run(show, svc, req.ctx, req.params["server_id"], req.params["port_id"], ver)
         return json({"interfaceAttachment": att})
 
-    async def delete(req: Req, ver: APIVersion) -> Response:
+    async def interface_detach(req: Req, ver: APIVersion) -> Response:
         await run(detach, svc, req.ctx, req.params["server_id"], req.params["port_id"])
         return empty(202)
 
-    add("get", base, index)
-    add("post", base, create)
-    add("get", base + "/{port_id}", one)
-    add("delete", base + "/{port_id}", delete)
+    add("get", base, interface_list)
+    add("post", base, interface_attach)
+    add("get", base + "/{port_id}", interface_show)
+    add("delete", base + "/{port_id}", interface_detach)

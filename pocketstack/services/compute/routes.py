@@ -334,8 +334,8 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
 
     from pocketstack.services.compute import volume_attachments  # os-volume_attachments
 
-    volume_attachments.register(svc, r)
+    volume_attachments.register(svc, add)
 
     from pocketstack.services.compute import interfaces  # os-interface
 
-    interfaces.register(svc, r)
+    interfaces.register(svc, add)

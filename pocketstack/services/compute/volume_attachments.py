@@ -19,10 +19,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pocketstack.api.http import Req, Routes, empty, json, run
+from pocketstack.api.http import Req, empty, json, run
 from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, NotFound
-from pocketstack.services.compute import microversions
 from pocketstack.services.compute.microversions import APIVersion
 
 log = logging.getLogger("pocketstack.compute")
@@ -180,16 +179,8 @@ def server_deleted(svc: Any, server_id: str) -> None:
         vol.server_deleted(RequestContext.internal(), server_id)
 
 
-def register(svc: Any, r: Routes) -> None:
-    def add(method: str, path: str, handler: Any) -> None:
-        async def endpoint(req: Req) -> Response:
-            ver = microversions.requested(req.headers)
-            response = await handler(req, ver)
-            response.headers.update(microversions.response_headers(ver))
-            return response
-        endpoint.__name__ = handler.__name__
-        getattr(r, method)(path, endpoint)
-
+def register(svc: Any, add: Any) -> None:
+    """Routes on the compute slice's ``add`` (microversion and request-id headers)."""
     base = "/v2.1/servers/{server_id}/os-volume_attachments"
 
     async def index(req: Req, ver: APIVersion) -> Response:
@@ -220,7 +211,7 @@ def register(svc: Any, r: Routes) -> None:
         await run(detach, svc, req.ctx, req.params["server_id"], req.params["volume_id"])
         return empty(202)
 
-    register_proxy(svc, r)
+    register_proxy(svc, add)
     vol = svc.cloud.services.get("volume")
     if vol is not None and hasattr(vol, "extend_listeners"):
         vol.extend_listeners.append(lambda server_id, volume_id, size:
@@ -416,22 +407,19 @@ def _proxy_snapshot(snap: Any) -> dict[str, Any]:
             "displayName": snap.name, "displayDescription": snap.description}
 
 
-def register_proxy(svc: Any, r: Routes) -> None:
+def register_proxy(svc: Any, add_route: Any) -> None:
     from pocketstack.services.volume import snapshots as vsnaps
     from pocketstack.services.volume import volumes as vvols
     from pocketstack.services.volume.common import parse_limit, parse_offset
 
     def add(method: str, path: str, handler: Any) -> None:
-        async def endpoint(req: Req) -> Response:
-            ver = microversions.requested(req.headers)
+        async def gone_from_2_36(req: Req, ver: APIVersion) -> Response:
             if ver.at_least(2, 36):
                 raise NotFound("The resource could not be found (the volume proxy APIs are "
                                "gone from microversion 2.36).")
-            response = await handler(req, ver)
-            response.headers.update(microversions.response_headers(ver))
-            return response
-        endpoint.__name__ = "proxy_" + handler.__name__
-        getattr(r, method)(path, endpoint)
+            return await handler(req, ver)
+        gone_from_2_36.__name__ = "proxy_" + handler.__name__
+        add_route(method, path, gone_from_2_36)
 
     def vs() -> Any:
         return _volume_service(svc)
