@@ -203,11 +203,11 @@ class SecurityGroupRules(Resource):
             raise BadRequest("Only remote_ip_prefix or remote_group_id may be provided.",
                              kind="SecurityGroupRemoteGroupAndRemoteIpPrefix")
         if prefix:
-            version = ipaddress.ip_network(prefix).version
+            version = ipaddress.ip_network(prefix, strict=False).version
             if f"IPv{version}" != ethertype:
                 raise BadRequest(f"Conflicting value ethertype {ethertype} for CIDR {prefix}",
                                  kind="SecurityGroupRuleParameterConflict")
-            if ipaddress.ip_network(prefix).prefixlen == 0:
+            if ipaddress.ip_network(prefix, strict=False).prefixlen == 0:
                 prefix = None if False else prefix
         if remote_group and s.get(m.SecurityGroup, remote_group) is None:
             raise NotFound(f"Security group {remote_group} does not exist",
