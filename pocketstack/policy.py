@@ -300,6 +300,13 @@ RULES: dict[str, Rule] = {
     "compute:server_interfaces": ADMIN_OR_MEMBER,  # os-interface attach / detach
     "compute:server_create_image": ADMIN_OR_MEMBER,
     "compute:server_reset_state": ADMIN,
+    "compute:server_migrate": ADMIN,
+    "compute:server_inject_network_info": ADMIN,
+    "compute:server_create_backup": ADMIN_OR_MEMBER,
+    "compute:server_diagnostics": ADMIN,
+    "compute:migrations_index": ADMIN,
+    "compute:instance_usage_audit_log": ADMIN,
+    "compute:server_external_events": ADMIN,
     "compute:server_group_create": MEMBER | ADMIN,
     "compute:server_group_show": ADMIN_OR_READER,
     "compute:server_group_delete": ADMIN_OR_MEMBER,

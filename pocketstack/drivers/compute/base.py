@@ -86,6 +86,18 @@ class InstanceSpec:
     pci_devices: list[str] = field(default_factory=list)  # claimed device addresses
 
 
+@dataclass
+class InstanceDiagnostics:
+    """What a driver can measure about one running server (Nova's server diagnostics).
+    None means the driver cannot tell; the API shows null, never a guess."""
+
+    power_state: int = NOSTATE
+    uptime_s: int | None = None  # seconds since the server's processes started
+    memory_max_mb: int | None = None  # the enforced memory limit
+    memory_used_mb: int | None = None
+    cpu_time_ns: int | None = None  # CPU time used by all of the server's vCPUs together
+
+
 class ComputeDriver(abc.ABC):
     name: str = "abstract"
     capabilities: DriverCapabilities
@@ -152,6 +164,11 @@ class ComputeDriver(abc.ABC):
     @abc.abstractmethod
     def console_output(self, host: str, server_id: str, length: int | None = None) -> str:
         """The server's console log (its last ``length`` lines if given)."""
+
+    def diagnostics(self, host: str, server_id: str) -> InstanceDiagnostics:
+        """What is known about the server's resource use. The default knows only the power
+        state; drivers that can read counters (cgroups, QMP) fill in more."""
+        return InstanceDiagnostics(power_state=self.get_power_state(host, server_id))
 
     @abc.abstractmethod
     def snapshot(self, host: str, server_id: str, target: Path) -> None:

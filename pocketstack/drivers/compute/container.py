@@ -35,7 +35,7 @@ from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
                                                memory_and_disk, start_time)
 from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
-                                              InstanceSpec)
+                                              InstanceDiagnostics, InstanceSpec)
 
 log = logging.getLogger("pocketstack.compute")
 
@@ -186,6 +186,29 @@ class Cgroups:
         except OSError:
             return False
 
+    def usage(self, server_id: str) -> tuple[int | None, int | None, int | None]:
+        """(memory limit bytes, memory in use bytes, CPU time ns) from the server's cgroup;
+        None where the file is missing (v1 here has no cpuacct group per server)."""
+        def read(path: Path) -> str | None:
+            try:
+                return path.read_text()
+            except OSError:
+                return None
+        if self.v2:
+            d = self._dir("", server_id)
+            limit, used, stat = read(d / "memory.max"), read(d / "memory.current"), read(d / "cpu.stat")
+            cpu = None
+            for line in (stat or "").splitlines():
+                if line.startswith("usage_usec "):
+                    cpu = int(line.split()[1]) * 1000
+        else:
+            m = self._dir("memory", server_id)
+            limit, used = read(m / "memory.limit_in_bytes"), read(m / "memory.usage_in_bytes")
+            cpu = None
+        def num(v: str | None) -> int | None:
+            return int(v) if v is not None and v.strip().isdigit() else None
+        return num(limit), num(used), cpu
+
     def remove(self, server_id: str) -> None:
         for d in self.dirs(server_id):
             for _ in range(50):
@@ -261,6 +284,24 @@ class ContainerDriver(ComputeDriver):
         if self._alive(self._state(server_id)) is None:
             return SHUTDOWN
         return PAUSED if self.cgroups.frozen(server_id) else RUNNING
+
+    def diagnostics(self, host: str, server_id: str) -> InstanceDiagnostics:
+        diag = InstanceDiagnostics(power_state=self.get_power_state(host, server_id))
+        init = self._alive(self._state(server_id))
+        if init is None:
+            return diag
+        limit, used, cpu = self.cgroups.usage(server_id)
+        mib = 1024 * 1024
+        diag.memory_max_mb = limit // mib if limit is not None else None
+        diag.memory_used_mb = -(-used // mib) if used is not None else None
+        diag.cpu_time_ns = cpu
+        try:  # /proc/<pid>/stat field 22: start time in clock ticks after boot
+            start = int(Path(f"/proc/{init}/stat").read_text().rsplit(")", 1)[1].split()[19])
+            boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
+            diag.uptime_s = max(0, int(boot_uptime - start / os.sysconf("SC_CLK_TCK")))
+        except (OSError, ValueError, IndexError):
+            pass
+        return diag
 
     def processes(self, host: str, server_id: str) -> list[int]:
         return self.cgroups.pids(server_id) if self._alive(self._state(server_id)) else []

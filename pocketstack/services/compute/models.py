@@ -230,3 +230,27 @@ class ProjectLock(Base):
 
 class ComputeTask(TaskMixin, Base):
     __tablename__ = "compute_tasks"
+
+
+class Migration(Base):
+    """A resize or cold migration of a server (Nova's migrations table), listed by the
+    admin API GET /os-migrations. The integer id is the API's; uuid is shown from 2.59."""
+
+    __tablename__ = "compute_migrations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uuid: Mapped[str] = mapped_column(String(36), default=new_uuid, unique=True)
+    server_id: Mapped[str] = mapped_column(String(36), index=True)
+    project_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    migration_type: Mapped[str] = mapped_column(String(32))  # resize / migration
+    status: Mapped[str] = mapped_column(String(32))
+    source_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_compute: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_node: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    dest_host: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Nova shows its flavors' integer primary keys here; ours is Flavor.seq.
+    old_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    new_instance_type_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -339,3 +339,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     from pocketstack.services.compute import interfaces  # os-interface
 
     interfaces.register(svc, add)
+
+    from pocketstack.services.compute import admin_apis  # migrations, diagnostics, ...
+
+    admin_apis.register(svc, add)

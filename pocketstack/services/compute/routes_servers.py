@@ -112,6 +112,8 @@ def register(svc: Any, add: Callable[..., None], base: str,
                 view["key_name"] = srv.key_name
             if not full and ver.at_least(2, 57):
                 view["user_data"] = srv.user_data
+            if not full and ver.at_least(2, 63):
+                view["trusted_image_certificates"] = None
             view["adminPass"] = admin_pass or _password()
             return json({"server": view}, 202)
         elif name == "resize":
@@ -131,6 +133,10 @@ def register(svc: Any, add: Callable[..., None], base: str,
         elif name in ("addSecurityGroup", "removeSecurityGroup"):
             await run(svc.change_server_security_group, req.ctx, sid, arg,
                       name == "addSecurityGroup")
+        elif name in ("addFloatingIp", "removeFloatingIp") and not ver.at_least(2, 44):
+            fips = svc.floating_ip_proxy  # proxies_network.py
+            await run(fips.add_to_server if name == "addFloatingIp" else
+                      fips.remove_from_server, req.ctx, sid, arg)
         elif name in ("addFixedIp", "removeFixedIp") and not ver.at_least(2, 44):
             from pocketstack.services.compute import interfaces
 
@@ -144,6 +150,17 @@ def register(svc: Any, add: Callable[..., None], base: str,
             if ver.at_least(2, 45):
                 return json({"image_id": image_id}, 202, headers=headers)
             return empty(202, headers=headers)
+        elif name == "createBackup":  # 2.45+: the id in the body, no Location (as Nova)
+            image_id = await run(acts.create_image, req.ctx, sid, arg, True)
+            if ver.at_least(2, 45):
+                return json({"image_id": image_id}, 202)
+            rotation = int(arg["rotation"])
+            return empty(202, headers={"Location": f"{base}/v2.1/images/{image_id}"}
+                         if rotation > 0 else None)
+        elif name == "injectNetworkInfo":
+            await run(acts.inject_network_info, req.ctx, sid)
+        elif name == "migrate":
+            await run(acts.migrate, req.ctx, sid, arg, ver)
         else:
             raise BadRequest(f"There is no such action: {name}")
         return empty(202)

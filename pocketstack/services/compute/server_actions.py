@@ -3,10 +3,9 @@ task). The task handlers in worker.py do the work."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
 from typing import Any
+
+from sqlalchemy import select
 
 from pocketstack import policy
 from pocketstack.context import RequestContext
@@ -167,6 +166,9 @@ class ServerActions:
                 raise BadRequest("Resize error: Unable to resize disk down.")
             self.svc.quotas.check_delta(s, srv.project_id, fl.vcpus - srv.vcpus,
                                         fl.memory_mb - srv.memory_mb)
+            from pocketstack.services.compute.admin_apis import record_migration
+
+            record_migration(s, srv, ctx, "resize", srv.flavor_id, fl.id)
             srv.old_flavor = {**(srv.flavor or {}), "_power": srv.power_state,
                               "_root_gb": srv.root_gb}
             srv.flavor = {"id": fl.id, "name": fl.name, "vcpus": fl.vcpus, "ram": fl.memory_mb,
@@ -186,6 +188,54 @@ class ServerActions:
     def revert_resize(self, ctx: RequestContext, server_id: str) -> None:
         self._begin(ctx, server_id, "revertResize", ("resized",), "resize_reverting",
                     "revert_resize", "revertResize")
+
+    def inject_network_info(self, ctx: RequestContext, server_id: str) -> None:
+        """Nova's injectNetworkInfo pushes the network config into a Xen guest; libvirt's
+        driver does nothing for it. Our guests take their config from DHCP and the metadata
+        service, which always show the current ports, so there is nothing to push: this
+        checks the server and permission, as Nova's API does, and records the action."""
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_inject_network_info")
+            if not srv.host:
+                raise Conflict(f"Instance {srv.id} is not ready (it has no host yet).")
+            actions.record(s, srv, "injectNetworkInfo", ctx)
+
+    def migrate(self, ctx: RequestContext, server_id: str, arg: Any, ver) -> None:  # noqa: ANN001
+        """Cold migration. Nova's conductor schedules the move synchronously, so "no other
+        host" is the API's 400 NoValidHost (with an error migration record)."""
+        from pocketstack.services.compute.admin_apis import record_migration
+        from pocketstack.services.compute.models import Host
+
+        allowed = {"host"} if ver.at_least(2, 56) else set()
+        if arg is not None and (not isinstance(arg, dict) or set(arg) - allowed):
+            raise BadRequest("Invalid input for field/attribute migrate. Additional properties "
+                             "are not allowed" + ("" if allowed else
+                                                  " (a target host needs microversion 2.56)"))
+        target = (arg or {}).get("host")
+        if target is not None and (not isinstance(target, str) or not 1 <= len(target) <= 255):
+            raise BadRequest("Invalid input for field/attribute host: a host name is required")
+        with self.db.write() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_migrate")
+            if srv.vm_state not in ("active", "stopped") or srv.task_state is not None:
+                raise self._conflict(srv, "migrate")
+            hosts = list(s.execute(select(Host)).scalars())
+            if target is not None:
+                if target not in {h.host for h in hosts}:
+                    raise BadRequest(f"Compute host {target} could not be found.")
+                if target == srv.host:
+                    raise BadRequest("The target host can't be the same one.")
+            others = [h for h in hosts if h.host != srv.host and h.status == "enabled"
+                      and not h.forced_down and self.svc.host_is_up(h)
+                      and (target is None or h.host == target)]
+            mig = record_migration(s, srv, ctx, "migration", srv.flavor_id, srv.flavor_id)
+            mig.dest_compute = mig.dest_node = mig.dest_host = None
+            mig.status = "error"
+            actions.record(s, srv, "migrate", ctx)
+        if not others:
+            raise BadRequest("No valid host was found. There is no other enabled compute host "
+                             "to move the server to.")
+        raise BadRequest(f"No valid host was found. Moving a server between hosts is not "
+                         f"supported by the {self.svc.driver.name} compute driver.")
 
     def reset_state(self, ctx: RequestContext, server_id: str, arg: Any) -> None:
         policy.enforce(ctx, "compute:server_reset_state")
@@ -222,11 +272,32 @@ class ServerActions:
         # makes the last piece empty, and it counts).
         return "\n".join(output.split("\n")[-length:]) if length else ""
 
-    def create_image(self, ctx: RequestContext, server_id: str, arg: Any) -> str:
+    def create_image(self, ctx: RequestContext, server_id: str, arg: Any,
+                     backup: bool = False) -> str:
+        """createImage / createBackup: a queued image now, its data from the worker's
+        ``snapshot`` task (the server is in task_state image_snapshot until then, so a
+        second snapshot meanwhile is a 409, as in Nova)."""
+        what = "createBackup" if backup else "createImage"
         if not isinstance(arg, dict) or not isinstance(arg.get("name"), str) or not arg["name"].strip():
             raise BadRequest("Invalid input for field/attribute name: is a required property")
-        if set(arg) - {"name", "metadata"}:
-            raise BadRequest("Invalid input for field/attribute createImage")
+        if len(arg["name"]) > 255:
+            raise BadRequest("Invalid input for field/attribute name: longer than 255 characters")
+        keys = {"name", "metadata"} | ({"backup_type", "rotation"} if backup else set())
+        if set(arg) - keys:
+            raise BadRequest(f"Invalid input for field/attribute {what}. Additional properties "
+                             f"are not allowed ({', '.join(sorted(set(arg) - keys))} were "
+                             "unexpected)")
+        rotation = None
+        if backup:
+            if not isinstance(arg.get("backup_type"), str):
+                raise BadRequest("Invalid input for field/attribute backup_type: a string is "
+                                 "required")
+            rotation = arg.get("rotation")
+            if isinstance(rotation, str) and rotation.strip().isdigit():
+                rotation = int(rotation)
+            if not isinstance(rotation, int) or isinstance(rotation, bool) or rotation < 0:
+                raise BadRequest("Invalid input for field/attribute rotation: a non-negative "
+                                 "integer is required")
         meta = arg.get("metadata") or {}
         if not isinstance(meta, dict) or any(
                 not isinstance(k, str) or not 1 <= len(k) <= 255 or not isinstance(v, str)
@@ -236,36 +307,41 @@ class ServerActions:
         images = self.svc.cloud.services.get("image")
         if images is None:
             raise BadRequest("Snapshots need the image service, which this cloud does not run.")
-        with self.db.write() as s:
-            srv = self.svc.servers.load(s, ctx, server_id, "compute:server_create_image")
-            if srv.vm_state not in ("active", "stopped", "paused", "suspended") or srv.task_state:
-                raise self._conflict(srv, "createImage")
-            srv.task_state = "image_snapshot"
-            actions.record(s, srv, "createImage", ctx)
-        target = Path(self.svc.settings.data_dir) / "compute" / "snapshots" / f"{uuid.uuid4()}.img"
-        target.parent.mkdir(parents=True, exist_ok=True)
+        action = "compute:server_create_backup" if backup else "compute:server_create_image"
+        states = ("active", "stopped") if backup else ("active", "stopped", "paused", "suspended")
+
+        def check(srv: Server) -> None:
+            if srv.vm_state not in states or srv.task_state:
+                raise self._conflict(srv, what)
+        with self.db.read() as s:
+            srv = self.svc.servers.load(s, ctx, server_id, action)
+            check(srv)
+        # Nova carries the base image's properties over to the snapshot; not the image
+        # service's own bookkeeping (pocketstack_*) or the description.
+        props = {k: v for k, v in (srv.image or {}).get("properties", {}).items()
+                 if isinstance(v, str) and not k.startswith("pocketstack") and k != "description"}
+        props.update({"image_type": "backup" if backup else "snapshot", "instance_uuid": srv.id,
+                      "base_image_ref": srv.image_id, "user_id": ctx.user_id or "",
+                      **{str(k): str(v) for k, v in meta.items()}})
+        if backup:
+            props["backup_type"] = arg["backup_type"]
+        image = images.create_image_placeholder(
+            ctx, name=arg["name"], disk_format=(srv.image or {}).get("disk_format") or "raw",
+            container_format=(srv.image or {}).get("container_format") or "bare",
+            properties=props)
         try:
-            with actions.event(self.db, srv.id, "createImage", "compute_snapshot_instance",
-                               srv.host):
-                self.svc.driver.snapshot(srv.host, srv.id, target)
-                # Nova carries the base image's properties over to the snapshot; not the
-                # image service's own bookkeeping (pocketstack_*) or the description.
-                props = {k: v for k, v in (srv.image or {}).get("properties", {}).items()
-                         if isinstance(v, str) and not k.startswith("pocketstack")
-                         and k != "description"}
-                props.update({"image_type": "snapshot", "instance_uuid": srv.id,
-                              "base_image_ref": srv.image_id, "user_id": ctx.user_id or "",
-                              **{str(k): str(v) for k, v in meta.items()}})
-                image = images.create_image_from_file(
-                    ctx, name=arg["name"], path=target,
-                    disk_format=(srv.image or {}).get("disk_format") or "raw",
-                    container_format=(srv.image or {}).get("container_format") or "bare",
-                    properties=props, visibility="private")
-        finally:
             with self.db.write() as s:
-                row = s.get(Server, srv.id)
-                if row is not None:
-                    row.task_state = None
-            if target.exists():
-                os.unlink(target)
+                srv = self.svc.servers.load(s, ctx, server_id, action)
+                check(srv)
+                srv.task_state = "image_backup" if backup else "image_snapshot"
+                actions.record(s, srv, what, ctx)
+                self.svc.queue.enqueue(s, "snapshot", srv.id, {
+                    "action": what, "image_id": image["id"], "backup_type": arg.get("backup_type"),
+                    "rotation": rotation})
+        except BaseException:
+            from pocketstack.services.image import images as image_api
+
+            image_api.remove(images, RequestContext.internal(), image["id"])
+            raise
+        self.svc.queue.kick()
         return image["id"]

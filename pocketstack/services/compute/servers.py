@@ -81,8 +81,13 @@ class Servers:
         from pocketstack.services.compute import volume_attachments  # boot from volume
 
         bdm_count = _int(body.get("max_count", body.get("min_count", 1)), "max_count")
+        requested_image = image_ref if isinstance(image_ref, str) else ""
         image_ref, volume_plan = volume_attachments.parse_block_devices(
-            self.svc, ctx, bdm, image_ref if isinstance(image_ref, str) else "", bdm_count)
+            self.svc, ctx, bdm, requested_image, bdm_count)
+        # Booted from a volume without imageRef: Nova shows "image": "" (the image here is
+        # only what the driver unpacks for the root file system).
+        volume_backed = not requested_image and any(e.get("boot_index") == 0
+                                                    for e in volume_plan)
         if not isinstance(image_ref, str) or not image_ref:
             raise BadRequest("Invalid input for field/attribute imageRef: is a required property")
         image_id = image_ref.rstrip("/").rsplit("/", 1)[-1]
@@ -194,6 +199,8 @@ class Servers:
                       "properties": _image_props(image), "min_disk": min_disk,
                       "container_format": image.get("container_format"),
                       "disk_format": image.get("disk_format")}
+        if volume_backed:
+            image_snap["volume_backed"] = True
         reservation_id = "r-" + uuid.uuid4().hex[:8]
         created: list[Server] = []
         with self.db.write() as s:

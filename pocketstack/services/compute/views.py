@@ -109,7 +109,7 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
         flavor_body = {"id": srv.flavor_id, "links": [
             {"rel": "bookmark", "href": f"{base}/flavors/{srv.flavor_id}"}]}
     image_body: Any = ""
-    if srv.image_id:
+    if srv.image_id and not (srv.image or {}).get("volume_backed"):
         image_body = {"id": srv.image_id, "links": [
             {"rel": "bookmark", "href": f"{base}/images/{srv.image_id}"}]}
     body: dict[str, Any] = {
@@ -168,6 +168,10 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
         body["tags"] = list(srv.tags or [])
     if ver.has("server_groups_in_show") and show:
         body["server_groups"] = groups or []
+    if ver.at_least(2, 63) and not minimal:
+        # Image signature certificates are not verified by this cloud's drivers, so no
+        # server has trusted certificates.
+        body["trusted_image_certificates"] = None
     if ver.has("locked_reason"):
         body["locked_reason"] = srv.locked_reason
     return body

@@ -108,7 +108,11 @@ def test_server_lifecycle_actions(cloud, admin, image_id):
     r = post(admin, f"/servers/{sid}/action", {"createImage": {"name": uniq("snap")}})
     assert r.status_code == 202
     snap = r.json()["image_id"]
-    img = admin.image.get_image(snap)
+    img = admin.image.get_image(snap)  # queued, then saved by the worker (as in Nova)
+    deadline = time.monotonic() + 30
+    while img.status != "active" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        img = admin.image.get_image(snap)
     assert img.status == "active" and img.instance_uuid == sid
     assert img.properties.get("image_type") == "snapshot"
     admin.image.delete_image(snap)
