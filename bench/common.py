@@ -172,13 +172,14 @@ def pocketstack_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def purge(data_dir: Path) -> None:
+def purge(data_dir: Path, **env: str) -> None:
     """`pocketstack down --purge`: stop it if it runs, remove the host resources the cloud
-    made (namespaces, bridges, dnsmasq...) and its data dir."""
+    made (namespaces, bridges, dnsmasq...) and its data dir. ``env``: the driver settings
+    the cloud ran with (the purge asks those drivers)."""
     if data_dir.exists():
         subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(data_dir)], env=pocketstack_env(), cwd=ROOT, capture_output=True,
-                       timeout=120)
+                        str(data_dir)], env=pocketstack_env(**env), cwd=ROOT,
+                       capture_output=True, timeout=120)
 
 
 def cloud_rss_kb(pid: int, data_dir: Path) -> int:

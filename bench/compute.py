@@ -2,7 +2,8 @@
 """Compute benchmarks, JSON on stdout:
 
     python bench/compute.py [--boots 20] [--vm-boots 5] [--servers 1000] [--hosts 1000]
-                            [--sched-hosts 10000] [--only boot|vm-boot|scale|scheduler]
+                            [--sched-hosts 10000] [--hotplugs 20]
+                            [--only boot|vm-boot|scale|scheduler|hotplug]
 
 1. boot: POST /servers -> ACTIVE with the container driver (real namespaces, cgroups,
    rootfs copy of the busybox image), one at a time, networks "none"; p50/p90 of the time
@@ -18,7 +19,12 @@
    BusyBox initramfs, TCG unless KVM is usable and faster), networks "none", one at a time:
    p50/p90 of POST -> ACTIVE and of POST -> the guest's "booted" line in
    os-getConsoleOutput (polled every 50 ms).
-Servers run on ports 8845/8846/8847 in /tmp/ps-compute-bench-*; all are stopped at the end.
+5. hotplug: os-interface on a running container server with the linux network driver (real
+   bridges, veths, dnsmasq, nftables): POST /servers/{id}/os-interface with a second
+   network, then DELETE of that port, --hotplugs times. The POST returns once the port is
+   made, plugged into the server's namespace as eth1 and its rules applied; the DELETE
+   once it is unplugged and deleted. p50/p90 of each (no peer number: Nova publishes none).
+Servers run on ports 8845-8848 in /tmp/ps-compute-bench-*; all are stopped at the end.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import (http, log, machine, password_body, pocketstack_cmd,  # noqa: E402
-                          pocketstack_env, stop, wait_http)
+                          pocketstack_env, purge, stop, wait_http)
 
 NOVA_MEDIAN_BOOT_S = 4.0
 
@@ -229,6 +235,60 @@ def bench_scheduler(n_hosts: int, rounds: int = 1000) -> dict:
             "p90_ms": round(pct(times, 0.9) * 1000, 3), "goal_p50_ms": 5}
 
 
+def bench_hotplug(n: int) -> dict:
+    data, port = Path("/tmp/ps-compute-bench-h/data"), 8848
+    proc = start(data, port, POCKETSTACK_COMPUTE__DRIVER="container",
+                 POCKETSTACK_NETWORK__DRIVER="linux",
+                 POCKETSTACK_NETWORK__PUBLIC_CIDR="172.31.250.0/24")
+    try:
+        tok = token(port, data)
+        nets = []
+        for i, cidr in enumerate(("10.88.1.0/24", "10.88.2.0/24")):
+            _, _, b = http("POST", f"http://127.0.0.1:{port}/network/v2.0/networks",
+                           {"network": {"name": f"ps-bench-hp{i}"}}, {"X-Auth-Token": tok})
+            nets.append(b["network"]["id"])
+            status, _, b = http("POST", f"http://127.0.0.1:{port}/network/v2.0/subnets",
+                                {"subnet": {"network_id": nets[-1], "ip_version": 4,
+                                            "cidr": cidr}}, {"X-Auth-Token": tok})
+            assert status == 201, b
+        status, _, body = api(port, tok, "POST", "/servers", {"server": {
+            "name": "ps-bench-hp", "imageRef": image_id(port, tok), "flavorRef": "1",
+            "networks": [{"uuid": nets[0]}]}})
+        assert status == 202, body
+        sid = body["server"]["id"]
+        while True:
+            _, _, b = api(port, tok, "GET", f"/servers/{sid}")
+            if b["server"]["status"] in ("ACTIVE", "ERROR"):
+                break
+            time.sleep(0.05)
+        assert b["server"]["status"] == "ACTIVE", b["server"].get("fault")
+        attach, detach = [], []
+        for i in range(n + 1):
+            t0 = time.perf_counter()
+            status, _, b = api(port, tok, "POST", f"/servers/{sid}/os-interface",
+                               {"interfaceAttachment": {"net_id": nets[1]}})
+            t1 = time.perf_counter()
+            assert status == 200, b
+            status, _, _ = api(port, tok, "DELETE",
+                               f"/servers/{sid}/os-interface/{b['interfaceAttachment']['port_id']}")
+            t2 = time.perf_counter()
+            assert status == 202, status
+            if i:  # the first one warms the second network's bridge and dnsmasq
+                attach.append(t1 - t0)
+                detach.append(t2 - t1)
+        api(port, tok, "DELETE", f"/servers/{sid}")
+        time.sleep(2)
+        return {"driver": "container + linux network", "hotplugs": n,
+                "attach_p50_ms": round(statistics.median(attach) * 1000, 1),
+                "attach_p90_ms": round(pct(attach, 0.9) * 1000, 1),
+                "detach_p50_ms": round(statistics.median(detach) * 1000, 1),
+                "detach_p90_ms": round(pct(detach, 0.9) * 1000, 1)}
+    finally:
+        stop(proc)
+        purge(data, POCKETSTACK_COMPUTE__DRIVER="container",
+              POCKETSTACK_NETWORK__DRIVER="linux")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--boots", type=int, default=20)
@@ -236,7 +296,8 @@ def main() -> None:
     ap.add_argument("--hosts", type=int, default=1000)
     ap.add_argument("--sched-hosts", type=int, default=10000)
     ap.add_argument("--vm-boots", type=int, default=5)
-    ap.add_argument("--only", choices=("boot", "vm-boot", "scale", "scheduler"))
+    ap.add_argument("--hotplugs", type=int, default=20)
+    ap.add_argument("--only", choices=("boot", "vm-boot", "scale", "scheduler", "hotplug"))
     args = ap.parse_args()
     out: dict = {"machine": machine()}
     if args.only in (None, "scheduler"):
@@ -254,6 +315,12 @@ def main() -> None:
         else:
             log("qemu VM boots...")
             out["vm_boot"] = bench_vm_boot(args.vm_boots)
+    if args.only in (None, "hotplug"):
+        if os.geteuid() != 0:
+            out["hotplug"] = {"skipped": "the container and linux network drivers need root"}
+        else:
+            log("interface hot-plug on a container...")
+            out["hotplug"] = bench_hotplug(args.hotplugs)
     if args.only in (None, "scale"):
         log(f"{args.servers} servers on {args.hosts} fake hypervisors...")
         out["scale"] = bench_scale(args.servers, args.hosts)
