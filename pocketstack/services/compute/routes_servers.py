@@ -110,7 +110,8 @@ def register(svc: Any, add: Callable[..., None], base: str,
             view = (await run(server_views, [srv], ver, req.ctx, full, not full))[0]
             if not full and ver.at_least(2, 54):  # rebuild's own additions to the core view
                 view["key_name"] = srv.key_name
-            if not full and ver.at_least(2, 57):
+            if ver.at_least(2, 57):  # rebuild's own user_data replaces the admin attribute
+                view.pop("OS-EXT-SRV-ATTR:user_data", None)
                 view["user_data"] = srv.user_data
             if not full and ver.at_least(2, 63):
                 view["trusted_image_certificates"] = None

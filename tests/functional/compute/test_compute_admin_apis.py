@@ -42,6 +42,13 @@ def wait(conn, sid, statuses, timeout=30):
         time.sleep(0.05)
 
 
+def wait_task(conn, sid, timeout=30):
+    deadline = time.monotonic() + timeout
+    while conn.compute.get_server(sid).task_state is not None:
+        assert time.monotonic() < deadline, f"{sid} stuck in a task"
+        time.sleep(0.05)
+
+
 def boot(conn, image_id, flavor="1"):
     r = conn.compute.post("/servers", json={"server": {
         "name": uniq("adm"), "imageRef": image_id, "flavorRef": flavor, "networks": "none"}},
@@ -166,10 +173,7 @@ def test_create_backup_rotates(admin, server):
                                                     "backup_type": "daily", "rotation": 2}})
         assert r.status_code == 202, r.text
         ids.append(r.json()["image_id"])
-        deadline = time.monotonic() + 30
-        while admin.compute.get_server(server).task_state is not None:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_task(admin, server)
     try:
         left = {im.id for im in admin.image.images(instance_uuid=server, image_type="backup",
                                                    backup_type="daily")}
@@ -183,6 +187,7 @@ def test_create_backup_rotates(admin, server):
                                                       "backup_type": "weekly", "rotation": 0}},
                      mv="2.1")
         assert old.status_code == 202 and "Location" not in old.headers
+        wait_task(admin, server)
     finally:
         for iid in ids[1:]:
             admin.image.delete_image(iid, ignore_missing=True)
@@ -191,7 +196,9 @@ def test_create_backup_rotates(admin, server):
 def test_rebuild_and_update_at_275_carry_the_full_view(admin, image_id, server):
     r = action(admin, server, {"rebuild": {"imageRef": image_id}}, mv="2.75")
     assert r.status_code == 202, r.text
-    assert r.json()["server"]["trusted_image_certificates"] is None
+    view = r.json()["server"]
+    assert view["trusted_image_certificates"] is None and "user_data" in view
+    assert "OS-EXT-SRV-ATTR:user_data" not in view and "OS-EXT-STS:vm_state" in view
     wait(admin, server, {"ACTIVE"})
     r = admin.compute.put(f"/servers/{server}", json={"server": {"name": uniq("ren")}},
                           microversion="2.75")
