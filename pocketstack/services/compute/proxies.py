@@ -575,4 +575,6 @@ def register(svc: Any, add: Any, base: str) -> None:  # noqa: C901
 
     svc.change_server_security_group = change_server_group
 
+    from pocketstack.services.compute import proxies_network  # floating IPs, networks
 
+    proxies_network.register(svc, add)

@@ -76,9 +76,9 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     add("get", V, version)
     add("get", V + "/", version)
 
-    async def extensions(req: Req, ver: APIVersion) -> Response:
-        return json({"extensions": []})
-    add("get", V + "/extensions", extensions)
+    from pocketstack.services.compute import extensions  # /extensions, Nova's fixed list
+
+    extensions.register(svc, add)
 
     # -- flavors -----------------------------------------------------------------------------
     def paged(items: list, key: str, path: str, query, limit_hit: bool, ident) -> dict:  # noqa: ANN001

@@ -130,3 +130,100 @@ def test_security_group_rule_proxy(admin):
     assert delete(admin, "/os-security-group-rules/not-a-uuid").status_code == 400
     for g in (sg, peer):
         assert delete(admin, f"/os-security-groups/{g['id']}").status_code == 202
+
+
+def test_extensions_list_and_show(admin):
+    exts = get(admin, "/extensions").json()["extensions"]
+    assert "Hosts" in [e["name"] for e in exts] and len(exts) > 50
+    r = get(admin, "/extensions/os-consoles")
+    assert r.status_code == 200 and r.json()["extension"]["alias"] == "os-consoles"
+    assert get(admin, "/extensions/os-nope").status_code == 404
+
+
+def test_networks_and_tenant_networks(cloud, admin):
+    nets = admin.network.networks()
+    public = next(n for n in nets if n.name == "public")
+    body = get(admin, "/os-networks").json()["networks"]
+    mine = next(n for n in body if n["id"] == public.id)
+    assert mine["label"] == "public" and mine["cidr"] is None and "bridge" in mine  # admin
+    r = get(admin, f"/os-networks/{public.id}")
+    assert r.status_code == 200 and r.json()["network"]["label"] == "public"
+    assert get(admin, f"/os-networks/{uuid.uuid4()}").status_code == 404
+    assert get(admin, "/os-networks", mv="2.36").status_code == 404
+    assert post(admin, "/os-networks", {"network": {"label": "x"}}).status_code == 410
+    r = get(admin, f"/os-tenant-networks/{public.id}")
+    assert r.json() == {"network": {"id": public.id, "cidr": "None", "label": "public"}}
+    assert public.id in [n["id"] for n in get(admin, "/os-tenant-networks").json()["networks"]]
+    assert get(admin, f"/os-tenant-networks/{uuid.uuid4()}").status_code == 404
+
+
+def _wait_active(conn, sid, timeout=60):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while conn.compute.get_server(sid).status != "ACTIVE":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_floating_ip_proxy_and_server_actions(cloud, admin):
+    pools = get(admin, "/os-floating-ip-pools").json()["floating_ip_pools"]
+    assert {"name": "public"} in pools
+    r = post(admin, "/os-floating-ips", {"pool": "public"})
+    assert r.status_code == 200, r.text
+    fip = r.json()["floating_ip"]
+    assert fip["pool"] == "public" and fip["instance_id"] is None and fip["fixed_ip"] is None
+    assert get(admin, f"/os-floating-ips/{fip['id']}").json()["floating_ip"] == fip
+    assert fip in get(admin, "/os-floating-ips").json()["floating_ips"]
+    assert post(admin, "/os-floating-ips", {"pool": "ps-no-such-pool"}).status_code == 404
+    assert post(admin, "/os-floating-ips", {"pool": 5}).status_code == 400
+    assert get(admin, f"/os-floating-ips/{uuid.uuid4()}").status_code == 404
+    assert delete(admin, f"/os-floating-ips/{uuid.uuid4()}").status_code == 404
+    assert get(admin, "/os-floating-ips", mv="2.36").status_code == 404
+    # a server on a network routed to public: associate, re-check, disassociate
+    net = admin.network.create_network(name=uniq("net"))
+    sub = admin.network.create_subnet(network_id=net.id, ip_version=4, cidr="10.231.7.0/24")
+    public = admin.network.find_network("public", ignore_missing=False)
+    router = admin.network.create_router(name=uniq("r"),
+                                         external_gateway_info={"network_id": public.id})
+    admin.network.add_interface_to_router(router, subnet_id=sub.id)
+    image = admin.image.find_image("busybox", ignore_missing=False).id
+    r = post(admin, "/servers", {"server": {"name": uniq("srv"), "imageRef": image,
+                                            "flavorRef": "1", "networks": [{"uuid": net.id}]}})
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    try:
+        _wait_active(admin, sid)
+        action = f"/servers/{sid}/action"
+        assert post(admin, action, {"addFloatingIp": {"address": ""}}).status_code == 400
+        assert post(admin, action, {"addFloatingIp": {"address": "0.0.0.0"}}).status_code == 404
+        assert post(admin, action, {"removeFloatingIp": {"address": "0.0.0.0"}}).status_code == 404
+        assert post(admin, action, {"addFloatingIp": {"address": fip["ip"],
+                                                      "fixed_address": "10.9.9.9"}}
+                    ).status_code == 400
+        assert post(admin, action, {"addFloatingIp": {"address": fip["ip"]}},
+                    mv="2.44").status_code == 400  # no such action from 2.44
+        r = post(admin, action, {"addFloatingIp": {"address": fip["ip"]}})
+        assert r.status_code == 202, r.text
+        shown = get(admin, f"/os-floating-ips/{fip['id']}").json()["floating_ip"]
+        assert shown["instance_id"] == sid and shown["fixed_ip"].startswith("10.231.7.")
+        # a second floating IP on the same fixed IP: 400 (Neutron's conflict)
+        other = post(admin, "/os-floating-ips", {"pool": "public"}).json()["floating_ip"]
+        assert post(admin, action, {"addFloatingIp": {"address": other["ip"]}}
+                    ).status_code == 400
+        assert post(admin, action, {"removeFloatingIp": {"address": other["ip"]}}
+                    ).status_code == 409  # not associated with this server
+        assert delete(admin, f"/os-floating-ips/{other['id']}").status_code == 202
+        r = post(admin, action, {"removeFloatingIp": {"address": fip["ip"]}})
+        assert r.status_code == 202, r.text
+        assert get(admin, f"/os-floating-ips/{fip['id']}").json()["floating_ip"][
+            "instance_id"] is None
+    finally:
+        admin.compute.delete_server(sid)
+        assert delete(admin, f"/os-floating-ips/{fip['id']}").status_code == 202
+        srv = admin.compute.find_server(sid)
+        if srv is not None:
+            admin.compute.wait_for_delete(srv, wait=60)
+        admin.network.remove_interface_from_router(router, subnet_id=sub.id)
+        admin.network.delete_router(router)
+        admin.network.delete_network(net)
