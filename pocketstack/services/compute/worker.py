@@ -536,7 +536,13 @@ class Worker:
         srv = self._load(task.resource_id)
         images = self.svc.cloud.services.get("image")
         internal = RequestContext.internal()
-        if srv is None or images is None:
+        if images is None:
+            return
+        if srv is None:  # deleted before its snapshot ran: the queued image goes too
+            try:
+                image_api.remove(images, internal, p["image_id"])
+            except Exception:  # noqa: BLE001 - already gone
+                pass
             return
         target = Path(self.svc.settings.data_dir) / "compute" / "snapshots" / f"{p['image_id']}.img"
         target.parent.mkdir(parents=True, exist_ok=True)
