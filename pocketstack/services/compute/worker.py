@@ -7,8 +7,6 @@ Every handler is idempotent: after kill -9 the queue runs it again with attempts
 from __future__ import annotations
 
 import logging
-import os
-from pathlib import Path
 import traceback
 from typing import Any
 
@@ -20,7 +18,7 @@ from pocketstack.errors import PocketError
 from pocketstack.drivers.compute.base import (PAUSED, RUNNING, SHUTDOWN, SUSPENDED, InstanceSpec)
 from pocketstack.scheduler.host_state import RequestSpec
 from pocketstack.scheduler.manager import NoValidHost
-from pocketstack.services.compute import actions
+from pocketstack.services.compute import actions, snapshots
 from pocketstack.services.compute.admin_apis import set_migration_status
 from pocketstack.services.compute.models import Allocation, Host, PciDevice, Server
 from pocketstack.services.compute.service import _ClaimRace
@@ -48,7 +46,7 @@ class Worker:
             "unpause": self._power("unpause"), "suspend": self._power("suspend"),
             "resume": self._power("resume"), "rebuild": self.rebuild, "resize": self.resize,
             "confirm_resize": self.confirm_resize, "revert_resize": self.revert_resize,
-            "snapshot": self.snapshot,
+            "snapshot": lambda task: snapshots.run(self, task),
         }
 
     # -- helpers ----------------------------------------------------------------------------
@@ -524,61 +522,6 @@ class Worker:
         was_stopped = old.get("_power") == SHUTDOWN
         self._set(srv.id, vm_state="stopped" if was_stopped else "active", task_state=None)
         self.svc.scheduler.refresh()
-
-    # -- createImage / createBackup ---------------------------------------------------------
-    def snapshot(self, task: Task) -> None:
-        """Fill the queued image with the server's disk; for a backup, then delete the
-        oldest backups of that type beyond ``rotation``. A failed snapshot deletes the image
-        (as Nova does) and the instance action shows the error."""
-        from pocketstack.services.image import images as image_api
-
-        p = task.payload
-        srv = self._load(task.resource_id)
-        images = self.svc.cloud.services.get("image")
-        internal = RequestContext.internal()
-        if images is None:
-            return
-        if srv is None:  # deleted before its snapshot ran: the queued image goes too
-            try:
-                image_api.remove(images, internal, p["image_id"])
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-            return
-        target = Path(self.svc.settings.data_dir) / "compute" / "snapshots" / f"{p['image_id']}.img"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with actions.event(self.db, srv.id, p["action"], "compute_snapshot_instance",
-                               srv.host):
-                self.driver.snapshot(srv.host, srv.id, target)
-                info = images.get_image(internal, p["image_id"])
-                images.create_image_from_file(
-                    internal, target, name=info["name"], disk_format=info["disk_format"],
-                    container_format=info["container_format"], image_id=p["image_id"])
-        except Exception:  # noqa: BLE001
-            log.exception("server %s: snapshot into image %s failed", srv.id, p["image_id"])
-            try:
-                image_api.remove(images, internal, p["image_id"])
-            except Exception:  # noqa: BLE001 - already gone
-                pass
-        finally:
-            self._set(srv.id, task_state=None)
-            if target.exists():
-                os.unlink(target)
-        if p.get("rotation") is not None:
-            self._rotate_backups(images, srv, p["backup_type"], int(p["rotation"]))
-
-    def _rotate_backups(self, images: Any, srv: Server, backup_type: str, rotation: int) -> None:
-        from pocketstack.services.image import images as image_api
-
-        internal = RequestContext.internal()
-        query = {"instance_uuid": srv.id, "image_type": "backup", "backup_type": backup_type,
-                 "sort_key": "created_at", "sort_dir": "desc", "limit": "1000"}
-        rows = image_api.list_images(images, internal, query)["images"]
-        for old in rows[rotation:]:
-            try:
-                image_api.remove(images, internal, old["id"])
-            except Exception:  # noqa: BLE001 - deleted meanwhile, or protected
-                log.warning("server %s: could not rotate out backup %s", srv.id, old["id"])
 
     # -- restart ------------------------------------------------------------------------------
     def reconcile(self) -> None:
