@@ -206,3 +206,23 @@ def test_rebuild_and_update_at_275_carry_the_full_view(admin, image_id, server):
     r = admin.compute.put(f"/servers/{server}", json={"server": {"name": uniq("ren")}},
                           microversion="2.74")
     assert "trusted_image_certificates" not in r.json()["server"]
+
+
+def test_bad_input_is_4xx(admin, server):
+    for body in ({"createBackup": None}, {"createBackup": {"name": "x"}},
+                 {"createBackup": {"name": "x", "backup_type": "d", "rotation": "two"}},
+                 {"createBackup": {"name": "x", "backup_type": "d", "rotation": 1, "z": 1}},
+                 {"migrate": "elsewhere"}, {"migrate": {"host": 5}}):
+        r = action(admin, server, body)
+        assert r.status_code == 400, (body, r.text)
+    for body in ({}, {"events": "x"}, {"events": []}, {"events": [{"name": "network-changed"}]},
+                 {"events": [{"name": "network-changed", "server_uuid": server, "x": 1}]},
+                 {"events": [{"name": "network-changed", "server_uuid": server,
+                              "status": "done"}]}):
+        r = admin.compute.post("/os-server-external-events", json=body, microversion=MV)
+        assert r.status_code == 400, (body, r.text)
+    for query, mv in (("changes-since=yesterday", MV), ("changes-before=2020-01-01", "2.59"),
+                      ("marker=nope", MV)):
+        assert get(admin, f"/os-migrations?{query}", mv=mv).status_code == 400, query
+    assert get(admin, "/os-migrations?changes-since=2020-01-01T00:00:00Z").status_code == 200
+    assert get(admin, f"/servers/{'x' * 300}/diagnostics").status_code == 404
