@@ -24,6 +24,21 @@ def start_time(pid: int) -> int | None:
     return int(rest[19])
 
 
+def process_times(pid: int) -> tuple[int, int] | None:
+    """(seconds the process has run, CPU time it and its threads used in ns) from
+    /proc/pid/stat (utime, stime and starttime in clock ticks); None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            rest = fh.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as fh:
+            boot_uptime = float(fh.read().split()[0])
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    uptime = max(0, int(boot_uptime - int(rest[19]) / tick))
+    return uptime, (int(rest[11]) + int(rest[12])) * 1_000_000_000 // tick
+
+
 def alive(state: dict[str, Any], key: str) -> int | None:
     """``state[key_pid]`` if that process still runs and is the one recorded (same start
     time as ``state[key_start]``: a reused pid is never taken for a server's process)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
-                                               memory_and_disk, start_time)
+                                               memory_and_disk, process_times, start_time)
 from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
@@ -295,12 +295,8 @@ class ContainerDriver(ComputeDriver):
         diag.memory_max_mb = limit // mib if limit is not None else None
         diag.memory_used_mb = -(-used // mib) if used is not None else None
         diag.cpu_time_ns = cpu
-        try:  # /proc/<pid>/stat field 22: start time in clock ticks after boot
-            start = int(Path(f"/proc/{init}/stat").read_text().rsplit(")", 1)[1].split()[19])
-            boot_uptime = float(Path("/proc/uptime").read_text().split()[0])
-            diag.uptime_s = max(0, int(boot_uptime - start / os.sysconf("SC_CLK_TCK")))
-        except (OSError, ValueError, IndexError):
-            pass
+        times = process_times(init)
+        diag.uptime_s = times[0] if times else None
         return diag
 
     def processes(self, host: str, server_id: str) -> list[int]:

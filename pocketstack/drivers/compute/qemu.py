@@ -37,10 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
-                                               memory_and_disk, start_time)
+                                               memory_and_disk, process_times, start_time)
 from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
-                                              InstanceSpec)
+                                              InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.qemu_nics import QemuNics
 from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT,
                                                       NETNS_VERSION, QEMU, QEMU_FORMATS,
@@ -179,6 +179,16 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
         except (DriverError, QMPError):
             return RUNNING  # alive but its monitor is busy or slow
         return power_state_of(status.get("status", ""))
+
+    def diagnostics(self, host: str, server_id: str) -> InstanceDiagnostics:
+        """Uptime and CPU time of the QEMU process (its vCPU threads and the emulator, as
+        libvirt counts a domain's); the guest's own memory use is not visible from here."""
+        diag = InstanceDiagnostics(power_state=self.get_power_state(host, server_id))
+        pid = alive(self._read_json(server_id, "state.json"), "qemu")
+        times = process_times(pid) if pid else None
+        if times:
+            diag.uptime_s, diag.cpu_time_ns = times
+        return diag
 
     def processes(self, host: str, server_id: str) -> list[int]:
         state = self._read_json(server_id, "state.json")
