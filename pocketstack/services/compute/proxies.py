@@ -6,6 +6,7 @@ proxied service is absent."""
 from __future__ import annotations
 
 import ipaddress
+import re
 import uuid
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +26,9 @@ _IMAGE_PROGRESS = {"queued": 25, "saving": 50, "active": 100}
 _IMAGE_FILTERS = {"name": "name", "status": "status", "changes-since": "changes-since",
                   "server": "instance_uuid", "type": "image_type", "minRam": "min_ram",
                   "minDisk": "min_disk"}
+
+
+_META_KEY = re.compile(r"[a-zA-Z0-9-_:. ]{1,255}")
 
 
 def glance_query(query: Any) -> QueryParams:
@@ -123,13 +127,9 @@ def register(svc: Any, add: Any, base: str) -> None:  # noqa: C901
         return json({"image": image_view(await run(_get_image, req.ctx, req.params["image_id"]))})
 
     def _list_images(ctx, query: QueryParams) -> list[dict]:  # noqa: ANN001
-        images = image_service()
-        lister = getattr(images, "list_images", None)
-        if lister is None:
-            from pocketstack.services.image import images as image_api
+        from pocketstack.services.image import images as image_api
 
-            return image_api.list_images(images, ctx, query)["images"]
-        return lister(ctx, query)
+        return image_api.list_images(image_service(), ctx, query)["images"]
 
     def image_list(detail: bool):  # noqa: ANN202
         async def handler(req: Req, ver: APIVersion) -> Response:
@@ -177,7 +177,7 @@ def register(svc: Any, add: Any, base: str) -> None:  # noqa: C901
             raise BadRequest(f"Invalid input for field/attribute {key}. Value: {items}. "
                              f"{items!r} is not of type 'object'")
         for k, v in items.items():
-            if not (1 <= len(k) <= 255):
+            if not _META_KEY.fullmatch(k):  # nova parameter_types.metadata
                 raise BadRequest(f"Invalid input for field/attribute {key}. Value: {items}. "
                                  f"{k!r} does not match any of the regexes")
             if not isinstance(v, str) or len(v) > 255:
@@ -196,7 +196,7 @@ def register(svc: Any, add: Any, base: str) -> None:  # noqa: C901
         with svc.db.read() as s:
             limit = svc.quotas.limits(s, ctx.project_id)["metadata_items"]
         if limit >= 0 and len(merged) > limit:
-            raise Forbidden("Quota exceeded for metadata items: image metadata limit exceeded")
+            raise Forbidden("Image metadata limit exceeded")
         changes: list[dict[str, Any]] = []
         if purge:
             changes += [{"op": "remove", "path": [k], "draft": 10} for k in current

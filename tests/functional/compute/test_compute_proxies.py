@@ -57,7 +57,7 @@ def test_image_list_limit_filters_and_links(admin, image):
     assert image.id in ids
     busybox = admin.image.find_image("busybox", ignore_missing=False).id
     assert busybox not in ids  # not a snapshot
-    detail = get(admin, f"/images/detail?property-ps_marker=x").json()["images"]
+    detail = get(admin, "/images/detail?property-ps_marker=x").json()["images"]
     assert [i["id"] for i in detail] == [image.id]
     assert detail[0]["metadata"]["ps_marker"] == "x" and detail[0]["status"] == "ACTIVE"
     assert detail[0]["progress"] == 100
@@ -89,6 +89,9 @@ def test_image_metadata_proxy(admin, image):
     assert put(admin, base, {"metadata": "nope"}).status_code == 400
     assert post(admin, base, {"meta": {}}).status_code == 400
     assert put(admin, base, {"metadata": {"k": 5}}).status_code == 400
+    assert post(admin, base, {"metadata": {"bad/key": "v"}}).status_code == 400
+    too_many = {f"k{i}": "v" for i in range(129)}  # over the metadata_items quota (128)
+    assert post(admin, base, {"metadata": too_many}).status_code == 403
     missing = f"/images/{uuid.uuid4()}/metadata"
     assert put(admin, missing, {"metadata": {"a": "b"}}).status_code == 404
     assert post(admin, missing, {"metadata": {"a": "b"}}).status_code == 404
