@@ -107,14 +107,16 @@ class FloatingIPProxy:
         net_id = self._pool_id(ctx, pool or DEFAULT_POOL)
         try:
             fip = self.network().floatingips.create(ctx, {"floating_network_id": net_id})
-        except OverQuota:
-            raise Forbidden(f"IP allocation over quota in pool {pool}." if pool else
-                            "IP allocation over quota.") from None
-        except Conflict as exc:
-            if "no more" in exc.message.lower() or "address" in exc.message.lower():
+        except PocketError as exc:  # Nova's mapping of Neutron's allocation failures
+            if isinstance(exc, OverQuota) or exc.kind == "OverQuota":
+                raise Forbidden(f"IP allocation over quota in pool {pool}." if pool else
+                                "IP allocation over quota.") from None
+            if exc.kind == "IpAddressGenerationFailure":
                 raise NotFound(f"No more floating IPs in pool {pool}." if pool else
                                "No more floating IPs available.") from None
-            raise BadRequest(exc.message) from None
+            if isinstance(exc, BadRequest):
+                raise BadRequest(exc.message) from None
+            raise
         return self.view(fip)
 
     def delete(self, ctx: RequestContext, fip_id: str) -> None:

@@ -230,3 +230,16 @@ def test_floating_ip_proxy_and_server_actions(cloud, admin):
         admin.network.remove_interface_from_router(router, subnet_id=sub.id)
         admin.network.delete_router(router)
         admin.network.delete_network(net)
+
+
+def test_floating_ip_over_quota_is_403(cloud, admin):
+    demo = cloud.sdk("demo")
+    project = demo.current_project_id
+    before = admin.network.get_quota(project).floating_ips
+    admin.network.update_quota(project, floating_ips=0)
+    try:
+        r = post(demo, "/os-floating-ips", {"pool": "public"})
+        assert r.status_code == 403, r.text
+        assert "over quota" in r.text
+    finally:
+        admin.network.update_quota(project, floating_ips=before)
