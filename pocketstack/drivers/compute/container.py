@@ -40,7 +40,7 @@ from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN
 log = logging.getLogger("pocketstack.compute")
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "cpu", "freezer", "pids")
+V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "freezer", "pids")  # cpuacct: diagnostics
 
 BOOT_SCRIPT = """#!/bin/sh
 # pocketstack container boot: network (DHCP on eth0, as a cloud image's init would), user
@@ -188,7 +188,7 @@ class Cgroups:
 
     def usage(self, server_id: str) -> tuple[int | None, int | None, int | None]:
         """(memory limit bytes, memory in use bytes, CPU time ns) from the server's cgroup;
-        None where the file is missing (v1 here has no cpuacct group per server)."""
+        None where a file is missing (e.g. a server started before it had a cpuacct group)."""
         def read(path: Path) -> str | None:
             try:
                 return path.read_text()
@@ -204,7 +204,8 @@ class Cgroups:
         else:
             m = self._dir("memory", server_id)
             limit, used = read(m / "memory.limit_in_bytes"), read(m / "memory.usage_in_bytes")
-            cpu = None
+            raw = read(self._dir("cpuacct", server_id) / "cpuacct.usage")  # ns
+            cpu = int(raw) if raw is not None and raw.strip().isdigit() else None
         def num(v: str | None) -> int | None:
             return int(v) if v is not None and v.strip().isdigit() else None
         return num(limit), num(used), cpu

@@ -95,6 +95,13 @@ def test_container_server_lifecycle(real_cloud):
             (cpu / "cpu.cfs_period_us").read_text())
         assert int((cpu / "cpu.shares").read_text()) == 1024
         assert str(init) in Path(f"/sys/fs/cgroup/pids/{group}/{srv.id}/cgroup.procs").read_text()
+    # Diagnostics (admin, 2.48) read the same cgroup: the flavor's limit, real usage.
+    diag = conn.compute.get(f"/servers/{srv.id}/diagnostics", microversion="2.48").json()
+    assert diag["state"] == "running" and diag["hypervisor"] == "lxc"
+    assert diag["memory_details"]["maximum"] == 2048 and diag["memory_details"]["used"] >= 0
+    assert diag["uptime"] is not None and diag["uptime"] >= 0
+    if mem.exists():  # v1: cpuacct.usage; v2: cpu.stat usage_usec
+        assert diag["cpu_details"][0]["time"] > 0
     # Console output through os-getConsoleOutput.
     deadline = time.monotonic() + 30
     while "ps-user-data-ran" not in (out := conn.compute.get_server_console_output(srv.id)["output"]):
@@ -196,7 +203,7 @@ def test_kill9_during_50_concurrent_boots(tmp_path):
             time.sleep(0.3)
         assert not any(alive(p) for p in pids.values())
         group = cgroup_group(data)
-        for ctl in ("memory", "cpu", "freezer", "pids"):
+        for ctl in ("memory", "cpu", "cpuacct", "freezer", "pids"):
             d = Path(f"/sys/fs/cgroup/{ctl}/{group}")
             assert not d.exists() or not [x for x in d.iterdir() if x.is_dir()]
         usage = conn.compute.get(f"/os-quota-sets/{project}/detail").json()["quota_set"]
@@ -206,7 +213,7 @@ def test_kill9_during_50_concurrent_boots(tmp_path):
     finally:
         live.stop()
         group = cgroup_group(data)
-        for ctl in ("memory", "cpu", "freezer", "pids"):
+        for ctl in ("memory", "cpu", "cpuacct", "freezer", "pids"):
             d = Path(f"/sys/fs/cgroup/{ctl}/{group}")
             if d.exists():
                 for sub in d.iterdir():

@@ -39,4 +39,8 @@ def test_cgroup_usage_v2_and_v1(tmp_path, monkeypatch):
     (m / "memory.limit_in_bytes").write_text("67108864\n")
     (m / "memory.usage_in_bytes").write_text("4096\n")
     assert container.Cgroups("grp").usage("srv") == (67108864, 4096, None)
+    a = tmp_path / "cpuacct" / "grp" / "srv"
+    a.mkdir(parents=True)
+    (a / "cpuacct.usage").write_text("123456789\n")
+    assert container.Cgroups("grp").usage("srv") == (67108864, 4096, 123456789)
     assert container.Cgroups("grp").usage("gone") == (None, None, None)
