@@ -8,17 +8,9 @@ import io
 import uuid
 
 import pytest
+from tests.functional.compute.servers_common import uniq
 
 OLD = "2.1"
-
-
-@pytest.fixture(scope="module")
-def admin(cloud):
-    return cloud.sdk()
-
-
-def uniq(prefix: str) -> str:
-    return f"ps-{prefix}-{uuid.uuid4().hex[:8]}"
 
 
 def get(conn, path, mv=OLD):

@@ -5,21 +5,12 @@ tests/system/ checks that a running container really gets eth1)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
+from tests.functional.compute.servers_common import uniq, wait
 
 MV = "2.79"
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="module")
-def admin(cloud):
-    return cloud.sdk()
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +27,6 @@ def nets(admin):
         for port in admin.network.ports(network_id=net.id):
             admin.network.delete_port(port.id)
         admin.network.delete_network(net.id)
-
-
-def wait(conn, sid, statuses, timeout=60):
-    deadline = time.monotonic() + timeout
-    while True:
-        srv = conn.compute.get_server(sid)
-        if srv.status in statuses:
-            return srv
-        assert time.monotonic() < deadline, f"{sid} stuck in {srv.status}"
-        time.sleep(0.05)
 
 
 def boot(admin, net_id, name, tag=None):

@@ -8,33 +8,9 @@ import concurrent.futures
 import time
 import uuid
 
-import pytest
+from tests.functional.compute.servers_common import uniq, wait
 
 MV = "2.79"
-
-
-@pytest.fixture(scope="module")
-def admin(cloud):
-    return cloud.sdk()
-
-
-@pytest.fixture(scope="module")
-def image_id(admin):
-    return admin.image.find_image("busybox", ignore_missing=False).id
-
-
-def uniq(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def wait(conn, sid, statuses, timeout=30):
-    deadline = time.monotonic() + timeout
-    while True:
-        srv = conn.compute.get_server(sid)
-        if srv.status in statuses:
-            return srv
-        assert time.monotonic() < deadline, f"{sid} stuck in {srv.status}"
-        time.sleep(0.05)
 
 
 def post(conn, path, body, mv=MV):
