@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import LiveCloud
+from tests.conftest import LiveCloud
 from identity_helpers import Keystone, unique
 
 
