@@ -194,6 +194,9 @@ class Cgroups:
                 return path.read_text()
             except OSError:
                 return None
+
+        def num(v: str | None) -> int | None:
+            return int(v) if v is not None and v.strip().isdigit() else None
         if self.v2:
             d = self._dir("", server_id)
             limit, used, stat = read(d / "memory.max"), read(d / "memory.current"), read(d / "cpu.stat")
@@ -204,10 +207,7 @@ class Cgroups:
         else:
             m = self._dir("memory", server_id)
             limit, used = read(m / "memory.limit_in_bytes"), read(m / "memory.usage_in_bytes")
-            raw = read(self._dir("cpuacct", server_id) / "cpuacct.usage")  # ns
-            cpu = int(raw) if raw is not None and raw.strip().isdigit() else None
-        def num(v: str | None) -> int | None:
-            return int(v) if v is not None and v.strip().isdigit() else None
+            cpu = num(read(self._dir("cpuacct", server_id) / "cpuacct.usage"))  # ns
         return num(limit), num(used), cpu
 
     def remove(self, server_id: str) -> None:
