@@ -185,7 +185,7 @@ class NetworkService:
         ``{"uuid": net_id, "fixed_ip": ip?}`` / ``{"port": port_id}``. ``security_groups``
         are names or ids (default: the project's default group). Raises a 4xx domain error
         (BadRequest / Conflict / NotFound) with a clear message when it cannot.
-        Returns port dicts: id, network_id, network_name, mac_address,
+        Returns port dicts: id, network_id, network_name, mac_address, status,
         fixed_ips [{ip_address, subnet_id}].
         """
         if requested_networks == "none" or requested_networks == []:
@@ -276,8 +276,8 @@ class NetworkService:
             m.Network.id.in_({p.network_id for p in ports.values()})))}
         return [{"id": pid, "network_id": ports[pid].network_id,
                  "network_name": nets[ports[pid].network_id].name,
-                 "mac_address": ports[pid].mac_address, "fixed_ips": ips[pid]}
-                for pid in port_ids]
+                 "mac_address": ports[pid].mac_address, "status": ports[pid].status,
+                 "fixed_ips": ips[pid]} for pid in port_ids]
 
     def deallocate_for_server(self, ctx: RequestContext, server_id: str) -> None:
         """Delete the ports allocate_for_server created; unbind pre-existing ones."""
@@ -308,12 +308,7 @@ class NetworkService:
             port_ids = list(s.scalars(select(m.Port.id).where(
                 m.Port.device_id == server_id, m.Port.device_owner.like("compute:%"))
                 .order_by(m.Port.created_at, m.Port.id)))
-            infos = self._port_infos(s, port_ids)
-            status = dict(s.execute(select(m.Port.id, m.Port.status).where(
-                m.Port.id.in_(port_ids))).all())
-        for info in infos:
-            info["status"] = status[info["id"]]
-        return infos
+            return self._port_infos(s, port_ids)
 
     def plug_vif(self, port_id: str, netns_pid: int) -> str:
         """Plug the port into the server's network namespace (of process ``netns_pid``);
