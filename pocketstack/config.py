@@ -98,8 +98,13 @@ class ComputeSettings:
     workers: int = 8  # threads driving driver calls
     service_down_time: int = 60  # seconds without heartbeat before a host is "down"
     # container driver
-    container_runtime: str = "auto"  # "unshare" (util-linux) or "auto"
+    # Servers run under runc (an OCI spec from drivers/compute/oci.py) with a user
+    # namespace: each guest's root is host uid container_idmap_base + n * 65536, a range of
+    # its own (the registry of ranges is machine-wide, in container_idmap_registry).
     container_cpu_period_us: int = 100000
+    container_pids_max: int = 1024  # processes per server (a fork bomb stays inside)
+    container_idmap_base: int = 1_000_000_000
+    container_idmap_registry: str = "/var/lib/pocketstack/idmap"
     # qemu driver: "auto" uses KVM when a probe boot shows it at least about as fast as
     # TCG (nested KVM can be far slower), else TCG; or force "kvm" / "tcg".
     qemu_accel: str = "auto"

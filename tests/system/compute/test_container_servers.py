@@ -83,8 +83,10 @@ def test_container_server_lifecycle(real_cloud):
     host = subprocess.run(["nsenter", "-t", str(init), "-u", "hostname"], capture_output=True,
                           text=True, check=True).stdout.strip()
     assert host == "ps-sys-c1"
-    # Root file system is the server's own copy of the image.
-    assert os.readlink(f"/proc/{init}/root").endswith(f"compute/instances/{srv.id}/rootfs")
+    # Root file system is the server's own copy of the image (pivot_root: the host sees
+    # the same files through /proc/<init>/root, not the path).
+    rootfs = c.data_dir / "compute/instances" / srv.id / "rootfs"
+    assert os.path.samefile(f"/proc/{init}/root/.pocketstack-boot", rootfs / ".pocketstack-boot")
     # Cgroup limits from the flavor (m1.small: 2048 MB, 1 vCPU).
     group = cgroup_group(c.data_dir)
     mem = Path(f"/sys/fs/cgroup/memory/{group}/{srv.id}/memory.limit_in_bytes")
