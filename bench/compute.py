@@ -4,6 +4,7 @@
     python bench/compute.py [--boots 20] [--vm-boots 5] [--servers 1000] [--hosts 1000]
                             [--sched-hosts 10000] [--hotplugs 20]
                             [--only boot|vm-boot|scale|scheduler|hotplug]
+                            [--baseline GIT_REF]
 
 1. boot: POST /servers -> ACTIVE with the container driver (real namespaces, cgroups,
    rootfs copy of the busybox image), one at a time, networks "none"; p50/p90 of the time
@@ -24,6 +25,9 @@
    network, then DELETE of that port, --hotplugs times. The POST returns once the port is
    made, plugged into the server's namespace as eth1 and its rules applied; the DELETE
    once it is unplugged and deleted. p50/p90 of each (no peer number: Nova publishes none).
+--baseline REF runs boot and scale a second time, in the same run, against the code of
+REF (a git worktree in /tmp/ps-compute-bench-baseline), and reports each side and the
+ratio (e.g. the cost of confining containers: --baseline <commit before it>).
 Servers run on ports 8845-8848 in /tmp/ps-compute-bench-*; all are stopped at the end.
 """
 
@@ -47,12 +51,19 @@ from bench.common import (http, log, machine, password_body, pocketstack_cmd,  #
 NOVA_MEDIAN_BOOT_S = 4.0
 
 
+# The source tree the clouds run from: this one, or a baseline's worktree (--baseline).
+SOURCE: dict[str, Path | None] = {"dir": None}
+
+
 def start(data_dir: Path, port: int, **env: str) -> subprocess.Popen:
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
+    src = SOURCE["dir"]
+    if src is not None:  # `python -m` imports from the working directory first
+        env["PYTHONPATH"] = str(src)
     proc = subprocess.Popen(pocketstack_cmd(data_dir, port), env=pocketstack_env(**env),
                             stdout=subprocess.DEVNULL, stderr=open(data_dir.parent / f"{data_dir.name}.log", "w"),
-                            start_new_session=True)
+                            start_new_session=True, cwd=src)
     wait_http(f"http://127.0.0.1:{port}/healthcheck", 120, proc)
     return proc
 
@@ -289,6 +300,41 @@ def bench_hotplug(n: int) -> dict:
               POCKETSTACK_NETWORK__DRIVER="linux")
 
 
+def run_baseline(args: argparse.Namespace) -> dict:
+    """boot and scale on the code of ``args.baseline`` (a worktree), for the ratios."""
+    repo = Path(__file__).resolve().parent.parent
+    tree = Path("/tmp/ps-compute-bench-baseline")
+    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                   capture_output=True)
+    shutil.rmtree(tree, ignore_errors=True)
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree),
+                    args.baseline], check=True, capture_output=True)
+    res: dict = {"ref": args.baseline}
+    SOURCE["dir"] = tree
+    try:
+        if args.only in (None, "boot") and os.geteuid() == 0:
+            log(f"container boots on {args.baseline}...")
+            res["boot"] = bench_boot(args.boots)
+        if args.only in (None, "scale"):
+            log(f"{args.servers} servers on {args.hosts} fake hypervisors, {args.baseline}...")
+            res["scale"] = bench_scale(args.servers, args.hosts)
+    finally:
+        SOURCE["dir"] = None
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)],
+                       capture_output=True)
+    return res
+
+
+def ratios(out: dict) -> dict:
+    base, r = out.get("baseline", {}), {}
+    if "p50_s" in base.get("boot", {}) and "p50_s" in out.get("boot", {}):
+        r["boot_p50_vs_baseline"] = round(out["boot"]["p50_s"] / base["boot"]["p50_s"], 2)
+    for key in ("wall_s", "seconds", "total_s"):
+        if key in base.get("scale", {}) and key in out.get("scale", {}):
+            r["scale_vs_baseline"] = round(out["scale"][key] / base["scale"][key], 2)
+    return r
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--boots", type=int, default=20)
@@ -298,8 +344,12 @@ def main() -> None:
     ap.add_argument("--vm-boots", type=int, default=5)
     ap.add_argument("--hotplugs", type=int, default=20)
     ap.add_argument("--only", choices=("boot", "vm-boot", "scale", "scheduler", "hotplug"))
+    ap.add_argument("--baseline", metavar="GIT_REF",
+                    help="also run boot and scale on this commit's code, side by side")
     args = ap.parse_args()
     out: dict = {"machine": machine()}
+    if args.baseline:
+        out["baseline"] = run_baseline(args)
     if args.only in (None, "scheduler"):
         log("scheduler select_destinations...")
         out["scheduler"] = bench_scheduler(args.sched_hosts)
@@ -324,6 +374,8 @@ def main() -> None:
     if args.only in (None, "scale"):
         log(f"{args.servers} servers on {args.hosts} fake hypervisors...")
         out["scale"] = bench_scale(args.servers, args.hosts)
+    if args.baseline:
+        out["ratios"] = ratios(out)
     print(json.dumps(out, indent=2))
 
 

@@ -67,7 +67,7 @@ class VolumeSettings:
 
 @dataclass
 class ComputeSettings:
-    # "auto": "container" when root with runc or unshare usable, else "fake" (noted in
+    # "auto": "container" when root with runc and user namespaces usable, else "fake" (noted in
     # cloud.degraded). "fake" simulates ``fake_hosts`` hypervisors of the size below.
     driver: str = "auto"
     fake_hosts: int = 3

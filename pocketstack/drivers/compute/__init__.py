@@ -36,10 +36,17 @@ def container_unavailable_reason() -> str | None:
     """Why the container driver cannot run here, or None if it can."""
     if os.geteuid() != 0:
         return "not running as root"
-    if not shutil.which("unshare"):
-        return "unshare (util-linux) not found"
-    if not os.path.exists("/proc/self/ns/pid"):
-        return "no PID namespaces"
+    if not shutil.which("runc"):
+        return "runc not found (Debian package runc)"
+    for ns in ("pid", "user", "cgroup", "net"):
+        if not os.path.exists(f"/proc/self/ns/{ns}"):
+            return f"no {ns} namespaces in this kernel"
+    try:
+        with open("/proc/sys/user/max_user_namespaces") as fh:
+            if int(fh.read().strip() or 0) == 0:
+                return "user namespaces are disabled (user.max_user_namespaces = 0)"
+    except (OSError, ValueError):
+        pass
     return None
 
 

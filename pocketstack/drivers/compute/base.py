@@ -205,7 +205,9 @@ class ComputeDriver(abc.ABC):
                             guest_device: str) -> None:
         """Make ``host_device`` (e.g. /dev/loop7) appear in the server as ``guest_device``
         (e.g. /dev/vdb): a device node in a container's /dev, a virtio disk in a VM.
-        Idempotent. Raises DriverError if this driver cannot."""
+        Idempotent. Raises DriverError if this driver cannot. A container's unprivileged
+        root can read and write the raw device but cannot mount a file system from it
+        (mount needs CAP_SYS_ADMIN on the host); a VM mounts what it likes."""
         raise DriverError(f"the {self.name} compute driver cannot attach block devices")
 
     def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:

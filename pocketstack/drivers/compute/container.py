@@ -49,7 +49,6 @@ log = logging.getLogger("pocketstack.compute")
 
 RUNC = "runc"
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "freezer", "pids")  # cpuacct: diagnostics
 
 BOOT_SCRIPT = """#!/bin/sh
 # pocketstack container boot: network (DHCP on eth0, as a cloud image's init would), user
@@ -128,10 +127,16 @@ class Cgroups:
         self.v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
 
     def dirs(self, server_id: str) -> list[Path]:
+        """The server's group in every hierarchy (runc makes one in each mounted v1
+        hierarchy: cpuset, devices, blkio, name=systemd... besides the ones we read)."""
         if self.v2:
             return [CGROUP_ROOT / self.group / server_id]
-        return [CGROUP_ROOT / c / self.group / server_id for c in V1_CONTROLLERS
-                if (CGROUP_ROOT / c).is_dir()]
+        try:
+            hierarchies = sorted(os.listdir(CGROUP_ROOT))
+        except OSError:
+            return []
+        return [CGROUP_ROOT / c / self.group / server_id for c in hierarchies
+                if (CGROUP_ROOT / c).is_dir() and not (CGROUP_ROOT / c).is_symlink()]
 
     def _dir(self, controller: str, server_id: str) -> Path:
         return CGROUP_ROOT / (self.group if self.v2 else f"{controller}/{self.group}") / server_id

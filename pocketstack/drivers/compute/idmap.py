@@ -61,9 +61,9 @@ class IdmapRegistry:
         self.registry.mkdir(parents=True, exist_ok=True)
         data = json.dumps({"owner": str(owner)}).encode()
         taken = {int(n) for n in os.listdir(self.registry) if n.isdigit()}
-        for slot in range(len(taken) + 1):  # the lowest slot that is free or stale
-            if slot >= self.slots:
-                continue
+        # The lowest slot that is free or stale. Others allocate at the same time: a slot
+        # that was free when listed may be taken at open (O_EXCL fails), so go on past it.
+        for slot in range(self.slots):
             if slot in taken:  # a stale owner's slot: take it back, once
                 stale = self._owner(slot)
                 if stale is None or Path(stale).exists():

@@ -239,3 +239,29 @@ def test_runc_error_is_the_last_logged_error(tmp_path):
         {"level": "error", "msg": "runc run failed: no such file"})) + "\n")
     assert container._runc_error(log) == "runc run failed: no such file"
     assert "without a log" in container._runc_error(tmp_path / "none")
+
+
+def test_concurrent_allocations_never_share_or_fail(tmp_path):
+    """Regression: a slot taken between the listing and the O_EXCL open ended the search
+    ("all ranges in use") instead of trying the next one."""
+    import threading
+
+    reg = IdmapRegistry(tmp_path / "reg")
+    got: list[int] = []
+    errors: list[Exception] = []
+
+    def work(t: int) -> None:
+        for i in range(10):
+            owner = tmp_path / f"o{t}-{i}"
+            owner.mkdir()
+            try:
+                got.append(IdmapRegistry(tmp_path / "reg").allocate(owner).slot)
+            except Exception as exc:  # noqa: BLE001 - collected for the assertion
+                errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sorted(got) == list(range(80)) and reg.slots > 80
