@@ -163,6 +163,69 @@ def test_restart_readopts_running_servers(real_cloud):
     assert not alive(init)
 
 
+def _console_has(conn, server_id, text, timeout=30):
+    deadline = time.monotonic() + timeout
+    while text not in (out := conn.compute.get_server_console_output(server_id)["output"]):
+        assert time.monotonic() < deadline, out
+        time.sleep(0.2)
+    return out
+
+
+def _idmap(data_dir: Path, server_id: str) -> dict:
+    return json.loads((data_dir / "compute/instances" / server_id / "idmap.json").read_text())
+
+
+def test_snapshot_and_rebuild_keep_guest_ids_in_each_servers_range(real_cloud):
+    """A guest's files carry guest uids: on the host they sit in the server's own range, a
+    snapshot takes the range off again (the image is the guest's view), a server booted
+    from it gets them in its range, and a rebuild re-shifts the new disk."""
+    c = real_cloud
+    conn = c.sdk()
+    a = _boot(conn, "ps-sys-snap-a", user_data=(
+        "#!/bin/sh\nmkdir -p /home/u && echo ps-snap-data > /home/u/f && "
+        "chown 1000:1001 /home/u/f && echo ps-snap-ready\n"))
+    a = wait(conn, a.id, {"ACTIVE", "ERROR"})
+    assert a.status == "ACTIVE", a.fault
+    _console_has(conn, a.id, "ps-snap-ready")
+    ida = _idmap(c.data_dir, a.id)
+    f_host = c.data_dir / "compute/instances" / a.id / "rootfs/home/u/f"
+    assert (f_host.stat().st_uid, f_host.stat().st_gid) == (ida["base"] + 1000, ida["base"] + 1001)
+    assert (c.data_dir / "compute/instances" / a.id / "rootfs").stat().st_uid == ida["base"]
+    image = conn.compute.create_server_image(a.id, "ps-sys-snap-img", wait=True, timeout=120)
+    conn.image.wait_for_status(conn.image.get_image(image.id), "active", wait=120)
+    b = conn.compute.create_server(
+        name="ps-sys-snap-b", image_id=image.id, networks="none",
+        flavor_id=conn.compute.find_flavor("m1.tiny", ignore_missing=False).id,
+        user_data=base64.b64encode(b"#!/bin/sh\nstat -c 'ids %u %g' /home/u/f; "
+                                   b"cat /home/u/f\n").decode())
+    b = wait(conn, b.id, {"ACTIVE", "ERROR"})
+    assert b.status == "ACTIVE", b.fault
+    out = _console_has(conn, b.id, "ps-snap-data")
+    assert "ids 1000 1001" in out
+    idb = _idmap(c.data_dir, b.id)
+    assert idb["base"] != ida["base"]
+    fb = c.data_dir / "compute/instances" / b.id / "rootfs/home/u/f"
+    assert fb.stat().st_uid == idb["base"] + 1000
+    # rebuild onto the plain image: a fresh disk, shifted into the same range
+    busybox = conn.image.find_image("busybox", ignore_missing=False)
+    conn.compute.rebuild_server(b.id, image=busybox.id)
+    time.sleep(0.5)
+    b = wait(conn, b.id, {"ACTIVE", "ERROR"})
+    assert b.status == "ACTIVE", b.fault
+    assert not fb.exists()
+    assert _idmap(c.data_dir, b.id)["base"] == idb["base"]
+    assert (c.data_dir / "compute/instances" / b.id / "rootfs/bin").stat().st_uid == idb["base"]
+    for srv in (a, b):
+        conn.compute.delete_server(srv.id)
+    for srv in (a, b):
+        conn.compute.wait_for_delete(srv, wait=30)
+    conn.image.delete_image(image.id)
+    registry = Path("/var/lib/pocketstack/idmap")
+    owners = [json.loads(f.read_text())["owner"] for f in registry.iterdir()
+              if f.name.isdigit()] if registry.exists() else []
+    assert not any(o.endswith((a.id, b.id)) for o in owners)  # both ranges freed
+
+
 def test_kill9_during_50_concurrent_boots(tmp_path):
     data = tmp_path / "data"
     live = LiveCloud(data, extra_env=ENV).start()
