@@ -545,10 +545,10 @@ class ContainerDriver(ComputeDriver):
                 pass
             wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
                           dir_fd=fd)
+            # No fsync: these files are written again at every start, so one lost to a
+            # crash is simply rewritten (and the rename still never leaves half a file).
             with os.fdopen(wfd, "wb") as fh:
                 fh.write(data.encode() if isinstance(data, str) else data)
-                fh.flush()
-                os.fsync(fh.fileno())
                 os.fchown(fh.fileno(), ids.base, ids.base)
                 os.fchmod(fh.fileno(), mode)
             os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
@@ -578,9 +578,11 @@ class ContainerDriver(ComputeDriver):
             cpu_period_us=self.conf.container_cpu_period_us,
             pids_max=self.conf.container_pids_max, block_devices=block,
             nofile_max=min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
-        atomic_write(d / "config.json", json.dumps(config, indent=1), 0o600)
+        (d / "config.json").write_text(json.dumps(config, indent=1))  # rewritten each start
+        os.chmod(d / "config.json", 0o600)
         # A record left by a run that ended without us (crash, host reboot) blocks the id.
-        self._runc("delete", "--force", spec.id, check=False, capture_output=True)
+        if (self.runc_root / spec.id).exists():
+            self._runc("delete", "--force", spec.id, check=False, capture_output=True)
         pidfile = d / "init.pid"
         pidfile.unlink(missing_ok=True)
         # Detached, without a terminal: runc hands its own stdio to the server's init, so
