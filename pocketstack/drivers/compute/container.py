@@ -33,6 +33,7 @@ import signal
 import stat
 import subprocess
 import tarfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -446,6 +447,39 @@ class ContainerDriver(ComputeDriver):
             os.replace(tmp, target)
         return target
 
+    def _copy_image(self, src: Path, dst: Path) -> None:
+        """A private copy of the unpacked image at ``dst``. The copy (a few hundred inodes
+        for busybox, far more for a distribution) is what a boot waits on most, so one
+        spare copy per image is kept ready beside the cache: a boot takes it with a
+        rename and a thread makes the next one."""
+        spare = src.with_name(src.name + ".spare")
+        try:
+            os.replace(spare, dst)
+        except OSError:
+            subprocess.run(["cp", "-a", "--reflink=auto", f"{src}/.", str(dst)], check=True,
+                           capture_output=True)
+        threading.Thread(target=self._make_spare, args=(src, spare), daemon=True).start()
+
+    def _make_spare(self, src: Path, spare: Path) -> None:
+        lock = self._lock("spare-" + src.name)
+        if not lock.acquire(blocking=False):
+            return  # another thread is making it
+        try:
+            if spare.is_dir() or not src.is_dir():
+                return
+            tmp = spare.with_name(spare.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            res = subprocess.run(["cp", "-a", "--reflink=auto", f"{src}/.", str(tmp)],
+                                 capture_output=True)
+            if res.returncode == 0:
+                os.replace(tmp, spare)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+        except OSError as exc:
+            log.warning("could not prepare a spare copy of image %s: %s", src.name, exc)
+        finally:
+            lock.release()
+
     def spawn(self, spec: InstanceSpec) -> None:
         with self._lock(spec.id):
             d = self._dir(spec.id)
@@ -458,8 +492,7 @@ class ContainerDriver(ComputeDriver):
                     shutil.rmtree(tmp, ignore_errors=True)
                     d.mkdir(parents=True, exist_ok=True)
                     os.chmod(d, 0o711)
-                    subprocess.run(["cp", "-a", "--reflink=auto", f"{src}/.", str(tmp)],
-                                   check=True, capture_output=True)
+                    self._copy_image(src, tmp)
                     rec = self._idmap_record(spec.id)
                     if rec:  # a rebuild: the new disk is not shifted yet
                         atomic_write(d / "idmap.json", json.dumps({**rec, "shifted": False}))
