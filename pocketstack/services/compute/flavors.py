@@ -26,8 +26,8 @@ DEVSTACK_FLAVORS = [
     ("d4", "ds4G", 4096, 20, 4, {"hw_rng:allowed": "True"}),
 ]
 
-_ID_RE = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )$")
-_SPEC_KEY_RE = re.compile(r"^[\w.:\- ]+$")
+_ID_RE = re.compile(r"^(?! )[a-zA-Z0-9. _-]+(?<! )\Z")
+_SPEC_KEY_RE = re.compile(r"^[\w.:\- ]+\Z")
 INT_MAX = 2147483647
 
 

@@ -17,7 +17,7 @@ from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, NotFound, OverQuota
 from pocketstack.services.compute.models import KeyPair
 
-_NAME_RE = re.compile(r"^[a-zA-Z0-9 _.@-]+$")
+_NAME_RE = re.compile(r"^[a-zA-Z0-9 _.@-]+\Z")
 
 
 def fingerprint(public_key: str) -> str:

@@ -11,7 +11,7 @@ from pocketstack.errors import BadRequest, OverQuota
 from pocketstack.services.compute.microversions import APIVersion
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                     r"[0-9a-fA-F]{12}$")
+                     r"[0-9a-fA-F]{12}\Z")
 _TAG_BAD = re.compile(r"[/,]")
 MAX_TAGS = 50
 

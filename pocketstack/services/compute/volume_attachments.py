@@ -26,7 +26,7 @@ from pocketstack.services.compute.microversions import APIVersion
 
 log = logging.getLogger("pocketstack.compute")
 
-DEVICE = re.compile(r"^/dev/[a-z]+[a-z0-9]*$")
+DEVICE = re.compile(r"^/dev/[a-z]+[a-z0-9]*\Z")
 # states a volume may be attached or detached in (Nova's check_instance_state)
 ATTACHABLE = {"active", "stopped", "paused", "suspended", "shelved", "shelved_offloaded",
               "resized"}

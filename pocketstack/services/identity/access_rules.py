@@ -34,7 +34,7 @@ def _pattern(path: str) -> re.Pattern[str]:
             parts.append(r"[^/]+")
         else:
             parts.append(re.escape(segment))
-    return re.compile("^/" + "/".join(parts) + "/?$")
+    return re.compile("^/" + "/".join(parts) + "/?\\Z")
 
 
 def rules_for(identity: Any, app_cred_id: str) -> list[tuple[str, str, str]]:

@@ -40,7 +40,7 @@ TAG_QUOTA = 128  # glance image_tag_quota
 PATCH_TYPES = {"application/openstack-images-v2.0-json-patch": 4,
                "application/openstack-images-v2.1-json-patch": 10}
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                     r"[0-9a-fA-F]{12}$")
+                     r"[0-9a-fA-F]{12}\Z")
 
 
 def over_limit(message: str) -> OverQuota:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pocketstack.image")
 
-HEX = re.compile(r"^[0-9a-fA-F]+$")
+HEX = re.compile(r"^[0-9a-fA-F]+\Z")
 DEFAULT_ALGO = "sha512"
 
 

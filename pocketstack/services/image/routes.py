@@ -20,7 +20,7 @@ from pocketstack.services.image.service import ImageService
 # Glance answers every minor version it supports; v2.17 (add location) is the newest.
 VERSIONS = [f"v2.{n}" for n in range(17, -1, -1)]
 CHUNK = 4 << 20  # download read size: few thread hops, flat memory
-RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)\Z")
 
 
 def register(svc: ImageService, r: Routes) -> None:

@@ -20,8 +20,8 @@ from pocketstack.errors import BadRequest
 Validator = Callable[[str, Any], Any]
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                     r"[0-9a-fA-F]{12}$")
-MAC_RE = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}$")
+                     r"[0-9a-fA-F]{12}\Z")
+MAC_RE = re.compile(r"^([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}\Z")
 
 
 def invalid(name: str, reason: str) -> BadRequest:

@@ -34,8 +34,8 @@ from pocketstack.services.s3.chunked import aws_chunked
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
 log = logging.getLogger("pocketstack.s3")
 
-BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]$", re.IGNORECASE)
-CREATE_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-_]{1,61}[a-z0-9]\Z", re.IGNORECASE)
+CREATE_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]\Z")
 
 
 class NoSuchBucket(PocketError):
