@@ -140,3 +140,54 @@ def test_volume_from_image_holds_the_images_bytes(live, tmp_path):
     live.openstack("server", "delete", "--wait", s)
     wait_volume(live, vid, "available")  # deleting the server detached it
     live.openstack("volume", "delete", vid)
+
+
+def _console_until(live: LiveCloud, sid: str, text: str, timeout: float = 90) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        out = live.openstack("console", "log", "show", sid, parse=False)
+        if text in out:
+            return out
+        assert time.monotonic() < deadline, out[-2000:]
+        time.sleep(0.5)
+
+
+def test_guest_root_uses_its_volume_raw_and_cannot_mount_it(live, tmp_path):
+    """The guest's own (unprivileged) root, not a host helper: a hot-attached volume is a
+    block device it may read and write (the devices cgroup allows that one device), but
+    mounting a file system needs CAP_SYS_ADMIN on the host and is refused. After a hard
+    reboot the node and the cgroup rule come back."""
+    token = secrets.token_hex(16)
+    script = tmp_path / "ud.sh"
+    script.write_text(f"""#!/bin/sh
+i=0; while [ ! -b /dev/vdb ] && [ $i -lt 600 ]; do i=$((i+1)); usleep 100000; done
+have=$(dd if=/dev/vdb bs=32 count=1 2>/dev/null)
+if [ "$have" = "{token}" ]; then echo "ps-vol-persisted"; else
+  printf '%s' "{token}" | dd of=/dev/vdb bs=512 count=1 conv=sync 2>/dev/null; sync
+  echo "ps-vol-write-rc=$?"
+fi
+mkdir -p /mnt; mount -t ext2 /dev/vdb /mnt 2>/dev/null; echo "ps-vol-mount-rc=$?"
+echo ps-vol-done
+""")
+    sid = live.openstack("server", "create", "--flavor", "m1.tiny", "--image", "busybox",
+                         "--nic", "none", "--user-data", str(script), "--wait",
+                         "ps-vol-guest")["id"]
+    vid = live.openstack("volume", "create", "--size", "1", "ps-vol-guest")["id"]
+    wait_volume(live, vid, "available")
+    live.openstack("server", "add", "volume", sid, vid, "--device", "/dev/vdb")
+    wait_volume(live, vid, "in-use")
+    out = _console_until(live, sid, "ps-vol-done")
+    assert "ps-vol-write-rc=0" in out
+    assert "ps-vol-mount-rc=0" not in out
+    raw = live.data_dir / "volumes" / f"volume-{vid}.raw"
+    with open(raw, "rb") as fh:
+        assert fh.read(32) == token.encode()
+    node = live.data_dir / "compute/instances" / sid / "rootfs/dev/vdb"
+    assert node.stat().st_uid >= 1_000_000_000  # owned by the guest's root, not host root
+    live.openstack("server", "reboot", "--hard", "--wait", sid)
+    out = _console_until(live, sid, "ps-vol-persisted")
+    live.openstack("server", "remove", "volume", sid, vid)
+    wait_volume(live, vid, "available")
+    assert not node.exists()
+    live.openstack("server", "delete", "--wait", sid)
+    live.openstack("volume", "delete", vid)
