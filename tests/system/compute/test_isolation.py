@@ -1,0 +1,1055 @@
+"""Instance isolation (issue 14): what a tenant's container server can do to the host.
+
+Every case boots a server as the non-admin ``demo`` user (member of project demo) through
+the API from a private image of the busybox rootfs plus a static probe
+(``escape_probe.c``, compiled here with ``gcc -static``) at /usr/bin/escape-probe. The
+server's user data (a ``#!/bin/sh`` script, run as the guest's root) makes the attempts
+and prints ``RESULT <name> ok`` / ``RESULT <name> errno=<E...>`` lines and finally
+``probe-done`` on its console; each test reads them through os-getConsoleOutput and
+asserts both what the guest saw and that nothing happened on the host (a marker file
+that must not appear, a sentinel process that must survive, a sysctl that must keep its
+value, a kernel log line that must not be written...). Each test collects all findings
+and fails once listing every one of them (HOST: ... / guest: ...) with the guest's
+RESULT lines, so a failure says exactly what escaped.
+
+The attempts are harmless on a host that lets them through (the old chroot driver does):
+mounts are read-only or of a fresh named cgroup hierarchy, files are written back with
+the value they had, the kernel log only gets a unique line, markers are unique /tmp
+paths, sysctls are restored at teardown, /dev/mem is only read. The fork bomb and the
+memory hog run only against the runc driver (the old one had no pids limit), and only
+once the host has seen the server's limits and seccomp filter (the guest waits for a
+go file the host puts into its root).
+
+One cloud (container compute driver, file volume driver) and one image for the module;
+the servers of the single-server cases are all booted at the start (concurrently) and
+each test waits for its own. About 25 s here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, LiveCloud
+
+pytestmark = [pytest.mark.system,
+              pytest.mark.skipif(os.geteuid() != 0, reason="container servers need root")]
+
+ROOTFS_TAR = Path("/var/cache/pocketstack/test-images/rootfs.tar")
+PROBE_SRC = Path(__file__).with_name("escape_probe.c")
+GUEST_PROBE = "/usr/bin/escape-probe"
+DRIVER_SRC = ROOT / "pocketstack" / "drivers" / "compute" / "container.py"
+IDMAP_BASE = 1_000_000_000
+CGROUP = Path("/sys/fs/cgroup")
+V2 = (CGROUP / "cgroup.controllers").exists()
+
+# Capabilities a guest must never hold on the host (bit numbers in CapBnd).
+CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_PTRACE, CAP_SYS_ADMIN = 16, 17, 19, 21
+FORBIDDEN_CAPS = {"CAP_SYS_MODULE": CAP_SYS_MODULE, "CAP_SYS_RAWIO": CAP_SYS_RAWIO,
+                  "CAP_SYS_PTRACE": CAP_SYS_PTRACE, "CAP_SYS_ADMIN": CAP_SYS_ADMIN}
+
+
+def runc_driver() -> bool:
+    """True once the container driver confines servers with runc (pids limit included).
+    Not a bare "runc" match: the unshare driver's docstring says "no runc"."""
+    try:
+        return re.search(r"^RUNC\s*=", DRIVER_SRC.read_text(), re.M) is not None
+    except OSError:
+        return False
+
+
+confined_only = pytest.mark.skipif(
+    not runc_driver(), reason="the container driver has no runc confinement (no pids/memory "
+    "guarantees yet): a fork bomb or memory hog would hit this shared machine")
+
+# The fork bomb and the memory hog wait for this file in their root before they start: the
+# host puts it there only after it has seen the server's limits and seccomp filter.
+GO_FILE = "ps-go"
+WAIT_FOR_GO = f"""
+echo probe-ready
+while [ ! -e /{GO_FILE} ]; do usleep 100000; done
+"""
+
+
+# -- host facts ------------------------------------------------------------------------------
+def root_device() -> tuple[int, int, str]:
+    """(major, minor, fstype) of the file system mounted at the host's /."""
+    found = None
+    with open("/proc/self/mountinfo") as fh:
+        for line in fh:
+            pre, _, post = line.partition(" - ")
+            fields = pre.split()
+            if fields[4] == "/":
+                major, minor = fields[2].split(":")
+                found = (int(major), int(minor), post.split()[0])
+    if found is None:
+        st = os.stat("/")
+        found = (os.major(st.st_dev), os.minor(st.st_dev), "ext4")
+    return found
+
+
+def dmesg() -> str:
+    res = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=30)
+    return res.stdout
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def start_time(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def status(pid: int) -> dict[str, str]:
+    out = {}
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            out[key] = value.strip()
+    return out
+
+
+def mem_available() -> int:
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def cgroup_group(data_dir: Path) -> str:
+    return "pocketstack-" + hashlib.sha1(str(data_dir.resolve()).encode()).hexdigest()[:8]
+
+
+def cgroup_dir(data_dir: Path, controller: str, server_id: str) -> Path:
+    group = cgroup_group(data_dir)
+    return CGROUP / group / server_id if V2 else CGROUP / controller / group / server_id
+
+
+@dataclass
+class Host:
+    """What each case looks for on the host, made before any server boots."""
+
+    tag: str
+    escape_marker: Path  # the release_agent would write it
+    host_marker: Path  # at the host's /: invisible to a guest that stays in its root
+    sentinel: subprocess.Popen
+    sentinel_name: str
+    root_dev: tuple[int, int, str]
+    sysctl: Path
+    sysctl_before: str
+    core_pattern_before: str
+    sysrq_lines_before: int
+
+
+@pytest.fixture(scope="module")
+def host():
+    tag = secrets.token_hex(6)
+    marker = Path(f"/ps-host-marker-{tag}")
+    marker.write_text("the host's root file system\n")
+    name = f"ps-sentinel-{tag}"
+    sentinel = subprocess.Popen([name, "300"], executable=shutil.which("sleep") or "/bin/sleep",
+                                start_new_session=True, stdin=subprocess.DEVNULL)
+    sysctl = Path("/proc/sys/kernel/printk_ratelimit_burst")
+    h = Host(tag=tag, escape_marker=Path(f"/tmp/ps-escape-{tag}"), host_marker=marker,
+             sentinel=sentinel, sentinel_name=name, root_dev=root_device(), sysctl=sysctl,
+             sysctl_before=sysctl.read_text(),
+             core_pattern_before=Path("/proc/sys/kernel/core_pattern").read_text(),
+             sysrq_lines_before=dmesg().count("sysrq"))
+    try:
+        yield h
+    finally:
+        sentinel.kill()
+        sentinel.wait()
+        marker.unlink(missing_ok=True)
+        h.escape_marker.unlink(missing_ok=True)
+        if sysctl.read_text() != h.sysctl_before:
+            sysctl.write_text(h.sysctl_before)
+        core = Path("/proc/sys/kernel/core_pattern")
+        if core.read_text() != h.core_pattern_before:
+            core.write_text(h.core_pattern_before)
+
+
+# -- the cloud, the image, the servers -------------------------------------------------------
+@dataclass
+class Outcome:
+    server_id: str
+    console: str
+    results: dict[str, str]
+    lines: list[str]
+
+    def report(self) -> str:
+        return ("guest results:\n  " + "\n  ".join(self.lines) + "\nconsole tail:\n"
+                + self.console[-1500:])
+
+
+def parse_results(console: str) -> tuple[dict[str, str], list[str]]:
+    results, lines = {}, []
+    for line in console.splitlines():
+        if line.startswith("RESULT "):
+            parts = line.split(" ", 2)
+            if len(parts) >= 2:
+                results[parts[1]] = parts[2] if len(parts) > 2 else ""
+                lines.append(line)
+    return results, lines
+
+
+@dataclass
+class Iso:
+    cloud: LiveCloud
+    demo: object
+    image_id: str
+    flavor_id: str
+    by_case: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    @property
+    def data_dir(self) -> Path:
+        return self.cloud.data_dir
+
+    def instance_dir(self, server_id: str) -> Path:
+        return self.data_dir / "compute" / "instances" / server_id
+
+    def state(self, server_id: str) -> dict:
+        return json.loads((self.instance_dir(server_id) / "state.json").read_text())
+
+    def boot(self, case: str, script: str, name: str | None = None,
+             flavor_id: str | None = None) -> str:
+        srv = self.demo.compute.create_server(
+            name=name or f"ps-iso-{case.replace('_', '-')}", image_id=self.image_id,
+            flavor_id=flavor_id or self.flavor_id, networks="none",
+            user_data=base64.b64encode(script.encode()).decode())
+        self.by_case[case].append(srv.id)
+        return srv.id
+
+    def wait_active(self, server_id: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            srv = self.demo.compute.get_server(server_id)
+            if srv.status == "ACTIVE":
+                return
+            assert srv.status != "ERROR", f"{server_id} ERROR: {srv.fault}"
+            assert time.monotonic() < deadline, f"{server_id} stuck in {srv.status}"
+            time.sleep(0.1)
+
+    def console(self, server_id: str) -> str:
+        return self.demo.compute.get_server_console_output(server_id)["output"]
+
+    def outcome(self, server_id: str, timeout: float = 90, watch=None,
+                marker: str = "probe-done") -> Outcome:
+        """Wait for ACTIVE, then for the ``marker`` line; ``watch()`` runs every poll."""
+        self.wait_active(server_id, timeout)
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.console(server_id)
+            if re.search(rf"^{marker}\s*$", out, re.M):
+                break
+            assert time.monotonic() < deadline, f"no {marker} from {server_id}:\n{out[-3000:]}"
+            if watch:
+                watch()
+            time.sleep(0.2)
+        results, lines = parse_results(out)
+        print(f"== server {server_id}\n" + "\n".join(lines))  # shown when a test fails
+        return Outcome(server_id, out, results, lines)
+
+    def go(self, server_id: str) -> None:
+        """Create /ps-go in the server's root (never following a symlink the guest made)."""
+        root = os.open(self.instance_dir(server_id) / "rootfs",
+                       os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            os.close(os.open(GO_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW,
+                             0o644, dir_fd=root))
+        finally:
+            os.close(root)
+
+    def assert_confined(self, server_id: str) -> None:
+        """Before a hostile load starts: the server's init is under seccomp as a non-root
+        host user."""
+        st = status(self.state(server_id)["init_pid"])
+        assert st.get("Seccomp") == "2" and int(st["Uid"].split()[0]) >= IDMAP_BASE, (
+            f"server {server_id} is not confined (Seccomp {st.get('Seccomp')}, Uid "
+            f"{st['Uid']}): not starting the load")
+
+    def delete(self, server_ids: list[str], timeout: float = 60) -> None:
+        for sid in server_ids:
+            try:
+                self.demo.compute.delete_server(sid, ignore_missing=True)
+            except Exception:  # noqa: BLE001 - already going
+                pass
+        deadline = time.monotonic() + timeout
+        for sid in server_ids:
+            while self.demo.compute.find_server(sid, ignore_missing=True) is not None:
+                assert time.monotonic() < deadline, f"server {sid} not deleted"
+                time.sleep(0.1)
+
+
+def build_probe(out: Path) -> Path:
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: the static escape probe cannot be built")
+    binary = out / "escape-probe"
+    res = subprocess.run([gcc, "-static", "-O1", "-Wall", "-o", str(binary), str(PROBE_SRC)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, f"gcc -static failed (glibc static libs?):\n{res.stderr}"
+    return binary
+
+
+def build_image(out: Path, probe: Path) -> Path:
+    """The seeded busybox rootfs tarball plus the probe at /usr/bin/escape-probe."""
+    image = out / "isolation-rootfs.tar"
+    with tarfile.open(ROOTFS_TAR) as src, \
+            tarfile.open(image, "w", format=tarfile.GNU_FORMAT) as dst:
+        for member in src.getmembers():
+            dst.addfile(member, src.extractfile(member) if member.isfile() else None)
+        info = dst.gettarinfo(str(probe), arcname=GUEST_PROBE.lstrip("/"))
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mode = 0o755
+        with open(probe, "rb") as fh:
+            dst.addfile(info, fh)
+    return image
+
+
+@pytest.fixture(scope="module")
+def iso(tmp_path_factory):
+    if not ROOTFS_TAR.exists():
+        pytest.skip(f"{ROOTFS_TAR} missing: run scripts/build-test-images")
+    work = tmp_path_factory.mktemp("isolation-build")
+    probe = build_probe(work)
+    image_file = build_image(work, probe)
+    root = Path(f"/tmp/ps-isolation-{secrets.token_hex(4)}")
+    cloud = LiveCloud(root / "data", extra_env={"POCKETSTACK_COMPUTE__DRIVER": "container",
+                                                "POCKETSTACK_VOLUME__DRIVER": "file"})
+    try:
+        cloud.start()
+        if "container driver unavailable" in cloud.log() or "compute: fake" in cloud.log():
+            pytest.skip("the container compute driver cannot run here: " + cloud.log()[-300:])
+        admin = cloud.sdk()
+        demo_project = admin.identity.find_project("demo", ignore_missing=False)
+        admin.set_compute_quotas(demo_project.id, instances=40, cores=40, ram=40 * 1024)
+        demo = cloud.sdk(user="demo")  # project demo, role member: no admin anywhere
+        image = demo.image.create_image(
+            name="ps-isolation-probe", filename=str(image_file), container_format="docker",
+            disk_format="raw", visibility="private", allow_duplicates=True)
+        deadline = time.monotonic() + 60
+        while (image := demo.image.get_image(image.id)).status != "active":
+            assert image.status not in ("killed", "deleted") and time.monotonic() < deadline, \
+                image.status
+            time.sleep(0.2)
+        flavor = demo.compute.find_flavor("m1.tiny", ignore_missing=False)
+        it = Iso(cloud=cloud, demo=demo, image_id=image.id, flavor_id=flavor.id)
+        yield it
+        leftovers = [s.id for s in demo.compute.servers()]
+        if leftovers:
+            it.delete(leftovers, timeout=120)
+    finally:
+        cloud.stop()
+        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
+                        str(cloud.data_dir)], capture_output=True, timeout=120, cwd=ROOT,
+                       env=cloud.server_env)
+        for raw in (cloud.data_dir / "volumes").glob("volume-*"):  # loops of leftover volumes
+            for line in subprocess.run(["losetup", "-j", str(raw)], capture_output=True,
+                                       text=True).stdout.splitlines():
+                subprocess.run(["losetup", "-d", line.split(":")[0]], capture_output=True)
+        # the module leaves nothing behind: no cgroups, uid ranges or loop devices
+        group = cgroup_group(cloud.data_dir)
+        left = [str(d) for d in CGROUP.glob(f"*/{group}")] + \
+            [str(d) for d in CGROUP.glob(group)]
+        registry = Path("/var/lib/pocketstack/idmap")
+        if registry.is_dir():
+            left += [f"idmap slot {f.name}" for f in registry.iterdir()
+                     if str(cloud.data_dir) in f.read_text(errors="replace")]
+        loops = subprocess.run(["losetup", "-a"], capture_output=True, text=True).stdout
+        left += [line for line in loops.splitlines() if str(root) in line]
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"left behind on the host: {left}"
+
+
+# -- user-data scripts -----------------------------------------------------------------------
+PREAMBLE = f"""#!/bin/sh
+exec 2>&1
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+P={GUEST_PROBE}
+# try NAME CMD...: run a busybox tool, print its exit status and first output
+try() {{
+  n=$1; shift
+  o=$("$@" 2>&1); rc=$?
+  echo "RESULT $n rc=$rc $(echo "$o" | tr '\\n' ' ' | cut -c1-160)"
+}}
+"""
+DONE = "\necho probe-done\n"
+
+CASES = {}
+
+
+def case(fn):
+    """A case whose server is booted (with the others) when the module's servers start."""
+    CASES[fn.__name__.removeprefix("script_")] = fn
+    return fn
+
+
+@case
+def script_cgroup_release_agent(h: Host, iso: Iso) -> str:
+    instances = iso.data_dir.resolve() / "compute" / "instances"
+    return PREAMBLE + f"""
+echo "RESULT cgroup-self $(tr '\\n' ' ' < /proc/self/cgroup)"
+UUID=$(sed -n 's/.*"uuid": *"\\([^"]*\\)".*/\\1/p' /var/lib/cloud/instance/meta-data.json)
+HOSTROOT={instances}/$UUID/rootfs
+printf '#!/bin/sh\\necho "escaped uid=$(id -u)" > {h.escape_marker}\\n' > /ps-escape.sh
+chmod 755 /ps-escape.sh
+mkdir -p /tmp/cg
+$P mount cgroup-mount cgroup /tmp/cg cgroup rw none,name=ps{h.tag}
+try busybox-mount-cgroup mount -t cgroup -o none,name=psb{h.tag} cgroup /tmp/cg
+if grep -q " /tmp/cg cgroup" /proc/mounts; then
+  $P write release-agent /tmp/cg/release_agent "$HOSTROOT/ps-escape.sh"
+  mkdir /tmp/cg/x
+  echo 1 > /tmp/cg/x/notify_on_release
+  sh -c 'echo $$ > /tmp/cg/x/cgroup.procs; :'
+  sleep 1
+  rmdir /tmp/cg/x
+  umount /tmp/cg
+fi
+for f in /sys/fs/cgroup/*/release_agent; do
+  [ -e "$f" ] && echo "RESULT host-hierarchy-visible $f"
+done
+""" + DONE
+
+
+@case
+def script_host_root_device(h: Host, iso: Iso) -> str:
+    major, minor, fstype = h.root_dev
+    return PREAMBLE + f"""
+$P mknod hostdisk-mknod /tmp/hostdisk b {major} {minor}
+$P read hostdisk /tmp/hostdisk 512
+mkdir -p /tmp/hd
+$P mount hostdisk-mount /tmp/hostdisk /tmp/hd {fstype} ro
+if grep -q " /tmp/hd " /proc/mounts; then
+  echo "RESULT hostdisk-list $(ls /tmp/hd | tr '\\n' ' ')"
+  [ -e /tmp/hd/{h.host_marker.name} ] && echo "RESULT hostdisk-marker visible"
+  umount /tmp/hd
+fi
+for d in /dev/vd* /dev/sd* /dev/nvme* /dev/xvd* /dev/loop*; do
+  [ -b "$d" ] && echo "RESULT blockdev-present $d"
+done
+""" + DONE
+
+
+@case
+def script_proc_writes(h: Host, iso: Iso) -> str:
+    new = int(h.sysctl_before.strip()) + 7
+    return PREAMBLE + f"""
+echo "RESULT sysrq-stat $(stat -c '%F:%t:%T' /proc/sysrq-trigger 2>&1 | tr ' ' _)"
+$P write sysrq /proc/sysrq-trigger h
+$P write sysctl /proc/sys/kernel/printk_ratelimit_burst {new}
+echo "RESULT sysctl-seen $(cat /proc/sys/kernel/printk_ratelimit_burst)"
+$P rewrite core-pattern /proc/sys/kernel/core_pattern
+try busybox-sysctl sysctl -w kernel.printk_ratelimit_burst={new}
+""" + DONE
+
+
+@case
+def script_sysfs_proc_mounts(h: Host, iso: Iso) -> str:
+    return PREAMBLE + """
+mkdir -p /tmp/s /tmp/p
+$P mount mount-sysfs sysfs /tmp/s sysfs rw
+$P mount mount-proc proc /tmp/p proc rw
+$P mount remount-sys-rw sysfs /sys sysfs remount
+$P mount remount-proc-sys-rw proc /proc/sys proc remount,bind
+try busybox-remount-sys mount -o remount,rw /sys
+if grep -q " /tmp/s sysfs" /proc/mounts; then
+  $P rewrite sysfs-rw-write /tmp/s/module/printk/parameters/time
+  umount /tmp/s
+fi
+grep -q " /tmp/p proc" /proc/mounts && umount /tmp/p
+$P rewrite sys-write /sys/module/printk/parameters/time
+echo "RESULT sys-options $(grep ' /sys ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1)"
+""" + DONE
+
+
+@case
+def script_ptrace_and_signals(h: Host, iso: Iso) -> str:
+    pid = h.sentinel.pid
+    return PREAMBLE + f"""
+visible=no
+for f in /proc/[0-9]*/cmdline; do
+  grep -q {h.sentinel_name} "$f" 2>/dev/null && visible=yes
+done
+echo "RESULT sentinel-visible $visible"
+count=$(ls -d /proc/[0-9]* | wc -l)
+echo "RESULT proc-count $count"
+others=$(ls -d /proc/[0-9]* | sed 's,/proc/,,' | grep -v "^$$\\$" | tr '\\n' ' ')
+$P ptrace ptrace 1 {pid} $others
+$P kill kill-sentinel 9 {pid}
+try busybox-kill-sentinel kill -9 {pid}
+# kill -9 -1 only inside a PID namespace of its own (never where the host's are visible)
+if [ "$visible" = no ] && [ "$count" -lt 200 ]; then
+  kill -9 -1; echo "RESULT kill-all rc=$?"
+else
+  echo "RESULT kill-all skipped"
+fi
+sleep 1
+""" + DONE
+
+
+@case
+def script_dev_kmsg_mem(h: Host, iso: Iso) -> str:
+    return PREAMBLE + f"""
+$P mknod mknod-kmsg /tmp/kmsg c 1 11
+$P mknod mknod-mem /tmp/mem c 1 1
+$P read dev-kmsg /dev/kmsg 256
+$P write dev-kmsg-w /dev/kmsg "<3>ps-kmsg-{h.tag} from a guest"
+$P read dev-mem /dev/mem 16
+$P read tmp-kmsg /tmp/kmsg 256
+$P write tmp-kmsg-w /tmp/kmsg "<3>ps-kmsg-{h.tag} from a guest"
+$P read tmp-mem /tmp/mem 16
+for f in /dev/* /dev/pts/* /dev/shm/* /dev/mqueue/*; do
+  if [ -L "$f" ]; then t=l; elif [ -c "$f" ]; then t=c; elif [ -b "$f" ]; then t=b;
+  elif [ -d "$f" ]; then t=d; elif [ -e "$f" ]; then t=f; else continue; fi
+  echo "RESULT dev:$f $t:$(stat -c '%t:%T' "$f")"
+done
+""" + DONE
+
+
+@case
+def script_kernel_module(h: Host, iso: Iso) -> str:
+    return PREAMBLE + """
+$P module module
+try busybox-insmod insmod /tmp/ps-junk.ko
+""" + DONE
+
+
+@case
+def script_namespaces_and_syscalls(h: Host, iso: Iso) -> str:
+    return PREAMBLE + """
+$P syscalls
+try busybox-unshare-m unshare -m true
+try busybox-unshare-U unshare -U -r true
+try busybox-unshare-p unshare -p -f true
+try busybox-nsenter-mnt nsenter -t 1 -m true
+try busybox-nsenter-all nsenter -t 1 -m -u -i -n -p true
+""" + DONE
+
+
+@case
+def script_chroot_escape(h: Host, iso: Iso) -> str:
+    return PREAMBLE + f"""
+$P chroot chroot {h.host_marker}
+""" + DONE
+
+
+@case
+def script_guest_root_owner(h: Host, iso: Iso) -> str:
+    return PREAMBLE + f"""
+touch /root/ps-owned-{h.tag}
+echo "RESULT guest-id $(id -u):$(id -g)"
+echo "RESULT guest-caps $(grep -E '^Cap(Eff|Bnd)' /proc/self/status | tr -s '\\t\\n' '  ')"
+""" + DONE
+
+
+@pytest.fixture(scope="module")
+def guests(iso, host, request):
+    """Boots, at once, the server of every selected single-server case."""
+    wanted = {item.originalname.removeprefix("test_") for item in request.session.items
+              if getattr(item, "module", None) is request.module}
+    return {name: iso.boot(name, build(host, iso)) for name, build in CASES.items()
+            if name in wanted}
+
+
+@pytest.fixture(autouse=True)
+def _delete_case_servers(request, iso):
+    yield
+    case_name = request.node.originalname.removeprefix("test_")
+    ids = iso.by_case.pop(case_name, [])
+    if ids:
+        iso.delete(ids)
+
+
+class Verdict:
+    """Collects every finding of one case, host side and guest side, and fails once with
+    all of them (so a failure shows everything that escaped, not just the first)."""
+
+    def __init__(self, out: Outcome) -> None:
+        self.out = out
+        self.problems: list[str] = []
+
+    def host(self, ok: bool, problem: str) -> None:
+        if not ok:
+            self.problems.append(f"HOST: {problem}")
+
+    def want(self, name: str, *allowed: str) -> None:
+        """RESULT ``name`` is one of ``allowed`` (exactly, or followed by detail)."""
+        got = self.out.results.get(name)
+        if got is None or not any(got == a or got.startswith(a + " ") for a in allowed):
+            self.problems.append(f"guest: {name} -> {got!r}, expected {' or '.join(allowed)}")
+
+    def refused(self, name: str) -> None:
+        """The probe's attempt ``name`` failed (any errno)."""
+        got = self.out.results.get(name)
+        if got is None or got.startswith("ok"):
+            self.problems.append(f"guest: {name} -> {got!r}, expected a refusal")
+
+    def failed(self, name: str) -> None:
+        """A busybox tool run with ``try`` exited non-zero."""
+        got = self.out.results.get(name)
+        if got is None or got.startswith("rc=0"):
+            self.problems.append(f"guest: {name} -> {got!r}, expected a non-zero exit")
+
+    def absent(self, prefix: str) -> None:
+        hits = [line for line in self.out.lines if line.split(" ")[1].startswith(prefix)]
+        if hits:
+            self.problems.append(f"guest reached what it must not: {hits}")
+
+    def check(self) -> None:
+        assert not self.problems, ("isolation broken:\n  " + "\n  ".join(self.problems)
+                                   + "\n" + self.out.report())
+
+
+# -- the cases -------------------------------------------------------------------------------
+def test_cgroup_release_agent(iso, guests, host):
+    out = iso.outcome(guests["cgroup_release_agent"])
+    v = Verdict(out)
+    deadline = time.monotonic() + 3  # the kernel runs a release agent asynchronously
+    while time.monotonic() < deadline and not host.escape_marker.exists():
+        time.sleep(0.2)
+    if host.escape_marker.exists():
+        v.host(False, f"the release_agent ran on the host: {host.escape_marker} says "
+                      f"{host.escape_marker.read_text().strip()!r}")
+    v.want("cgroup-mount", "errno=EPERM")
+    v.failed("busybox-mount-cgroup")
+    v.absent("release-agent")  # never got as far as a release_agent file
+    v.absent("host-hierarchy-visible")
+    # its own cgroup namespace: no host cgroup path in /proc/self/cgroup
+    if "pocketstack-" in out.results.get("cgroup-self", ""):
+        v.problems.append("guest: /proc/self/cgroup shows host cgroup paths (no cgroup ns)")
+    v.check()
+
+
+def test_host_root_device(iso, guests, host):
+    v = Verdict(iso.outcome(guests["host_root_device"]))
+    v.want("hostdisk-mknod", "errno=EPERM")
+    v.refused("hostdisk-open")
+    v.refused("hostdisk-mount")
+    v.absent("hostdisk-list")
+    v.absent("hostdisk-marker")
+    v.absent("blockdev-present")
+    v.check()
+
+
+def test_proc_writes(iso, guests, host):
+    out = iso.outcome(guests["proc_writes"])
+    v = Verdict(out)
+    try:
+        now = host.sysctl.read_text()
+        v.host(now == host.sysctl_before, "the guest changed kernel.printk_ratelimit_burst: "
+               f"{host.sysctl_before.strip()} -> {now.strip()}")
+        core = Path("/proc/sys/kernel/core_pattern").read_text()
+        v.host(core == host.core_pattern_before, f"core_pattern is now {core!r}")
+        v.host(dmesg().count("sysrq") == host.sysrq_lines_before,
+               "a sysrq request reached the kernel")
+        # /proc/sysrq-trigger is masked (/dev/null over it; absent on a kernel without
+        # sysrq, like this one): a write may "succeed" into /dev/null only.
+        if out.results.get("sysrq-write", "").startswith("ok"):
+            v.want("sysrq-stat", "character_special_file:1:3")
+        v.want("sysctl-open", "errno=EROFS", "errno=EACCES", "errno=EPERM")
+        v.want("sysctl-seen", host.sysctl_before.strip())
+        v.refused("core-pattern-open")
+        v.failed("busybox-sysctl")
+        v.check()
+    finally:  # put the host back whatever happened
+        if host.sysctl.read_text() != host.sysctl_before:
+            host.sysctl.write_text(host.sysctl_before)
+
+
+def test_sysfs_proc_mounts(iso, guests, host):
+    v = Verdict(iso.outcome(guests["sysfs_proc_mounts"]))
+    for name in ("mount-sysfs", "mount-proc", "remount-sys-rw", "remount-proc-sys-rw"):
+        v.want(name, "errno=EPERM")
+    v.failed("busybox-remount-sys")
+    v.absent("sysfs-rw-write")
+    v.refused("sys-write-open")
+    v.want("sys-options", "ro")
+    v.check()
+
+
+def test_ptrace_and_signals(iso, guests, host):
+    out = iso.outcome(guests["ptrace_and_signals"])
+    v = Verdict(out)
+    pid = host.sentinel.pid
+    time.sleep(0.5)
+    v.host(alive(pid) and host.sentinel.poll() is None,
+           f"the host's sentinel process {pid} was killed from a guest")
+    v.host(iso.cloud.proc.poll() is None, "the cloud died")
+    v.want("sentinel-visible", "no")
+    v.want("ptrace-1", "errno=EPERM")
+    v.want(f"ptrace-{pid}", "errno=EPERM", "errno=ESRCH")
+    for line in out.lines:  # no attach to any process at all
+        name = line.split(" ")[1]
+        if name.startswith("ptrace-"):
+            v.refused(name)
+    v.want("kill-sentinel", "errno=ESRCH", "errno=EPERM")
+    v.want("kill-all", "rc=0", "rc=1")  # ran (1: nothing left to signal)
+    v.check()
+
+
+ALLOWED_CHAR = {(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2)}
+ALLOWED_DEV = {"null", "zero", "full", "random", "urandom", "tty", "console", "ptmx", "pts",
+               "shm", "mqueue", "fd", "stdin", "stdout", "stderr", "core"}
+
+
+def test_dev_kmsg_mem(iso, guests, host):
+    out = iso.outcome(guests["dev_kmsg_mem"])
+    v = Verdict(out)
+    v.host(f"ps-kmsg-{host.tag}" not in dmesg(), "a guest wrote into the host's kernel log")
+    v.want("mknod-kmsg", "errno=EPERM")
+    v.want("mknod-mem", "errno=EPERM")
+    for name in ("dev-kmsg-open", "dev-kmsg-w-open", "dev-mem-open", "tmp-kmsg-open",
+                 "tmp-kmsg-w-open", "tmp-mem-open"):
+        v.refused(name)
+    seen = {}
+    for line in out.lines:
+        name = line.split(" ")[1]
+        if name.startswith("dev:"):
+            seen[name[4:]] = line.split(" ")[2]
+    if "/dev/null" not in seen:
+        v.problems.append("guest: no /dev listing")
+    for path, kind in seen.items():
+        parts = path.split("/")  # ['', 'dev', name] or ['', 'dev', 'pts', n]
+        t, major, minor = kind.split(":")
+        if parts[2] not in ALLOWED_DEV:
+            v.problems.append(f"guest: unexpected {path} ({kind}) in /dev")
+        if t == "b":
+            v.problems.append(f"guest: block device {path} in a server without volumes")
+        if t == "c":
+            dev = (int(major, 16), int(minor, 16))
+            if dev not in ALLOWED_CHAR and not (parts[2] == "pts" and dev[0] == 136):
+                v.problems.append(f"guest: character device {path} {dev} not allow-listed")
+    v.check()
+
+
+def test_kernel_module(iso, guests, host):
+    v = Verdict(iso.outcome(guests["kernel_module"]))
+    # EPERM from the confinement, not ENOEXEC (the kernel parsed the junk) or ENOSYS
+    v.want("module-init_module", "errno=EPERM")
+    v.want("module-finit_module", "errno=EPERM")
+    v.want("module-delete_module", "errno=EPERM")
+    v.failed("busybox-insmod")
+    v.check()
+
+
+# Results of `escape-probe syscalls` and what a confined guest must get. A seccomp
+# ENOSYS (clone3, so libcs fall back to clone) is as good as EPERM.
+SYSCALLS_REFUSED = {
+    name: ("errno=EPERM",) for name in (
+        "unshare-user", "unshare-mnt", "unshare-user-mnt", "unshare-cgroup", "unshare-net",
+        "unshare-pid", "clone-newuser", "clone-newns", "setns-mnt", "setns-pid", "setns-net",
+        "setns-user", "setns-cgroup", "setns-ipc", "setns-uts", "keyctl-get-session",
+        "add_key", "request_key", "bpf-map-create", "perf_event_open-self",
+        "perf_event_open-cpu", "open_by_handle_at", "fsopen", "open_tree-clone", "fsmount",
+        "move_mount", "mount_setattr", "umount2-proc", "pivot_root", "kexec_file_load",
+        "kexec_load", "iopl", "ioperm", "swapon", "syslog-read-all", "userfaultfd")
+}
+SYSCALLS_REFUSED["clone3-newuser"] = ("errno=ENOSYS", "errno=EPERM")
+
+
+def test_namespaces_and_syscalls(iso, guests, host):
+    v = Verdict(iso.outcome(guests["namespaces_and_syscalls"]))
+    for name, allowed in SYSCALLS_REFUSED.items():
+        v.want(name, *allowed)
+    for name in ("busybox-unshare-m", "busybox-unshare-U", "busybox-unshare-p",
+                 "busybox-nsenter-mnt", "busybox-nsenter-all"):
+        v.failed(name)
+    v.check()
+
+
+def test_chroot_escape(iso, guests, host):
+    v = Verdict(iso.outcome(guests["chroot_escape"]))
+    # chroot itself is allowed (CAP_SYS_CHROOT); the way out only leads to its own root
+    v.want("chroot-marker", "invisible")
+    v.check()
+
+
+def test_other_servers_disk(iso, guests, host):
+    """Server A keeps a secret in its root file system and another on its volume (a raw
+    block device it can read and write, but not mount); server B, booted after A wrote
+    them, looks for both everywhere it can: its own tree, /proc/*/root, the host paths of
+    the instances and volumes, a device node of A's volume, and the same after a chroot
+    escape."""
+    name_a, content_a, vol_a = (secrets.token_hex(8) for _ in range(3))
+    demo = iso.demo
+    vol = demo.block_storage.create_volume(size=1, name="ps-iso-secret-vol")
+    a = iso.boot("other_servers_disk", PREAMBLE + f"""
+echo "SECRET{content_a}" > /root/ps-secret-{name_a}
+echo "RESULT secret-written $(cat /root/ps-secret-{name_a})"
+i=0; while [ ! -b /dev/vdb ] && [ $i -lt 600 ]; do i=$((i+1)); usleep 100000; done
+printf 'VOLSECRET%s' {vol_a} | dd of=/dev/vdb bs=512 count=1 conv=sync 2>/dev/null; sync
+echo "RESULT volume-readback $(dd if=/dev/vdb bs=25 count=1 2>/dev/null)"
+mkdir -p /mnt/v
+$P mount own-volume-mount /dev/vdb /mnt/v ext2 ro
+""" + DONE, name="ps-iso-secret-a")
+    try:
+        deadline = time.monotonic() + 60
+        while (vol := demo.block_storage.get_volume(vol.id)).status != "available":
+            assert "error" not in vol.status and time.monotonic() < deadline, vol.status
+            time.sleep(0.2)
+        iso.wait_active(a)
+        demo.compute.create_volume_attachment(a, volume_id=vol.id, device="/dev/vdb")
+        out_a = iso.outcome(a)
+        assert out_a.results.get("secret-written") == f"SECRET{content_a}", out_a.report()
+        # the guest can use its own volume raw (positive control), not mount it
+        assert out_a.results.get("volume-readback") == f"VOLSECRET{vol_a}", out_a.report()
+        va = Verdict(out_a)
+        va.want("own-volume-mount", "errno=EPERM")  # reported with B's findings below
+        devices = json.loads((iso.instance_dir(a) / "block-devices.json").read_text())
+        rdev = os.stat(devices["/dev/vdb"]).st_rdev
+        major, minor = os.major(rdev), os.minor(rdev)
+        data = iso.data_dir.resolve()
+        instances, volumes = data / "compute" / "instances", data / "volumes"
+        # Regular files only (a FIFO or /proc/kmsg would block grep), at most 20 s a
+        # search. B's own files hold the two halves of each secret, never the whole.
+        secrets_sh = (f'N1=ps-secret; N2={name_a}; N="$N1-$N2"\n'
+                      f'C1=SECRET; C2={content_a}; C="$C1$C2"\n'
+                      f'V1=VOLSECRET; V2={vol_a}; V="$V1$V2"\n')
+
+        def grep_files(where: str) -> str:
+            return (f"timeout 20 find {where} \\( -name proc -o -name sys -o -name dev \\) "
+                    "-prune -o -type f -size -8192k -print 2>/dev/null | "
+                    'timeout 20 xargs grep -lsF "$C" 2>/dev/null')
+
+        def hunt(prefix: str) -> str:  # the host paths of A's disk and volume
+            return f"""
+ls {instances}/*/rootfs/root/"$N" 2>/dev/null | sed 's/^/RESULT {prefix}-hostpath /'
+{grep_files(str(instances))} | sed 's/^/RESULT {prefix}-hostcontent /'
+for f in {volumes}/*; do
+  head -c 4096 "$f" 2>/dev/null | grep -qF "$V" && echo "RESULT {prefix}-volume $f"
+done
+"""
+        b = iso.boot("other_servers_disk", PREAMBLE + secrets_sh + f"""
+timeout 20 find / \\( -path /proc -o -path /sys -o -path /dev \\) -prune -o -name "$N" -print \\
+  2>/dev/null | sed 's/^/RESULT found-name /'
+{grep_files("/")} | sed 's/^/RESULT found-content /'
+for r in /proc/[0-9]*/root; do
+  [ -e "$r/root/$N" ] && echo "RESULT found-procroot $r"
+done
+{hunt("found")}
+$P mknod volume-mknod /tmp/vol b {major} {minor}
+$P read volume-node /tmp/vol 64
+$P read volume-vdb /dev/vdb 64
+for d in /dev/vd* /dev/loop*; do [ -b "$d" ] && echo "RESULT blockdev-present $d"; done
+cat > /tmp/ps-hunt.sh <<'EOS'
+{secrets_sh}{hunt("found-escape")}
+EOS
+$P chroot escape {host.host_marker} /bin/sh -c "$(cat /tmp/ps-hunt.sh)"
+""" + DONE, name="ps-iso-secret-b")
+        out_b = iso.outcome(b)
+        v = Verdict(out_b)
+        v.problems += [f"server A: {p}" for p in va.problems]
+        v.host((iso.instance_dir(a) / "rootfs" / "root" / f"ps-secret-{name_a}").exists(),
+               "server A's secret is not where it wrote it (the test cannot judge B)")
+        v.absent("found-")
+        v.absent("blockdev-present")
+        v.want("volume-mknod", "errno=EPERM")
+        v.refused("volume-node-open")
+        v.refused("volume-vdb-open")
+        v.want("escape-marker", "invisible")
+        v.check()
+    finally:
+        iso.delete(iso.by_case.pop("other_servers_disk", []))
+        deadline = time.monotonic() + 60
+        while demo.block_storage.get_volume(vol.id).status not in ("available", "error"):
+            assert time.monotonic() < deadline, "the volume was not detached"
+            time.sleep(0.2)
+        demo.block_storage.delete_volume(vol.id)
+
+
+def _uid_gid(st: dict[str, str]) -> tuple[list[int], list[int]]:
+    return [int(x) for x in st["Uid"].split()], [int(x) for x in st["Gid"].split()]
+
+
+def test_guest_root_owner(iso, guests, host):
+    """The guest's root is an unprivileged host user of its own: its processes run as a
+    host uid >= 1,000,000,000 without SYS_ADMIN/SYS_MODULE/SYS_RAWIO/SYS_PTRACE in the
+    bounding set, with no_new_privs and a seccomp filter; what it creates is owned by that
+    uid on the host; two servers have two different uids."""
+    first = guests["guest_root_owner"]
+    second = iso.boot("guest_root_owner", script_guest_root_owner(host, iso),
+                      name="ps-iso-owner-2")
+    bases = []
+    for sid in (first, second):
+        out = iso.outcome(sid)
+        v = Verdict(out)
+        v.want("guest-id", "0:0")  # root inside
+        init = iso.state(sid)["init_pid"]
+        pids = [init]
+        procs = cgroup_dir(iso.data_dir, "pids", sid) / "cgroup.procs"
+        if procs.exists():
+            pids += [int(p) for p in procs.read_text().split() if int(p) != init]
+        uid_base = None
+        for pid in pids:
+            try:
+                st = status(pid)
+            except OSError:
+                continue  # gone meanwhile
+            uids, gids = _uid_gid(st)
+            what = f"guest process {pid} ({st.get('Name')})"
+            v.host(min(uids) >= IDMAP_BASE and min(gids) >= IDMAP_BASE,
+                   f"{what} runs as host uid {uids} gid {gids}")
+            if pid == init:
+                uid_base = uids[0]
+            capbnd = int(st["CapBnd"], 16)
+            held = [n for n, bit in FORBIDDEN_CAPS.items() if capbnd >> bit & 1]
+            v.host(not held, f"{what} has {held} in CapBnd {st['CapBnd']}")
+            v.host(st.get("NoNewPrivs") == "1", f"{what}: NoNewPrivs {st.get('NoNewPrivs')}")
+            v.host(st.get("Seccomp") == "2", f"{what}: Seccomp {st.get('Seccomp')}")
+        assert uid_base is not None, f"server {sid}'s init {init} is gone"
+        rootfs = iso.instance_dir(sid) / "rootfs"
+        made = (rootfs / "root" / f"ps-owned-{host.tag}").stat()
+        v.host((made.st_uid, made.st_gid) == (uid_base, uid_base),
+               f"a file the guest's root made is owned by host {made.st_uid}:{made.st_gid}")
+        # Everything the guest can reach (its root file system) is in its own range; the
+        # directory above it is host root's and lets the guest's uid only pass through.
+        outside = []
+        for dirpath, dirnames, filenames in os.walk(rootfs):
+            for entry in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+                owner = os.lstat(entry).st_uid
+                if not uid_base <= owner < uid_base + 65536:
+                    outside.append(f"{entry} (uid {owner})")
+        v.host(not outside, f"{len(outside)} files in the guest's tree are outside its uid "
+                            f"range, e.g. {outside[:5]}")
+        inst = iso.instance_dir(sid).stat()
+        v.host(inst.st_uid == 0 and inst.st_mode & 0o007 in (0, 0o001),
+               f"instance directory mode {oct(inst.st_mode)} uid {inst.st_uid}")
+        # ...and nothing of the host's configuration is the guest's
+        if uid_base != 0:
+            res = subprocess.run(["find", "/etc", "/root", "/var/lib/pocketstack", "-xdev",
+                                  "-uid", str(uid_base), "-print"], capture_output=True,
+                                 text=True, timeout=60)
+            v.host(not res.stdout.strip(), f"host files owned by the guest's root:\n{res.stdout}")
+        v.check()
+        bases.append(uid_base)
+    assert bases[0] != bases[1] and abs(bases[0] - bases[1]) >= 65536, (
+        f"two servers' roots are host uids {bases}: not separate ranges")
+
+
+@confined_only
+def test_fork_bomb(iso, host):
+    """A fork bomb stays inside the server's pids limit, the API keeps answering, and
+    deleting the server takes every process of it."""
+    sid = iso.boot("fork_bomb", PREAMBLE + WAIT_FOR_GO + """
+$P forkbomb >/dev/null 2>&1 &
+""" + DONE)
+    iso.outcome(sid, marker="probe-ready")
+    pids_dir = cgroup_dir(iso.data_dir, "pids", sid)
+    limit_text = (pids_dir / "pids.max").read_text().strip()
+    assert limit_text.isdigit() and int(limit_text) <= 4096, \
+        f"pids.max is {limit_text!r}: not starting the fork bomb"
+    limit = int(limit_text)
+    iso.assert_confined(sid)
+    iso.go(sid)
+    iso.outcome(sid)
+    peak, slowest = 0, 0.0
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        current = int((pids_dir / "pids.current").read_text())
+        assert current <= limit
+        peak = max(peak, current)
+        t0 = time.monotonic()
+        fresh = iso.cloud.sdk(user="demo")
+        fresh.authorize()  # a token issue
+        list(fresh.compute.servers())
+        slowest = max(slowest, time.monotonic() - t0)
+        assert time.monotonic() - t0 < 5, f"the API took {time.monotonic() - t0:.1f} s"
+        time.sleep(0.3)
+    assert peak >= limit * 0.9, f"the bomb never reached the limit ({peak}/{limit})"
+    events = pids_dir / "pids.events"
+    if events.exists():
+        assert int(events.read_text().split()[-1]) > 0, "the limit never refused a fork"
+    # The bomb's processes, by pid and start time (the uid range alone is no key: the
+    # registry is machine-wide, another cloud may get the slot as soon as it is free).
+    bomb = {pid: start_time(pid) for pid in
+            map(int, (pids_dir / "cgroup.procs").read_text().split())}
+    t0 = time.monotonic()
+    iso.delete([sid], timeout=60)
+    iso.by_case.pop("fork_bomb", None)
+    took = time.monotonic() - t0
+    assert not pids_dir.exists(), "the server's pids cgroup is still there"
+    # (a zombie the host's init has not reaped yet is gone: alive() says so)
+    left = [pid for pid, started in bomb.items()
+            if started is not None and start_time(pid) == started and alive(pid)]
+    def describe(pid: int) -> str:
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            st = status(pid)
+            cg = Path(f"/proc/{pid}/cgroup").read_text().replace("\n", " ")
+            return f"{pid} {st.get('Name')} uid {st.get('Uid')} ppid {st.get('PPid')} {cmd!r} {cg}"
+        except OSError as exc:
+            return f"{pid} ({exc})"
+    assert not left, (f"{len(left)} processes of the deleted server still run:\n"
+                      + "\n".join(describe(p) for p in left[:10]))
+    print(f"fork bomb: peak {peak}/{limit} pids, slowest API round {slowest:.2f} s, "
+          f"delete {took:.1f} s")
+
+
+@confined_only
+def test_memory_hog(iso, host):
+    """A guest that allocates twice its flavor's memory is held (and OOM-killed) at the
+    flavor's limit; the host loses no more than that and the API keeps answering."""
+    sid = iso.boot("memory_hog", PREAMBLE + WAIT_FOR_GO + """
+$P memhog 1024
+echo "RESULT memhog-exit rc=$?"
+""" + DONE)
+    iso.outcome(sid, marker="probe-ready")
+    mem = cgroup_dir(iso.data_dir, "memory", sid)
+    limit = 512 * 2**20  # m1.tiny
+    got = (mem / ("memory.max" if V2 else "memory.limit_in_bytes")).read_text().strip()
+    assert got == str(limit), f"memory limit {got!r}, not m1.tiny's: not starting the hog"
+    iso.assert_confined(sid)
+    before = mem_available()
+    lowest = [before]
+
+    def watch():
+        lowest[0] = min(lowest[0], mem_available())
+    iso.go(sid)
+    out = iso.outcome(sid, watch=watch)
+    if V2:
+        peak_file = mem / "memory.peak"
+        assert int((mem / "memory.max").read_text()) == limit
+        peak = int(peak_file.read_text()) if peak_file.exists() else 0
+    else:
+        assert int((mem / "memory.limit_in_bytes").read_text()) == limit
+        peak = int((mem / "memory.max_usage_in_bytes").read_text())
+        oom = dict(line.split() for line in (mem / "memory.oom_control").read_text().splitlines())
+        assert int(oom.get("oom_kill", "1")) >= 1, f"no OOM kill in the server: {oom}"
+    assert peak <= limit, f"the server used {peak} bytes over its {limit} limit"
+    touched = [int(line.rsplit("mb=", 1)[1]) for line in out.lines if "memhog-touched" in line]
+    assert not touched or max(touched) <= 512, f"the guest touched {max(touched)} MiB"
+    v = Verdict(out)
+    v.want("memhog-exit", "rc=137")  # SIGKILL by the OOM killer, inside the server
+    v.check()
+    assert before - lowest[0] < limit + 256 * 2**20, (
+        f"host MemAvailable fell by {(before - lowest[0]) >> 20} MiB")
+    t0 = time.monotonic()
+    list(iso.cloud.sdk(user="demo").compute.servers())
+    assert time.monotonic() - t0 < 5
+    assert iso.cloud.proc.poll() is None, "the cloud died"
