@@ -24,10 +24,13 @@
  *   escape-probe kill NAME SIG PID                kill(2)
  *   escape-probe module NAME                      init_module/finit_module on junk
  *   escape-probe syscalls                         namespaces, keyrings, bpf, perf,
- *                                                 open_by_handle_at, mount APIs, kexec...
+ *                                                 open_by_handle_at, mount APIs, kexec,
+ *                                                 AF_VSOCK (64-bit and int 0x80)...
  *   escape-probe chroot NAME MARKER [CMD ARGS...] mkdir+chroot without chdir, chdir ..
  *                                                 many times, chroot("."): is MARKER (a
  *                                                 host path) visible? Then exec CMD there.
+ *   escape-probe swap A B SECONDS                 exchange A and B (a directory and a
+ *                                                 symlink) without pause for SECONDS
  *   escape-probe memhog MB                        malloc and touch MB MiB, 16 MiB a step
  *   escape-probe forkbomb                         fork without end (only under a pids
  *                                                 limit!)
@@ -45,13 +48,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/io.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SYS_open_tree
@@ -209,6 +215,50 @@ static int do_module(char **argv) {
     return 0;
 }
 
+/* A system call through the 32-bit ABI (int 0x80) from this 64-bit process: a seccomp
+ * filter must cover the x86 architecture and its socketcall() multiplexer too. */
+static long sys32(long nr, long a, long b, long c) {
+    long ret;
+    __asm__ volatile("int $0x80" : "=a"(ret) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return ret;
+}
+
+static void result32(const char *name, long rc) {
+    if (rc < 0 && rc > -4096) {
+        errno = (int)-rc;
+        rc = -1;
+    }
+    result(name, rc, NULL);
+}
+
+/* AF_VSOCK reaches the hypervisor's sockets, which no network namespace fences: a socket
+ * is only created (and closed), never connected. */
+static void vsock(void) {
+    int fd = socket(40 /* AF_VSOCK */, SOCK_STREAM, 0);
+    result("socket-vsock", fd, NULL);
+    if (fd >= 0) close(fd);
+    pid_t pid = fork();
+    if (pid == 0) {  /* a child: without IA32 emulation int 0x80 kills it */
+        long r = sys32(359 /* i386 socket */, 40, SOCK_STREAM, 0);
+        result32("socket32-vsock", r);
+        if (r >= 0) close(r);
+        unsigned int *args = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+                                  MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+        if (args == MAP_FAILED) _exit(1);
+        args[0] = 40;
+        args[1] = SOCK_STREAM;
+        args[2] = 0;
+        r = sys32(102 /* i386 socketcall */, 1 /* SYS_SOCKET */, (long)args, 0);
+        result32("socketcall32-vsock", r);
+        if (r >= 0) close(r);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st)) printf("RESULT ia32 unavailable signal=%d\n", WTERMSIG(st));
+    fflush(stdout);
+}
+
 /* Child-side helper for namespace-creating clone(): exit at once. */
 static long clone_ns(unsigned long flags) {
     long pid = syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
@@ -345,6 +395,7 @@ static int do_syscalls(void) {
         result("syslog-read-all", syscall(SYS_syslog, 3, buf, sizeof buf), NULL);
     }
     result("userfaultfd", syscall(SYS_userfaultfd, O_CLOEXEC), NULL);
+    vsock();
     return 0;
 }
 
@@ -373,6 +424,22 @@ static int do_chroot(int argc, char **argv) {
         snprintf(name, sizeof name, "%s-exec", argv[2]);
         result(name, -1, NULL);
     }
+    return 0;
+}
+
+/* Swap two paths (renameat2 RENAME_EXCHANGE) as fast as possible for SECONDS: a
+ * directory and a symlink, so a host process walking the guest's tree by path meets one
+ * or the other. */
+static int do_swap(int argc, char **argv) {
+    if (argc < 5) return 2;
+    time_t end = time(NULL) + atoi(argv[4]);
+    long n = 0, failed = 0;
+    while (time(NULL) < end) {
+        for (int i = 0; i < 10000; i++, n++)
+            if (syscall(SYS_renameat2, AT_FDCWD, argv[2], AT_FDCWD, argv[3], 2 /* EXCHANGE */))
+                failed++;
+    }
+    printf("RESULT swap ok swaps=%ld failed=%ld\n", n, failed);
     return 0;
 }
 
@@ -422,6 +489,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(op, "syscalls")) rc = do_syscalls();
     else if (!strcmp(op, "chroot")) rc = do_chroot(argc, argv);
     else if (!strcmp(op, "memhog")) rc = do_memhog(argc, argv);
+    else if (!strcmp(op, "swap")) rc = do_swap(argc, argv);
     else if (!strcmp(op, "forkbomb")) rc = do_forkbomb();
     if (rc == 2) fprintf(stderr, "escape-probe: bad arguments for %s\n", op);
     return rc;
