@@ -312,6 +312,7 @@ class ContainerDriver(ComputeDriver):
     def init_host(self) -> None:
         self.instances_dir.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.cache_dir, 0o700)  # unpacked images: tenants' data, nobody else's
         self.runc_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         # runc mounts each root file system from inside the server's user namespace, as
         # its (unprivileged) root: every directory above the rootfs must let others pass
@@ -403,6 +404,11 @@ class ContainerDriver(ComputeDriver):
                 ids = self.idmaps.allocate(d)
             except IdmapExhausted as exc:
                 raise DriverError(f"No host uid range left for the server: {exc}") from None
+        # Only host root and the guest's root (runc mounts its rootfs as that user; it
+        # passes by the group) may enter the server's directory: no other host user reaches
+        # a setuid file the guest planted in its disk, and the guest owns nothing here.
+        os.chown(d, 0, ids.base)
+        os.chmod(d, 0o710)
         shifted = rec.get("base", 0) if rec.get("shifted") else 0
         if rec.get("base") != ids.base or not rec.get("shifted"):
             atomic_write(d / "idmap.json", json.dumps(
@@ -490,8 +496,7 @@ class ContainerDriver(ComputeDriver):
                     src = self._unpacked_image(spec)
                     tmp = d / "rootfs.tmp"
                     shutil.rmtree(tmp, ignore_errors=True)
-                    d.mkdir(parents=True, exist_ok=True)
-                    os.chmod(d, 0o711)
+                    d.mkdir(mode=0o700, parents=True, exist_ok=True)
                     self._copy_image(src, tmp)
                     rec = self._idmap_record(spec.id)
                     if rec:  # a rebuild: the new disk is not shifted yet
@@ -809,7 +814,9 @@ class ContainerDriver(ComputeDriver):
         path = self._dir(server_id) / "console.log"
         if not path.exists():
             raise DriverError(f"Server {server_id} has no console log.")
-        data = path.read_bytes()[-1024 * 1024:].decode(errors="replace")
+        with open(path, "rb") as fh:  # the tail only: a chatty guest's log can be large
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 1024 * 1024))
+            data = fh.read(1024 * 1024).decode(errors="replace")
         if length is None:
             return data
         lines = data.splitlines(keepends=True)
@@ -817,7 +824,28 @@ class ContainerDriver(ComputeDriver):
 
     def snapshot(self, host: str, server_id: str, target: Path) -> None:
         """The disk as a rootfs tarball with the guest's own ids (the host range taken off
-        again), so the image boots in any other server's range."""
+        again), so the image boots in any other server's range.
+
+        Host root walks a tree the guest owns: were the guest running, it could swap a
+        directory for a symlink to a host path between two steps of the walk and find host
+        files in its image. So the server is frozen for the walk (as a cold snapshot
+        pauses a VM) and thawed after, unless it was paused before."""
+        with self._lock(server_id):
+            running = self._alive(self._state(server_id)) is not None
+            was_frozen = running and self.cgroups.frozen(server_id)
+            if running and not was_frozen:
+                self.cgroups.freeze(server_id, True)
+                if not self.cgroups.frozen(server_id):
+                    self.cgroups.freeze(server_id, False)
+                    raise DriverError("Snapshot failed: the server could not be paused for a "
+                                      "consistent copy of its disk.")
+            try:
+                self._snapshot(server_id, target)
+            finally:
+                if running and not was_frozen:
+                    self.cgroups.freeze(server_id, False)
+
+    def _snapshot(self, server_id: str, target: Path) -> None:
         root = self._dir(server_id) / "rootfs"
         if not root.is_dir():
             raise DriverError(f"Server {server_id} has no disk to snapshot.")

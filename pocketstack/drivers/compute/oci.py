@@ -54,6 +54,8 @@ PTY_DEVICES = ((5, 2), (136, None))
 # open_tree/mount_setattr, setns/unshare, clone3 (ENOSYS, so libcs fall back to clone,
 # whose namespace flags are filtered below), iopl/ioperm, swapon, reboot, acct,
 # settimeofday, syslog, userfaultfd, quotactl, lookup_dcookie, kcmp, process_vm_*.
+# Only the native x86_64 ABI is allowed (see seccomp_profile): no 32-bit socketcall, whose
+# arguments sit in memory where seccomp cannot see the address family.
 SYSCALLS_ALLOWED = """
 accept accept4 access adjtimex alarm arch_prctl bind brk capget capset chdir chmod chown
 chown32 chroot clock_getres clock_getres_time64 clock_gettime clock_gettime64
@@ -91,7 +93,7 @@ setfsuid setfsuid32 setgid setgid32 setgroups setgroups32 setitimer setpgid setp
 setregid setregid32 setresgid setresgid32 setresuid setresuid32 setreuid setreuid32
 setrlimit set_robust_list setsid setsockopt set_thread_area set_tid_address setuid
 setuid32 setxattr shmat shmctl shmdt shmget shutdown sigaltstack signalfd signalfd4
-sigprocmask sigreturn socketcall socketpair splice stat stat64 statfs statfs64 statx
+sigprocmask sigreturn socketpair splice stat stat64 statfs statfs64 statx
 symlink symlinkat sync sync_file_range syncfs sysinfo tee tgkill time timer_create
 timer_delete timer_getoverrun timer_gettime timer_gettime64 timer_settime
 timer_settime64 timerfd_create timerfd_gettime timerfd_gettime64 timerfd_settime
@@ -107,12 +109,15 @@ EPERM, ENOSYS = 1, 38
 
 
 def seccomp_profile() -> dict[str, Any]:
-    """The seccomp section of the spec (x86_64 with its 32-bit ABIs, which are filtered by
-    the same names so int 0x80 is no way around it)."""
+    """The seccomp section of the spec. Native x86_64 only: a system call through the
+    32-bit ABI (int 0x80) is not in the filter's architectures and kills the caller
+    (SIGSYS). Listing SCMP_ARCH_X86 would let libseccomp turn the socket() rule into an
+    unconditional socketcall(SYS_SOCKET), a way around the AF_VSOCK refusal; a guest
+    that needs 32-bit programs belongs in a VM."""
     return {
         "defaultAction": "SCMP_ACT_ERRNO",
         "defaultErrnoRet": EPERM,
-        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "architectures": ["SCMP_ARCH_X86_64"],
         "syscalls": [
             {"names": list(SYSCALLS_ALLOWED), "action": "SCMP_ACT_ALLOW"},
             {"names": ["clone"], "action": "SCMP_ACT_ALLOW",
