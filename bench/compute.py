@@ -93,17 +93,19 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
-def _boot_once(port: int, tok: str, img: str, name: str) -> tuple[str, float]:
+def _boot_once(port: int, tok: str, img: str, name: str, networks: object = "none",
+               poll: float = 0.005) -> tuple[str, float]:
+    """POST a server and poll until ACTIVE: (its id, seconds from the POST)."""
     t0 = time.perf_counter()
     status, _, body = api(port, tok, "POST", "/servers", {"server": {
-        "name": name, "imageRef": img, "flavorRef": "1", "networks": "none"}})
+        "name": name, "imageRef": img, "flavorRef": "1", "networks": networks}})
     assert status == 202, body
     sid = body["server"]["id"]
     while True:
         _, _, b = api(port, tok, "GET", f"/servers/{sid}")
         if b["server"]["status"] in ("ACTIVE", "ERROR"):
             break
-        time.sleep(0.005)
+        time.sleep(poll)
     assert b["server"]["status"] == "ACTIVE", b["server"].get("fault")
     return sid, time.perf_counter() - t0
 
@@ -287,17 +289,8 @@ def bench_hotplug(n: int) -> dict:
                                 {"subnet": {"network_id": nets[-1], "ip_version": 4,
                                             "cidr": cidr}}, {"X-Auth-Token": tok})
             assert status == 201, b
-        status, _, body = api(port, tok, "POST", "/servers", {"server": {
-            "name": "ps-bench-hp", "imageRef": image_id(port, tok), "flavorRef": "1",
-            "networks": [{"uuid": nets[0]}]}})
-        assert status == 202, body
-        sid = body["server"]["id"]
-        while True:
-            _, _, b = api(port, tok, "GET", f"/servers/{sid}")
-            if b["server"]["status"] in ("ACTIVE", "ERROR"):
-                break
-            time.sleep(0.05)
-        assert b["server"]["status"] == "ACTIVE", b["server"].get("fault")
+        sid, _ = _boot_once(port, tok, image_id(port, tok), "ps-bench-hp",
+                            networks=[{"uuid": nets[0]}], poll=0.05)
         attach, detach = [], []
         for i in range(n + 1):
             t0 = time.perf_counter()
