@@ -1,14 +1,31 @@
-"""Virtual machines: each server one daemonized QEMU process booting its own copy-on-write
-disk (a qcow2 overlay over the image), in a network namespace of its own.
+"""Virtual machines: each server one QEMU process booting its own copy-on-write disk (a
+qcow2 overlay over the image), in a network namespace of its own, confined.
 
-Layout under ``<data_dir>/compute/qemu/<server id>/``:
+Layout under ``<data_dir>/compute/qemu/<server id>/`` (the directory root's, 0700):
   disk.qcow2     the server's disk: an overlay whose backing file is the image's base
   config.json    how to boot it (base format, kernel/ramdisk, flavor, its ports' MACs)
   state.json     pids (QEMU, the network namespace holder) with their start times, QMP path
+  idmap.json     the server's host uid range (idmap.py; QEMU runs as its first id)
   console.log    the serial console (os-getConsoleOutput), appended across boots
+  qemu.log       QEMU's own messages of its last start
 Base images (and kernels/ramdisks) are linked, or copied, into ``<data_dir>/compute/
 qemu-base/<image id>`` so a server outlives its image's deletion (Nova's ``_base``); an
 unreferenced base goes with its last server.
+
+Confinement: QEMU runs as an unprivileged host user of the server's own (uid = gid = the
+base of its range in the machine-wide registry of idmap.py, shared with the container
+driver, so no two servers, of either driver, are the same user), with no supplementary
+groups, no capabilities (bounding set empty), no_new_privs and QEMU's seccomp sandbox
+(qemu_process.SANDBOX). It opens no host path by name: the driver opens, as root, its disk
+and base (fd sets), kernel and ramdisk (/proc/self/fd/N), console log, QMP listening socket,
+taps and volumes, and QEMU inherits the fds (qemu_process.BootFds) or gets them over QMP
+for hot-plugs. Its directories are root's 0700, so the user cannot reach another server's
+files, nor even its own by path; the files QEMU writes (disk.qcow2, console.log, qemu.log,
+the QMP socket) are that user's. Base files are root's and read-only to it (0644 inside the
+0700 qemu-base). qemu-img runs as that user too on anything QEMU could have written (the
+disk's header names files; a root qemu-img following them would read host files). Every
+image is checked before it becomes a base: a disk that names another file (a backing file,
+a qcow2 data file, a vmdk extent) is refused.
 
 Networking: a small holder process (``unshare --net``) owns the server's namespace; QEMU runs
 in it (``nsenter``). The network service plugs each port into that namespace as an ``ethN``
@@ -19,20 +36,28 @@ The holder outlives QEMU (stop/start keep the plugged ports); destroy ends both.
 
 QEMU and the holder run in sessions of their own, so servers keep running while pocketstack
 is down; at start the worker re-adopts them from state.json (pid + start time, so a reused
-pid is never mistaken for a server).
+pid is never mistaken for a server). QEMU is not daemonized (its sandbox denies fork and
+setsid): the driver starts it in a new session and knows its pid from the start.
+
+A server of a release before confinement (QEMU as root, no idmap.json) keeps running as
+it is; at its next start it gets a range and its files are given to that user.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +66,25 @@ from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
 from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
-from pocketstack.drivers.compute.qemu_nics import QemuNics
-from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, NETNS_SCRIPT,
-                                                      NETNS_VERSION, QEMU, QEMU_FORMATS,
-                                                      QEMU_IMG, QMP, QMPError, power_state_of,
-                                                      probe, qemu_argv, read_version)
+from pocketstack.drivers.compute.idmap import (DEFAULT_BASE, DEFAULT_REGISTRY,
+                                               IdmapExhausted, IdmapRegistry)
+from pocketstack.drivers.compute.qemu_nics import QemuNics, open_taps
+from pocketstack.drivers.compute.qemu_process import (COW_FORMATS, DEFAULT_APPEND,
+                                                      NETNS_SCRIPT, NETNS_VERSION, QEMU,
+                                                      QEMU_FORMATS, QEMU_IMG, QMP, BootFds,
+                                                      QMPError, kernel_cmdline, nic_hex,
+                                                      power_state_of, probe, qemu_argv,
+                                                      read_version, root_node, safe_id)
 from pocketstack.drivers.compute.qemu_volumes import QemuVolumes
 
 log = logging.getLogger("pocketstack.compute.qemu")
+
+# A server's QEMU user: (uid, gid), or None where the driver does not run as root (then
+# QEMU runs as the driver's own, unprivileged, user).
+Ids = tuple[int, int] | None
+# Files QEMU writes: its user's. A server of an older release has them as root's.
+QEMU_FILES = ("disk.qcow2", "console.log", "qemu.log")
+
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     if dst.exists():
@@ -62,6 +98,14 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
     os.replace(tmp, dst)
+
+
+def _readable(path: Path) -> None:
+    """A base (image, kernel, ramdisk): root's and read-only to QEMU users, which read it
+    through the fds the driver gives them (qemu-base itself is root's 0700). A hard link
+    shares the mode with the image store's file, whose directory is 0700 too."""
+    if stat.S_IMODE(os.stat(path).st_mode) != 0o644:
+        os.chmod(path, 0o644)
 
 
 class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
@@ -80,14 +124,21 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
         self.sock_dir = Path(f"/run/pocketstack/qemu-{self.tag}")
         self.hostname = os.uname().nodename
         self._lock = KeyedLocks()
+        # The machine-wide registry of host uid ranges (the container driver's too).
+        self.idmaps = IdmapRegistry(
+            Path(getattr(self.conf, "container_idmap_registry", None) or DEFAULT_REGISTRY),
+            base=int(getattr(self.conf, "container_idmap_base", None) or DEFAULT_BASE))
+        self.confine = os.geteuid() == 0
         self._accel: str | None = None
         self._accel_lock = threading.Lock()
         self._ver: int | None = None
 
     # -- host -------------------------------------------------------------------------------
     def init_host(self) -> None:
-        self.instances_dir.mkdir(parents=True, exist_ok=True)
-        self.base_dir.mkdir(parents=True, exist_ok=True)
+        # root's 0700: a QEMU user reaches nothing here by path (it is given fds)
+        for d in (self.instances_dir, self.base_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(d, 0o700)
         if shutil.which(QEMU):  # probe the accelerator now rather than in the first boot
             threading.Thread(target=self.accel, name="qemu-accel-probe", daemon=True).start()
 
@@ -169,6 +220,70 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                 raise DriverError(f"QEMU monitor of server {server_id} did not answer: "
                                   f"{exc}") from None
 
+    @contextlib.contextmanager
+    def _monitor(self, server_id: str, timeout: float = 5) -> Iterator[QMP]:
+        """One QMP session for several commands: fds passed with add-fd live in their fd
+        set only until the session ends unless a command of the same session uses them."""
+        state = self._read_json(server_id, "state.json")
+        if alive(state, "qemu") is None:
+            raise DriverError(f"Server {server_id} is not running.")
+        with self._lock("qmp-" + server_id):
+            try:
+                with QMP(state["qmp"], timeout) as q:
+                    yield q
+            except (OSError, ValueError, ConnectionError) as exc:
+                raise DriverError(f"QEMU monitor of server {server_id} did not answer: "
+                                  f"{exc}") from None
+
+    # -- the server's user ------------------------------------------------------------------
+    def _ids(self, server_id: str) -> Ids:
+        """The server's QEMU user, allocated at its first start and kept until it is
+        deleted (idmap.json; claimed again at each start, so a registry lost with /var/lib
+        is rebuilt). The files QEMU writes are given to it: a server of an older release
+        (QEMU ran as root) gets its range and its files at its next start."""
+        if not self.confine:
+            return None
+        with self._lock("ids-" + server_id):
+            return self._ids_locked(server_id)
+
+    def _ids_locked(self, server_id: str) -> tuple[int, int]:
+        d = self._dir(server_id)
+        os.chmod(d, 0o700)
+        rec = self._read_json(server_id, "idmap.json")
+        ids = None
+        if isinstance(rec.get("slot"), int):
+            ids = self.idmaps.claim(rec["slot"], d)
+        if ids is None:
+            try:
+                ids = self.idmaps.allocate(d)
+            except IdmapExhausted as exc:
+                raise DriverError(f"No host uid range left for the server: {exc}") from None
+        if rec.get("slot") != ids.slot or rec.get("base") != ids.base:
+            self._write_json(server_id, "idmap.json",
+                             {"slot": ids.slot, "base": ids.base, "count": ids.count})
+        uid = gid = ids.base
+        for name in QEMU_FILES:
+            try:
+                st = os.lstat(d / name)
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                raise DriverError(f"Server {server_id}: {name} is not a regular file.")
+            if (st.st_uid, st.st_gid) != (uid, gid):
+                os.chown(d / name, uid, gid, follow_symlinks=False)
+            if stat.S_IMODE(st.st_mode) != 0o600:
+                os.chmod(d / name, 0o600, follow_symlinks=False)
+        return uid, gid
+
+    def _run_as(self, ids: Ids, argv: list[str], fds: list[int], timeout: float
+                ) -> subprocess.CompletedProcess:
+        """``argv`` as the server's user, inheriting ``fds`` (it reaches files through
+        /proc/self/fd/N only)."""
+        kw: dict[str, Any] = {} if ids is None else {
+            "user": ids[0], "group": ids[1], "extra_groups": []}
+        return subprocess.run(argv, pass_fds=fds, stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=timeout, cwd="/", **kw)
+
     def get_power_state(self, host: str, server_id: str) -> int:
         if not (self._dir(server_id) / "config.json").is_file():
             return NOSTATE
@@ -201,10 +316,11 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
     def _base(self, image_id: str, path: Path | None, what: str) -> Path:
         if path is None or not Path(path).is_file():
             raise DriverError(f"{what} {image_id} has no data file to boot from.")
-        self.base_dir.mkdir(parents=True, exist_ok=True)
-        dst = self.base_dir / image_id
+        self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        dst = self.base_dir / safe_id(image_id, f"{what.lower()} id")
         with self._lock("base-" + image_id):
             _link_or_copy(Path(path), dst)
+            _readable(dst)
         return dst
 
     def _boot_config(self, spec: InstanceSpec) -> dict[str, Any]:
@@ -237,6 +353,7 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                 raise DriverError(f"Image {spec.image_id} is not bootable: its raw disk has no "
                                   "boot sector and the image names no kernel_id.")
         props = spec.image_properties or {}
+        safe_id(spec.id, "server id")
         cfg: dict[str, Any] = {
             "id": spec.id, "image_id": spec.image_id, "disk_format": disk_format,
             "base": str(self._base(spec.image_id, spec.image_path, "Image")),
@@ -244,27 +361,63 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
             "root_gb": spec.root_gb, "macs": [p.get("mac_address") for p in spec.network_info
                                               if p.get("mac_address")]}
         if kernel is not None:
+            cfg["append"] = kernel_cmdline(props.get("os_command_line") or DEFAULT_APPEND)
             cfg["kernel"] = str(self._base(str(props.get("kernel_id")), kernel, "Kernel image"))
-            cfg["append"] = str(props.get("os_command_line") or DEFAULT_APPEND)
             if spec.ramdisk_path is not None:
                 cfg["ramdisk"] = str(self._base(str(props.get("ramdisk_id")), spec.ramdisk_path,
                                                 "Ramdisk image"))
         return cfg
 
-    def _image_size(self, path: Path, fmt: str | None = None) -> int:
-        cmd = [QEMU_IMG, "info", "-U", "--output=json"] + (["-f", fmt] if fmt else []) + [str(path)]
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    def _image_info(self, path: Path, fmt: str, ids: Ids) -> dict[str, Any]:
+        """``qemu-img info`` of ``path`` read as ``fmt`` by the server's user (through an
+        fd: it may not reach the path), never following a backing file."""
+        node: dict[str, Any] = {"driver": fmt, "file": {"driver": "file"}}
+        if fmt in COW_FORMATS:
+            node["backing"] = None
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            node["file"]["filename"] = f"/proc/self/fd/{fd}"
+            res = self._run_as(ids, [QEMU_IMG, "info", "-U", "--output=json",
+                                     "json:" + json.dumps(node)], [fd], 60)
+        finally:
+            os.close(fd)
         if res.returncode != 0:
             raise DriverError(f"qemu-img cannot read {path.name}: {res.stderr.strip()[-300:]}")
-        return int(json.loads(res.stdout)["virtual-size"])
+        return json.loads(res.stdout)
 
-    def _create_disk(self, server_id: str, cfg: dict[str, Any]) -> None:
+    def _image_size(self, path: Path, fmt: str, ids: Ids) -> int:
+        return int(self._image_info(path, fmt, ids)["virtual-size"])
+
+    def _inspect_base(self, image_id: str, path: Path, fmt: str, ids: Ids) -> int:
+        """The virtual size of an image that is about to be a server's base; DriverError
+        if the image names any other file (a backing file, a qcow2 external data file, a
+        vmdk extent or descriptor): QEMU would open it as the guest's disk."""
+        info = self._image_info(path, fmt, ids)
+        data = (info.get("format-specific") or {}).get("data") or {}
+        why = None
+        if info.get("backing-filename") or info.get("full-backing-filename"):
+            why = "has a backing file"
+        elif data.get("data-file"):
+            why = "keeps its data in an external file (qcow2 data-file)"
+        elif fmt == "vmdk" and (
+                data.get("create-type") not in ("monolithicSparse", "streamOptimized")
+                or any(e.get("filename") != info.get("filename")
+                       for e in data.get("extents") or [])):
+            why = (f"is a vmdk of type {data.get('create-type')!r} (only monolithicSparse "
+                   "and streamOptimized ones, whose data is in the image itself, boot)")
+        if why:
+            raise DriverError(f"Image {image_id} {why}: it cannot be a server's disk.")
+        return int(info["virtual-size"])
+
+    def _create_disk(self, server_id: str, cfg: dict[str, Any], ids: Ids) -> None:
         d = self._dir(server_id)
-        size = max(self._image_size(Path(cfg["base"]), cfg["base_format"]),
+        size = max(self._inspect_base(cfg["image_id"], Path(cfg["base"]), cfg["base_format"],
+                                      ids),
                    int(cfg.get("root_gb") or 0) * 2**30)
         tmp = d / "disk.qcow2.tmp"
         tmp.unlink(missing_ok=True)
-        res = subprocess.run([QEMU_IMG, "create", "-q", "-f", "qcow2", "-b", cfg["base"],
+        # -u: the base is not opened (root would; the backing chain is given at each use)
+        res = subprocess.run([QEMU_IMG, "create", "-q", "-u", "-f", "qcow2", "-b", cfg["base"],
                               "-F", cfg["base_format"], str(tmp), str(size)],
                              capture_output=True, text=True, timeout=120)
         if res.returncode != 0:
@@ -272,6 +425,9 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
             raise DriverError(f"Could not create the server's disk: {res.stderr.strip()[-300:]}")
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+            if ids is not None:
+                os.fchown(fh.fileno(), *ids)
+            os.fchmod(fh.fileno(), 0o600)
         os.replace(tmp, d / "disk.qcow2")
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -285,13 +441,14 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                 return
             try:
                 if not (d / "disk.qcow2").is_file() or not (d / "config.json").is_file():
+                    d.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    ids = self._ids(spec.id)
                     # Under the gc lock until config.json names the bases: a concurrent
                     # destroy's _gc_bases must not take them away in between.
                     with self._lock("gc"):
                         cfg = self._boot_config(spec)
-                        d.mkdir(parents=True, exist_ok=True)
                         self._write_json(spec.id, "config.json", cfg)
-                    self._create_disk(spec.id, cfg)
+                    self._create_disk(spec.id, cfg, ids)
                 self._start(spec.id)
             except Exception as exc:
                 self._destroy(spec.id)
@@ -330,33 +487,129 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
     def _start(self, server_id: str) -> None:
         d = self._dir(server_id)
         cfg = self._read_json(server_id, "config.json")
+        ids = self._ids(server_id)
         holder = self._ensure_netns(server_id)
-        self._nic_links(holder, "sync", cfg.get("macs") or [])  # QEMU opens taps by name
-        qmp, pidfile = self._qmp_path(server_id), d / "qemu.pid"
-        for stale in (Path(qmp), pidfile):
-            stale.unlink(missing_ok=True)
-        argv = qemu_argv(cfg, disk=str(d / "disk.qcow2"), console=str(d / "console.log"),
-                         qmp=qmp, pidfile=str(pidfile), accel=self.accel(),
-                         volumes=self._read_json(server_id, "volumes.json"))
+        macs = list(dict.fromkeys(str(m).lower() for m in cfg.get("macs") or []))
+        self._nic_links(holder, "sync", macs)
+        qmp = self._qmp_path(server_id)
+        (d / "qemu.pid").unlink(missing_ok=True)  # an older release's -pidfile
+        opened: list[int] = []
+        sock: socket.socket | None = None
+
+        def opn(path: str | Path, flags: int, what: str) -> int:
+            try:
+                fd = os.open(path, flags | os.O_CLOEXEC, 0o600)
+            except OSError as exc:
+                raise DriverError(f"Cannot open the server's {what}: {exc}") from None
+            opened.append(fd)
+            return fd
+
         try:
-            res = subprocess.run(["nsenter", f"--net=/proc/{holder}/ns/net", "--", *argv],
-                                 stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                 timeout=120, start_new_session=True)
-        except subprocess.TimeoutExpired:
-            raise DriverError("QEMU did not start within 120 s.") from None
-        if res.returncode != 0:
-            err = "\n".join(line for line in res.stderr.splitlines()
-                            if "host doesn't support requested feature" not in line)
-            raise DriverError(f"QEMU failed to start: {err.strip()[-400:]}")
-        try:
-            pid = int(pidfile.read_text().strip())
-        except (OSError, ValueError):
-            raise DriverError("QEMU started but wrote no pid file.") from None
+            for base in (cfg.get("base"), cfg.get("kernel"), cfg.get("ramdisk")):
+                if base:  # a base of an older release: the image store's 0600
+                    _readable(Path(base))
+            fds = BootFds(
+                disk=opn(d / "disk.qcow2", os.O_RDWR, "disk"),
+                base=opn(cfg["base"], os.O_RDONLY, "image"),
+                console=opn(d / "console.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                            "console log"),
+                qmp=-1,
+                kernel=opn(cfg["kernel"], os.O_RDONLY, "kernel") if cfg.get("kernel") else None,
+                ramdisk=opn(cfg["ramdisk"], os.O_RDONLY, "ramdisk") if cfg.get("ramdisk")
+                else None)
+            fds.taps = open_taps(holder, [nic_hex(m) for m in macs])
+            opened += fds.taps.values()
+            for guest, dev in self._read_json(server_id, "volumes.json").items():
+                fds.volumes[guest] = opn(dev, os.O_RDWR, f"volume {guest} ({dev})")
+            logfd = opn(d / "qemu.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, "log")
+            if ids is not None:
+                for fd in (fds.console, logfd):
+                    os.fchown(fd, *ids)
+            Path(qmp).unlink(missing_ok=True)
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.bind(qmp)
+            os.chmod(qmp, 0o600)
+            if ids is not None:
+                os.chown(qmp, *ids)
+            sock.listen(8)
+            fds.qmp = sock.fileno()
+            argv = self._confined(holder, ids) + qemu_argv(cfg, fds, accel=self.accel())
+            proc = subprocess.Popen(argv, pass_fds=fds.all(), stdin=subprocess.DEVNULL,
+                                    stdout=logfd, stderr=logfd, start_new_session=True,
+                                    cwd="/")
+        finally:
+            for fd in opened:
+                os.close(fd)
+            if sock is not None:
+                sock.close()
         state = self._read_json(server_id, "state.json")
-        state.update(qemu_pid=pid, qemu_start=start_time(pid), qmp=qmp)
+        state.update(qemu_pid=proc.pid, qemu_start=start_time(proc.pid), qmp=qmp,
+                     qemu_uid=ids[0] if ids else os.geteuid())
         self._write_json(server_id, "state.json", state)
-        if start_time(pid) is None:
-            raise DriverError("QEMU exited right after starting.")
+        self._wait_ready(server_id, proc, qmp)
+        threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it exits
+
+    def _confined(self, holder: int, ids: Ids) -> list[str]:
+        """The prefix that runs QEMU in the server's namespace as the server's user: no
+        supplementary groups (but /dev/kvm's, where that is how it is shared), no
+        capabilities, no_new_privs; QEMU's sandbox then adds its seccomp filter."""
+        argv = ["nsenter", f"--net=/proc/{holder}/ns/net", "--"]
+        if ids is None:
+            return argv
+        groups = self._kvm_groups()
+        return argv + ["setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}",
+                       f"--groups={','.join(map(str, groups))}" if groups
+                       else "--clear-groups", "--no-new-privs", "--inh-caps=-all",
+                       "--bounding-set=-all", "--"]
+
+    def _kvm_groups(self) -> list[int]:
+        """Supplementary groups QEMU needs for /dev/kvm when it boots with KVM: none if
+        everyone may use it (systemd's default 0666), its group if that is how the host
+        shares it (0660 root:kvm); a root-only /dev/kvm (no udev rules ran) is opened up
+        to 0666 as systemd would."""
+        if "kvm" not in self.accel().split(":"):
+            return []
+        try:
+            st = os.stat("/dev/kvm")
+        except OSError:
+            return []
+        if st.st_mode & 0o006 == 0o006:
+            return []
+        if st.st_gid != 0 and st.st_mode & 0o060 == 0o060:
+            return [st.st_gid]
+        os.chmod("/dev/kvm", 0o666)
+        log.warning("/dev/kvm was root's only: made it 0666 (as systemd's udev rules do) so "
+                    "that confined QEMU processes can use KVM")
+        return []
+
+    def _wait_ready(self, server_id: str, proc: subprocess.Popen, qmp: str) -> None:
+        """Until QEMU answers on its monitor (what -daemonize used to wait for); its
+        messages if it exits first."""
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                try:
+                    out = (self._dir(server_id) / "qemu.log").read_text(errors="replace")
+                except OSError:
+                    out = ""
+                err = "\n".join(line for line in out.splitlines()
+                                if "host doesn't support requested feature" not in line)
+                raise DriverError(f"QEMU failed to start (exit status {proc.returncode}): "
+                                  f"{err.strip()[-400:]}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                proc.wait()
+                raise DriverError("QEMU did not start within 120 s.")
+            try:
+                with QMP(qmp, timeout=min(left, 10)) as q:
+                    q.cmd("query-status")
+                return
+            except (OSError, ValueError, ConnectionError, QMPError):
+                time.sleep(0.01)
 
     def _wait_gone(self, state: dict[str, Any], key: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -440,7 +693,10 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
     def _destroy(self, server_id: str) -> None:
         self._stop_qemu(server_id, 0)
         self._kill_holder(self._read_json(server_id, "state.json"))
+        rec = self._read_json(server_id, "idmap.json")
         shutil.rmtree(self._dir(server_id), ignore_errors=True)
+        if isinstance(rec.get("slot"), int):  # its user owns nothing any more
+            self.idmaps.free(rec["slot"], self._dir(server_id))
         self._gc_bases()
 
     def _kill_holder(self, state: dict[str, Any]) -> None:
@@ -494,7 +750,9 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
             if (self._dir(server_id) / "config.json").exists():
                 return ""
             raise DriverError(f"Server {server_id} has no console log.")
-        data = path.read_bytes()[-1024 * 1024:].decode(errors="replace").replace("\r\n", "\n")
+        with open(path, "rb") as fh:  # the tail only: the guest decides how big it is
+            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 1024 * 1024))
+            data = fh.read().decode(errors="replace").replace("\r\n", "\n")
         if length is None:
             return data
         lines = data.splitlines(keepends=True)
@@ -516,9 +774,7 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
             except (DriverError, QMPError):
                 pass
         try:
-            res = subprocess.run([QEMU_IMG, "convert", "-U", "-f", "qcow2", "-O", fmt,
-                                  str(d / "disk.qcow2"), str(tmp)],
-                                 capture_output=True, text=True, timeout=3600)
+            res = self._convert(server_id, cfg, fmt, tmp)
         finally:
             if paused_here:
                 try:
@@ -532,6 +788,42 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
             os.fsync(fh.fileno())
         os.replace(tmp, target)
 
+    def _convert(self, server_id: str, cfg: dict[str, Any], fmt: str, target: Path
+                 ) -> subprocess.CompletedProcess:
+        """qemu-img convert of the server's disk (with the backing chain pinned to its base,
+        whatever the disk's header says) into ``target``, as the server's user: the disk
+        is QEMU's to write, so a root qemu-img must not trust what it names."""
+        ids = self._ids(server_id)
+        d = self._dir(server_id)
+        size = self._image_size(d / "disk.qcow2", "qcow2", ids)
+        target.unlink(missing_ok=True)
+        if fmt != "raw":  # a fresh, empty image of that format (nothing in it to trust)
+            res = subprocess.run([QEMU_IMG, "create", "-q", "-f", fmt, str(target), str(size)],
+                                 capture_output=True, text=True, timeout=120)
+            if res.returncode != 0:
+                return res
+        fds: list[int] = []
+        try:
+            out = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fds.append(out)
+            if fmt == "raw":
+                os.ftruncate(out, size)
+            if ids is not None:
+                os.fchown(out, *ids)
+            fds.append(os.open(d / "disk.qcow2", os.O_RDONLY | os.O_CLOEXEC))
+            fds.append(os.open(cfg["base"], os.O_RDONLY | os.O_CLOEXEC))
+            src = root_node(cfg["base_format"], f"/proc/self/fd/{fds[1]}",
+                            f"/proc/self/fd/{fds[2]}")
+            res = self._run_as(ids, [QEMU_IMG, "convert", "-U", "-n", "--target-is-zero",
+                                     "-O", fmt, "json:" + json.dumps(src),
+                                     f"/proc/self/fd/{out}"], fds, 3600)
+            if ids is not None:
+                os.fchown(out, 0, 0)  # the image service's file from here on
+            return res
+        finally:
+            for fd in fds:
+                os.close(fd)
+
     def resize(self, spec: InstanceSpec) -> None:
         """New vCPUs and memory apply at the next power on; the disk grows now."""
         with self._lock(spec.id):
@@ -541,7 +833,8 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                 raise DriverError(f"Server {spec.id} is not on this host.")
             want = int(spec.root_gb or 0) * 2**30
             if want:
-                have = self._image_size(d / "disk.qcow2", "qcow2")
+                ids = self._ids(spec.id)
+                have = self._image_size(d / "disk.qcow2", "qcow2", ids)
                 if want < have:
                     raise DriverError(f"Cannot resize server {spec.id} to a {spec.root_gb} GB "
                                       f"disk: its disk is {have / 2**30:g} GB and disks "
@@ -551,9 +844,15 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                         self._qmp(spec.id, ("block_resize", {"node-name": "root",
                                                              "size": want}))
                     else:
-                        res = subprocess.run([QEMU_IMG, "resize", "-q", "-f", "qcow2",
-                                              str(d / "disk.qcow2"), str(want)],
-                                             capture_output=True, text=True, timeout=120)
+                        fd = os.open(d / "disk.qcow2", os.O_RDWR | os.O_CLOEXEC)
+                        node = {"driver": "qcow2", "backing": None, "file": {
+                            "driver": "file", "filename": f"/proc/self/fd/{fd}"}}
+                        try:  # as the server's user, the backing file left alone
+                            res = self._run_as(ids, [QEMU_IMG, "resize", "-q",
+                                                     "json:" + json.dumps(node), str(want)],
+                                               [fd], 120)
+                        finally:
+                            os.close(fd)
                         if res.returncode != 0:
                             raise DriverError(f"Could not grow the disk: "
                                               f"{res.stderr.strip()[-300:]}")

@@ -2,10 +2,13 @@
 port's link in the server's namespace (qemu_process.NIC_FUNCS says how and why by MAC).
 
 The NICs of a boot are on QEMU's command line (config.json ``macs``, qemu_argv); their taps
-are made here, from the driver through nsenter, before QEMU starts, because QEMU opens a tap
-by name at start and the holder only wires ports onto bridges that exist. A port attached
-to a running server (os-interface) is hot-plugged through QMP (netdev_add + device_add) and
-added to ``macs`` so every later boot has it; a detach undoes both.
+are made here, from the driver through nsenter, before QEMU starts (the holder only wires
+ports onto bridges that exist). QEMU runs as an unprivileged user and never opens
+/dev/net/tun: the driver opens each tap (as root, from a thread that entered the server's
+namespace, open_taps) and QEMU inherits the fd at boot or receives it over QMP (getfd) for
+a hot-plug. A port attached to a running server (os-interface) is hot-plugged through QMP
+(getfd + netdev_add + device_add) and added to ``macs`` so every later boot has it; a
+detach undoes both.
 
 A mixin of QemuDriver, as qemu_volumes is: it uses the driver's server directory, state
 files, per-server locks and QMP session (``_dir``, ``_read_json``, ``_write_json``,
@@ -14,7 +17,13 @@ files, per-server locks and QMP session (``_dir``, ``_read_json``, ``_write_json
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import fcntl
+import os
+import struct
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -25,6 +34,55 @@ from pocketstack.drivers.compute.qemu_process import NIC_SCRIPT, QMPError, nic_h
 # How long the guest gets to acknowledge a NIC's ACPI eject (as for a disk).
 UNPLUG_TIMEOUT = 20
 
+CLONE_NEWNET = 0x40000000
+TUNSETIFF, TUNGETIFF = 0x400454CA, 0x800454D2
+IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_PERSIST = 0x0002, 0x1000, 0x4000, 0x0800
+
+
+def open_taps(holder: int, hexes: list[str]) -> dict[str, int]:
+    """Open fds of the taps ``t<hex>`` in the network namespace of ``holder`` (which must
+    exist: _nic_links makes them). A thread of its own enters the namespace (a network
+    namespace is per thread) and ends there; the fds are not inheritable."""
+    fds: dict[str, int] = {}
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            ns = os.open(f"/proc/{holder}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                if libc.setns(ns, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, os.strerror(err))
+            finally:
+                os.close(ns)
+            for h in hexes:
+                fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+                fds[h] = fd
+                fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", f"t{h}".encode(),
+                                                       IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+                # not one _nic_links made (TUNSETIFF made a new, unbridged one): refuse
+                flags = struct.unpack("16sH", fcntl.ioctl(fd, TUNGETIFF, bytes(18)))[1]
+                if not flags & IFF_PERSIST:
+                    raise OSError(errno.ENODEV, f"no tap t{h} in the server's namespace")
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    t = threading.Thread(target=run, name="qemu-open-taps", daemon=True)
+    t.start()
+    t.join()
+    if errors:
+        for fd in fds.values():
+            os.close(fd)
+        if isinstance(errors[0], OSError) and errors[0].errno == errno.EBUSY:
+            raise TapBusy(f"A tap of the server is in use already: {errors[0]}")
+        raise DriverError(f"Could not open the server's taps: {errors[0]}")
+    return fds
+
+
+class TapBusy(DriverError):
+    """The tap is attached already (to a netdev of the server's QEMU)."""
+
 
 class QemuNics:
     _dir: Any
@@ -32,6 +90,7 @@ class QemuNics:
     _write_json: Any
     _lock: Any
     _qmp: Any
+    _monitor: Any
 
     def _nic_links(self, holder: int, op: str, macs: list[str]) -> None:
         """``op`` add: each MAC's bridge and tap in the namespace of ``holder``, up, with the
@@ -72,17 +131,38 @@ class QemuNics:
                 if holder is None:
                     raise DriverError(f"Server {server_id} has no network namespace.")
                 self._nic_links(holder, "add", [mac])
-                self._hotplug_nic(server_id, h, mac)
+                self._hotplug_nic(server_id, holder, h, mac)
             # A stopped server gets the NIC on its command line at the next start.
             macs = [str(m).lower() for m in cfg.get("macs") or []]
             if mac not in macs:
                 cfg["macs"] = macs + [mac]
                 self._write_json(server_id, "config.json", cfg)
 
-    def _hotplug_nic(self, server_id: str, h: str, mac: str) -> None:
+    def _netdev_add(self, server_id: str, holder: int, h: str) -> None:
+        """netdev_add of the tap t<h>, opened here and handed to QEMU (getfd), in one
+        session."""
+        try:
+            fd = open_taps(holder, [h])[h]
+        except TapBusy:  # QEMU has it: its netdev is there (as netdev_add would say)
+            raise QMPError("GenericError", f"Duplicate ID 'net-{h}' for netdev") from None
+        try:
+            with self._monitor(server_id) as q:
+                q.cmd_fds("getfd", [fd], fdname=f"net-{h}")
+                try:
+                    q.cmd("netdev_add", **self._netdev(h))
+                except QMPError:
+                    try:
+                        q.cmd("closefd", fdname=f"net-{h}")
+                    except QMPError:
+                        pass  # netdev_add took it
+                    raise
+        finally:
+            os.close(fd)
+
+    def _hotplug_nic(self, server_id: str, holder: int, h: str, mac: str) -> None:
         present = self._nic_present(server_id, h)
         try:
-            self._qmp(server_id, ("netdev_add", self._netdev(h)))
+            self._netdev_add(server_id, holder, h)
             fresh = True
         except QMPError as exc:
             if "Duplicate ID" not in str(exc):
@@ -97,7 +177,7 @@ class QemuNics:
         if not fresh:  # left by an attach that failed half way: its tap may be stale
             self._netdev_del(server_id, h)
             try:
-                self._qmp(server_id, ("netdev_add", self._netdev(h)))
+                self._netdev_add(server_id, holder, h)
             except QMPError as exc:
                 raise DriverError(f"QEMU cannot open the NIC's tap t{h}: {exc}") from None
         try:
@@ -110,8 +190,7 @@ class QemuNics:
 
     @staticmethod
     def _netdev(h: str) -> dict[str, Any]:
-        return {"type": "tap", "id": f"net-{h}", "ifname": f"t{h}", "script": "no",
-                "downscript": "no"}
+        return {"type": "tap", "id": f"net-{h}", "fd": f"net-{h}"}
 
     def _netdev_del(self, server_id: str, h: str) -> None:
         try:

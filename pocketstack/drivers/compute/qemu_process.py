@@ -1,5 +1,7 @@
-"""The QEMU process seen from outside: its command line, its QMP monitor, the namespace
-holder script, and the probes of the host's QEMU (version, which accelerator runs guests).
+"""The QEMU process seen from outside: its command line (its sandbox, the fds it inherits
+instead of host paths, and the checks on every tenant value in it), its QMP monitor, the
+namespace holder script, and the probes of the host's QEMU (version, which accelerator
+runs guests).
 
 Separate from qemu.py (the driver: server directories, lifecycle, volumes) because none of
 this knows about servers on disk; the pure parts (qemu_argv, power_state_of) are unit
@@ -8,11 +10,14 @@ tested on their own.
 
 from __future__ import annotations
 
+import array
 import json
+import re
 import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
@@ -149,34 +154,127 @@ def power_state_of(status: str) -> int:
     return NOSTATE
 
 
-def qemu_argv(cfg: dict[str, Any], *, disk: str, console: str, qmp: str, pidfile: str,
-              accel: str, volumes: dict[str, str] | None = None) -> list[str]:
-    """The QEMU command line for a server's config (pure: unit tested)."""
-    argv = [QEMU, "-name", f"ps-{cfg['id']},process=ps-qemu-{cfg['id'][:8]}",
-            "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none"]
+# QEMU's own seccomp filter: no obsolete syscalls, no set*id/setsid, no fork/exec, no
+# scheduler/affinity/priority changes. spawn=deny rules out -daemonize (it forks, and its
+# setsid is an elevateprivileges syscall): the driver starts QEMU in a session of its own.
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+# Guest disk formats that may have a backing file of their own (-blockdev "backing": null).
+COW_FORMATS = ("qcow2", "vmdk")
+MAX_CMDLINE = 2048  # x86 Linux's COMMAND_LINE_SIZE
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}")
+_DEVICE = re.compile(r"/dev/([a-z][a-z0-9]{0,15})")
+
+
+def safe_id(value: Any, what: str) -> str:
+    """An id that becomes a host file name or part of a QEMU option (image ids of bases,
+    server ids): letters, digits, ``_.-``, not starting with a dot."""
+    if not isinstance(value, str) or not _SAFE_ID.fullmatch(value) or ".." in value:
+        raise DriverError(f"invalid {what} {value!r}")
+    return value
+
+
+def guest_device_name(guest_device: Any) -> str:
+    """``/dev/vdb`` -> ``vdb``: the name in a volume's node, device and fd set ids (plain
+    ASCII, so it can never close or add a QEMU option)."""
+    m = _DEVICE.fullmatch(guest_device) if isinstance(guest_device, str) else None
+    if m is None:
+        raise DriverError(f"invalid guest device name {guest_device!r}")
+    return m.group(1)
+
+
+def kernel_cmdline(value: Any) -> str:
+    """An image's ``os_command_line`` as -append passes it to the guest kernel: one argv
+    item, never parsed by QEMU, so commas and dashes are inert; control characters
+    (a newline would end the line in the boot protocol) and over-long lines are refused."""
+    if not isinstance(value, str):
+        raise DriverError("The image's os_command_line must be a string.")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise DriverError("The image's os_command_line contains control characters "
+                          "(a newline, tab or NUL); it must be one line of text.")
+    if len(value.encode()) >= MAX_CMDLINE:
+        raise DriverError(f"The image's os_command_line is {len(value.encode())} bytes; "
+                          f"the kernel takes fewer than {MAX_CMDLINE}.")
+    return value
+
+
+@dataclass
+class BootFds:
+    """File descriptors the driver opened (as root) for QEMU to inherit: QEMU, running as
+    the server's unprivileged user, opens no host path by name. Block devices and the
+    console log go through fd sets (-add-fd, /dev/fdset/N), the kernel and ramdisk through
+    /proc/self/fd/N, the QMP socket is a listening socket, taps are open tap fds."""
+    disk: int
+    base: int
+    console: int
+    qmp: int
+    kernel: int | None = None
+    ramdisk: int | None = None
+    taps: dict[str, int] = field(default_factory=dict)  # MAC hex12 -> tap fd
+    volumes: dict[str, int] = field(default_factory=dict)  # guest device -> block device fd
+
+    def all(self) -> list[int]:
+        return [f for f in (self.disk, self.base, self.console, self.qmp, self.kernel,
+                            self.ramdisk, *self.taps.values(), *self.volumes.values())
+                if f is not None]
+
+
+def root_node(base_format: str, disk: str, base: str) -> dict[str, Any]:
+    """The server's disk: its qcow2 overlay over the image's base, the backing chain
+    given here rather than read from the overlay's header (which QEMU can write), and the
+    base's own header never naming another file."""
+    if base_format not in QEMU_FORMATS.values():
+        raise DriverError(f"unknown disk format {base_format!r}")
+    backing: dict[str, Any] = {"driver": base_format, "node-name": "base", "read-only": True,
+                               "file": {"driver": "file", "filename": base}}
+    if base_format in COW_FORMATS:
+        backing["backing"] = None
+    return {"driver": "qcow2", "node-name": "root",
+            "file": {"driver": "file", "filename": disk}, "backing": backing}
+
+
+def qemu_argv(cfg: dict[str, Any], fds: BootFds, *, accel: str) -> list[str]:
+    """The QEMU command line for a server's config and the fds it inherits (pure: unit
+    tested). Every value from a tenant (kernel command line, MACs, device names) is its own
+    argv item or checked to be plain; no shell is involved."""
+    sid = safe_id(cfg["id"], "server id")
+    argv = [QEMU, "-name", f"ps-{sid},process=ps-qemu-{sid[:8]}",
+            "-sandbox", SANDBOX, "-nodefaults", "-no-user-config", "-display", "none",
+            "-vga", "none"]
     for a in accel.split(":"):
+        if a not in ("kvm", "tcg"):
+            raise DriverError(f"unknown accelerator {a!r}")
         argv += ["-accel", a]
     argv += ["-m", str(int(cfg["memory_mb"])), "-smp", str(max(1, int(cfg["vcpus"]))),
-             "-uuid", cfg["id"],
-             "-chardev", f"file,id=serial0,path={console},append=on", "-serial", "chardev:serial0",
-             "-qmp", f"unix:{qmp},server=on,wait=off", "-pidfile", pidfile, "-daemonize",
-             "-blockdev", json.dumps({"driver": "qcow2", "node-name": "root",
-                                      "file": {"driver": "file", "filename": disk}}),
+             "-uuid", sid,
+             "-add-fd", f"fd={int(fds.disk)},set=1,opaque=root",
+             "-add-fd", f"fd={int(fds.base)},set=2,opaque=base",
+             "-add-fd", f"fd={int(fds.console)},set=3,opaque=console",
+             "-chardev", "file,id=serial0,path=/dev/fdset/3,append=on",
+             "-serial", "chardev:serial0",
+             "-chardev", f"socket,id=qmp,fd={int(fds.qmp)},server=on,wait=off",
+             "-mon", "chardev=qmp,mode=control",
+             "-blockdev", json.dumps(root_node(str(cfg["base_format"]), "/dev/fdset/1",
+                                               "/dev/fdset/2")),
              # With -kernel the firmware boots QEMU's linuxboot ROM (it takes bootindex 0).
              "-device", "virtio-blk-pci,drive=root,id=root-disk"
              + ("" if cfg.get("kernel") else ",bootindex=0")]
     if cfg.get("kernel"):
-        argv += ["-kernel", cfg["kernel"], "-append", cfg.get("append") or DEFAULT_APPEND]
+        if fds.kernel is None:
+            raise DriverError("no kernel fd")
+        argv += ["-kernel", f"/proc/self/fd/{int(fds.kernel)}",
+                 "-append", kernel_cmdline(cfg.get("append") or DEFAULT_APPEND)]
         if cfg.get("ramdisk"):
-            argv += ["-initrd", cfg["ramdisk"]]
+            if fds.ramdisk is None:
+                raise DriverError("no ramdisk fd")
+            argv += ["-initrd", f"/proc/self/fd/{int(fds.ramdisk)}"]
     # Every port, in order (the guest's eth0, eth1, ... at boot), named by MAC (NIC_FUNCS).
     for mac in dict.fromkeys(str(m).lower() for m in cfg.get("macs") or []):
         h = nic_hex(mac)
-        argv += ["-netdev", f"tap,id=net-{h},ifname=t{h},script=no,downscript=no",
-                 "-device", nic_device(mac)]
-    for guest, host_dev in sorted((volumes or {}).items()):
-        name = guest.rsplit("/", 1)[-1]
-        argv += ["-blockdev", json.dumps(volume_node(name, host_dev)),
+        argv += ["-netdev", f"tap,id=net-{h},fd={int(fds.taps[h])}", "-device", nic_device(mac)]
+    for n, (guest, fd) in enumerate(sorted(fds.volumes.items())):
+        name = guest_device_name(guest)
+        argv += ["-add-fd", f"fd={int(fd)},set={10 + n},opaque=vol-{name}",
+                 "-blockdev", json.dumps(volume_node(name, f"/dev/fdset/{10 + n}")),
                  "-device", f"virtio-blk-pci,drive=vol-{name},id=dev-{name}"]
     return argv
 
@@ -223,21 +321,37 @@ class QMP:
                 return msg
 
     def cmd(self, name: str, **args: Any) -> Any:
+        return self.cmd_fds(name, [], **args)
+
+    def cmd_fds(self, name: str, fds: list[int], **args: Any) -> Any:
+        """``name`` with ``fds`` passed along (SCM_RIGHTS: getfd, add-fd)."""
         msg: dict[str, Any] = {"execute": name}
         if args:
             msg["arguments"] = args
-        self.fh.write(json.dumps(msg).encode() + b"\n")
-        self.fh.flush()
+        data = json.dumps(msg).encode() + b"\n"
+        if fds:
+            sent = self.sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                               array.array("i", fds))])
+            if sent < len(data):
+                self.sock.sendall(data[sent:])
+        else:
+            self.fh.write(data)
+            self.fh.flush()
         reply = self._read()
         if "error" in reply:
             raise QMPError(reply["error"].get("class", ""), reply["error"].get("desc", ""))
         return reply.get("return")
 
     def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        """Really closes the connection (the file object holds the socket open too): QEMU
+        serves one client at a time, and a session kept alive by a traceback's reference
+        would make the next one wait for it."""
+        for f in (getattr(self, "fh", None), self.sock):
+            try:
+                if f is not None:
+                    f.close()
+            except OSError:
+                pass
 
     def __enter__(self) -> "QMP":
         return self

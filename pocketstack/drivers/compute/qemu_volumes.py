@@ -2,9 +2,15 @@
 exported) is a virtio disk, hot-plugged through QMP while the VM runs and listed in
 volumes.json so every later boot adds it on the command line (qemu_process.qemu_argv).
 
+QEMU runs as an unprivileged user that cannot open the block device (root's): the driver
+opens the device and hands QEMU the fd, on the command line at boot (-add-fd) or over QMP
+(add-fd) for a hot-plug, in an fd set named ``vol-<name>`` that the block node opens as
+/dev/fdset/N. A detach removes the node and that fd set, so QEMU holds nothing of the
+device afterwards and no device node's owner or mode ever changes.
+
 A mixin of QemuDriver, apart from the lifecycle in qemu.py: it uses the driver's server
 directory, state files, per-server locks and QMP session (``_dir``, ``_read_json``,
-``_write_json``, ``_lock``, ``_qmp``).
+``_write_json``, ``_lock``, ``_qmp``, ``_monitor``).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import Any
 
 from pocketstack.drivers.compute._host import alive
 from pocketstack.drivers.compute.base import DriverError
-from pocketstack.drivers.compute.qemu_process import QMPError, volume_node
+from pocketstack.drivers.compute.qemu_process import QMPError, guest_device_name, volume_node
 
 
 class QemuVolumes:
@@ -24,12 +30,13 @@ class QemuVolumes:
     _write_json: Any
     _lock: Any
     _qmp: Any
+    _monitor: Any
 
     def attach_block_device(self, host: str, server_id: str, host_device: str,
                             guest_device: str) -> None:
-        name = guest_device.rsplit("/", 1)[-1]
-        if not guest_device.startswith("/dev/") or "/" in guest_device[5:] or not name.isalnum():
-            raise DriverError(f"invalid guest device name {guest_device}")
+        name = guest_device_name(guest_device)
+        if not host_device.startswith("/dev/"):
+            raise DriverError(f"{host_device} is not a device")
         with self._lock(server_id):
             if not (self._dir(server_id) / "config.json").is_file():
                 raise DriverError(f"Server {server_id} is not on this host.")
@@ -45,10 +52,22 @@ class QemuVolumes:
         nodes = {n.get("node-name") for n in self._qmp(
             server_id, ("query-named-block-nodes", {}))[0]}
         if f"vol-{name}" not in nodes:
+            self._remove_fdsets(server_id, name)  # of an attach that failed half way
             try:
-                self._qmp(server_id, ("blockdev-add", volume_node(name, host_device)))
-            except QMPError as exc:
-                raise DriverError(f"QEMU cannot open {host_device}: {exc}") from None
+                fd = os.open(host_device, os.O_RDWR | os.O_CLOEXEC)
+            except OSError as exc:
+                raise DriverError(f"Cannot open {host_device}: {exc.strerror}") from None
+            try:  # one session: the fd set lasts past it only once the node uses it
+                with self._monitor(server_id) as q:
+                    added = q.cmd_fds("add-fd", [fd], opaque=f"vol-{name}")
+                    try:
+                        q.cmd("blockdev-add", **volume_node(
+                            name, f"/dev/fdset/{int(added['fdset-id'])}"))
+                    except QMPError as exc:
+                        q.cmd("remove-fd", **{"fdset-id": added["fdset-id"]})
+                        raise DriverError(f"QEMU cannot open {host_device}: {exc}") from None
+            finally:
+                os.close(fd)
         try:
             self._qmp(server_id, ("device_add", {"driver": "virtio-blk-pci",
                                                  "drive": f"vol-{name}", "id": f"dev-{name}"}))
@@ -58,10 +77,24 @@ class QemuVolumes:
                     self._qmp(server_id, ("blockdev-del", {"node-name": f"vol-{name}"}))
                 except (QMPError, DriverError):
                     pass
+                self._remove_fdsets(server_id, name)
                 raise DriverError(f"Could not add the disk to the guest: {exc}") from None
 
+    def _remove_fdsets(self, server_id: str, name: str) -> None:
+        """Close QEMU's fds of volume ``name`` (its fd sets, by their opaque name)."""
+        try:
+            (sets,) = self._qmp(server_id, ("query-fdsets", {}))
+        except QMPError:
+            return
+        for fdset in sets:
+            if any(f.get("opaque") == f"vol-{name}" for f in fdset.get("fds", [])):
+                try:
+                    self._qmp(server_id, ("remove-fd", {"fdset-id": fdset["fdset-id"]}))
+                except QMPError:
+                    pass
+
     def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
-        name = guest_device.rsplit("/", 1)[-1]
+        name = guest_device_name(guest_device)
         with self._lock(server_id):
             if alive(self._read_json(server_id, "state.json"), "qemu"):
                 self._unplug(server_id, name)
@@ -93,3 +126,4 @@ class QemuVolumes:
             self._qmp(server_id, ("blockdev-del", {"node-name": f"vol-{name}"}))
         except QMPError:
             pass  # already gone
+        self._remove_fdsets(server_id, name)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
-from pocketstack.errors import PocketError
+from pocketstack.errors import NotFound, PocketError
 from pocketstack.drivers.compute.base import (PAUSED, RUNNING, SHUTDOWN, SUSPENDED, InstanceSpec)
 from pocketstack.scheduler.host_state import RequestSpec
 from pocketstack.scheduler.manager import NoValidHost
@@ -86,7 +86,8 @@ class Worker:
             net = self.svc.cloud.services.get("network")
             network_info = net.server_ports(srv.id) if net is not None else []
         if image_path is not None:  # a VM image may boot through its kernel/ramdisk images
-            kernel, ramdisk = (self._image_file(props.get(k)) for k in ("kernel_id", "ramdisk_id"))
+            kernel, ramdisk = (self._boot_file(srv, props.get(k), k)
+                               for k in ("kernel_id", "ramdisk_id"))
         return InstanceSpec(
             id=srv.id, name=srv.name, hostname=srv.hostname, host=srv.host or "",
             vcpus=int(fl.get("vcpus", srv.vcpus)), memory_mb=int(fl.get("ram", srv.memory_mb)),
@@ -98,9 +99,29 @@ class Worker:
             user_data=user_data, metadata=dict(srv.metadata_ or {}), key_data=srv.key_data,
             network_info=network_info, pci_devices=pci)
 
-    def _image_file(self, image_id: str | None):  # noqa: ANN202
+    def _boot_file(self, srv: Server, image_id: str | None, prop: str):  # noqa: ANN202
+        """The file of the image an image's kernel_id/ramdisk_id names. Whoever owns an
+        image may write any id there, so the named image must be one the server's project
+        may use (Nova fetches it with the user's token) or have the same owner as the
+        image naming it; else another project's private kernel or ramdisk would be loaded
+        into this guest's memory."""
         images = self.svc.cloud.services.get("image")
-        return images.image_path(image_id) if image_id and images is not None else None
+        if not image_id or images is None:
+            return None
+        member = RequestContext(user_id=srv.user_id, project_id=srv.project_id,
+                                roles=frozenset({"member", "reader"}))
+        try:
+            images.get_image(member, image_id)
+        except NotFound:
+            try:
+                owners = {images.get_image(self._ctx(srv), i).get("owner")
+                          for i in (image_id, srv.image_id)}
+            except NotFound:
+                owners = {None}
+            if len(owners) != 1 or None in owners:
+                raise NotFound(f"Image {image_id} (the {prop} of image {srv.image_id}) could "
+                               "not be found.") from None
+        return images.image_path(image_id)
 
     def _image_path(self, srv: Server):  # noqa: ANN202
         if not self.driver.capabilities.needs_image_file:
