@@ -6,7 +6,8 @@ Ranges are ``count`` ids long, starting at ``base + slot * count``. The registry
 taken slots is machine-wide (several clouds may run on one machine), one file per slot
 created with O_EXCL, so two allocators never hand out the same slot; the file names its
 owner (a server directory). A slot whose owner directory no longer exists (a cloud
-removed without ``down --purge``) is taken back. The server keeps its slot across stop,
+removed without ``down --purge``) is taken back, unless a process still runs as one of
+its uids (that cloud's servers keep running without it). The server keeps its slot across stop,
 start and restarts of the cloud: the driver records it in the server's directory and
 frees it when the server is deleted.
 """
@@ -22,6 +23,14 @@ DEFAULT_REGISTRY = Path("/var/lib/pocketstack/idmap")
 DEFAULT_BASE = 1_000_000_000  # far above login users, /etc/subuid ranges and nobody
 DEFAULT_COUNT = 65536  # a whole 16-bit uid space inside the guest
 UID_MAX = 2**32 - 2  # (uid_t)-1 is "no uid"
+
+
+def _zombie(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True  # gone
 
 
 class IdmapExhausted(Exception):
@@ -55,6 +64,23 @@ class IdmapRegistry:
         except (OSError, ValueError, AttributeError):
             return None
 
+    def _in_use(self, slot: int) -> bool:
+        """Whether a process still runs as one of the slot's host uids (a server left
+        running when its cloud's directory was deleted): its range is not free."""
+        r = self._range(slot)
+        try:
+            pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        except OSError:
+            return True
+        for pid in pids:
+            try:
+                uid = os.stat(f"/proc/{pid}").st_uid  # the process's effective uid
+            except OSError:
+                continue
+            if r.base <= uid < r.base + r.count and not _zombie(pid):
+                return True
+        return False
+
     def allocate(self, owner: Path) -> IdRange:
         """A free range, registered to ``owner`` (a directory that exists while the range
         is in use). Raises IdmapExhausted when every slot is taken."""
@@ -66,7 +92,7 @@ class IdmapRegistry:
         for slot in range(self.slots):
             if slot in taken:  # a stale owner's slot: take it back, once
                 stale = self._owner(slot)
-                if stale is None or Path(stale).exists():
+                if stale is None or Path(stale).exists() or self._in_use(slot):
                     continue
                 try:
                     os.rename(self.registry / str(slot),

@@ -9,6 +9,7 @@ import json
 import os
 import stat
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -267,3 +268,30 @@ def test_concurrent_allocations_never_share_or_fail(tmp_path):
     for t in threads:
         t.join()
     assert errors == [] and sorted(got) == list(range(80)) and reg.slots > 80
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="setuid needs root")
+def test_a_stale_slot_with_a_running_process_is_not_taken_back(tmp_path):
+    """Regression: a cloud's directory deleted while its servers still ran freed their
+    ranges, and the next server got the same host uid as a running guest."""
+    import subprocess
+
+    reg = IdmapRegistry(tmp_path / "reg", base=3_000_000_000, count=65536)
+    gone, new = tmp_path / "gone", tmp_path / "new"
+    gone.mkdir()
+    new.mkdir()
+    r = reg.allocate(gone)
+    gone.rmdir()
+    proc = subprocess.Popen(["sleep", "30"], user=r.base + 5, group=r.base + 5, extra_groups=[])
+    try:
+        deadline = time.monotonic() + 5
+        while os.stat(f"/proc/{proc.pid}").st_uid != r.base + 5:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert reg.allocate(new).slot != r.slot
+    finally:
+        proc.kill()
+        proc.wait()
+    other = tmp_path / "other"
+    other.mkdir()
+    assert reg.allocate(other).slot == r.slot  # nothing runs as it any more: taken back
