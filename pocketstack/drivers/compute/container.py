@@ -43,228 +43,16 @@ from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
 from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
+from pocketstack.drivers.compute.container_cgroups import Cgroups
+from pocketstack.drivers.compute.container_rootfs import (BOOT_SCRIPT, UDHCPC_SCRIPT,
+                                                          no_device_nodes, put, shift_tree,
+                                                          write_snapshot)
 from pocketstack.drivers.compute.idmap import IdmapExhausted, IdmapRegistry, IdRange
 from pocketstack.drivers.compute.oci import ContainerSpec, runtime_spec
 
 log = logging.getLogger("pocketstack.compute")
 
 RUNC = "runc"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-BOOT_SCRIPT = """#!/bin/sh
-# pocketstack container boot: network (DHCP on eth0, as a cloud image's init would), user
-# data (as cloud-init would, once the network is up), then the image's init.
-export PATH=/sbin:/bin:/usr/sbin:/usr/bin
-echo "pocketstack: booting $(cat /etc/hostname 2>/dev/null)"
-UD=/var/lib/cloud/instance/user-data.txt
-UP=/var/lib/cloud/instance/network-up
-rm -f "$UP"
-userdata() {
-  if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ]; then chmod 0700 "$UD"; "$UD"; fi
-}
-if [ -x /.pocketstack-udhcpc ] && command -v busybox >/dev/null 2>&1; then
-  # compute plugs eth0 into this namespace just after boot: wait for it (up, so its MAC is
-  # the port's; polled every 0.1 s, then every second for a minute) and keep a DHCP client
-  # running on it. User data runs once there is a lease, or after 10 s without one (a
-  # data plane that plugs no eth0, e.g. the fake network driver).
-  (
-    i=0
-    while [ $i -lt 110 ]; do
-      case "$(busybox ip -o link show eth0 2>/dev/null)" in *[\\<,]UP[,\\>]*) break;; esac
-      i=$((i+1))
-      if [ $i -lt 50 ]; then busybox usleep 100000 2>/dev/null || sleep 1; else sleep 1; fi
-    done
-    busybox ip link show eth0 >/dev/null 2>&1 &&
-      exec busybox udhcpc -i eth0 -f -O staticroutes -t 5 -T 1 -A 2 -s /.pocketstack-udhcpc
-  ) &
-  (
-    i=0
-    while [ ! -e "$UP" ] && [ $i -lt 100 ]; do
-      i=$((i+1)); busybox usleep 100000 2>/dev/null || sleep 1
-    done
-    userdata
-  ) &
-else
-  userdata &
-fi
-if [ -x /sbin/init ]; then exec /sbin/init; fi
-trap 'exit 0' TERM INT
-while :; do sleep 3600 & wait $!; done
-"""
-
-# udhcpc's event script: the lease's address, default route and classless static routes
-# (option 121: the route to 169.254.169.254 via the DHCP port), and a console line.
-UDHCPC_SCRIPT = """#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev $interface
-    ip addr add $ip/$mask dev $interface
-    for r in $router; do ip route replace default via $r dev $interface; done
-    set -- $staticroutes
-    while [ $# -ge 2 ]; do ip route replace $1 via $2 dev $interface; shift 2; done
-    : > /etc/resolv.conf
-    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
-    echo "pocketstack: $interface $ip/$mask router ${router:-none}"
-    ip -4 -o addr show dev $interface
-    : > /var/lib/cloud/instance/network-up
-    ;;
-esac
-exit 0
-"""
-
-def _children(pid: int) -> list[int]:
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as fh:
-            return [int(x) for x in fh.read().split()]
-    except OSError:
-        return []
-
-
-class Cgroups:
-    """Per-server cgroups on v1 (this machine's hybrid layout) or v2."""
-
-    def __init__(self, group: str) -> None:
-        self.group = group
-        self.v2 = (CGROUP_ROOT / "cgroup.controllers").exists()
-
-    def dirs(self, server_id: str) -> list[Path]:
-        """The server's group in every hierarchy (runc makes one in each mounted v1
-        hierarchy: cpuset, devices, blkio, name=systemd... besides the ones we read)."""
-        if self.v2:
-            return [CGROUP_ROOT / self.group / server_id]
-        try:
-            hierarchies = sorted(os.listdir(CGROUP_ROOT))
-        except OSError:
-            return []
-        return [CGROUP_ROOT / c / self.group / server_id for c in hierarchies
-                if (CGROUP_ROOT / c).is_dir() and not (CGROUP_ROOT / c).is_symlink()]
-
-    def _dir(self, controller: str, server_id: str) -> Path:
-        return CGROUP_ROOT / (self.group if self.v2 else f"{controller}/{self.group}") / server_id
-
-    def path(self, server_id: str) -> str:
-        """The group's path as runc's ``cgroupsPath`` names it (runc creates the groups)."""
-        return f"/{self.group}/{server_id}"
-
-    def allow_block_device(self, server_id: str, major: int, minor: int, allow: bool) -> None:
-        """Add or remove a block device in a running server's devices allow-list. On v2
-        runc's eBPF device filter takes its list only at start: the device is usable from
-        the server's next start (DriverError says so)."""
-        if self.v2:
-            if allow:
-                raise DriverError("this host's cgroup v2 device filter is fixed at start: "
-                                  "the volume is usable after the server's next stop/start")
-            return
-        name = "devices.allow" if allow else "devices.deny"
-        (self._dir("devices", server_id) / name).write_text(f"b {major}:{minor} rw")
-
-    def set_limits(self, server_id: str, vcpus: int, memory_mb: int, period_us: int) -> None:
-        mem = memory_mb * 1024 * 1024
-        if self.v2:
-            d = self._dir("", server_id)
-            (d / "memory.max").write_text(str(mem))
-            (d / "cpu.max").write_text(f"{vcpus * period_us} {period_us}")
-            (d / "cpu.weight").write_text(str(min(10000, 100 * vcpus)))
-            return
-        (self._dir("memory", server_id) / "memory.limit_in_bytes").write_text(str(mem))
-        cpu = self._dir("cpu", server_id)
-        (cpu / "cpu.shares").write_text(str(1024 * vcpus))
-        (cpu / "cpu.cfs_period_us").write_text(str(period_us))
-        (cpu / "cpu.cfs_quota_us").write_text(str(vcpus * period_us))
-
-    def attach(self, server_id: str, pid: int) -> None:
-        if self.v2:
-            (self._dir("", server_id) / "cgroup.procs").write_text(str(pid))
-            return
-        for d in self.dirs(server_id):
-            (d / "cgroup.procs").write_text(str(pid))
-
-    def pids(self, server_id: str) -> list[int]:
-        d = self._dir("pids" if not self.v2 else "", server_id)
-        try:
-            return [int(x) for x in (d / "cgroup.procs").read_text().split()]
-        except OSError:
-            return []
-
-    def freeze(self, server_id: str, frozen: bool) -> None:
-        if self.v2:
-            (self._dir("", server_id) / "cgroup.freeze").write_text("1" if frozen else "0")
-        else:
-            (self._dir("freezer", server_id) / "freezer.state").write_text(
-                "FROZEN" if frozen else "THAWED")
-        deadline = time.monotonic() + 5
-        while frozen and not self.frozen(server_id) and time.monotonic() < deadline:
-            time.sleep(0.01)
-
-    def frozen(self, server_id: str) -> bool:
-        try:
-            if self.v2:
-                events = (self._dir("", server_id) / "cgroup.events").read_text()
-                return "frozen 1" in events
-            return (self._dir("freezer", server_id) / "freezer.state").read_text().strip() == "FROZEN"
-        except OSError:
-            return False
-
-    def usage(self, server_id: str) -> tuple[int | None, int | None, int | None]:
-        """(memory limit bytes, memory in use bytes, CPU time ns) from the server's cgroup;
-        None where a file is missing (e.g. a server started before it had a cpuacct group)."""
-        def read(path: Path) -> str | None:
-            try:
-                return path.read_text()
-            except OSError:
-                return None
-
-        def num(v: str | None) -> int | None:
-            return int(v) if v is not None and v.strip().isdigit() else None
-        if self.v2:
-            d = self._dir("", server_id)
-            limit, used, stat = read(d / "memory.max"), read(d / "memory.current"), read(d / "cpu.stat")
-            cpu = None
-            for line in (stat or "").splitlines():
-                if line.startswith("usage_usec "):
-                    cpu = int(line.split()[1]) * 1000
-        else:
-            m = self._dir("memory", server_id)
-            limit, used = read(m / "memory.limit_in_bytes"), read(m / "memory.usage_in_bytes")
-            cpu = num(read(self._dir("cpuacct", server_id) / "cpuacct.usage"))  # ns
-        return num(limit), num(used), cpu
-
-    def remove(self, server_id: str) -> None:
-        for d in self.dirs(server_id):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-            try:  # the cloud's parent group goes with its last server (create remakes it)
-                d.parent.rmdir()
-            except OSError:
-                pass
-
-
-def _shift_tree(root: Path, old: int, new: IdRange) -> None:
-    """Move every file's owner and group from guest ids at host ``old + id`` to
-    ``new.base + id`` (``old`` 0: a fresh copy of an image, owned as in its tarball). Ids
-    outside the range become the guest's nobody. chown clears setuid/setgid bits, so they
-    are put back: inside the user namespace they raise nobody above the guest's root."""
-    def move(path: str, st: os.stat_result) -> None:
-        uid, gid = st.st_uid - old, st.st_gid - old
-        nu, ng = new.to_host(uid), new.to_host(gid)
-        if (nu, ng) == (st.st_uid, st.st_gid):
-            return
-        os.lchown(path, nu, ng)
-        if not stat.S_ISLNK(st.st_mode) and st.st_mode & (stat.S_ISUID | stat.S_ISGID):
-            os.chmod(path, stat.S_IMODE(st.st_mode))
-
-    move(str(root), os.lstat(root))
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            move(path, os.lstat(path))
-
 
 def _runc_error(path: Path) -> str:
     """The last error runc logged (its --log-format json lines), or the log's tail."""
@@ -280,13 +68,6 @@ def _runc_error(path: Path) -> str:
         if entry.get("level") in ("error", "fatal"):
             return str(entry.get("msg", ""))[-500:]
     return "\n".join(lines)[-500:]
-
-
-def _no_device_nodes(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-    """tarfile's "tar" filter, and no device nodes: an image never brings its own (the
-    devices cgroup would refuse them anyway; runc makes the standard ones)."""
-    member = tarfile.tar_filter(member, dest)
-    return None if member.ischr() or member.isblk() else member
 
 
 class ContainerDriver(ComputeDriver):
@@ -314,9 +95,14 @@ class ContainerDriver(ComputeDriver):
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.cache_dir, 0o700)  # unpacked images: tenants' data, nobody else's
         self.runc_root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # runc mounts each root file system from inside the server's user namespace, as
-        # its (unprivileged) root: every directory above the rootfs must let others pass
-        # through (x only, as LXD's 0711 containers directory). Listing stays root's.
+        self._traversable()
+
+    def _traversable(self) -> None:
+        """runc mounts each root file system from inside the server's user namespace, as
+        its (unprivileged) root: every directory above the servers' directories must let
+        others pass through (x only, as LXD's 0711 containers directory; listing stays
+        root's). Checked at every start, not only at init: something else may tighten a
+        parent meanwhile (pytest resets its 0700 base directory at each session)."""
         for d in [self.instances_dir, *self.instances_dir.parents]:
             mode = d.stat().st_mode
             if not mode & stat.S_IXOTH:
@@ -413,7 +199,7 @@ class ContainerDriver(ComputeDriver):
         if rec.get("base") != ids.base or not rec.get("shifted"):
             atomic_write(d / "idmap.json", json.dumps(
                 {"slot": ids.slot, "base": ids.base, "count": ids.count, "shifted": False}))
-            _shift_tree(d / "rootfs", shifted, ids)
+            shift_tree(d / "rootfs", shifted, ids)
             atomic_write(d / "idmap.json", json.dumps(
                 {"slot": ids.slot, "base": ids.base, "count": ids.count, "shifted": True}))
         return ids
@@ -440,7 +226,7 @@ class ContainerDriver(ComputeDriver):
             tmp.mkdir(parents=True)
             try:
                 with tarfile.open(spec.image_path) as tar:
-                    tar.extractall(tmp, filter=_no_device_nodes)
+                    tar.extractall(tmp, filter=no_device_nodes)
             except (tarfile.TarError, OSError) as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise DriverError(f"Image {spec.image_id} is not a root file system tarball "
@@ -517,81 +303,28 @@ class ContainerDriver(ComputeDriver):
         root = self._dir(spec.id) / "rootfs"
         for sub in ("etc", "proc", "sys", "dev", "tmp", "run", "var", "var/lib",
                     "var/lib/cloud", "var/lib/cloud/instance", "root", "root/.ssh"):
-            self._put(root, sub, None, 0o700 if sub == "root/.ssh" else 0o755, ids)
-        self._put(root, "etc/hostname", spec.hostname + "\n", 0o644, ids)
-        self._put(root, "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{spec.hostname}\n",
+            put(root, sub, None, 0o700 if sub == "root/.ssh" else 0o755, ids)
+        put(root, "etc/hostname", spec.hostname + "\n", 0o644, ids)
+        put(root, "etc/hosts", f"127.0.0.1\tlocalhost\n127.0.1.1\t{spec.hostname}\n",
                   0o644, ids)
         inst = "var/lib/cloud/instance"
         if spec.user_data is not None:
-            self._put(root, f"{inst}/user-data.txt", spec.user_data, 0o600, ids)
-        self._put(root, f"{inst}/meta-data.json", json.dumps(
+            put(root, f"{inst}/user-data.txt", spec.user_data, 0o600, ids)
+        put(root, f"{inst}/meta-data.json", json.dumps(
             {"uuid": spec.id, "name": spec.name, "hostname": spec.hostname,
              "meta": spec.metadata}), 0o600, ids)
         if spec.key_data:
-            self._put(root, "root/.ssh/authorized_keys", spec.key_data + "\n", 0o600, ids)
-        self._put(root, ".pocketstack-boot", BOOT_SCRIPT, 0o755, ids)
+            put(root, "root/.ssh/authorized_keys", spec.key_data + "\n", 0o600, ids)
+        put(root, ".pocketstack-boot", BOOT_SCRIPT, 0o755, ids)
         # Only servers with ports wait for eth0 and ask for a lease. Power on, reboot and
         # rebuild specs carry no network_info: the build's is remembered next to the disk.
         nics = self._dir(spec.id) / "nics.json"
         if spec.network_info:
             atomic_write(nics, json.dumps([p.get("id") for p in spec.network_info]))
         if nics.exists():
-            self._put(root, ".pocketstack-udhcpc", UDHCPC_SCRIPT, 0o755, ids)
+            put(root, ".pocketstack-udhcpc", UDHCPC_SCRIPT, 0o755, ids)
         else:
-            self._put(root, ".pocketstack-udhcpc", None, 0, ids, remove=True)
-
-    @staticmethod
-    def _put(root: Path, rel: str, data: str | bytes | None, mode: int, ids: IdRange,
-             remove: bool = False) -> None:
-        """Create (data None: a directory) or replace ``root/rel``, owned by the guest's
-        root. The guest owns its file system and may have made any component a symlink
-        to a host path while it ran: every parent is opened with O_NOFOLLOW relative to
-        the one before, so a write never leaves ``root``."""
-        parts = [p for p in rel.split("/") if p]
-        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-        try:
-            for part in parts[:-1]:
-                try:
-                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                except FileNotFoundError:
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                    os.chown(part, ids.base, ids.base, dir_fd=fd, follow_symlinks=False)
-                    nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
-            name = parts[-1]
-            if remove:
-                try:
-                    os.unlink(name, dir_fd=fd)
-                except FileNotFoundError:
-                    pass
-                return
-            if data is None:
-                try:
-                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                    if not stat.S_ISDIR(st.st_mode):
-                        os.unlink(name, dir_fd=fd)
-                        raise FileNotFoundError
-                except FileNotFoundError:
-                    os.mkdir(name, mode, dir_fd=fd)
-                    os.chown(name, ids.base, ids.base, dir_fd=fd, follow_symlinks=False)
-                return
-            tmp = f".{name}.pocketstack-tmp"
-            try:
-                os.unlink(tmp, dir_fd=fd)
-            except FileNotFoundError:
-                pass
-            wfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode,
-                          dir_fd=fd)
-            # No fsync: these files are written again at every start, so one lost to a
-            # crash is simply rewritten (and the rename still never leaves half a file).
-            with os.fdopen(wfd, "wb") as fh:
-                fh.write(data.encode() if isinstance(data, str) else data)
-                os.fchown(fh.fileno(), ids.base, ids.base)
-                os.fchmod(fh.fileno(), mode)
-            os.replace(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
-        finally:
-            os.close(fd)
+            put(root, ".pocketstack-udhcpc", None, 0, ids, remove=True)
 
     def _runc(self, *args: str, check: bool = True, timeout: float = 30,
               **kw: Any) -> subprocess.CompletedProcess:
@@ -601,6 +334,7 @@ class ContainerDriver(ComputeDriver):
     def _start(self, spec: InstanceSpec) -> None:
         d = self._dir(spec.id)
         ids = self._ids(spec.id)
+        self._traversable()
         block = []
         for host_dev in self._block_devices(spec.id).values():
             try:
@@ -717,7 +451,7 @@ class ContainerDriver(ComputeDriver):
         ids = self._ids(server_id)
         dev = os.open(self._dir(server_id) / "rootfs", os.O_RDONLY | os.O_DIRECTORY)
         try:  # /dev itself may be a symlink the guest made: never follow it
-            self._put(self._dir(server_id) / "rootfs", "dev", None, 0o755, ids)
+            put(self._dir(server_id) / "rootfs", "dev", None, 0o755, ids)
             dfd = os.open("dev", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dev)
         finally:
             os.close(dev)
@@ -851,30 +585,10 @@ class ContainerDriver(ComputeDriver):
             raise DriverError(f"Server {server_id} has no disk to snapshot.")
         rec = self._idmap_record(server_id)
         base = int(rec["base"]) if rec.get("shifted") else 0
-        count = int(rec.get("count", 65536))
-        skip = {"proc", "dev", "sys"}
-
-        def unshift(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
-            parts = ti.name.split("/")
-            if parts[:1] == ["."]:
-                parts = parts[1:]
-            if parts == [".pocketstack-boot"] or (len(parts) > 1 and parts[0] in skip):
-                return None
-            for attr in ("uid", "gid"):
-                v = getattr(ti, attr) - base
-                setattr(ti, attr, v if 0 <= v < count else 65534)
-            ti.uname = ti.gname = ""
-            return ti
-
-        tmp = target.with_name(target.name + ".tmp")
         try:
-            with tarfile.open(tmp, "w", format=tarfile.GNU_FORMAT) as tar:
-                tar.add(str(root), arcname=".", filter=unshift)
+            write_snapshot(root, target, base, int(rec.get("count", 65536)))
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
             raise DriverError(f"Snapshot failed: {exc}") from None
-        os.replace(tmp, target)
-
     def resize(self, spec: InstanceSpec) -> None:
         if any(d.exists() for d in self.cgroups.dirs(spec.id)):
             self.cgroups.set_limits(spec.id, spec.vcpus, spec.memory_mb,

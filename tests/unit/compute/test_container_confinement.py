@@ -10,11 +10,10 @@ import os
 import stat
 import tarfile
 import time
-from pathlib import Path
 
 import pytest
 
-from pocketstack.drivers.compute import container, oci
+from pocketstack.drivers.compute import container, container_rootfs, oci
 from pocketstack.drivers.compute.idmap import IdmapExhausted, IdmapRegistry, IdRange
 
 
@@ -140,7 +139,8 @@ def test_a_registry_shared_by_two_clouds(tmp_path):
 
 
 def test_stale_slots_are_taken_back_and_claims_respected(tmp_path):
-    reg = IdmapRegistry(tmp_path / "reg")
+    # a base no process on this machine runs in (servers of other clouds use the default)
+    reg = IdmapRegistry(tmp_path / "reg", base=3_500_000_000)
     gone, live, new = tmp_path / "gone", tmp_path / "live", tmp_path / "new"
     gone.mkdir()
     live.mkdir()
@@ -187,7 +187,7 @@ def test_shift_tree_moves_owners_and_keeps_setuid(tmp_path):
     os.chown(home, 1000, 1000)
     (root / "link").symlink_to("/etc/shadow")  # never followed
     r = IdRange(slot=0, base=1_000_000_000, count=65536)
-    container._shift_tree(root, 0, r)
+    container_rootfs.shift_tree(root, 0, r)
     assert (os.stat(su).st_uid, os.stat(su).st_gid) == (r.base, r.base)
     assert stat.S_IMODE(os.stat(su).st_mode) == 0o4755
     assert os.stat(home).st_uid == r.base + 1000
@@ -195,7 +195,7 @@ def test_shift_tree_moves_owners_and_keeps_setuid(tmp_path):
     assert os.stat("/etc/shadow").st_uid == 0
     # and from one range into another (a server whose range changed)
     r2 = IdRange(slot=3, base=1_000_196_608, count=65536)
-    container._shift_tree(root, r.base, r2)
+    container_rootfs.shift_tree(root, r.base, r2)
     assert os.stat(home).st_uid == r2.base + 1000 and os.stat(root).st_uid == r2.base
 
 
@@ -208,12 +208,12 @@ def test_put_never_follows_a_guests_symlink(tmp_path):
     (root / "etc").symlink_to(outside)  # the guest replaced /etc with a link to a host dir
     ids = IdRange(slot=0, base=1_000_000_000, count=65536)
     with pytest.raises(OSError):
-        container.ContainerDriver._put(root, "etc/hostname", "pwned\n", 0o644, ids)
+        container_rootfs.put(root, "etc/hostname", "pwned\n", 0o644, ids)
     assert list(outside.iterdir()) == []
     (root / "etc").unlink()
     (root / "etc").mkdir()
     (root / "etc" / "hostname").symlink_to(outside / "victim")  # a leaf link is replaced
-    container.ContainerDriver._put(root, "etc/hostname", "web\n", 0o644, ids)
+    container_rootfs.put(root, "etc/hostname", "web\n", 0o644, ids)
     assert not (outside / "victim").exists()
     assert (root / "etc" / "hostname").read_text() == "web\n"
     assert os.stat(root / "etc" / "hostname").st_uid == ids.base
@@ -230,7 +230,7 @@ def test_image_tarballs_bring_no_device_nodes(tmp_path):
             tar.addfile(ti, None if kind != tarfile.REGTYPE else open(os.devnull, "rb"))
     out = tmp_path / "out"
     with tarfile.open(tar_path) as tar:
-        tar.extractall(out, filter=container._no_device_nodes)
+        tar.extractall(out, filter=container_rootfs.no_device_nodes)
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if not p.is_dir()) == [
         "etc/motd"]
 

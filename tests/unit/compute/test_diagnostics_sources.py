@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from pocketstack.drivers.compute import container
+from pocketstack.drivers.compute import container_cgroups as container
 from pocketstack.drivers.compute._host import process_times
 
 
