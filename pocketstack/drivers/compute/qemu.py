@@ -10,7 +10,7 @@ Layout under ``<data_dir>/compute/qemu/<server id>/`` (the directory root's, 070
   qemu.log       QEMU's own messages of its last start
 Base images (and kernels/ramdisks) are linked, or copied, into ``<data_dir>/compute/
 qemu-base/<image id>`` so a server outlives its image's deletion (Nova's ``_base``); an
-unreferenced base goes with its last server.
+unreferenced base goes with its last server. Bases and disks are qemu_disks.py's.
 
 Confinement: QEMU runs as an unprivileged host user of the server's own (uid = gid = the
 base of its range in the machine-wide registry of idmap.py, shared with the container
@@ -25,7 +25,8 @@ the QMP socket) are that user's. Base files are root's and read-only to it (0644
 0700 qemu-base). qemu-img runs as that user too on anything QEMU could have written (the
 disk's header names files; a root qemu-img following them would read host files). Every
 image is checked before it becomes a base: a disk that names another file (a backing file,
-a qcow2 data file, a vmdk extent) is refused.
+a qcow2 data file, a vmdk extent) is refused. The server's user and the confined command
+line are qemu_confine.py's; this module opens the fds and runs the lifecycle.
 
 Networking: a small holder process (``unshare --net``) owns the server's namespace; QEMU runs
 in it (``nsenter``). The network service plugs each port into that namespace as an ``ethN``
@@ -53,7 +54,6 @@ import os
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import threading
 import time
@@ -66,49 +66,20 @@ from pocketstack.drivers.compute._host import (KeyedLocks, alive, atomic_write,
 from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, ComputeDriver,
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
-from pocketstack.drivers.compute.idmap import (DEFAULT_BASE, DEFAULT_REGISTRY,
-                                               IdmapExhausted, IdmapRegistry)
+from pocketstack.drivers.compute.idmap import DEFAULT_BASE, DEFAULT_REGISTRY, IdmapRegistry
+from pocketstack.drivers.compute.qemu_confine import QemuConfine
+from pocketstack.drivers.compute.qemu_disks import QemuDisks, _readable
 from pocketstack.drivers.compute.qemu_nics import QemuNics, open_taps
-from pocketstack.drivers.compute.qemu_process import (COW_FORMATS, DEFAULT_APPEND,
-                                                      NETNS_SCRIPT, NETNS_VERSION, QEMU,
+from pocketstack.drivers.compute.qemu_process import (NETNS_SCRIPT, NETNS_VERSION, QEMU,
                                                       QEMU_FORMATS, QEMU_IMG, QMP, BootFds,
-                                                      QMPError, kernel_cmdline, nic_hex,
-                                                      power_state_of, probe, qemu_argv,
-                                                      read_version, root_node, safe_id)
+                                                      QMPError, nic_hex, power_state_of, probe,
+                                                      qemu_argv, read_version)
 from pocketstack.drivers.compute.qemu_volumes import QemuVolumes
 
 log = logging.getLogger("pocketstack.compute.qemu")
 
-# A server's QEMU user: (uid, gid), or None where the driver does not run as root (then
-# QEMU runs as the driver's own, unprivileged, user).
-Ids = tuple[int, int] | None
-# Files QEMU writes: its user's. A server of an older release has them as root's.
-QEMU_FILES = ("disk.qcow2", "console.log", "qemu.log")
 
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    if dst.exists():
-        return
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-    os.replace(tmp, dst)
-
-
-def _readable(path: Path) -> None:
-    """A base (image, kernel, ramdisk): root's and read-only to QEMU users, which read it
-    through the fds the driver gives them (qemu-base itself is root's 0700). A hard link
-    shares the mode with the image store's file, whose directory is 0700 too."""
-    if stat.S_IMODE(os.stat(path).st_mode) != 0o644:
-        os.chmod(path, 0o644)
-
-
-class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
+class QemuDriver(QemuConfine, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
     name = "qemu"
     capabilities = DriverCapabilities(hypervisor_type="QEMU", real_processes=True,
                                       instances_survive_restart=True, needs_image_file=True)
@@ -235,55 +206,6 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                 raise DriverError(f"QEMU monitor of server {server_id} did not answer: "
                                   f"{exc}") from None
 
-    # -- the server's user ------------------------------------------------------------------
-    def _ids(self, server_id: str) -> Ids:
-        """The server's QEMU user, allocated at its first start and kept until it is
-        deleted (idmap.json; claimed again at each start, so a registry lost with /var/lib
-        is rebuilt). The files QEMU writes are given to it: a server of an older release
-        (QEMU ran as root) gets its range and its files at its next start."""
-        if not self.confine:
-            return None
-        with self._lock("ids-" + server_id):
-            return self._ids_locked(server_id)
-
-    def _ids_locked(self, server_id: str) -> tuple[int, int]:
-        d = self._dir(server_id)
-        os.chmod(d, 0o700)
-        rec = self._read_json(server_id, "idmap.json")
-        ids = None
-        if isinstance(rec.get("slot"), int):
-            ids = self.idmaps.claim(rec["slot"], d)
-        if ids is None:
-            try:
-                ids = self.idmaps.allocate(d)
-            except IdmapExhausted as exc:
-                raise DriverError(f"No host uid range left for the server: {exc}") from None
-        if rec.get("slot") != ids.slot or rec.get("base") != ids.base:
-            self._write_json(server_id, "idmap.json",
-                             {"slot": ids.slot, "base": ids.base, "count": ids.count})
-        uid = gid = ids.base
-        for name in QEMU_FILES:
-            try:
-                st = os.lstat(d / name)
-            except FileNotFoundError:
-                continue
-            if not stat.S_ISREG(st.st_mode):
-                raise DriverError(f"Server {server_id}: {name} is not a regular file.")
-            if (st.st_uid, st.st_gid) != (uid, gid):
-                os.chown(d / name, uid, gid, follow_symlinks=False)
-            if stat.S_IMODE(st.st_mode) != 0o600:
-                os.chmod(d / name, 0o600, follow_symlinks=False)
-        return uid, gid
-
-    def _run_as(self, ids: Ids, argv: list[str], fds: list[int], timeout: float
-                ) -> subprocess.CompletedProcess:
-        """``argv`` as the server's user, inheriting ``fds`` (it reaches files through
-        /proc/self/fd/N only)."""
-        kw: dict[str, Any] = {} if ids is None else {
-            "user": ids[0], "group": ids[1], "extra_groups": []}
-        return subprocess.run(argv, pass_fds=fds, stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=timeout, cwd="/", **kw)
-
     def get_power_state(self, host: str, server_id: str) -> int:
         if not (self._dir(server_id) / "config.json").is_file():
             return NOSTATE
@@ -311,124 +233,6 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
 
     def netns_pid(self, host: str, server_id: str) -> int | None:
         return alive(self._read_json(server_id, "state.json"), "netns")
-
-    # -- images -----------------------------------------------------------------------------
-    def _base(self, image_id: str, path: Path | None, what: str) -> Path:
-        if path is None or not Path(path).is_file():
-            raise DriverError(f"{what} {image_id} has no data file to boot from.")
-        self.base_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        dst = self.base_dir / safe_id(image_id, f"{what.lower()} id")
-        with self._lock("base-" + image_id):
-            _link_or_copy(Path(path), dst)
-            _readable(dst)
-        return dst
-
-    def _boot_config(self, spec: InstanceSpec) -> dict[str, Any]:
-        """Check the image can boot as a VM and pin its files; the config.json to write."""
-        disk_format = (spec.disk_format or "raw").lower()
-        container_format = (spec.container_format or "bare").lower()
-        if container_format == "docker" or disk_format in ("aki", "ari", "iso") or \
-                disk_format not in QEMU_FORMATS:
-            if container_format == "docker":
-                why = "is a container root file system (container_format docker)"
-            elif disk_format in ("aki", "ari"):
-                why = (f"is a {'kernel' if disk_format == 'aki' else 'ramdisk'} (disk_format "
-                       f"{disk_format}); boot the ami image whose kernel_id/ramdisk_id name it")
-            else:
-                why = f"has disk_format {disk_format}"
-            raise DriverError(f"Image {spec.image_id} {why}: the qemu compute driver boots "
-                              "disk images (qcow2, raw, ami, vmdk, vdi, vhd, vhdx).")
-        fmt = QEMU_FORMATS[disk_format]
-        if spec.image_path is None or not Path(spec.image_path).is_file():
-            raise DriverError(f"Image {spec.image_id} has no data file to boot from.")
-        kernel = spec.kernel_path
-        if fmt == "raw" and kernel is None:
-            with open(spec.image_path, "rb") as fh:
-                head = fh.read(512)
-            if len(head) == 512 and head[257:262] == b"ustar":
-                raise DriverError(f"Image {spec.image_id} is a tar archive (a container root "
-                                  "file system), not a disk; boot it with the container "
-                                  "compute driver.")
-            if head[510:512] != b"\x55\xaa":
-                raise DriverError(f"Image {spec.image_id} is not bootable: its raw disk has no "
-                                  "boot sector and the image names no kernel_id.")
-        props = spec.image_properties or {}
-        safe_id(spec.id, "server id")
-        cfg: dict[str, Any] = {
-            "id": spec.id, "image_id": spec.image_id, "disk_format": disk_format,
-            "base": str(self._base(spec.image_id, spec.image_path, "Image")),
-            "base_format": fmt, "vcpus": spec.vcpus, "memory_mb": spec.memory_mb,
-            "root_gb": spec.root_gb, "macs": [p.get("mac_address") for p in spec.network_info
-                                              if p.get("mac_address")]}
-        if kernel is not None:
-            cfg["append"] = kernel_cmdline(props.get("os_command_line") or DEFAULT_APPEND)
-            cfg["kernel"] = str(self._base(str(props.get("kernel_id")), kernel, "Kernel image"))
-            if spec.ramdisk_path is not None:
-                cfg["ramdisk"] = str(self._base(str(props.get("ramdisk_id")), spec.ramdisk_path,
-                                                "Ramdisk image"))
-        return cfg
-
-    def _image_info(self, path: Path, fmt: str, ids: Ids) -> dict[str, Any]:
-        """``qemu-img info`` of ``path`` read as ``fmt`` by the server's user (through an
-        fd: it may not reach the path), never following a backing file."""
-        node: dict[str, Any] = {"driver": fmt, "file": {"driver": "file"}}
-        if fmt in COW_FORMATS:
-            node["backing"] = None
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            node["file"]["filename"] = f"/proc/self/fd/{fd}"
-            res = self._run_as(ids, [QEMU_IMG, "info", "-U", "--output=json",
-                                     "json:" + json.dumps(node)], [fd], 60)
-        finally:
-            os.close(fd)
-        if res.returncode != 0:
-            raise DriverError(f"qemu-img cannot read {path.name}: {res.stderr.strip()[-300:]}")
-        return json.loads(res.stdout)
-
-    def _image_size(self, path: Path, fmt: str, ids: Ids) -> int:
-        return int(self._image_info(path, fmt, ids)["virtual-size"])
-
-    def _inspect_base(self, image_id: str, path: Path, fmt: str, ids: Ids) -> int:
-        """The virtual size of an image that is about to be a server's base; DriverError
-        if the image names any other file (a backing file, a qcow2 external data file, a
-        vmdk extent or descriptor): QEMU would open it as the guest's disk."""
-        info = self._image_info(path, fmt, ids)
-        data = (info.get("format-specific") or {}).get("data") or {}
-        why = None
-        if info.get("backing-filename") or info.get("full-backing-filename"):
-            why = "has a backing file"
-        elif data.get("data-file"):
-            why = "keeps its data in an external file (qcow2 data-file)"
-        elif fmt == "vmdk" and (
-                data.get("create-type") not in ("monolithicSparse", "streamOptimized")
-                or any(e.get("filename") != info.get("filename")
-                       for e in data.get("extents") or [])):
-            why = (f"is a vmdk of type {data.get('create-type')!r} (only monolithicSparse "
-                   "and streamOptimized ones, whose data is in the image itself, boot)")
-        if why:
-            raise DriverError(f"Image {image_id} {why}: it cannot be a server's disk.")
-        return int(info["virtual-size"])
-
-    def _create_disk(self, server_id: str, cfg: dict[str, Any], ids: Ids) -> None:
-        d = self._dir(server_id)
-        size = max(self._inspect_base(cfg["image_id"], Path(cfg["base"]), cfg["base_format"],
-                                      ids),
-                   int(cfg.get("root_gb") or 0) * 2**30)
-        tmp = d / "disk.qcow2.tmp"
-        tmp.unlink(missing_ok=True)
-        # -u: the base is not opened (root would; the backing chain is given at each use)
-        res = subprocess.run([QEMU_IMG, "create", "-q", "-u", "-f", "qcow2", "-b", cfg["base"],
-                              "-F", cfg["base_format"], str(tmp), str(size)],
-                             capture_output=True, text=True, timeout=120)
-        if res.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise DriverError(f"Could not create the server's disk: {res.stderr.strip()[-300:]}")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-            if ids is not None:
-                os.fchown(fh.fileno(), *ids)
-            os.fchmod(fh.fileno(), 0o600)
-        os.replace(tmp, d / "disk.qcow2")
 
     # -- lifecycle --------------------------------------------------------------------------
     def spawn(self, spec: InstanceSpec) -> None:
@@ -548,39 +352,6 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
         self._write_json(server_id, "state.json", state)
         self._wait_ready(server_id, proc, qmp)
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it exits
-
-    def _confined(self, holder: int, ids: Ids) -> list[str]:
-        """The prefix that runs QEMU in the server's namespace as the server's user: no
-        supplementary groups (but /dev/kvm's, where that is how it is shared), no
-        capabilities, no_new_privs; QEMU's sandbox then adds its seccomp filter."""
-        argv = ["nsenter", f"--net=/proc/{holder}/ns/net", "--"]
-        if ids is None:
-            return argv
-        groups = self._kvm_groups()
-        return argv + ["setpriv", f"--reuid={ids[0]}", f"--regid={ids[1]}",
-                       f"--groups={','.join(map(str, groups))}" if groups
-                       else "--clear-groups", "--no-new-privs", "--inh-caps=-all",
-                       "--bounding-set=-all", "--"]
-
-    def _kvm_groups(self) -> list[int]:
-        """Supplementary groups QEMU needs for /dev/kvm when it boots with KVM: none if
-        everyone may use it (systemd's default 0666), its group if that is how the host
-        shares it (0660 root:kvm); a root-only /dev/kvm (no udev rules ran) is opened up
-        to 0666 as systemd would."""
-        if "kvm" not in self.accel().split(":"):
-            return []
-        try:
-            st = os.stat("/dev/kvm")
-        except OSError:
-            return []
-        if st.st_mode & 0o006 == 0o006:
-            return []
-        if st.st_gid != 0 and st.st_mode & 0o060 == 0o060:
-            return [st.st_gid]
-        os.chmod("/dev/kvm", 0o666)
-        log.warning("/dev/kvm was root's only: made it 0666 (as systemd's udev rules do) so "
-                    "that confined QEMU processes can use KVM")
-        return []
 
     def _wait_ready(self, server_id: str, proc: subprocess.Popen, qmp: str) -> None:
         """Until QEMU answers on its monitor (what -daemonize used to wait for); its
@@ -708,25 +479,6 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
                 pass
             self._wait_gone(state, "netns", 10)
 
-    def _gc_bases(self) -> None:
-        """Remove base files no server's config refers to any more."""
-        if not self.base_dir.is_dir():
-            return
-        with self._lock("gc"):
-            used: set[str] = set()
-            for d in self.instances_dir.iterdir() if self.instances_dir.is_dir() else []:
-                try:
-                    cfg = json.loads((d / "config.json").read_text())
-                except (OSError, ValueError):
-                    if d.is_dir() and not (d / "config.json").exists():
-                        continue
-                    return  # unreadable config: keep everything
-                used.update(str(cfg.get(k)) for k in ("base", "kernel", "ramdisk") if cfg.get(k))
-            for f in self.base_dir.iterdir():
-                if str(f) not in used and not f.name.startswith("."):
-                    with self._lock("base-" + f.name):
-                        f.unlink(missing_ok=True)
-
     def rebuild(self, spec: InstanceSpec) -> None:
         """A fresh disk from the (new) image; the namespace, its port and volumes stay."""
         with self._lock(spec.id):
@@ -787,42 +539,6 @@ class QemuDriver(QemuNics, QemuVolumes, ComputeDriver):
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, target)
-
-    def _convert(self, server_id: str, cfg: dict[str, Any], fmt: str, target: Path
-                 ) -> subprocess.CompletedProcess:
-        """qemu-img convert of the server's disk (with the backing chain pinned to its base,
-        whatever the disk's header says) into ``target``, as the server's user: the disk
-        is QEMU's to write, so a root qemu-img must not trust what it names."""
-        ids = self._ids(server_id)
-        d = self._dir(server_id)
-        size = self._image_size(d / "disk.qcow2", "qcow2", ids)
-        target.unlink(missing_ok=True)
-        if fmt != "raw":  # a fresh, empty image of that format (nothing in it to trust)
-            res = subprocess.run([QEMU_IMG, "create", "-q", "-f", fmt, str(target), str(size)],
-                                 capture_output=True, text=True, timeout=120)
-            if res.returncode != 0:
-                return res
-        fds: list[int] = []
-        try:
-            out = os.open(target, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fds.append(out)
-            if fmt == "raw":
-                os.ftruncate(out, size)
-            if ids is not None:
-                os.fchown(out, *ids)
-            fds.append(os.open(d / "disk.qcow2", os.O_RDONLY | os.O_CLOEXEC))
-            fds.append(os.open(cfg["base"], os.O_RDONLY | os.O_CLOEXEC))
-            src = root_node(cfg["base_format"], f"/proc/self/fd/{fds[1]}",
-                            f"/proc/self/fd/{fds[2]}")
-            res = self._run_as(ids, [QEMU_IMG, "convert", "-U", "-n", "--target-is-zero",
-                                     "-O", fmt, "json:" + json.dumps(src),
-                                     f"/proc/self/fd/{out}"], fds, 3600)
-            if ids is not None:
-                os.fchown(out, 0, 0)  # the image service's file from here on
-            return res
-        finally:
-            for fd in fds:
-                os.close(fd)
 
     def resize(self, spec: InstanceSpec) -> None:
         """New vCPUs and memory apply at the next power on; the disk grows now."""
