@@ -180,16 +180,8 @@ class QemuDriver(QemuConfine, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
 
     def _qmp(self, server_id: str, *cmds: tuple[str, dict[str, Any]],
              timeout: float = 5) -> list[Any]:
-        state = self._read_json(server_id, "state.json")
-        if alive(state, "qemu") is None:
-            raise DriverError(f"Server {server_id} is not running.")
-        with self._lock("qmp-" + server_id):
-            try:
-                with QMP(state["qmp"], timeout) as q:
-                    return [q.cmd(name, **args) for name, args in cmds]
-            except (OSError, ValueError, ConnectionError) as exc:
-                raise DriverError(f"QEMU monitor of server {server_id} did not answer: "
-                                  f"{exc}") from None
+        with self._monitor(server_id, timeout) as q:
+            return [q.cmd(name, **args) for name, args in cmds]
 
     @contextlib.contextmanager
     def _monitor(self, server_id: str, timeout: float = 5) -> Iterator[QMP]:
