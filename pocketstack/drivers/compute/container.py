@@ -105,7 +105,7 @@ class ContainerDriver(ComputeDriver):
         parent meanwhile (pytest resets its 0700 base directory at each session)."""
         for d in [self.instances_dir, *self.instances_dir.parents]:
             mode = d.stat().st_mode
-            if not mode & stat.S_IXOTH:  # said once: it changes a directory not ours
+            if not mode & stat.S_IXOTH:  # logged: it changes a directory that is not ours
                 log.info("%s: o+x so unprivileged guests' roots reach their disks", d)
                 os.chmod(d, stat.S_IMODE(mode) | stat.S_IXOTH)
             if d == Path(d.anchor):
