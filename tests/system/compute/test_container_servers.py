@@ -230,6 +230,44 @@ def test_snapshot_and_rebuild_keep_guest_ids_in_each_servers_range(real_cloud):
     assert not any(o.endswith((a.id, b.id)) for o in owners)  # both ranges freed
 
 
+def test_resize_and_suspend_act_on_the_confined_server(real_cloud):
+    """Resize changes the runc-made cgroup's limits in place (the guest keeps running as
+    the same unprivileged host user); suspend freezes it and resume thaws it."""
+    c = real_cloud
+    conn = c.sdk()
+    srv = wait(conn, _boot(conn, "ps-sys-resize").id, {"ACTIVE", "ERROR"})
+    assert srv.status == "ACTIVE", srv.fault
+    init = state(c.data_dir, srv.id)["init_pid"]
+    group = cgroup_group(c.data_dir)
+    mem = Path(f"/sys/fs/cgroup/memory/{group}/{srv.id}/memory.limit_in_bytes")
+    v1 = mem.exists()
+    if v1:
+        assert int(mem.read_text()) == 512 * 2**20
+    small = conn.compute.find_flavor("m1.small", ignore_missing=False)
+    conn.compute.resize_server(srv.id, small.id)
+    wait(conn, srv.id, {"VERIFY_RESIZE"})
+    conn.compute.confirm_server_resize(srv.id)
+    wait(conn, srv.id, {"ACTIVE"})
+    if v1:
+        assert int(mem.read_text()) == 2048 * 2**20
+    assert state(c.data_dir, srv.id)["init_pid"] == init and alive(init)
+    with open(f"/proc/{init}/status") as fh:
+        uid = next(int(line.split()[1]) for line in fh if line.startswith("Uid:"))
+    assert uid >= 1_000_000_000
+    conn.compute.suspend_server(srv.id)
+    wait(conn, srv.id, {"SUSPENDED"})
+    frozen = Path(f"/sys/fs/cgroup/freezer/{group}/{srv.id}/freezer.state")
+    if frozen.exists():
+        assert frozen.read_text().strip() == "FROZEN"
+    conn.compute.resume_server(srv.id)
+    wait(conn, srv.id, {"ACTIVE"})
+    if frozen.exists():
+        assert frozen.read_text().strip() == "THAWED"
+    conn.compute.delete_server(srv.id)
+    conn.compute.wait_for_delete(conn.compute.get_server(srv.id), wait=30)
+    assert not alive(init)
+
+
 def test_kill9_during_50_concurrent_boots(tmp_path):
     data = tmp_path / "data"
     live = LiveCloud(data, extra_env=ENV).start()
