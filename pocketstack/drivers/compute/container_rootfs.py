@@ -84,7 +84,13 @@ def shift_tree(root: Path, old: int, new: IdRange) -> None:
     ``new.base + id`` (``old`` 0: a fresh copy of an image, owned as in its tarball). Ids
     outside the range become the guest's nobody. chown clears setuid/setgid bits, so they
     are put back: inside the user namespace they raise nobody above the guest's root."""
+    def shifted(host_id: int) -> bool:
+        return new.base <= host_id < new.base + new.count and new.base != old
+
     def move(path: str, st: os.stat_result) -> None:
+        # Already in the new range: a shift that a crash cut short is being resumed.
+        if shifted(st.st_uid) and shifted(st.st_gid):
+            return
         uid, gid = st.st_uid - old, st.st_gid - old
         nu, ng = new.to_host(uid), new.to_host(gid)
         if (nu, ng) == (st.st_uid, st.st_gid):
