@@ -69,13 +69,6 @@ class Cgroups:
         (cpu / "cpu.cfs_period_us").write_text(str(period_us))
         (cpu / "cpu.cfs_quota_us").write_text(str(vcpus * period_us))
 
-    def attach(self, server_id: str, pid: int) -> None:
-        if self.v2:
-            (self._dir("", server_id) / "cgroup.procs").write_text(str(pid))
-            return
-        for d in self.dirs(server_id):
-            (d / "cgroup.procs").write_text(str(pid))
-
     def pids(self, server_id: str) -> list[int]:
         d = self._dir("pids" if not self.v2 else "", server_id)
         try:
