@@ -25,6 +25,10 @@ class DriverError(Exception):
     """A driver operation failed; the message is shown to users in the server's fault."""
 
 
+class ConsoleUnavailable(DriverError):
+    """The driver has no console of this protocol for this server, or it is not running; str() is the reason."""
+
+
 @dataclass(frozen=True)
 class DriverCapabilities:
     hypervisor_type: str
@@ -36,6 +40,9 @@ class DriverCapabilities:
     supports_snapshot: bool = True
     supports_resize: bool = True
     needs_image_file: bool = False  # spawn needs the image's data file (a rootfs tar)
+    # Remote-console protocols the API may hand out URLs for ('vnc', 'spice', 'serial');
+    # console_socket() answers for a running server.
+    console_protocols: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -224,3 +231,16 @@ class ComputeDriver(abc.ABC):
     def detach_interface(self, host: str, server_id: str, mac: str) -> None:
         """Remove the guest NIC with ``mac`` (the port is unplugged next). Absent is
         success. Default: nothing."""
+
+    # Remote consoles (os-remote-consoles): the API's WebSocket proxy splices a client to
+    # the socket these name; the proxy never reaches into the driver otherwise.
+    def console_socket(self, host: str, server_id: str, protocol: str) -> str:
+        """Path of a unix stream socket on this host that speaks ``protocol`` for the running server:
+        'vnc' (RFB 3.8, security type None offered), 'spice' (SPICE link protocol), 'serial' (raw bytes
+        both ways: a VM's serial port, a container's pty). Each connect() is one client session. Never
+        blocks long; raises ConsoleUnavailable with a human reason when unavailable."""
+        raise ConsoleUnavailable(f"The {self.name} driver has no {protocol} console.")
+
+    def console_resize(self, host: str, server_id: str, rows: int, cols: int) -> None:
+        """Set the terminal size of the 'serial' console where that means something (a container's
+        pty); a no-op elsewhere."""

@@ -28,8 +28,11 @@ def parse_pci_devices(text: str) -> list[tuple[str, str, int]]:
 
 class FakeDriver(ComputeDriver):
     name = "fake"
+    # Every console protocol, so the API's URL creation can be exercised; console_socket()
+    # (the base's) still answers ConsoleUnavailable: there is nothing to connect to.
     capabilities = DriverCapabilities(hypervisor_type="fake", real_processes=False,
-                                      instances_survive_restart=False)
+                                      instances_survive_restart=False,
+                                      console_protocols=frozenset({"vnc", "spice", "serial"}))
 
     def __init__(self, *, hosts: int = 3, vcpus: int = 40, memory_mb: int = 262144,
                  disk_gb: int = 1600, pci_devices: str = "", host_prefix: str = "fake") -> None:
