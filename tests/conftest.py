@@ -51,6 +51,10 @@ def _drop_pg_database(server_url: str, name: str) -> None:
     engine.dispose()
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class LiveCloud:
     """A pocketstack server process in a temporary data dir."""
 
@@ -58,6 +62,7 @@ class LiveCloud:
                  extra_env: dict[str, str] | None = None) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self._port_given = port is not None
         self.db_url = db_url
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
@@ -82,20 +87,42 @@ class LiveCloud:
         return env
 
     def start(self, timeout: float = 60) -> "LiveCloud":
+        # free_port() can hand out a port that another process (the other test leg, an
+        # outgoing connection's source port) takes before the server binds it: then pick
+        # another, unless the caller asked for this very port.
+        for _ in range(5):
+            try:
+                return self._start(timeout)
+            except _PortTaken:
+                if self._port_given:
+                    raise RuntimeError(f"port {self.port} is taken: {self.log()[-1000:]}") from None
+                self.port = free_port()
+                self.base_url = f"http://127.0.0.1:{self.port}"
+        raise RuntimeError("no free port for the cloud after 5 tries")
+
+    def _start(self, timeout: float) -> "LiveCloud":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
+        start_at = log.tell()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "pocketstack", "up", "--data-dir", str(self.data_dir),
              "--port", str(self.port)], stdout=log, stderr=log, env=self.server_env, cwd=ROOT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"pocketstack exited: {self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/healthcheck", timeout=1):
-                    return self
-            except OSError:
-                time.sleep(0.1)
+                out = self.log_path.read_bytes()[start_at:].decode(errors="replace")
+                if "address already in use" in out.lower():
+                    raise _PortTaken()
+                raise RuntimeError(f"pocketstack exited: {out[-3000:]}")
+            # Our own ready line, not just any answer on the port: a server that lost the
+            # bind race would otherwise take another cloud's answer for its own.
+            if b"pocketstack ready in" in self.log_path.read_bytes()[start_at:]:
+                try:
+                    with urllib.request.urlopen(self.base_url + "/healthcheck", timeout=1):
+                        return self
+                except OSError:
+                    pass
+            time.sleep(0.05)
         raise RuntimeError(f"pocketstack not ready: {self.log_path.read_text()[-3000:]}")
 
     def stop(self, kill: bool = False) -> None:
