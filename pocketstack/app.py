@@ -196,6 +196,9 @@ class PocketApp:
         if scope["type"] == "lifespan":
             await self._lifespan(receive, send)
             return
+        if scope["type"] == "websocket":  # console proxy (a slice's WebSocketRoute)
+            await self._websocket(scope, receive, send)
+            return
         if scope["type"] != "http":
             return
         if scope["path"] in self.mount_points:  # "/identity" means "/identity/"
@@ -242,6 +245,31 @@ class PocketApp:
                 await raw(scope, receive, send)
                 return
         await self.router(scope, receive, send)
+
+    async def _websocket(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """WebSocket upgrades go through the same router to the slices' WebSocketRoutes; a
+        path with none, or a handler that fails before accepting, gets the upgrade refused
+        (403), never a traceback on the wire."""
+        state = {"accepted": False, "closed": False}
+
+        async def tracked_send(message: dict) -> None:
+            if message["type"] == "websocket.accept":
+                state["accepted"] = True
+            elif message["type"] in ("websocket.close", "websocket.http.response.start"):
+                state["closed"] = True
+            await send(message)
+
+        try:
+            await self.router(scope, receive, tracked_send)
+        except Exception as exc:  # noqa: BLE001
+            if not isinstance(exc, PocketError):
+                log.exception("WebSocket %s failed", scope.get("path"))
+            if not state["closed"]:
+                try:
+                    await send({"type": "websocket.close", "code": 1008 if not
+                                state["accepted"] else 1011})
+                except Exception:  # noqa: BLE001 - the client is gone
+                    pass
 
     @staticmethod
     def _to_error(exc: Exception, scope: dict, request_id: str) -> PocketError:

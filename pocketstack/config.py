@@ -108,6 +108,14 @@ class ComputeSettings:
     # qemu driver: "auto" uses KVM when a probe boot shows it at least about as fast as
     # TCG (nested KVM can be far slower), else TCG; or force "kvm" / "tcg".
     qemu_accel: str = "auto"
+    # Remote consoles: one-time tokens live this long (nova [consoleauth] token_ttl).
+    console_token_ttl: int = 600
+    # Base of the console URLs handed out (e.g. "https://cloud.example.com:8443"); empty: the
+    # scheme and Host of the request that asked for the URL.
+    console_base_url: str = ""
+    # Extra Origins (host or host:port, comma separated) whose pages may open console
+    # WebSockets; the console URL's own host is always allowed (nova console_allowed_origins).
+    console_allowed_origins: str = ""
 
 
 @dataclass

@@ -297,6 +297,8 @@ RULES: dict[str, Rule] = {
     "compute:server_metadata": ADMIN_OR_MEMBER,
     "compute:server_tags": ADMIN_OR_MEMBER,
     "compute:server_console": ADMIN_OR_MEMBER,
+    "compute:server_remote_console": ADMIN_OR_MEMBER,  # os-remote-consoles, os-get*Console
+    "compute:console_auth_tokens": ADMIN,  # os-console-auth-tokens (connection details)
     "compute:server_interfaces": ADMIN_OR_MEMBER,  # os-interface attach / detach
     "compute:server_create_image": ADMIN_OR_MEMBER,
     "compute:server_reset_state": ADMIN,

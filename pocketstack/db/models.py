@@ -11,5 +11,6 @@ from pocketstack.services.volume import models as volume_models  # noqa: F401
 from pocketstack.services.network import models as network_models  # noqa: F401,E402
 from pocketstack.services.orchestration import models as orchestration_models  # noqa: F401,E402
 from pocketstack.services.compute import models as compute_models  # noqa: F401,E402
+from pocketstack.services.compute import console_tokens as compute_console_tokens  # noqa: F401,E402
 
 metadata = Base.metadata

@@ -343,3 +343,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     from pocketstack.services.compute import admin_apis  # migrations, diagnostics, ...
 
     admin_apis.register(svc, add)
+
+    from pocketstack.services.compute import consoles  # remote consoles, their pages and proxy
+
+    consoles.register(svc, add, r)

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from pocketstack import policy
 from pocketstack.api.http import Req, empty, json, run
 from pocketstack.errors import BadRequest, Conflict, NotFound
-from pocketstack.services.compute import views
+from pocketstack.services.compute import consoles, views
 from pocketstack.services.compute.microversions import APIVersion
 from pocketstack.services.compute.models import InstanceAction, InstanceActionEvent, Server
 from pocketstack.services.compute.routes import required_body
@@ -145,6 +145,8 @@ def register(svc: Any, add: Callable[..., None], base: str,
             await run(fn, svc, req.ctx, sid, arg, ver)
         elif name == "os-getConsoleOutput":
             return json({"output": await run(acts.console_output, req.ctx, sid, arg)})
+        elif name in consoles.LEGACY_ACTION_NAMES and not ver.at_least(2, 6):
+            return json(await consoles.legacy_action(svc, req, ver, name, arg))
         elif name == "createImage":
             image_id = await run(acts.create_image, req.ctx, sid, arg)
             headers = {"Location": f"{svc.settings.base_url}/image/v2/images/{image_id}"}
