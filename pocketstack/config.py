@@ -89,6 +89,11 @@ class ComputeSettings:
     cpu_weight_multiplier: float = 1.0
     max_placement_results: int = 1000  # candidates handed to the filters, as placement does
     max_attempts: int = 3  # builds rescheduled to another host on failure
+    # nova.conf [DEFAULT] shelved_offload_time: seconds a shelved server keeps its host
+    # before it is offloaded; 0 offloads at once (Nova's default), -1 never.
+    shelved_offload_time: int = 0
+    # nova.conf [DEFAULT] force_config_drive: every server gets a config drive.
+    force_config_drive: bool = False
     cpu_allocation_ratio: float = 16.0
     ram_allocation_ratio: float = 1.5
     disk_allocation_ratio: float = 1.0

@@ -301,6 +301,12 @@ RULES: dict[str, Rule] = {
     "compute:console_auth_tokens": ADMIN,  # os-console-auth-tokens (connection details)
     "compute:server_interfaces": ADMIN_OR_MEMBER,  # os-interface attach / detach
     "compute:server_create_image": ADMIN_OR_MEMBER,
+    "compute:server_shelve": ADMIN_OR_MEMBER,
+    "compute:server_shelve_offload": ADMIN,  # Nova: os-shelve:shelve_offload is admin's
+    "compute:server_unshelve": ADMIN_OR_MEMBER,
+    "compute:server_unshelve_to_host": ADMIN,  # 2.91 unshelve with "host"
+    "compute:server_rescue": ADMIN_OR_MEMBER,
+    "compute:server_unrescue": ADMIN_OR_MEMBER,
     "compute:server_reset_state": ADMIN,
     "compute:server_migrate": ADMIN,
     "compute:server_inject_network_info": ADMIN,

@@ -191,6 +191,21 @@ class ComputeDriver(abc.ABC):
     def resize(self, spec: InstanceSpec) -> None:
         """Apply the new flavor (vcpus, memory, disk) in ``spec`` to the existing server."""
 
+    # Rescue (nova rescue/unrescue): the server boots from another image with its own disk
+    # attached beside it, untouched; unrescue boots its own disk again.
+    def rescue(self, spec: InstanceSpec, rescue: InstanceSpec) -> None:
+        """Stop the server and boot it from ``rescue`` (the rescue image's file, format
+        and properties; same id, flavor, ports) with the server's own disk as its second
+        disk (VM: the second virtio disk, /dev/vdb) or, for a container, its root file
+        system read-write at /mnt/rescue-disk. The server's disk is not changed. If this
+        fails, the server is left as it was (running its own disk if it was running)."""
+        raise DriverError(f"the {self.name} compute driver cannot rescue servers")
+
+    def unrescue(self, spec: InstanceSpec) -> None:
+        """Drop the rescue boot (its scratch disk goes) and start the server from its own
+        disk again. Idempotent."""
+        raise DriverError(f"the {self.name} compute driver cannot unrescue servers")
+
     def purge(self) -> None:
         """Remove every server this driver made on this machine (``down --purge``)."""
         for res in self.list_hosts():

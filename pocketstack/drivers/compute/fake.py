@@ -153,6 +153,20 @@ class FakeDriver(ComputeDriver):
         tmp.write_bytes(data)
         os_replace(tmp, target)
 
+    def rescue(self, spec: InstanceSpec, rescue: InstanceSpec) -> None:
+        with self._lock:
+            inst = self._get(spec.host, spec.id)
+            inst["power"], inst["rescue"] = RUNNING, rescue
+            inst["console"].append(f"fake console: rescue boot from image {rescue.image_id}, "
+                                   f"disks: rescue, {spec.id}")
+
+    def unrescue(self, spec: InstanceSpec) -> None:
+        with self._lock:
+            inst = self._get(spec.host, spec.id)
+            inst.pop("rescue", None)
+            inst["power"] = RUNNING
+            inst["console"].append("fake console: unrescued, booted its own disk")
+
     def resize(self, spec: InstanceSpec) -> None:
         with self._lock:
             inst = self._get(spec.host, spec.id)

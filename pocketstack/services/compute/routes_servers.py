@@ -164,6 +164,22 @@ def register(svc: Any, add: Callable[..., None], base: str,
             await run(acts.inject_network_info, req.ctx, sid)
         elif name == "migrate":
             await run(acts.migrate, req.ctx, sid, arg, ver)
+        elif name in ("shelve", "shelveOffload", "unshelve"):
+            from pocketstack.services.compute import server_shelve
+
+            if name == "unshelve":
+                await run(server_shelve.unshelve, acts, req.ctx, sid, arg, ver)
+            else:
+                await run(server_shelve.shelve if name == "shelve" else
+                          server_shelve.shelve_offload, acts, req.ctx, sid)
+        elif name in ("rescue", "unrescue"):
+            from pocketstack.services.compute import server_rescue
+
+            if name == "unrescue":
+                await run(server_rescue.unrescue, acts, req.ctx, sid)
+            else:
+                return json({"adminPass": await run(server_rescue.rescue, acts, req.ctx, sid,
+                                                    arg, ver)})
         else:
             raise BadRequest(f"There is no such action: {name}")
         return empty(202)

@@ -171,6 +171,7 @@ class ComputeService:
             try:
                 await asyncio.to_thread(self._heartbeat)
                 await asyncio.to_thread(self.scheduler.refresh)
+                await asyncio.to_thread(self.worker.offload_due)  # shelved_offload_time > 0
             except Exception:  # noqa: BLE001
                 log.exception("compute periodic task failed")
 

@@ -20,14 +20,16 @@ from pocketstack.scheduler.host_state import RequestSpec
 from pocketstack.scheduler.manager import NoValidHost
 from pocketstack.services.compute import actions, snapshots
 from pocketstack.services.compute.models import Allocation, Host, PciDevice, Server
+from pocketstack.services.compute.server_rescue import RescueMixin
 from pocketstack.services.compute.service import _ClaimRace
 from pocketstack.services.compute.worker_actions import PowerResizeMixin, fault
+from pocketstack.services.compute.worker_shelve import ShelveMixin
 from pocketstack.workers.queue import Task
 
 log = logging.getLogger("pocketstack.compute.worker")
 
 
-class Worker(PowerResizeMixin):
+class Worker(PowerResizeMixin, ShelveMixin, RescueMixin):
     def __init__(self, svc: Any) -> None:
         self.svc = svc
         self.db = svc.db
@@ -40,6 +42,8 @@ class Worker(PowerResizeMixin):
             "resume": self._power("resume"), "rebuild": self.rebuild, "resize": self.resize,
             "confirm_resize": self.confirm_resize, "revert_resize": self.revert_resize,
             "snapshot": lambda task: snapshots.run(self, task),
+            "shelve": self.shelve, "shelve_offload": self.shelve_offload,
+            "unshelve": self.unshelve, "rescue": self.rescue, "unrescue": self.unrescue,
         }
 
     # -- helpers ----------------------------------------------------------------------------
@@ -208,9 +212,14 @@ class Worker(PowerResizeMixin):
                 continue
             return
 
-    def _schedule_and_claim(self, srv: Server, tried: set[str], started=None) -> str:  # noqa: ANN001
+    def _schedule_and_claim(self, srv: Server, tried: set[str], started=None,  # noqa: ANN001
+                            action: str = "create", force_host: str | None = None) -> str:
+        """Pick a host and claim it. ``action`` "create" records the build's events and
+        moves on to networking/spawning; another (unshelve) only claims."""
         for _ in range(8):
             spec = self.request_spec(srv, tried)
+            if force_host:
+                spec.force_host = force_host
             (hs, take), = self.svc.scheduler.select_destinations(spec, 1, [srv.id])
             ok = False
             try:
@@ -225,21 +234,22 @@ class Worker(PowerResizeMixin):
                     if row.group_id and not self._group_allows(s, row, hs.host):
                         raise _ClaimRace()
                     if self.svc.claim(s, row, hs.id, take):
-                        actions.add_event(s, row.id, "create",
-                                          "conductor_schedule_and_build_instances", None,
-                                          started or utcnow(), "Success")
-                        actions.add_event(s, row.id, "create",
-                                          "compute__do_build_and_run_instance", hs.host,
-                                          utcnow())
                         row.host, row.node = hs.host, hs.nodename
                         if not row.requested_az:
                             row.availability_zone = hs.availability_zone
-                        # No port to plug: straight to spawning (saves a write per boot).
-                        row.task_state = ("spawning" if row.requested_networks == "none" or
-                                          "network" not in self.svc.cloud.services
-                                          else "networking")
                         row.updated_at = utcnow()
                         ok = True
+                        if action == "create":
+                            actions.add_event(s, row.id, "create",
+                                              "conductor_schedule_and_build_instances", None,
+                                              started or utcnow(), "Success")
+                            actions.add_event(s, row.id, "create",
+                                              "compute__do_build_and_run_instance", hs.host,
+                                              utcnow())
+                            # No port to plug: straight to spawning (saves a write per boot).
+                            row.task_state = (
+                                "spawning" if row.requested_networks == "none" or
+                                "network" not in self.svc.cloud.services else "networking")
             except _ClaimRace:
                 ok = False
             if ok:
@@ -400,7 +410,7 @@ class Worker(PowerResizeMixin):
                 # A simulated server: recreate it as it was.
                 try:
                     self.driver.spawn(self.spec_for(srv))
-                    if srv.vm_state == "stopped":
+                    if srv.vm_state in ("stopped", "shelved"):
                         self.driver.power_off(srv.host, srv.id)
                     elif srv.vm_state == "paused":
                         self.driver.pause(srv.host, srv.id)
