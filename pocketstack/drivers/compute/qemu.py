@@ -68,6 +68,7 @@ from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, Comput
                                               InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.idmap import DEFAULT_BASE, DEFAULT_REGISTRY, IdmapRegistry
 from pocketstack.drivers.compute.qemu_confine import QemuConfine
+from pocketstack.drivers.compute.qemu_console import QemuConsole
 from pocketstack.drivers.compute.qemu_disks import QemuDisks, _readable
 from pocketstack.drivers.compute.qemu_nics import QemuNics, open_taps
 from pocketstack.drivers.compute.qemu_process import (NETNS_SCRIPT, NETNS_VERSION, QEMU,
@@ -79,10 +80,11 @@ from pocketstack.drivers.compute.qemu_volumes import QemuVolumes
 log = logging.getLogger("pocketstack.compute.qemu")
 
 
-class QemuDriver(QemuConfine, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
+class QemuDriver(QemuConfine, QemuConsole, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
     name = "qemu"
     capabilities = DriverCapabilities(hypervisor_type="QEMU", real_processes=True,
-                                      instances_survive_restart=True, needs_image_file=True)
+                                      instances_survive_restart=True, needs_image_file=True,
+                                      console_protocols=frozenset({"vnc", "spice", "serial"}))
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -321,6 +323,8 @@ class QemuDriver(QemuConfine, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
             if ids is not None:
                 for fd in (fds.console, logfd):
                     os.fchown(fd, *ids)
+            fds.console_dir = self._open_console_dir(server_id, ids)  # qemu_console.py
+            opened.append(fds.console_dir)
             Path(qmp).unlink(missing_ok=True)
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.bind(qmp)
@@ -340,7 +344,7 @@ class QemuDriver(QemuConfine, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
                 sock.close()
         state = self._read_json(server_id, "state.json")
         state.update(qemu_pid=proc.pid, qemu_start=start_time(proc.pid), qmp=qmp,
-                     qemu_uid=ids[0] if ids else os.geteuid())
+                     qemu_uid=ids[0] if ids else os.geteuid(), consoles=True)
         self._write_json(server_id, "state.json", state)
         self._wait_ready(server_id, proc, qmp)
         threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it exits
@@ -457,6 +461,7 @@ class QemuDriver(QemuConfine, QemuDisks, QemuNics, QemuVolumes, ComputeDriver):
         self._stop_qemu(server_id, 0)
         self._kill_holder(self._read_json(server_id, "state.json"))
         rec = self._read_json(server_id, "idmap.json")
+        self._remove_console_dir(server_id)
         shutil.rmtree(self._dir(server_id), ignore_errors=True)
         if isinstance(rec.get("slot"), int):  # its user owns nothing any more
             self.idmaps.free(rec["slot"], self._dir(server_id))

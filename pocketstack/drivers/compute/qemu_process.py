@@ -28,7 +28,9 @@ QEMU_IMG = "qemu-img"
 # Glance disk_format -> qemu block driver (ami is a raw disk; vhd is qemu's "vpc").
 QEMU_FORMATS = {"raw": "raw", "ami": "raw", "qcow2": "qcow2", "vmdk": "vmdk", "vdi": "vdi",
                 "vhd": "vpc", "vhdx": "vhdx"}
-DEFAULT_APPEND = "root=/dev/vda console=ttyS0"
+# tty0 too, so the VNC/SPICE screen shows the boot; the last console= (ttyS0) is the
+# guest's /dev/console, the serial console shell and console.log.
+DEFAULT_APPEND = "root=/dev/vda console=tty0 console=ttyS0"
 
 # Each port of a server is a link ethN in its namespace (the network service plugs it, with
 # the port's MAC) and a guest NIC with that same MAC (dnsmasq hands out the fixed IP by MAC).
@@ -211,10 +213,14 @@ class BootFds:
     ramdisk: int | None = None
     taps: dict[str, int] = field(default_factory=dict)  # MAC hex12 -> tap fd
     volumes: dict[str, int] = field(default_factory=dict)  # guest device -> block device fd
+    # The server's console directory (an O_PATH fd, qemu_console.py): QEMU binds its VNC,
+    # SPICE and serial sockets in it. None: no remote consoles, the serial port a file.
+    console_dir: int | None = None
 
     def all(self) -> list[int]:
         return [f for f in (self.disk, self.base, self.console, self.qmp, self.kernel,
-                            self.ramdisk, *self.taps.values(), *self.volumes.values())
+                            self.ramdisk, self.console_dir, *self.taps.values(),
+                            *self.volumes.values())
                 if f is not None]
 
 
@@ -238,8 +244,8 @@ def qemu_argv(cfg: dict[str, Any], fds: BootFds, *, accel: str) -> list[str]:
     argv item or checked to be plain; no shell is involved."""
     sid = safe_id(cfg["id"], "server id")
     argv = [QEMU, "-name", f"ps-{sid},process=ps-qemu-{sid[:8]}",
-            "-sandbox", SANDBOX, "-nodefaults", "-no-user-config", "-display", "none",
-            "-vga", "none"]
+            "-sandbox", SANDBOX, "-nodefaults", "-no-user-config", "-display", "none"]
+    argv += console_args(fds)
     for a in accel.split(":"):
         if a not in ("kvm", "tcg"):
             raise DriverError(f"unknown accelerator {a!r}")
@@ -249,7 +255,6 @@ def qemu_argv(cfg: dict[str, Any], fds: BootFds, *, accel: str) -> list[str]:
              "-add-fd", f"fd={int(fds.disk)},set=1,opaque=root",
              "-add-fd", f"fd={int(fds.base)},set=2,opaque=base",
              "-add-fd", f"fd={int(fds.console)},set=3,opaque=console",
-             "-chardev", "file,id=serial0,path=/dev/fdset/3,append=on",
              "-serial", "chardev:serial0",
              "-chardev", f"socket,id=qmp,fd={int(fds.qmp)},server=on,wait=off",
              "-mon", "chardev=qmp,mode=control",
@@ -277,6 +282,23 @@ def qemu_argv(cfg: dict[str, Any], fds: BootFds, *, accel: str) -> list[str]:
                  "-blockdev", json.dumps(volume_node(name, f"/dev/fdset/{10 + n}")),
                  "-device", f"virtio-blk-pci,drive=vol-{name},id=dev-{name}"]
     return argv
+
+
+def console_args(fds: BootFds) -> list[str]:
+    """The display and serial port. With a console directory: a standard VGA (what both
+    VNC and SPICE show; no measurable cost to boot time or idle CPU here), VNC and SPICE
+    on unix sockets in it with no password (only root reaches them), and the serial port
+    a socket server there whose output QEMU also appends to console.log (fd set 3),
+    connected client or not. Without: no display, the serial port the console log."""
+    if fds.console_dir is None:
+        return ["-vga", "none",
+                "-chardev", "file,id=serial0,path=/dev/fdset/3,append=on"]
+    d = f"/proc/self/fd/{int(fds.console_dir)}"
+    return ["-vga", "std",
+            "-vnc", f"unix:{d}/vnc.sock",
+            "-spice", f"unix=on,addr={d}/spice.sock,disable-ticketing=on",
+            "-chardev", f"socket,id=serial0,path={d}/serial.sock,server=on,wait=off,"
+                        "logfile=/dev/fdset/3,logappend=on"]
 
 
 def nic_device(mac: str) -> str:

@@ -71,6 +71,22 @@ def test_argv_disk_boot_flavor_console_qmp_nic():
                 and not a.startswith("/proc/self/fd/")]
 
 
+
+def test_argv_consoles_are_sockets_in_the_console_directory_fd():
+    argv = _argv(CFG, console_dir=30)
+    d = "/proc/self/fd/30"
+    assert _opt(argv, "-vga") == ["std"] and _opt(argv, "-display") == ["none"]
+    assert _opt(argv, "-vnc") == [f"unix:{d}/vnc.sock"]
+    assert _opt(argv, "-spice") == [f"unix=on,addr={d}/spice.sock,disable-ticketing=on"]
+    # the serial port: a socket server that also appends all output to console.log (fd set 3)
+    assert _opt(argv, "-chardev")[0] == (f"socket,id=serial0,path={d}/serial.sock,server=on,"
+                                         "wait=off,logfile=/dev/fdset/3,logappend=on")
+    assert _opt(argv, "-serial") == ["chardev:serial0"]
+    assert 30 in _fds(CFG, console_dir=30).all()
+    # still no host path, no TCP listener
+    assert not [a for a in argv if "/" in a and "/dev/fdset/" not in a and d not in a]
+    assert not [a for a in argv if "tcp:" in a or "port=" in a]
+
 def test_argv_base_of_a_cow_format_names_no_backing_file_of_its_own():
     argv = _argv({**CFG, "base_format": "qcow2"})
     base = json.loads(_opt(argv, "-blockdev")[0])["backing"]
