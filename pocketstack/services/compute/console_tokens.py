@@ -60,6 +60,15 @@ def plausible(token: str | None) -> bool:
         c.isascii() and (c.isalnum() or c in "-_") for c in token)
 
 
+def _now(now: dt.datetime | None) -> dt.datetime:
+    """Naive UTC, as the database keeps it."""
+    if now is None:
+        return utcnow()
+    if now.tzinfo is not None:
+        now = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return now
+
+
 def _info(row: ConsoleToken) -> TokenInfo:
     return TokenInfo(row.server_id, row.project_id, row.protocol, row.console_type, row.host,
                      row.expires_at)
@@ -73,7 +82,7 @@ class TokenStore:
     def issue(self, *, server_id: str, project_id: str, protocol: str, console_type: str,
               host: str, now: dt.datetime | None = None) -> str:
         """A new token; the plain value is returned once and never stored."""
-        now = now or utcnow()
+        now = _now(now)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         with self.db.write() as s:
             s.execute(delete(ConsoleToken).where(ConsoleToken.expires_at <= now))
@@ -88,7 +97,7 @@ class TokenStore:
         or expired."""
         if not plausible(token):
             return None
-        now = now or utcnow()
+        now = _now(now)
         with self.db.read() as s:
             row = s.execute(select(ConsoleToken).where(
                 ConsoleToken.token_hash == hash_token(token))).scalar_one_or_none()
@@ -102,7 +111,7 @@ class TokenStore:
         DELETE whose row count decides who won a race."""
         if not plausible(token):
             return None
-        now = now or utcnow()
+        now = _now(now)
         digest = hash_token(token)
         with self.db.write() as s:
             row = s.execute(select(ConsoleToken).where(
@@ -119,7 +128,7 @@ class TokenStore:
     def purge_expired(self, now: dt.datetime | None = None) -> int:
         with self.db.write() as s:
             return s.execute(delete(ConsoleToken).where(
-                ConsoleToken.expires_at <= (now or utcnow()))).rowcount or 0
+                ConsoleToken.expires_at <= _now(now))).rowcount or 0
 
     def revoke_server(self, server_id: str) -> int:
         """Drop every outstanding token of a server (deleted, stopped)."""
