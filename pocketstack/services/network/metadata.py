@@ -60,17 +60,26 @@ class Metadata:
                 m.IPAllocation.ip_address == ip)).first()
             if port is None or not port.device_owner.startswith("compute:"):
                 return None
-            siblings = s.scalars(select(m.Port).where(
-                m.Port.device_id == port.device_id, m.Port.device_owner.like("compute:%"))
-                .order_by(m.Port.created_at, m.Port.id)).all()
-            all_ports = [(p, self._addresses(s, p)) for p in siblings]
+            all_ports = self._server_ports(s, port.device_id)
         nets = next((n for p, n in all_ports if p.id == port.id), [])
+        server = self._server(port.device_id)
+        if server is None:
+            return None
+        return server, nets, all_ports
+
+    def _server_ports(self, s: Any, server_id: str) -> list[tuple[m.Port, list[dict]]]:
+        siblings = s.scalars(select(m.Port).where(
+            m.Port.device_id == server_id, m.Port.device_owner.like("compute:%"))
+            .order_by(m.Port.created_at, m.Port.id)).all()
+        return [(p, self._addresses(s, p)) for p in siblings]
+
+    def _server(self, server_id: str) -> dict | None:
         if "compute" not in self.svc.cloud.services:
             return None
         from pocketstack.errors import NotFound
 
         try:
-            server = self.svc.cloud.services["compute"].metadata_for_server(port.device_id)
+            server = self.svc.cloud.services["compute"].metadata_for_server(server_id)
         except NotFound:
             return None
         if not server:
@@ -80,7 +89,7 @@ class Metadata:
         if server.get("key_name") and not server.get("public_key"):
             keys = server.get("public_keys") or {}
             server["public_key"] = keys.get(server["key_name"]) or server.get("key_data") or ""
-        return server, nets, all_ports
+        return server
 
     def _addresses(self, s: Any, port: m.Port) -> list[dict]:
         ips = self.svc.ports.fixed_ips(s, [port.id])[port.id]
@@ -114,34 +123,63 @@ class Metadata:
             return _text("\n".join(OPENSTACK_VERSIONS))
         if parts[0] not in OPENSTACK_VERSIONS:
             return NOT_FOUND
-        files = ["meta_data.json", "network_data.json", "vendor_data.json",
-                 "vendor_data2.json"]
+        docs = self.openstack_documents(server, all_ports)
+        if len(parts) == 1:
+            return _text("\n".join(docs))
+        doc = docs.get(parts[1])
+        if doc is None:
+            return NOT_FOUND
+        return 200, doc[0], doc[1]
+
+    def openstack_documents(self, server: dict, all_ports: list[tuple[m.Port, list[dict]]]
+                            ) -> dict[str, tuple[str, bytes]]:
+        """name -> (content type, body) of openstack/<version>/: what the metadata service
+        serves and what the config drive holds (the same documents, as in Nova)."""
+        keys = []
+        if server.get("key_name"):
+            keys = [{"name": server["key_name"], "type": server.get("key_type") or "ssh",
+                     "data": server.get("public_key") or ""}]
+        meta = {
+            "uuid": server.get("uuid"), "name": server.get("name"),
+            "hostname": server.get("hostname") or server.get("name"),
+            "launch_index": 0, "availability_zone": server.get("availability_zone"),
+            "project_id": server.get("project_id"),
+            "public_keys": {k["name"]: k["data"] for k in keys}, "keys": keys,
+            "meta": server.get("metadata") or {}, "devices": [],
+            "random_seed": base64.b64encode(b"\0" * 16).decode()}
+        docs = {"meta_data.json": ("application/json", json.dumps(meta).encode()),
+                "network_data.json": ("application/json",
+                                      json.dumps(self.network_data(all_ports)).encode()),
+                "vendor_data.json": ("application/json", b"{}"),
+                "vendor_data2.json": ("application/json", b"{}")}
         user_data = user_data_bytes(server.get("user_data"))
         if user_data is not None:
-            files.append("user_data")
-        if len(parts) == 1:
-            return _text("\n".join(files))
-        name = parts[1]
-        if name == "meta_data.json":
-            keys = []
-            if server.get("key_name"):
-                keys = [{"name": server["key_name"], "type": "ssh",
-                         "data": server.get("public_key") or ""}]
-            return _json({
-                "uuid": server.get("uuid"), "name": server.get("name"),
-                "hostname": server.get("hostname") or server.get("name"),
-                "launch_index": 0, "availability_zone": server.get("availability_zone"),
-                "project_id": server.get("project_id"),
-                "public_keys": {k["name"]: k["data"] for k in keys}, "keys": keys,
-                "meta": server.get("metadata") or {}, "devices": [],
-                "random_seed": base64.b64encode(b"\0" * 16).decode()})
-        if name == "network_data.json":
-            return _json(self.network_data(all_ports))
-        if name in ("vendor_data.json", "vendor_data2.json"):
-            return _json({})
-        if name == "user_data" and user_data is not None:
-            return 200, "application/octet-stream", user_data
-        return NOT_FOUND
+            docs["user_data"] = ("application/octet-stream", user_data)
+        return docs
+
+    def server_tree(self, server_id: str) -> dict[str, bytes] | None:
+        """Every file of the server's config drive, by path (Nova's ConfigDriveBuilder
+        layout): openstack/<version>/{meta_data.json, network_data.json, vendor_data.json,
+        vendor_data2.json, user_data}, ec2/<version>/{meta-data.json, user-data}.
+        None if the server is unknown. Built from the same documents the metadata service
+        serves, for the ports the server has now."""
+        server = self._server(server_id)
+        if server is None:
+            return None
+        with self.svc.db.read() as s:
+            all_ports = self._server_ports(s, server_id)
+        tree: dict[str, bytes] = {}
+        for version in OPENSTACK_VERSIONS:
+            for name, (_ctype, body) in self.openstack_documents(server, all_ports).items():
+                tree[f"openstack/{version}/{name}"] = body
+        nets = [n for _p, ns in all_ports for n in ns]
+        meta = json.dumps(self.ec2_tree(server, nets)).encode()
+        user_data = user_data_bytes(server.get("user_data"))
+        for version in EC2_VERSIONS:
+            tree[f"ec2/{version}/meta-data.json"] = meta
+            if user_data is not None:
+                tree[f"ec2/{version}/user-data"] = user_data
+        return tree
 
     @staticmethod
     def network_data(ports: list[tuple[m.Port, list[dict]]]) -> dict:
@@ -181,15 +219,10 @@ class Metadata:
                 "services": [{"type": "dns", "address": d} for d in dict.fromkeys(dns)]}
 
     # -- EC2 format -----------------------------------------------------------------------
-    def _ec2(self, parts: list[str], server: dict, nets: list[dict], slash: bool
-             ) -> tuple[int, str, bytes]:
-        if not parts:
-            return _text("meta-data/\nuser-data" if server.get("user_data") else "meta-data/")
-        if parts[0] == "user-data":
-            data = user_data_bytes(server.get("user_data"))
-            return NOT_FOUND if data is None else (200, "application/octet-stream", data)
-        if parts[0] != "meta-data":
-            return NOT_FOUND
+    @staticmethod
+    def ec2_tree(server: dict, nets: list[dict]) -> dict[str, Any]:
+        """The EC2 meta-data tree (the metadata service's meta-data/ and the config
+        drive's ec2/<version>/meta-data.json)."""
         v4 = next((n for n in nets if ipaddress.ip_address(n["ip"]).version == 4), None)
         hostname = server.get("hostname") or server.get("name") or ""
         uuid = server.get("uuid") or ""
@@ -206,6 +239,18 @@ class Metadata:
         if server.get("key_name"):
             tree["public-keys"] = {f"0={server['key_name']}": {
                 "openssh-key": server.get("public_key") or ""}}
+        return tree
+
+    def _ec2(self, parts: list[str], server: dict, nets: list[dict], slash: bool
+             ) -> tuple[int, str, bytes]:
+        if not parts:
+            return _text("meta-data/\nuser-data" if server.get("user_data") else "meta-data/")
+        if parts[0] == "user-data":
+            data = user_data_bytes(server.get("user_data"))
+            return NOT_FOUND if data is None else (200, "application/octet-stream", data)
+        if parts[0] != "meta-data":
+            return NOT_FOUND
+        tree = self.ec2_tree(server, nets)
         node: Any = tree
         for part in parts[1:]:
             if not isinstance(node, dict):
