@@ -225,6 +225,8 @@ async def legacy_action(svc: Any, req: Any, ver: APIVersion, name: str, arg: Any
     """os-getVNCConsole / os-getSPICEConsole / os-getSerialConsole (2.1 - 2.5)."""
     from pocketstack.api.http import run
 
+    if ver.at_least(2, 6):  # Nova: VersionNotFoundForAPIMethod, a 404
+        raise NotFound(f"API version {ver} is not supported on this method.")
     if name == "os-getRDPConsole":  # removed with Hyper-V in Nova 29.0.0: a bare 400
         await run(svc.servers.get, req.ctx, req.params["server_id"])
         raise BadRequest("The server could not comply with the request since it is either "

@@ -145,7 +145,7 @@ def register(svc: Any, add: Callable[..., None], base: str,
             await run(fn, svc, req.ctx, sid, arg, ver)
         elif name == "os-getConsoleOutput":
             return json({"output": await run(acts.console_output, req.ctx, sid, arg)})
-        elif name in consoles.LEGACY_ACTION_NAMES and not ver.at_least(2, 6):
+        elif name in consoles.LEGACY_ACTION_NAMES:
             return json(await consoles.legacy_action(svc, req, ver, name, arg))
         elif name == "createImage":
             image_id = await run(acts.create_image, req.ctx, sid, arg)
