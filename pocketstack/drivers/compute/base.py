@@ -91,6 +91,10 @@ class InstanceSpec:
     key_data: str | None = None
     network_info: list[dict[str, Any]] = field(default_factory=list)
     pci_devices: list[str] = field(default_factory=list)  # claimed device addresses
+    # The server's config drive (ISO 9660, label config-2; root's 0600 file) or None. A VM
+    # gets it as a read-only disk passed by fd; a container the ISO's files read-only at
+    # /config-drive.
+    config_drive: Path | None = None
 
 
 @dataclass

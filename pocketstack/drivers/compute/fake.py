@@ -87,7 +87,9 @@ class FakeDriver(ComputeDriver):
             self._instances.setdefault(spec.host, {})[spec.id] = {
                 "power": RUNNING, "spec": spec,
                 "console": [f"fake console: {spec.hostname} booted ({spec.vcpus} vCPU, "
-                            f"{spec.memory_mb} MB)"]}
+                            f"{spec.memory_mb} MB)"] + (
+                    ["fake console: config drive attached (config-2)"]
+                    if spec.config_drive is not None else [])}
 
     def destroy(self, host: str, server_id: str) -> None:
         with self._lock:

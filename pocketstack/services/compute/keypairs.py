@@ -50,6 +50,50 @@ def generate_ed25519() -> tuple[str, str]:
     return private, public
 
 
+def x509_fingerprint(pem: str) -> str:
+    """SHA-1 colon fingerprint of a PEM certificate (nova.crypto.generate_x509_fingerprint);
+    anything that is not one is Nova's InvalidKeypair, a 400."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode())
+    except (ValueError, TypeError) as exc:
+        raise BadRequest("Keypair data is invalid: failed to generate X509 fingerprint. "
+                         f"Error message: {exc}"[:500]) from None
+    raw = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - the format Nova shows
+    return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2))
+
+
+def generate_x509(user_id: str) -> tuple[str, str]:
+    """(private key PEM, certificate PEM): nova.crypto.generate_winrm_x509_cert without the
+    openssl process - RSA 2048, self-signed for ten years, CN the user id, a UPN
+    subjectAltName user_id@localhost and clientAuth usage (what WinRM wants)."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id or "nova")])
+    upn = ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+    value = f"{user_id}@localhost".encode()
+    der_utf8 = b"\x0c" + bytes([len(value)]) + value  # a UTF8String, as openssl writes it
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=3650))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
+            .add_extension(x509.SubjectAlternativeName([x509.OtherName(upn, der_utf8)]),
+                           False)
+            .sign(key, hashes.SHA256()))
+    private = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.TraditionalOpenSSL,
+                                serialization.NoEncryption()).decode()
+    return private, cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
 def _validate_public(public_key: str) -> None:
     try:
         serialization.load_ssh_public_key(public_key.strip().encode())
@@ -82,14 +126,14 @@ def create(svc, ctx: RequestContext, body: Any, *, allow_type: bool, allow_user:
     public = body.get("public_key")
     private = None
     if public is None:
-        private, public = generate()
+        private, public = generate() if key_type == "ssh" else generate_x509(user_id)
     else:
         if not isinstance(public, str) or not public.strip():
             raise BadRequest("Keypair data is invalid: failed to generate fingerprint")
         public = public.strip()
         if key_type == "ssh":
             _validate_public(public)
-    fp = fingerprint(public) if key_type == "ssh" else hashlib.sha1(public.encode()).hexdigest()
+    fp = fingerprint(public) if key_type == "ssh" else x509_fingerprint(public)
     with svc.db.write() as s:
         limit = svc.quotas.limit_for(s, ctx.project_id or "", "key_pairs")
         count = s.execute(select(func.count()).select_from(KeyPair).where(

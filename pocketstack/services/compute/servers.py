@@ -159,6 +159,7 @@ class Servers:
         personality = body.get("personality") or []
         # image from the image service
         image = self._image(ctx, image_id)
+        config_drive = _config_drive(body.get("config_drive"), image, conf)
         with self.db.read() as s:
             fl = s.get(Flavor, flavor_id)
             if fl is None or not (fl.is_public or ctx.is_admin or s.get(
@@ -236,7 +237,7 @@ class Servers:
                     task_state="scheduling", power_state=0,
                     access_ipv4=_norm_ip(body.get("accessIPv4")),
                     access_ipv6=_norm_ip(body.get("accessIPv6")),
-                    config_drive="True" if body.get("config_drive") in (True, "true", "True") else "",
+                    config_drive=config_drive,
                     disk_config=disk_config, reservation_id=reservation_id, launch_index=i,
                     created_at=now, updated_at=now)
                 s.add(srv)
@@ -512,6 +513,28 @@ class Servers:
             srv.tags = current
             srv.updated_at = utcnow()
             return current
+
+
+_TRUE = {"true", "1", "on", "yes"}
+_FALSE = {"false", "0", "off", "no"}
+
+
+def _config_drive(value: Any, image: dict[str, Any], conf: Any) -> str:
+    """Nova's config_drive column: "True" or "". Asked for (a boolean as Nova's
+    parameter_types.boolean reads one), required by the image (img_config_drive=mandatory)
+    or by the operator ([compute] force_config_drive), as nova/virt/configdrive.required_by."""
+    if value is None or value == "":
+        asked = False
+    elif isinstance(value, bool):
+        asked = value
+    elif isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+        asked = value.lower() in _TRUE
+    else:
+        raise BadRequest(f"Invalid input for field/attribute config_drive. Value: {value}. "
+                         f"{value!r} is not valid under any of the given schemas")
+    props = image.get("properties") or {}
+    mandatory = (image.get("img_config_drive") or props.get("img_config_drive")) == "mandatory"
+    return "True" if asked or mandatory or getattr(conf, "force_config_drive", False) else ""
 
 
 def _image_props(image: dict[str, Any]) -> dict[str, Any]:

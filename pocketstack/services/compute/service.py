@@ -333,13 +333,15 @@ class ComputeService:
             if srv is None or srv.deleted:
                 raise NotFound(f"Instance {server_id} could not be found.")
             keys = {}
+            key_type = "ssh"
             if srv.key_name:
                 kp = s.execute(select(KeyPair).where(KeyPair.user_id == srv.user_id,
                                                      KeyPair.name == srv.key_name)).scalar()
                 keys[srv.key_name] = kp.public_key if kp else (srv.key_data or "")
+                key_type = kp.type if kp else "ssh"
         return {"uuid": srv.id, "name": srv.name, "hostname": srv.hostname,
                 "key_name": srv.key_name, "public_keys": keys,
-                "key_data": srv.key_data,
+                "key_data": srv.key_data, "key_type": key_type,
                 "user_data": srv.user_data, "project_id": srv.project_id,
                 "availability_zone": srv.availability_zone or self.conf.default_availability_zone,
                 "metadata": dict(srv.metadata_ or {}), "launch_index": srv.launch_index,

@@ -18,7 +18,7 @@ from pocketstack.errors import NotFound, PocketError
 from pocketstack.drivers.compute.base import RUNNING, SHUTDOWN, InstanceSpec
 from pocketstack.scheduler.host_state import RequestSpec
 from pocketstack.scheduler.manager import NoValidHost
-from pocketstack.services.compute import actions, snapshots
+from pocketstack.services.compute import actions, config_drives, snapshots
 from pocketstack.services.compute.models import Allocation, Host, PciDevice, Server
 from pocketstack.services.compute.server_rescue import RescueMixin
 from pocketstack.services.compute.service import _ClaimRace
@@ -94,7 +94,8 @@ class Worker(PowerResizeMixin, ShelveMixin, RescueMixin):
             container_format=image.get("container_format") or "",
             kernel_path=kernel, ramdisk_path=ramdisk,
             user_data=user_data, metadata=dict(srv.metadata_ or {}), key_data=srv.key_data,
-            network_info=network_info, pci_devices=pci)
+            network_info=network_info, pci_devices=pci,
+            config_drive=config_drives.prepare(self.svc, srv, rebuild=False))
 
     def _boot_file(self, srv: Server, image_id: str | None, prop: str):  # noqa: ANN202
         """The file of the image an image's kernel_id/ramdisk_id names. Whoever owns an
@@ -304,6 +305,7 @@ class Worker(PowerResizeMixin, ShelveMixin, RescueMixin):
         from pocketstack.services.compute import volume_attachments
 
         volume_attachments.prepare_boot_volumes(self.svc, srv)  # boot from volume
+        config_drives.prepare(self.svc, srv, rebuild=True)  # with the ports it has now
         spec = self.spec_for(srv, image_path=self._image_path(srv), network_info=ports)
         self.driver.spawn(spec)
         self._plug(srv, ports)
@@ -381,6 +383,7 @@ class Worker(PowerResizeMixin, ShelveMixin, RescueMixin):
             volume_attachments.server_deleted(self.svc, srv.id)  # detach; delete_on_termination
             self._deallocate_network(srv)
             self._release(srv)
+            config_drives.remove(self.svc, srv.id)
             now = utcnow()
             self._set(srv.id, deleted=True, deleted_at=now, terminated_at=now,
                       vm_state="deleted", task_state=None, power_state=0)

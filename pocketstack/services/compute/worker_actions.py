@@ -107,6 +107,9 @@ class PowerResizeMixin:
         try:
             with actions.event(self.db, srv.id, "rebuild", "compute_rebuild_instance", srv.host):
                 self._set(srv.id, task_state="rebuild_spawning")
+                from pocketstack.services.compute import config_drives
+
+                config_drives.prepare(self.svc, srv, rebuild=True)  # Nova rebuilds it too
                 self.driver.rebuild(self.spec_for(srv, image_path=self._image_path(srv)))
                 if was_stopped:
                     self.driver.power_off(srv.host, srv.id)

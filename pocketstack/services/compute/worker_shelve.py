@@ -179,6 +179,9 @@ class ShelveMixin:
                            srv.host):
             if srv.host:
                 self.driver.destroy(srv.host, srv.id)  # the disk goes; the image keeps it
+            from pocketstack.services.compute import config_drives
+
+            config_drives.remove(self.svc, srv.id)  # local files go with the host
             self._release(srv)
             self._set(srv.id, vm_state="shelved_offloaded", task_state=None, host=None,
                       node=None, power_state=NOSTATE)
@@ -248,6 +251,9 @@ class ShelveMixin:
             image_path = images.image_path(image_id)
         elif not image_id:  # volume-backed: the boot volume is the disk
             image_path = None
+        from pocketstack.services.compute import config_drives
+
+        config_drives.prepare(self.svc, srv, rebuild=True)  # a new host: built again
         spec = self.spec_for(srv, image_path=image_path, network_info=ports)
         if image_id:
             spec.image_id = image_id

@@ -1,0 +1,189 @@
+"""Config drives and key pair types through the `openstack` CLI and openstacksdk on the
+shared session cloud (fake compute driver). The drive is read back from the cloud's data
+directory with pycdlib: label, Nova's paths, and documents that match the server's real
+ports and key (tests/system/ reads it from inside guests)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tests.functional.compute.servers_common import uniq, wait
+
+from pocketstack.drivers.compute.config_drive import read_iso
+
+MV = "2.79"
+
+
+@pytest.fixture(scope="module")
+def image_id(admin):
+    img = admin.image.create_image(name=uniq("cdimg"), disk_format="raw",
+                                   container_format="bare", data=b"\0" * 1024,
+                                   visibility="public")
+    yield img.id
+    admin.image.delete_image(img.id, ignore_missing=True)
+
+
+@pytest.fixture(scope="module")
+def net(admin):
+    n = admin.network.create_network(name=uniq("cdnet"))
+    admin.network.create_subnet(network_id=n.id, ip_version=4, cidr="10.73.1.0/24",
+                                name=uniq("cdsub"))
+    yield n
+    for port in admin.network.ports(network_id=n.id):
+        admin.network.delete_port(port.id)
+    admin.network.delete_network(n.id)
+
+
+def drive_path(cloud, sid):
+    return cloud.data_dir / "compute" / "config-drives" / f"{sid}.iso"
+
+
+def test_config_drive_true_through_the_cli(cloud, admin, image_id, net, tmp_path):
+    key = uniq("cdkey")
+    kp = cloud.openstack("keypair", "create", key)  # generated: the private key printed
+    assert "PRIVATE KEY" in str(kp)
+    pub = admin.compute.find_keypair(key).public_key
+    user_data = tmp_path / "ud.sh"
+    user_data.write_bytes(b"#!/bin/sh\necho config drive works\n")
+    name = uniq("cdsrv")
+    out = cloud.openstack("server", "create", "--image", image_id, "--flavor", "1",
+                          "--network", net.id, "--key-name", key, "--config-drive", "true",
+                          "--user-data", str(user_data), "--property", "role=web",
+                          "--wait", name)
+    assert out["config_drive"] == "True"
+    sid = out["id"]
+    label, files = read_iso(drive_path(cloud, sid))
+    assert label == "config-2"
+    for version in ("2012-08-10", "2018-08-27", "latest"):
+        for doc in ("meta_data.json", "network_data.json", "vendor_data.json",
+                    "vendor_data2.json", "user_data"):
+            assert f"openstack/{version}/{doc}" in files, sorted(files)
+    assert "ec2/2009-04-04/meta-data.json" in files and "ec2/latest/user-data" in files
+    meta = json.loads(files["openstack/latest/meta_data.json"])
+    assert meta["uuid"] == sid and meta["name"] == name and meta["hostname"] == name
+    assert meta["public_keys"] == {key: pub}
+    assert meta["keys"] == [{"name": key, "type": "ssh", "data": pub}]
+    assert meta["meta"] == {"role": "web"}
+    assert files["openstack/latest/user_data"] == user_data.read_bytes()
+    assert files["ec2/latest/user-data"] == user_data.read_bytes()
+    (port,) = list(admin.network.ports(device_id=sid))
+    netdata = json.loads(files["openstack/latest/network_data.json"])
+    assert [link["ethernet_mac_address"] for link in netdata["links"]] == [port.mac_address]
+    assert [n["ip_address"] for n in netdata["networks"]] == [port.fixed_ips[0]["ip_address"]]
+    ec2 = json.loads(files["ec2/2009-04-04/meta-data.json"])
+    assert ec2["local-ipv4"] == port.fixed_ips[0]["ip_address"] and ec2["hostname"] == name
+    console = admin.compute.post(f"/servers/{sid}/action",
+                                 json={"os-getConsoleOutput": {}}).json()["output"]
+    assert "config drive attached (config-2)" in console
+    # a server without one has none; deleting the server removes the drive
+    plain = cloud.openstack("server", "create", "--image", image_id, "--flavor", "1",
+                            "--network", net.id, "--wait", uniq("cdplain"))
+    body = admin.compute.get(f"/servers/{plain['id']}", microversion=MV).json()["server"]
+    assert body["config_drive"] == "" and not drive_path(cloud, plain["id"]).exists()
+    cloud.openstack("server", "delete", "--wait", sid, plain["id"], parse=False)
+    assert not drive_path(cloud, sid).exists()
+    cloud.openstack("keypair", "delete", key, parse=False)
+
+
+def test_mandatory_image_property_and_bad_values(cloud, admin, image_id, net):
+    img = admin.image.create_image(name=uniq("cdmand"), disk_format="raw",
+                                   container_format="bare", data=b"\0" * 512,
+                                   img_config_drive="mandatory")
+    try:
+        r = admin.compute.post("/servers", json={"server": {
+            "name": uniq("cdm"), "imageRef": img.id, "flavorRef": "1",
+            "networks": [{"uuid": net.id}]}}, microversion=MV)
+        assert r.status_code == 202, r.text
+        srv = wait(admin, r.json()["server"]["id"], {"ACTIVE", "ERROR"})
+        assert srv.status == "ACTIVE"
+        body = admin.compute.get(f"/servers/{srv.id}", microversion=MV).json()["server"]
+        assert body["config_drive"] == "True"
+        assert read_iso(drive_path(cloud, srv.id))[0] == "config-2"
+        admin.compute.delete_server(srv.id)
+    finally:
+        admin.image.delete_image(img.id)
+    for bad in ("maybe", 3, {"a": 1}):
+        r = admin.compute.post("/servers", json={"server": {
+            "name": uniq("cdbad"), "imageRef": image_id, "flavorRef": "1",
+            "networks": [{"uuid": net.id}], "config_drive": bad}}, microversion=MV)
+        assert r.status_code == 400, r.text
+    assert not [s for s in admin.compute.servers() if s.name.startswith("cdbad")]
+
+
+CERT_SUBJECT = "pocketstack-test"
+
+
+def _self_signed_cert() -> str:
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, CERT_SUBJECT)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+def test_keypair_types_and_bad_keys(cloud, admin, demo, image_id, net):
+    import hashlib
+
+    from cryptography import x509
+
+    pem = _self_signed_cert()
+    name = uniq("x509")
+    r = admin.compute.post("/os-keypairs", json={"keypair": {
+        "name": name, "type": "x509", "public_key": pem}}, microversion="2.2")
+    assert r.status_code == 201, r.text  # 2.2+: 201 Created
+    kp = r.json()["keypair"]
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+    sha1 = hashlib.sha1(der).hexdigest()
+    assert kp["type"] == "x509" and kp["fingerprint"] == ":".join(
+        sha1[i:i + 2] for i in range(0, 40, 2))
+    shown = admin.compute.get(f"/os-keypairs/{name}", microversion="2.2").json()["keypair"]
+    assert shown["type"] == "x509" and shown["public_key"] == pem.strip()
+    # generated x509: a private key and a certificate come back (before 2.92, as Nova)
+    gen = admin.compute.post("/os-keypairs", json={"keypair": {
+        "name": uniq("x509gen"), "type": "x509"}}, microversion="2.2").json()["keypair"]
+    assert "PRIVATE KEY" in gen["private_key"]
+    x509.load_pem_x509_certificate(gen["public_key"].encode())
+    # malformed keys: 400, nothing stored
+    for body in ({"type": "x509", "public_key": "-----BEGIN CERTIFICATE-----\nnope\n"},
+                 {"type": "ssh", "public_key": "ssh-rsa AAAAnotakey"},
+                 {"type": "x509", "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"},
+                 {"type": "rsa", "public_key": pem}):
+            bad = uniq("bad")
+            r = admin.compute.post("/os-keypairs", json={"keypair": {"name": bad, **body}},
+                                   microversion="2.2")
+            assert r.status_code == 400, (body, r.text)
+            assert admin.compute.find_keypair(bad) is None
+    res = cloud.openstack("keypair", "create", "--public-key", "/dev/null", uniq("empty"),
+                          check=False)
+    assert res.returncode != 0
+    # a server with an x509 key shows it as such in its metadata (config drive)
+    r = admin.compute.post("/servers", json={"server": {
+        "name": uniq("cdx"), "imageRef": image_id, "flavorRef": "1", "key_name": name,
+        "networks": [{"uuid": net.id}], "config_drive": True}}, microversion=MV)
+    assert r.status_code == 202, r.text
+    srv = wait(admin, r.json()["server"]["id"], {"ACTIVE"})
+    meta = json.loads(read_iso(drive_path(cloud, srv.id))[1]["openstack/latest/meta_data.json"])
+    assert meta["keys"] == [{"name": name, "type": "x509", "data": pem.strip()}]
+    admin.compute.delete_server(srv.id)
+    # unknown or another user's key name: 400 "Invalid key_name provided.", no server
+    for conn, key in ((admin, uniq("nokey")), (demo, name)):
+        sname = uniq("cdnokey")
+        r = conn.compute.post("/servers", json={"server": {
+            "name": sname, "imageRef": image_id, "flavorRef": "1", "key_name": key,
+            "networks": "none"}}, microversion=MV)
+        assert r.status_code == 400 and "Invalid key_name provided." in r.text, r.text
+        assert not [s for s in conn.compute.servers() if s.name == sname]
+    admin.compute.delete_keypair(name)
+    admin.compute.delete_keypair(gen["name"])
