@@ -303,10 +303,11 @@ def test_abuse_leaks_no_fds_or_threads(cloud, admin, server):
     assert r.status_code == 200
 
 
-def test_expired_token_is_refused(tmp_path_factory):
+def test_expired_token_is_refused(tmp_path_factory, fresh_database_url):
     """A cloud of its own with a 1 s token TTL."""
     data_dir = tmp_path_factory.mktemp("console-ttl") / "data"
-    live = LiveCloud(data_dir, extra_env={"POCKETSTACK_COMPUTE__CONSOLE_TOKEN_TTL": "1"}).start()
+    live = LiveCloud(data_dir, db_url=fresh_database_url,
+                     extra_env={"POCKETSTACK_COMPUTE__CONSOLE_TOKEN_TTL": "1"}).start()
     try:
         conn = live.sdk()
         srv = boot(conn, uniq("con-ttl"))
