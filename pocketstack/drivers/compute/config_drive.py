@@ -144,3 +144,26 @@ def _rmtree_ro(path: Path) -> None:
         for d in dirs:
             os.chmod(os.path.join(root, d), 0o755)
     shutil.rmtree(path, ignore_errors=True)
+
+
+# -- containers ------------------------------------------------------------------------------
+CONTAINER_PATH = "/config-drive"  # where a container sees its drive's files (H3's guest init)
+
+
+def container_mounts(server_dir: Path, spec) -> list[dict]:  # noqa: ANN001 - InstanceSpec
+    """The OCI mounts a container server gets for its config drive: the ISO's files,
+    extracted by pycdlib (never mounted on the host) into ``<server dir>/config-drive``
+    (root's, read-only), bind-mounted read-only, nosuid, nodev, noexec at /config-drive.
+    Extracted again when the ISO is newer than the tree (a rebuild); none without a drive."""
+    iso = getattr(spec, "config_drive", None)
+    tree = server_dir / "config-drive"
+    if iso is None or not Path(iso).exists():
+        _rmtree_ro(tree)
+        return []
+    stamp = server_dir / "config-drive.stamp"
+    want = f"{Path(iso).stat().st_mtime_ns}:{Path(iso).stat().st_size}"
+    if not tree.is_dir() or not stamp.exists() or stamp.read_text() != want:
+        extract_iso(Path(iso), tree)
+        stamp.write_text(want)
+    return [{"destination": CONTAINER_PATH, "type": "bind", "source": str(tree),
+             "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}]

@@ -44,6 +44,8 @@ from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.container_cgroups import Cgroups
+from pocketstack.drivers.compute.container_console import ContainerConsole, read_log
+from pocketstack.drivers.compute.config_drive import container_mounts
 from pocketstack.drivers.compute.container_rootfs import (BOOT_SCRIPT, UDHCPC_SCRIPT,
                                                           no_device_nodes, put, shift_tree,
                                                           write_snapshot)
@@ -351,6 +353,7 @@ class ContainerDriver(ComputeDriver):
             cpu_period_us=self.conf.container_cpu_period_us,
             pids_max=self.conf.container_pids_max, block_devices=block,
             nofile_max=min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
+            mounts=container_mounts(d, spec),  # config drive (config_drive.py)
         (d / "config.json").write_text(json.dumps(config, indent=1))  # rewritten each start
         os.chmod(d / "config.json", 0o600)
         # A record left by a run that ended without us (crash, host reboot) blocks the id.

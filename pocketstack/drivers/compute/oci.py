@@ -151,6 +151,9 @@ class ContainerSpec:
     nofile_max: int = 1024  # open files hard limit (runc cannot raise it above its own)
     args: list[str] = field(default_factory=lambda: ["/.pocketstack-boot"])
     block_devices: list[tuple[int, int]] = field(default_factory=list)  # (major, minor)
+    # More bind mounts (the config drive's read-only tree, a rescued server's disk), as
+    # OCI mount entries; their sources are the driver's own paths.
+    mounts: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _device_rule(kind: str, major: int | None, minor: int | None, access: str = "rwm") -> dict:
@@ -200,6 +203,7 @@ def runtime_spec(s: ContainerSpec) -> dict[str, Any]:
             {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ro},
             {"destination": "/run", "type": "tmpfs", "source": "tmpfs",
              "options": ["nosuid", "nodev", "mode=755", "size=65536k"]},
+            *s.mounts,
         ],
         "linux": {
             "uidMappings": [{"containerID": 0, "hostID": s.uid_base, "size": s.uid_count}],

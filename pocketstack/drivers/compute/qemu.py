@@ -245,6 +245,8 @@ class QemuDriver(QemuConfine, QemuConsole, QemuDisks, QemuNics, QemuVolumes, Com
                     # destroy's _gc_bases must not take them away in between.
                     with self._lock("gc"):
                         cfg = self._boot_config(spec)
+                        if spec.config_drive is not None:  # our own file, built by compute
+                            cfg["config_drive"] = str(spec.config_drive)
                         self._write_json(spec.id, "config.json", cfg)
                     self._create_disk(spec.id, cfg, ids)
                 self._start(spec.id)
@@ -314,7 +316,9 @@ class QemuDriver(QemuConfine, QemuConsole, QemuDisks, QemuNics, QemuVolumes, Com
                 qmp=-1,
                 kernel=opn(cfg["kernel"], os.O_RDONLY, "kernel") if cfg.get("kernel") else None,
                 ramdisk=opn(cfg["ramdisk"], os.O_RDONLY, "ramdisk") if cfg.get("ramdisk")
-                else None)
+                else None,
+                config_drive=opn(cfg["config_drive"], os.O_RDONLY, "config drive")
+                if cfg.get("config_drive") else None)
             fds.taps = open_taps(holder, [nic_hex(m) for m in macs])
             opened += fds.taps.values()
             for guest, dev in self._read_json(server_id, "volumes.json").items():

@@ -216,10 +216,12 @@ class BootFds:
     # The server's console directory (an O_PATH fd, qemu_console.py): QEMU binds its VNC,
     # SPICE and serial sockets in it. None: no remote consoles, the serial port a file.
     console_dir: int | None = None
+    config_drive: int | None = None  # the config drive's ISO, read-only (fd set 4)
 
     def all(self) -> list[int]:
         return [f for f in (self.disk, self.base, self.console, self.qmp, self.kernel,
-                            self.ramdisk, self.console_dir, *self.taps.values(),
+                            self.ramdisk, self.console_dir, self.config_drive,
+                            *self.taps.values(),
                             *self.volumes.values())
                 if f is not None]
 
@@ -276,6 +278,15 @@ def qemu_argv(cfg: dict[str, Any], fds: BootFds, *, accel: str) -> list[str]:
     for mac in dict.fromkeys(str(m).lower() for m in cfg.get("macs") or []):
         h = nic_hex(mac)
         argv += ["-netdev", f"tap,id=net-{h},fd={int(fds.taps[h])}", "-device", nic_device(mac)]
+    if fds.config_drive is not None:
+        # A CD-ROM on the IDE bus (/dev/sr0, label config-2), as Nova's libvirt driver
+        # attaches it: the guest's virtio disk names (vda, vdb for volumes) stay as they are.
+        argv += ["-add-fd", f"fd={int(fds.config_drive)},set=4,opaque=config-drive",
+                 "-blockdev", json.dumps({"driver": "raw", "node-name": "config-drive",
+                                          "read-only": True,
+                                          "file": {"driver": "file", "read-only": True,
+                                                   "filename": "/dev/fdset/4"}}),
+                 "-device", "ide-cd,drive=config-drive,id=config-drive"]
     for n, (guest, fd) in enumerate(sorted(fds.volumes.items())):
         name = guest_device_name(guest)
         argv += ["-add-fd", f"fd={int(fd)},set={10 + n},opaque=vol-{name}",

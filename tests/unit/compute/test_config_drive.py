@@ -77,3 +77,47 @@ def test_extracted_tree_is_read_only_and_complete(tmp_path):
     # again (a rebuilt drive): replaced, nothing left beside it
     extract_iso(iso_path, dest)
     assert sorted(os.listdir(tmp_path)) == ["config-drive", "disk.config"]
+
+
+def test_vm_gets_the_drive_as_a_read_only_cdrom_by_fd():
+    from pocketstack.drivers.compute.qemu_process import BootFds, qemu_argv
+
+    cfg = {"id": "0a9a8fe7-57a6-4a95-9a57-eae5c4807c67", "vcpus": 1, "memory_mb": 256,
+           "base_format": "raw", "macs": []}
+    plain = qemu_argv(cfg, BootFds(disk=20, base=21, console=22, qmp=23), accel="tcg")
+    assert "config-drive" not in " ".join(plain)
+    fds = BootFds(disk=20, base=21, console=22, qmp=23, config_drive=33)
+    assert 33 in fds.all()
+    argv = qemu_argv(cfg, fds, accel="tcg")
+    assert "fd=33,set=4,opaque=config-drive" in argv
+    node = next(json.loads(a) for a in argv if a.startswith("{") and "config-drive" in a)
+    assert node == {"driver": "raw", "node-name": "config-drive", "read-only": True,
+                    "file": {"driver": "file", "read-only": True, "filename": "/dev/fdset/4"}}
+    assert "ide-cd,drive=config-drive,id=config-drive" in argv
+    assert not any("/config-drives/" in a for a in argv)  # no host path, only the fd
+
+
+def test_container_mount_is_read_only_and_follows_the_iso(tmp_path):
+    from types import SimpleNamespace
+
+    from pocketstack.drivers.compute.config_drive import container_mounts
+
+    server_dir = tmp_path / "srv"
+    server_dir.mkdir()
+    assert container_mounts(server_dir, SimpleNamespace(config_drive=None)) == []
+    iso = tmp_path / "x.iso"
+    build_iso(TREE, iso)
+    (mount,) = container_mounts(server_dir, SimpleNamespace(config_drive=iso))
+    assert mount == {"destination": "/config-drive", "type": "bind",
+                     "source": str(server_dir / "config-drive"),
+                     "options": ["bind", "ro", "nosuid", "nodev", "noexec"]}
+    assert (server_dir / "config-drive/openstack/latest/user_data").read_bytes() == \
+        TREE["openstack/latest/user_data"]
+    # a rebuilt drive (new content) is extracted again; no drive any more: the tree goes
+    build_iso({"openstack/latest/meta_data.json": b'{"v": 2}'}, iso)
+    os.utime(iso, ns=(1, 2))
+    container_mounts(server_dir, SimpleNamespace(config_drive=iso))
+    assert sorted(p.name for p in (server_dir / "config-drive/openstack/latest").iterdir()) \
+        == ["meta_data.json"]
+    container_mounts(server_dir, SimpleNamespace(config_drive=None))
+    assert not (server_dir / "config-drive").exists()
