@@ -352,8 +352,8 @@ class ContainerDriver(ComputeDriver):
             vcpus=spec.vcpus, memory_mb=spec.memory_mb,
             cpu_period_us=self.conf.container_cpu_period_us,
             pids_max=self.conf.container_pids_max, block_devices=block,
-            nofile_max=min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
             mounts=container_mounts(d, spec),  # config drive (config_drive.py)
+            nofile_max=min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
         (d / "config.json").write_text(json.dumps(config, indent=1))  # rewritten each start
         os.chmod(d / "config.json", 0o600)
         # A record left by a run that ended without us (crash, host reboot) blocks the id.
