@@ -434,7 +434,8 @@ class ImageService:
         with self.db.read() as s:
             seeded = s.scalars(select(ImageProperty.value).where(
                 ImageProperty.name == SEED_PROPERTY)).all()
-        if "rootfs" in seeded and ("vm" in seeded or not _kernel_available(self)):
+        if "rootfs" in seeded and (("vm" in seeded and "disk" in seeded)
+                                   or not _kernel_available(self)):
             return
         from pocketstack.services.image import testimages
 
@@ -471,7 +472,21 @@ class ImageService:
                             "os_type": "linux", "architecture": "x86_64",
                             "description": "Debian kernel + busybox initramfs (boots "
                                            "through kernel_id/ramdisk_id)"})
-        elif built.kernel is None:
+        if "disk" not in seeded and built.qcow2 is not None:
+            # the cloud-image shape (MBR, syslinux, ext4 root; testimages/disk.py), booted
+            # as any qcow2 image; its default user is cirros, as on DevStack's cirros
+            self.create_image_from_file(
+                admin, name="busybox-disk", path=built.qcow2, disk_format="qcow2",
+                container_format="bare", visibility="public",
+                properties={SEED_PROPERTY: "disk", "os_distro": "busybox",
+                            "os_type": "linux", "architecture": "x86_64",
+                            "hw_disk_bus": "virtio", "os_admin_user": "cirros",
+                            "description": "cirros-like disk image (qcow2: MBR, syslinux, "
+                                           "ext4 root; user cirros, key login over SSH)"})
+        if built.missing:
+            self.cloud.degraded.append("image: test images built without: "
+                                       + "; ".join(built.missing))
+        if built.kernel is None:
             self.cloud.degraded.append("image: VM test images (aki/ari) not seeded: no "
                                        "kernel cached; run scripts/build-test-images "
                                        "--with-kernel")

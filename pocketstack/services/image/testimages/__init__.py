@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import glob
 import gzip
+import hashlib
 import io
 import json
 import lzma
@@ -32,12 +33,15 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from pocketstack.services.image.testimages import extras
+from pocketstack.services.image.testimages.disk import DiskError, build_qcow2
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "5"  # bump when the layout changes so caches rebuild
+VERSION = "6"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -50,6 +54,8 @@ class Built:
     kernel: Path | None = None
     initramfs: Path | None = None
     disk: Path | None = None
+    qcow2: Path | None = None  # the cloud-image-shaped disk (MBR, boot loader, ext4 root)
+    missing: list[str] = field(default_factory=list)
 
 
 def _is_static_elf(path: Path) -> bool:
@@ -95,12 +101,17 @@ def find_kernel(out: Path) -> Path | None:
     return None
 
 
-# Loaded in this order by the VM /init (each after its dependencies): PCI virtio transport,
-# virtio NICs (eth0 for DHCP) and disks (volumes hot-plugged as /dev/vdX), and the ACPI power
-# button as an input device, so a graceful stop (QMP system_powerdown) powers the VM off.
+# Loaded in this order by the VM /init (each after its dependencies; the list is the
+# initramfs' /lib/modules/order): PCI virtio transport, virtio NICs (eth0 for DHCP) and disks
+# (volumes hot-plugged as /dev/vdX), the ACPI power button as an input device (so a graceful
+# stop, QMP system_powerdown, powers the VM off), ext4 (mkfs.ext4 + mount of a volume, as
+# Tempest's scenarios do), and what a config drive needs: ISO 9660 or vfat, on a virtio disk
+# or an IDE CD-ROM.
 VM_MODULES = ("virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
               "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_blk", "evdev",
-              "button")
+              "button", "crc16", "mbcache", "jbd2", "crc32c_generic", "ext4", "cdrom", "isofs",
+              "fat", "vfat", "nls_cp437", "nls_ascii", "nls_utf8", "scsi_common", "scsi_mod",
+              "libata", "ata_piix", "sr_mod")
 
 
 def kernel_release(kernel: Path) -> str | None:
@@ -142,118 +153,78 @@ def _applets(busybox: Path) -> list[str]:
     return sorted({line.strip() for line in res.stdout.splitlines() if line.strip()})
 
 
-INIT_CONTAINER = """#!/bin/sh
-# pocketstack busybox container init: basics, then stay up until told to stop.
-export PATH=/sbin:/bin:/usr/sbin:/usr/bin
-mount -t proc proc /proc 2>/dev/null
-mount -t sysfs sysfs /sys 2>/dev/null
-hostname -F /etc/hostname 2>/dev/null
-echo "pocketstack-busybox: up"
-trap 'exit 0' TERM INT
-while :; do sleep 3600 & wait $!; done
-"""
-
-INIT_VM = """#!/bin/sh
-# pocketstack busybox initramfs /init
-export PATH=/sbin:/bin:/usr/sbin:/usr/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-ip link set lo up
-for m in virtio virtio_ring virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci \\
-         failover net_failover virtio_net virtio_blk evdev button; do
-  [ -f /lib/modules/$m.ko ] && insmod /lib/modules/$m.ko 2>/dev/null
-done
-# The power button (/etc/acpi/PWRF/00000080) powers off, as a cloud image's acpid would.
-mkdir -p /var/log
-acpid 2>/dev/null
-nic_up() {
-  ip link set "$1" up
-  udhcpc -i "$1" -q -n -t 5 -T 2 -s /etc/udhcpc.script >/dev/null 2>&1
-  set -- "$1" $(ip -o -4 addr show dev "$1")
-  echo "pocketstack-busybox: $1 ${5:-no-address}" > /dev/console
+# Users: root, and the default user `cirros` (home /home/cirros, shell /bin/sh, in group
+# sudo). In a container `cirros` is uid 0 of the server's user namespace (see
+# guest/sudo-container.sh for why); in a VM it is uid 1000 with a real setuid sudo.
+PASSWD = {
+    "container": "root:x:0:0:root:/root:/bin/sh\ncirros:x:0:0:cirros:/home/cirros:/bin/sh\n"
+                 "nobody:x:65534:65534:nobody:/:/bin/false\n",
+    "vm": "root:x:0:0:root:/root:/bin/sh\ncirros:x:1000:1000:cirros:/home/cirros:/bin/sh\n"
+          "nobody:x:65534:65534:nobody:/:/bin/false\n",
 }
-nics() { ls /sys/class/net | grep '^e' | tr '\n' ' '; }
-for nic in /sys/class/net/e*; do
-  [ -e "$nic" ] || continue
-  nic_up "${nic##*/}"
-done
-# Disks and NICs coming and going (volumes and ports hot-plugged), as console lines; a new
-# NIC asks for DHCP as the boot ones did (in the background: it may get no answer).
-(
-  old=""
-  oldn=$(nics)
-  while :; do
-    cur=$(ls /sys/block | grep '^vd' | tr '\n' ' ')
-    [ "$cur" != "$old" ] && echo "pocketstack-busybox: disks ${cur:-none}" > /dev/console
-    old=$cur
-    curn=$(nics)
-    if [ "$curn" != "$oldn" ]; then
-      echo "pocketstack-busybox: nics ${curn:-none}" > /dev/console
-      for n in $curn; do
-        case " $oldn " in *" $n "*) ;; *) nic_up "$n" & ;; esac
-      done
-    fi
-    oldn=$curn
-    sleep 1
-  done
-) &
-echo "pocketstack-busybox: booted $(uname -r)" > /dev/console
-exec setsid cttyhack /bin/sh
-"""
-
-POWER_BUTTON = """#!/bin/sh
-echo "pocketstack-busybox: power button, powering off" > /dev/console
-sync
-poweroff -f
-"""
-
-UDHCPC_SCRIPT = """#!/bin/sh
-case "$1" in
-  bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
-    [ -n "$router" ] && ip route add default via ${router%% *} dev "$interface"
-    : > /etc/resolv.conf
-    for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
-    ;;
-esac
-"""
-
+GROUP = {
+    "container": "root:x:0:\ntty:x:5:\nsudo:x:27:cirros\nnogroup:x:65534:\n",
+    "vm": "root:x:0:\ntty:x:5:\nsudo:x:27:cirros\ncirros:x:1000:\nnogroup:x:65534:\n",
+}
 FILES = {
-    "etc/passwd": "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-    "etc/group": "root:x:0:\nnogroup:x:65534:\n",
-    "etc/hostname": "busybox\n",
+    "etc/hostname": "cirros\n",
     "etc/hosts": "127.0.0.1 localhost\n",
     "etc/resolv.conf": "",
-    "etc/os-release": 'NAME="BusyBox"\nID=busybox\nPRETTY_NAME="pocketstack busybox"\n',
+    "etc/shells": "/bin/sh\n/bin/ash\n",
+    "etc/profile": "export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+                   "export PS1='\\u@\\h:\\w\\$ '\n",
+    "etc/os-release": 'NAME="BusyBox"\nID=busybox\nID_LIKE=cirros\n'
+                      'PRETTY_NAME="pocketstack busybox (cirros-like)"\n',
 }
 DIRS = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys", "tmp",
-        "root", "var", "var/run", "run", "mnt")
+        "root", "var", "var/run", "var/log", "var/lib", "run", "mnt", "home")
+# The guest scripts (guest/*.sh), where each goes in both images.
+SCRIPTS = (("usr/sbin/pocketstack-cloud-init", "cloud-init.sh"),
+           ("usr/sbin/pocketstack-sshd-start", "sshd-start.sh"),
+           ("etc/udhcpc.script", "udhcpc.sh"))
 
 
-def _tree(busybox: Path) -> list[tuple[str, str, int, bytes | str]]:
-    """(kind, path, mode, data-or-target) entries of the root file system, sorted."""
+def _tree(busybox: Path, flavour: str, programs: list) -> list[tuple[str, str, int, bytes | str]]:
+    """(kind, path, mode, data-or-target) entries of the ``flavour`` ("container" or "vm")
+    root file system, sorted."""
     entries: list[tuple[str, str, int, bytes | str]] = []
     for d in DIRS:
         entries.append(("dir", d, 0o1777 if d == "tmp" else 0o755, b""))
+    entries.append(("dir", "root/.ssh", 0o700, b""))
+    entries.append(("dir", "home/cirros", 0o755, b""))
+    entries.append(("dir", "home/cirros/.ssh", 0o700, b""))
     entries.append(("file", "bin/busybox", 0o755, busybox.read_bytes()))
     for applet in _applets(busybox):
         rel = applet.lstrip("/")
         if rel == "bin/busybox" or rel.startswith(("linuxrc",)):
             continue
+        # relative to the link's own directory: bin/ls -> busybox, sbin/ip ->
+        # ../bin/busybox, usr/bin/tail -> ../../bin/busybox
         depth = rel.count("/")
-        entries.append(("link", rel, 0o777, "../" * (depth - 1) + "bin/busybox"
-                        if depth > 1 else "busybox"))
+        entries.append(("link", rel, 0o777, "busybox" if rel.startswith("bin/") and depth == 1
+                        else "../" * depth + "bin/busybox"))
     for path, text in FILES.items():
         entries.append(("file", path, 0o644, text.encode()))
-    entries.append(("file", "etc/udhcpc.script", 0o755, UDHCPC_SCRIPT.encode()))
-    # /sbin/init is busybox's applet link; the container entry point is our script.
-    entries = [e for e in entries if e[1] != "sbin/init"]
-    entries.append(("file", "sbin/init", 0o755, INIT_CONTAINER.encode()))
+    entries.append(("file", "etc/passwd", 0o644, PASSWD[flavour].encode()))
+    entries.append(("file", "etc/group", 0o644, GROUP[flavour].encode()))
+    for path, name in SCRIPTS:
+        entries.append(("file", path, 0o755, extras.guest_file(name)))
+    entries += programs
+    if flavour == "container":
+        # /sbin/init is busybox's applet link; the container entry point is our script.
+        entries.append(("file", "sbin/init", 0o755, extras.guest_file("init-container.sh")))
+        entries.append(("file", "usr/bin/sudo", 0o755, extras.guest_file("sudo-container.sh")))
     seen: dict[str, tuple[str, str, int, bytes | str]] = {}
     for e in entries:
         seen[e[1]] = e
+    # A user's PATH (dropbear's default for non-root) has no sbin: busybox's sbin applets
+    # (ip, ifconfig, route, ...) also answer from /usr/bin, as on cirros.
+    for e in list(seen.values()):
+        name = e[1].rsplit("/", 1)[-1]
+        if e[0] == "link" and e[1].startswith(("sbin/", "usr/sbin/")) \
+                and str(e[3]).endswith("bin/busybox") \
+                and f"usr/bin/{name}" not in seen and f"bin/{name}" not in seen:
+            seen[f"usr/bin/{name}"] = ("link", f"usr/bin/{name}", 0o777, "../../bin/busybox")
     return sorted(seen.values(), key=lambda e: e[1])
 
 
@@ -370,8 +341,83 @@ def _download_kernel(out: Path) -> Path:
     return out / "vmlinuz"
 
 
+def _source_digest() -> str:
+    """A digest of this package's code and guest/ files (init scripts, sudo.c): editing
+    one rebuilds the images (VERSION need not be bumped for each edit)."""
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for f in sorted([*here.glob("*.py"), *extras.GUEST.iterdir()]):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _vm_entries(entries: list, modules: list[Path], sudo: bytes | None) -> list:
+    """The VM's tree: the container tree with /init (and /sbin/init linking to it) the VM
+    init, a setuid sudo, the kernel modules in load order, and the ACPI power button."""
+    vm = [e for e in entries if e[1] not in ("sbin/init", "usr/bin/sudo", "etc/passwd",
+                                              "etc/group")]
+    vm += [("link", "sbin/init", 0o777, "../init"),
+           ("file", "init", 0o755, extras.guest_file("init-vm.sh")),
+           ("file", "etc/passwd", 0o644, PASSWD["vm"].encode()),
+           ("file", "etc/group", 0o644, GROUP["vm"].encode())]
+    if sudo is not None:  # setuid root: the VM has no no_new_privs
+        vm.append(("file", "usr/bin/sudo", 0o4755, sudo))
+    if modules:
+        order = "\n".join(m.name[:-3] for m in modules) + "\n"
+        vm += [("dir", "lib", 0o755, b""), ("dir", "lib/modules", 0o755, b""),
+               ("file", "lib/modules/order", 0o644, order.encode())] + [
+            ("file", f"lib/modules/{m.name}", 0o644, m.read_bytes()) for m in modules]
+    vm += [("dir", "etc/acpi", 0o755, b""), ("dir", "etc/acpi/PWRF", 0o755, b""),
+           ("file", "etc/acpi/PWRF/00000080", 0o755, extras.guest_file("power-button.sh"))]
+    seen = {e[1]: e for e in vm}
+    return sorted(seen.values(), key=lambda e: e[1])
+
+
+def _stamp(out: Path) -> dict:
+    try:
+        return json.loads((out / "build.json").read_text() or "{}")
+    except (OSError, ValueError):
+        return {}
+
+
+def _fresh(out: Path, key: dict, vm: bool) -> bool:
+    """``out`` holds images built from ``key``'s inputs (the VM's too when ``vm``)."""
+    names = ["rootfs.tar"] + (["initramfs.gz", "disk.raw"] if vm else [])
+    return {k: v for k, v in _stamp(out).items() if k != "missing"} == key \
+        and all((out / n).is_file() for n in names)
+
+
+def _build_vm(out: Path, vmlinuz: Path, entries: list, modules: list[Path],
+              missing: list[str]) -> None:
+    """initramfs.gz, disk.raw (the ami) and disk.qcow2 in ``out``; what could not be
+    made is added to ``missing``."""
+    sudo = extras.setuid_sudo()
+    if sudo is None:
+        missing.append("gcc (the VM's sudo)")
+    vm_entries = _vm_entries(entries, modules, sudo)
+
+    def write_initramfs(fh) -> None:  # noqa: ANN001
+        # level 6: a third of level 9's time for a few percent more bytes
+        with gzip.GzipFile(fileobj=fh, mode="wb", mtime=MTIME, compresslevel=6) as gz:
+            _cpio_newc(vm_entries, gz)
+    _write_atomic(out / "initramfs.gz", write_initramfs)
+    # The ami: a small empty raw root disk; the system lives in the initramfs.
+    _write_atomic(out / "disk.raw", lambda fh: fh.truncate(1 << 20))
+    qcow2, vm_root = out / "disk.qcow2", out / "vm-rootfs.tar"
+    qcow2.unlink(missing_ok=True)
+    _write_atomic(vm_root, lambda fh: _tar(vm_entries, fh))
+    try:
+        build_qcow2(qcow2, vmlinuz, out / "initramfs.gz", vm_root, MTIME)
+    except DiskError as exc:
+        missing.append(f"qcow2 disk: {exc}")
+    finally:
+        vm_root.unlink(missing_ok=True)
+
+
 def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
-    """Build (or reuse) the test images in ``out``. Raises CannotBuild with the reason."""
+    """Build (or reuse) the test images in ``out``. Raises CannotBuild with the reason.
+    What the images had to leave out (a Debian package not installed: no SSH server, no
+    jq, no qcow2 disk) is named in ``Built.missing``."""
     out = Path(out)
     busybox = find_busybox()
     if busybox is None:
@@ -381,34 +427,34 @@ def build(out: Path, *, kernel: bool = True, download: bool = False) -> Built:
             vmlinuz.parent == out and len(find_modules(vmlinuz)) < len(VM_MODULES))):
         vmlinuz = _download_kernel(out)  # (again, for a cached kernel without its modules)
     modules = find_modules(vmlinuz) if vmlinuz is not None else []
-    stamp = out / "build.json"
+    programs, program_key, missing = extras.programs()
     key = {"version": VERSION, "busybox": str(busybox),
            "busybox_mtime": int(busybox.stat().st_mtime), "size": busybox.stat().st_size,
-           "modules": [[str(m), m.stat().st_size] for m in modules]}
+           "modules": [[str(m), m.stat().st_size] for m in modules],
+           "kernel": [str(vmlinuz), vmlinuz.stat().st_size] if vmlinuz else None,
+           "programs": program_key, "source": _source_digest()}
+    # Built already, with this very code and these inputs, in a shared cache
+    # (scripts/build-test-images)? Then `up` seeds those files: no rebuild per data dir.
+    for shared in (Path(c) for c in SHARED_CACHES):
+        if shared.resolve() != out.resolve() and _fresh(shared, key, vmlinuz is not None):
+            out = shared
+            break
+    stamp = out / "build.json"
     rootfs, initramfs, disk = out / "rootfs.tar", out / "initramfs.gz", out / "disk.raw"
-    fresh = stamp.is_file() and json.loads(stamp.read_text() or "{}") == key
-    if not (fresh and rootfs.is_file() and initramfs.is_file() and disk.is_file()):
-        entries = _tree(busybox)
+    qcow2 = out / "disk.qcow2"
+    old = _stamp(out)
+    if not _fresh(out, key, vmlinuz is not None):
+        entries = _tree(busybox, "container", programs)
         _write_atomic(rootfs, lambda fh: _tar(entries, fh))
-        vm_entries = [e for e in entries if e[1] != "sbin/init"] + [
-            ("link", "sbin/init", 0o777, "../init"), ("file", "init", 0o755, INIT_VM.encode())]
-        if modules:
-            vm_entries += [("dir", "lib", 0o755, b""), ("dir", "lib/modules", 0o755, b"")] + [
-                ("file", f"lib/modules/{m.name}", 0o644, m.read_bytes()) for m in modules]
-        vm_entries += [("dir", "etc/acpi", 0o755, b""), ("dir", "etc/acpi/PWRF", 0o755, b""),
-                       ("file", "etc/acpi/PWRF/00000080", 0o755, POWER_BUTTON.encode())]
-        vm_entries.sort(key=lambda e: e[1])
-
-        def write_initramfs(fh) -> None:  # noqa: ANN001
-            with gzip.GzipFile(fileobj=fh, mode="wb", mtime=MTIME) as gz:
-                _cpio_newc(vm_entries, gz)
-        _write_atomic(initramfs, write_initramfs)
-        # The ami: a small empty raw root disk; the system lives in the initramfs.
-        _write_atomic(disk, lambda fh: fh.truncate(1 << 20))
-        _write_atomic(stamp, lambda fh: fh.write(json.dumps(key).encode()))
-    built = Built(rootfs=rootfs)
+        if vmlinuz is not None:
+            _build_vm(out, vmlinuz, entries, modules, missing)
+        _write_atomic(stamp, lambda fh: fh.write(json.dumps({**key, "missing": missing}).encode()))
+    else:
+        missing = old.get("missing", [])
+    built = Built(rootfs=rootfs, missing=list(missing))
     if vmlinuz is not None:
         built.kernel, built.initramfs, built.disk = vmlinuz, initramfs, disk
+        built.qcow2 = qcow2 if qcow2.is_file() else None
     return built
 
 
@@ -424,9 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     except CannotBuild as exc:
         print(f"build-test-images: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({k: (str(v) if v else None) for k, v in built.__dict__.items()}))
+    print(json.dumps({k: (v if isinstance(v, list) else str(v) if v else None)
+                      for k, v in built.__dict__.items()}))
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from pocketstack.services.image.testimages import main
+
+sys.exit(main())
