@@ -45,6 +45,7 @@ from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN
                                               InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.container_cgroups import Cgroups
 from pocketstack.drivers.compute.container_console import ContainerConsole, read_log
+from pocketstack.drivers.compute import container_rescue
 from pocketstack.drivers.compute.config_drive import container_mounts
 from pocketstack.drivers.compute.container_rootfs import (BOOT_SCRIPT, UDHCPC_SCRIPT,
                                                           no_device_nodes, put, shift_tree,
@@ -352,7 +353,8 @@ class ContainerDriver(ComputeDriver):
             vcpus=spec.vcpus, memory_mb=spec.memory_mb,
             cpu_period_us=self.conf.container_cpu_period_us,
             pids_max=self.conf.container_pids_max, block_devices=block,
-            mounts=container_mounts(d, spec),  # config drive (config_drive.py)
+            # config drive (config_drive.py); in rescue, the server's own disk
+            mounts=container_mounts(d, spec) + container_rescue.rescue_mounts(d),
             nofile_max=min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
         (d / "config.json").write_text(json.dumps(config, indent=1))  # rewritten each start
         os.chmod(d / "config.json", 0o600)
@@ -603,3 +605,10 @@ class ContainerDriver(ComputeDriver):
             self._kill(spec.id, 2)
             shutil.rmtree(self._dir(spec.id) / "rootfs", ignore_errors=True)
         self.spawn(spec)
+
+    # -- rescue: the rescue image's copy as the root, the own disk at /mnt/rescue-disk --------
+    def rescue(self, spec: InstanceSpec, rescue: InstanceSpec) -> None:
+        container_rescue.rescue(self, spec, rescue)
+
+    def unrescue(self, spec: InstanceSpec) -> None:
+        container_rescue.unrescue(self, spec)

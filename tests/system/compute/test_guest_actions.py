@@ -117,3 +117,50 @@ def test_shelve_unshelve_keeps_the_guests_files_and_ports(real_cloud):
     for p in conn.network.ports(network_id=net.id):
         conn.network.delete_port(p.id)
     conn.network.delete_network(net.id)
+
+
+def test_rescue_boots_the_rescue_image_with_the_own_disk_at_mnt_rescue_disk(real_cloud):
+    conn = real_cloud.sdk()
+    script = ("#!/bin/sh\n"
+              "if [ -d /mnt/rescue-disk/root ]; then\n"
+              "  echo RESCUE-SEES $(cat /mnt/rescue-disk/root/own-marker)\n"
+              "  echo fixed-in-rescue > /mnt/rescue-disk/root/repair; sync\n"
+              "elif [ ! -f /root/own-marker ]; then\n"
+              "  echo own-disk > /root/own-marker; sync; echo OWN-WRITTEN\n"
+              "fi\n")
+    sid = boot(conn, "ps-ga-rescue", script)
+    assert settle(conn, sid)["status"] == "ACTIVE"
+    console_until(conn, sid, "OWN-WRITTEN")
+    inst = real_cloud.data_dir / "compute/instances" / sid
+    init_before = json.loads((inst / "state.json").read_text())["init_pid"]
+    r = conn.compute.post(f"/servers/{sid}/action", json={"rescue": None})
+    assert r.status_code == 200 and r.json()["adminPass"], r.text
+    body = settle(conn, sid)
+    assert body["status"] == "RESCUE", body
+    console_until(conn, sid, "RESCUE-SEES own-disk")
+    assert (inst / "rescue-disk/root/own-marker").exists()
+    init_rescue = json.loads((inst / "state.json").read_text())["init_pid"]
+    assert init_rescue != init_before
+    # a rescued server refuses another rescue, shelve, snapshot
+    assert conn.compute.post(f"/servers/{sid}/action", json={"rescue": None}).status_code == 409
+    r = conn.compute.post(f"/servers/{sid}/action", json={"unrescue": None})
+    assert r.status_code == 202, r.text
+    body = settle(conn, sid)
+    assert body["status"] == "ACTIVE", body
+    assert not (inst / "rescue-disk").exists()
+    assert (inst / "rootfs/root/repair").read_text() == "fixed-in-rescue\n"
+    assert (inst / "rootfs/root/own-marker").read_text() == "own-disk\n"
+    # a rescue image that cannot boot: the server stays ACTIVE on its own disk
+    kernel = conn.image.create_image(name="ps-ga-aki", disk_format="aki",
+                                     container_format="aki", data=b"\0" * 512)
+    try:
+        r = conn.compute.post(f"/servers/{sid}/action",
+                              json={"rescue": {"rescue_image_ref": kernel.id}})
+        assert r.status_code == 200, r.text
+        body = settle(conn, sid)
+        assert body["status"] == "ACTIVE" and not (inst / "rescue-disk").exists()
+        os.kill(json.loads((inst / "state.json").read_text())["init_pid"], 0)
+    finally:
+        conn.image.delete_image(kernel.id)
+    conn.compute.delete_server(sid)
+    conn.compute.wait_for_delete(conn.compute.get_server(sid), wait=60)
