@@ -10,7 +10,9 @@ Layout under ``<data_dir>/compute/instances/<server id>/`` (the runc bundle):
                 the server's range; kept across stop/start)
   config.json   the OCI runtime spec of the last start
   idmap.json    the server's host uid range (slot, base, count)
-  console.log   everything the server's init writes (os-getConsoleOutput)
+  console.log   the server's console output (os-getConsoleOutput), kept by its console
+                keeper (rotated into console.log.1), which serves console.sock: see
+                container_console.py
   state.json    the pid of the running server's init + its start time
 runc keeps its own state under ``<data_dir>/compute/runc``. Cgroups:
 ``<controller>/pocketstack-<cloud>/<server id>`` (v1) or ``pocketstack-<cloud>/<server id>``
@@ -44,7 +46,7 @@ from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.container_cgroups import Cgroups
-from pocketstack.drivers.compute.container_console import ContainerConsole, read_log
+from pocketstack.drivers.compute.container_console import ContainerConsole
 from pocketstack.drivers.compute import container_rescue
 from pocketstack.drivers.compute.config_drive import container_mounts
 from pocketstack.drivers.compute.container_rootfs import (BOOT_SCRIPT, UDHCPC_SCRIPT,
@@ -73,10 +75,11 @@ def _runc_error(path: Path) -> str:
     return "\n".join(lines)[-500:]
 
 
-class ContainerDriver(ComputeDriver):
+class ContainerDriver(ContainerConsole, ComputeDriver):
     name = "container"
     capabilities = DriverCapabilities(hypervisor_type="container", real_processes=True,
-                                      instances_survive_restart=True, needs_image_file=True)
+                                      instances_survive_restart=True, needs_image_file=True,
+                                      console_protocols=frozenset({"serial"}))
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
@@ -363,26 +366,34 @@ class ContainerDriver(ComputeDriver):
             self._runc("delete", "--force", spec.id, check=False, capture_output=True)
         pidfile = d / "init.pid"
         pidfile.unlink(missing_ok=True)
-        # Detached, without a terminal: runc hands its own stdio to the server's init, so
-        # the console log is this file (opened here, by host root).
-        # runc's own errors go to runc.log (its stderr is the guest's, in the console).
+        # Detached: runc hands its own stdio to the server's init, here a pty whose master
+        # the server's console keeper holds (container_console.py: it logs the console to
+        # console.log and serves it). runc's own errors go to runc.log.
         runc_log = d / "runc.log"
         runc_log.unlink(missing_ok=True)
-        with open(d / "console.log", "ab") as console:
-            try:
-                res = self._runc("--log", str(runc_log), "--log-format", "json", "run",
-                                 "--detach", "--bundle", str(d), "--pid-file", str(pidfile),
-                                 spec.id, check=False, stdout=console, stderr=console,
+        self._stop_keeper(spec.id, self._state(spec.id))  # one left by a failed start
+        keeper, tty = self._start_keeper(spec.id, ids)
+        try:
+            res = subprocess.run([RUNC, "--root", str(self.runc_root), "--log", str(runc_log),
+                                  "--log-format", "json", "run", "--detach", "--bundle",
+                                  str(d), "--pid-file", str(pidfile), spec.id],
+                                 stdin=tty, stdout=tty, stderr=tty, timeout=30,
                                  start_new_session=True, close_fds=True)
-            except subprocess.TimeoutExpired:
-                raise DriverError("runc did not start the container within 30 s") from None
-        if res.returncode != 0:
+        except subprocess.TimeoutExpired:
+            res = None
+        finally:
+            os.close(tty)
+        if res is None or res.returncode != 0:
+            self._stop_keeper(spec.id, self._keeper_state(keeper))
+            if res is None:
+                raise DriverError("runc did not start the container within 30 s")
             raise DriverError(f"The container did not start: {_runc_error(runc_log)}")
         try:
             init = int(pidfile.read_text().strip())
         except (OSError, ValueError):
             raise DriverError("runc started the container but wrote no pid file") from None
-        state = {"init_pid": init, "init_start": start_time(init), "runtime": "runc"}
+        state = {"init_pid": init, "init_start": start_time(init), "runtime": "runc",
+                 **self._keeper_state(keeper)}
         atomic_write(d / "state.json", json.dumps(state))
         if state["init_start"] is None:
             tail = (d / "console.log").read_bytes()[-500:].decode(errors="replace")
@@ -414,6 +425,7 @@ class ContainerDriver(ComputeDriver):
             time.sleep(0.01)
         if (self.runc_root / server_id).exists():
             self._runc("delete", "--force", server_id, check=False, capture_output=True)
+        self._stop_keeper(server_id, state)
 
     def power_off(self, host: str, server_id: str, timeout: float = 10) -> None:
         with self._lock(server_id):
@@ -549,18 +561,6 @@ class ContainerDriver(ComputeDriver):
                 d.rmdir()
             except OSError:
                 pass
-
-    def console_output(self, host: str, server_id: str, length: int | None = None) -> str:
-        path = self._dir(server_id) / "console.log"
-        if not path.exists():
-            raise DriverError(f"Server {server_id} has no console log.")
-        with open(path, "rb") as fh:  # the tail only: a chatty guest's log can be large
-            fh.seek(max(0, os.fstat(fh.fileno()).st_size - 1024 * 1024))
-            data = fh.read(1024 * 1024).decode(errors="replace")
-        if length is None:
-            return data
-        lines = data.splitlines(keepends=True)
-        return "".join(lines[-length:]) if length > 0 else ""
 
     def snapshot(self, host: str, server_id: str, target: Path) -> None:
         """The disk as a rootfs tarball with the guest's own ids (the host range taken off

@@ -25,8 +25,9 @@ echo "pocketstack: booting $(cat /etc/hostname 2>/dev/null)"
 UD=/var/lib/cloud/instance/user-data.txt
 UP=/var/lib/cloud/instance/network-up
 rm -f "$UP"
+# user data never reads the console (stdin is its terminal): the console is for people
 userdata() {
-  if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ]; then chmod 0700 "$UD"; "$UD"; fi
+  if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ]; then chmod 0700 "$UD"; "$UD" </dev/null; fi
 }
 if [ -x /.pocketstack-udhcpc ] && command -v busybox >/dev/null 2>&1; then
   # compute plugs eth0 into this namespace just after boot: wait for it (up, so its MAC is
