@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -120,4 +121,56 @@ def test_novnc_canvas_shows_the_vm_screen(vm_cloud):
             browser.close()
     print(f"noVNC connected in {connected:.2f}s; {colours} colours; status {status!r}")
     assert colours > 1, f"the canvas stayed blank (status {status!r}, errors {problems})"
+    assert not [m for m in problems if "Content Security Policy" in m], problems
+
+
+def test_spice_html5_page_connects(vm_cloud):
+    live, sid = vm_cloud
+    url = live.openstack("console", "url", "show", "--spice", sid)["url"]
+    problems: list[str] = []
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 768})
+            page.on("console", lambda m: problems.append(m.text)
+                    if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(url)
+            # spice-html5 adds a canvas per display surface once the display channel runs
+            page.wait_for_selector("#spice-screen canvas", state="attached", timeout=30000)
+            size = page.evaluate("() => { const c = document.querySelector("
+                                 "'#spice-screen canvas'); return [c.width, c.height]; }")
+        finally:
+            browser.close()
+    assert size[0] > 0 and size[1] > 0
+    assert not [m for m in problems if "Content Security Policy" in m], problems
+
+
+def test_serial_page_types_a_command(vm_cloud):
+    """Our xterm.js page on the serial WebSocket: keys typed in the browser reach the
+    VM's shell and its answer shows in the terminal."""
+    live, sid = vm_cloud
+    ws = live.openstack("console", "url", "show", "--serial", sid)["url"]
+    parts = urlsplit(ws)
+    page_url = (f"http://{parts.netloc}/compute/console/serial.html?path="
+                + quote(parts.path.lstrip("/") + "?" + parts.query, safe=""))
+    problems: list[str] = []
+    tag = os.urandom(3).hex()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("console", lambda m: problems.append(m.text)
+                    if m.type == "error" else None)
+            page.goto(page_url)
+            page.wait_for_function("() => document.getElementById('status').textContent"
+                                   " === 'connected'", timeout=30000)
+            page.click("#terminal")
+            page.keyboard.type(f"echo ps-xterm-{tag}-$((6*7))\n")
+            page.wait_for_function(
+                "(want) => document.querySelector('#terminal .xterm-rows')"
+                ".textContent.includes(want)", arg=f"ps-xterm-{tag}-42", timeout=30000)
+        finally:
+            browser.close()
     assert not [m for m in problems if "Content Security Policy" in m], problems

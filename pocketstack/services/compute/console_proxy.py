@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -32,7 +33,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from pocketstack.api.http import run
-from pocketstack.services.compute.console_tokens import TokenInfo
+from pocketstack.services.compute.console_tokens import TokenInfo, hash_token
 
 log = logging.getLogger("pocketstack.compute.console")
 
@@ -136,6 +137,13 @@ class Refused(Exception):
     pass
 
 
+@dataclass
+class _SpiceSession:
+    info: TokenInfo
+    path: str
+    open: int = 0
+
+
 class ConsoleProxy:
     """One instance per app. ``opener(token)`` consumes the token and returns its grant and
     the console socket path (raising ``Refused``-like exceptions with a reason)."""
@@ -147,6 +155,7 @@ class ConsoleProxy:
         self.allowed_origins = allowed_origins
         self.refusal_types = (Refused, *refusal_types)
         self.sessions = 0  # live spliced sessions (for the leak checks)
+        self.spice_sessions: dict[str, _SpiceSession] = {}  # token hash -> open channels
 
     async def refuse(self, ws: WebSocket, reason: str) -> None:
         log.info("console WebSocket refused from %s: %s",
@@ -169,11 +178,16 @@ class ConsoleProxy:
         if not token:
             await self.refuse(ws, "No console token.")
             return
-        try:
-            info, path = await self.opener(token)
-        except self.refusal_types as exc:
-            await self.refuse(ws, str(exc) or "Console refused.")
-            return
+        digest = hash_token(token)
+        channels = self.spice_sessions.get(digest)
+        if channels is not None:  # another channel of a live SPICE session
+            info, path = channels.info, channels.path
+        else:
+            try:
+                info, path = await self.opener(token)
+            except self.refusal_types as exc:
+                await self.refuse(ws, str(exc) or "Console refused.")
+                return
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_unix_connection(path, limit=CHUNK), CONNECT_TIMEOUT)
@@ -184,12 +198,22 @@ class ConsoleProxy:
         offered = ws.scope.get("subprotocols") or []
         subprotocol = "binary" if "binary" in offered else (
             "base64" if "base64" in offered else None)
+        if info.protocol == "spice":
+            # A SPICE client opens one WebSocket per channel (main, display, inputs,
+            # cursor...) with the same URL: the token, used up by the first, admits the
+            # others while at least one of that session's channels is still open.
+            channels = self.spice_sessions.setdefault(digest, _SpiceSession(info, path))
+            channels.open += 1
         self.sessions += 1
         try:
             await ws.accept(subprotocol=subprotocol)
             await self._splice(ws, reader, writer, info, subprotocol == "base64")
         finally:
             self.sessions -= 1
+            if info.protocol == "spice":
+                channels.open -= 1
+                if channels.open <= 0:
+                    self.spice_sessions.pop(digest, None)
             writer.close()
             try:
                 await asyncio.wait_for(writer.wait_closed(), 2)

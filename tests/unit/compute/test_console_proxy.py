@@ -345,3 +345,27 @@ def test_garbage_and_mid_frame_disconnects_leak_nothing(tmp_path):
                 await ws.send(b"still here")
                 assert await ws.recv() == b"still here"
     run(main())
+
+
+def test_spice_channels_share_one_token_while_the_session_lives(tmp_path):
+    """spice-html5 opens a WebSocket per SPICE channel with the same URL."""
+    async def main():
+        async with Harness(tmp_path) as h:
+            h.grant("s", h.echo_path, protocol="spice")
+            h.grant("v", h.echo_path, protocol="vnc")
+            async with websockets.connect(h.url("s")) as main_ch:
+                async with websockets.connect(h.url("s")) as display:
+                    await display.send(b"d")
+                    assert await display.recv() == b"d"
+                await main_ch.send(b"m")
+                assert await main_ch.recv() == b"m"
+                async with websockets.connect(h.url("v")):
+                    with pytest.raises(websockets.InvalidStatus):  # VNC: one connection
+                        async with websockets.connect(h.url("v")):
+                            pass
+            await h.settle()
+            assert h.proxy.spice_sessions == {}
+            with pytest.raises(websockets.InvalidStatus):  # the session ended with its channels
+                async with websockets.connect(h.url("s")):
+                    pass
+    run(main())
