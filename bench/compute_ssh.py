@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import statistics
 import subprocess
 import tempfile
@@ -146,6 +147,15 @@ def _boot_and_login(demo: _Api, image: str, flavor: str, private: str, fip_id: s
                             {"floatingip": {"port_id": port}})
         assert status == 200, b
         limit = 60 if driver == "container" else 240
+        # port 22 open first (a connect every 20 ms, 0.2 s each: an ssh whose SYN goes
+        # unanswered would wait out its whole ConnectTimeout), then a login every 50 ms
+        while True:
+            try:
+                socket.create_connection((fip, 22), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.perf_counter() - t0 < limit, f"port 22 not open within {limit} s"
+                time.sleep(0.02)
         while True:
             res = subprocess.run(
                 ["ssh", "-i", str(key), "-o", "StrictHostKeyChecking=no",

@@ -81,7 +81,9 @@ say "datasource $source, instance $iid"
 name=$(jq -r '.hostname // .name // empty' "$MDJ" | head -n 1 | tr -c 'A-Za-z0-9.\n-' '-' |
        cut -c 1-63)
 if [ -n "$name" ]; then
-  hostname "$name" && echo "$name" > /etc/hostname
+  # (a container's hostname is set by its runtime, and may not be changed from inside)
+  [ "$(hostname)" = "$name" ] || hostname "$name"
+  echo "$name" > /etc/hostname
   say "hostname $name"
 fi
 
