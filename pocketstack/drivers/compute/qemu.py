@@ -67,6 +67,7 @@ from pocketstack.drivers.compute.base import (NOSTATE, RUNNING, SHUTDOWN, Comput
                                               DriverCapabilities, DriverError, HostResources,
                                               InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.idmap import DEFAULT_BASE, DEFAULT_REGISTRY, IdmapRegistry
+from pocketstack.drivers.compute import qemu_rescue
 from pocketstack.drivers.compute.qemu_confine import QemuConfine
 from pocketstack.drivers.compute.qemu_console import QemuConsole
 from pocketstack.drivers.compute.qemu_disks import QemuDisks, _readable
@@ -319,6 +320,10 @@ class QemuDriver(QemuConfine, QemuConsole, QemuDisks, QemuNics, QemuVolumes, Com
                 else None,
                 config_drive=opn(cfg["config_drive"], os.O_RDONLY, "config drive")
                 if cfg.get("config_drive") else None)
+            if cfg.get("rescue_disk"):  # qemu_rescue.py: the own disk beside the rescue's
+                fds.rescue_disk = opn(d / "rescue-disk.qcow2", os.O_RDWR, "own disk")
+                fds.rescue_base = opn(cfg["rescue_disk"]["base"], os.O_RDONLY, "own image")
+                fds.rescue_base_format = cfg["rescue_disk"]["base_format"]
             fds.taps = open_taps(holder, [nic_hex(m) for m in macs])
             opened += fds.taps.values()
             for guest, dev in self._read_json(server_id, "volumes.json").items():
@@ -491,6 +496,13 @@ class QemuDriver(QemuConfine, QemuConsole, QemuDisks, QemuNics, QemuVolumes, Com
         if not spec.network_info and macs:
             spec.network_info = [{"mac_address": m} for m in macs]
         self.spawn(spec)
+
+    # -- rescue (qemu_rescue.py): the rescue image boots, the own disk is the second -------
+    def rescue(self, spec: InstanceSpec, rescue: InstanceSpec) -> None:
+        qemu_rescue.rescue(self, spec, rescue)
+
+    def unrescue(self, spec: InstanceSpec) -> None:
+        qemu_rescue.unrescue(self, spec)
 
     def purge(self) -> None:
         super().purge()

@@ -192,6 +192,8 @@ class QemuDisks:
                         continue
                     return  # unreadable config: keep everything
                 used.update(str(cfg.get(k)) for k in ("base", "kernel", "ramdisk") if cfg.get(k))
+                if (cfg.get("rescue_disk") or {}).get("base"):  # in rescue: the own base too
+                    used.add(str(cfg["rescue_disk"]["base"]))
             for f in self.base_dir.iterdir():
                 if str(f) not in used and not f.name.startswith("."):
                     with self._lock("base-" + f.name):

@@ -217,10 +217,15 @@ class BootFds:
     # SPICE and serial sockets in it. None: no remote consoles, the serial port a file.
     console_dir: int | None = None
     config_drive: int | None = None  # the config drive's ISO, read-only (fd set 4)
+    # In rescue (qemu_rescue.py): the server's own disk and its base (fd sets 5, 6).
+    rescue_disk: int | None = None
+    rescue_base: int | None = None
+    rescue_base_format: str = "raw"
 
     def all(self) -> list[int]:
         return [f for f in (self.disk, self.base, self.console, self.qmp, self.kernel,
                             self.ramdisk, self.console_dir, self.config_drive,
+                            self.rescue_disk, self.rescue_base,
                             *self.taps.values(),
                             *self.volumes.values())
                 if f is not None]
@@ -287,6 +292,9 @@ def qemu_argv(cfg: dict[str, Any], fds: BootFds, *, accel: str) -> list[str]:
                                           "file": {"driver": "file", "read-only": True,
                                                    "filename": "/dev/fdset/4"}}),
                  "-device", "ide-cd,drive=config-drive,id=config-drive"]
+    from pocketstack.drivers.compute.qemu_rescue import rescue_disk_args
+
+    argv += rescue_disk_args(fds)  # the own disk, second, while in rescue
     for n, (guest, fd) in enumerate(sorted(fds.volumes.items())):
         name = guest_device_name(guest)
         argv += ["-add-fd", f"fd={int(fd)},set={10 + n},opaque=vol-{name}",

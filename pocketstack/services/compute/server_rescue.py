@@ -100,6 +100,11 @@ class RescueMixin:
                 rescue_spec.image_properties = dict(image.get("properties") or {})
                 rescue_spec.disk_format = image.get("disk_format") or ""
                 rescue_spec.container_format = image.get("container_format") or ""
+                if image_id != srv.image_id and path is not None:
+                    # a VM rescue image boots through its own kernel_id/ramdisk_id, if any
+                    rescue_spec.kernel_path, rescue_spec.ramdisk_path = (
+                        self._boot_file(srv, rescue_spec.image_properties.get(k), k)
+                        for k in ("kernel_id", "ramdisk_id"))
                 self.driver.rescue(spec, rescue_spec)
                 self._replug(srv)
         except Exception as exc:  # noqa: BLE001 - back as it was, the reason in the fault
