@@ -3,8 +3,8 @@
 
     python bench/compute.py [--boots 20] [--vm-boots 5] [--servers 1000] [--hosts 1000]
                             [--sched-hosts 10000] [--hotplugs 20]
-                            [--ssh-boots 5]
-                            [--only boot|vm-boot|scale|scheduler|hotplug|ssh]
+                            [--ssh-boots 5] [--console-urls 20] [--fb-updates 40]
+                            [--only boot|vm-boot|scale|scheduler|hotplug|ssh|console]
                             [--baseline GIT_REF]
 
 1. boot: POST /servers -> ACTIVE with the container driver (real namespaces, cgroups,
@@ -28,6 +28,9 @@
    once it is unplugged and deleted. p50/p90 of each (no peer number: Nova publishes none).
 6. ssh: boot -> first successful SSH login as cirros at a floating IP, container and QEMU
    (bench/compute_ssh.py), beside boot -> ACTIVE of the same runs; goals 1 s and 20 s.
+7. console: a QEMU VM's console through the API and the WebSocket proxy: POST
+   remote-consoles -> first framebuffer update p50/p90, and the VNC stream's bytes/s through
+   the proxy against a direct read of QEMU's socket, same run (bench/compute_console.py).
 --baseline REF runs the code of REF (a git worktree in /tmp/ps-compute-bench-baseline)
 in the same run: boot alternates one server at a time between a cloud on REF and one on
 this tree; scale runs once on each. Each side and the ratios are reported (e.g. the cost
@@ -364,8 +367,10 @@ def main() -> None:
     ap.add_argument("--vm-boots", type=int, default=5)
     ap.add_argument("--hotplugs", type=int, default=20)
     ap.add_argument("--ssh-boots", type=int, default=5)
+    ap.add_argument("--console-urls", type=int, default=20)
+    ap.add_argument("--fb-updates", type=int, default=40)
     ap.add_argument("--only", choices=("boot", "vm-boot", "scale", "scheduler", "hotplug",
-                                       "ssh"))
+                                       "ssh", "console"))
     ap.add_argument("--baseline", metavar="GIT_REF",
                     help="also run boot and scale on this commit's code, side by side")
     args = ap.parse_args()
@@ -401,6 +406,14 @@ def main() -> None:
 
             log("boot -> first SSH login, container and qemu...")
             out["ssh"] = bench_ssh(start, args.ssh_boots)
+    if args.only in (None, "console"):
+        if os.geteuid() != 0:
+            out["console"] = {"skipped": "the qemu driver needs root"}
+        else:
+            from bench.compute_console import bench_console
+
+            log("VM console: URL -> first framebuffer update, proxy throughput...")
+            out["console"] = bench_console(start, args.console_urls, args.fb_updates)
     if args.only in (None, "scale"):
         log(f"{args.servers} servers on {args.hosts} fake hypervisors...")
         out["scale"] = bench_scale(args.servers, args.hosts)
