@@ -41,6 +41,9 @@ STATIC_ROOT = Path(__file__).resolve().parent / "console_static"
 CHUNK = 65536
 CONNECT_TIMEOUT = 5.0
 POLICY_VIOLATION = 1008
+# spice-html5 opens main, display, inputs, cursor and playback channels; a token holder
+# gets no more than this many connections to QEMU at once.
+MAX_SPICE_CHANNELS = 8
 
 _TOKEN_IN_TEXT = re.compile(r"(?:^|[?&;\s])token=([A-Za-z0-9_-]{1,128})")
 
@@ -181,6 +184,9 @@ class ConsoleProxy:
         digest = hash_token(token)
         channels = self.spice_sessions.get(digest)
         if channels is not None:  # another channel of a live SPICE session
+            if channels.open >= MAX_SPICE_CHANNELS:
+                await self.refuse(ws, "Too many channels for this console session.")
+                return
             info, path = channels.info, channels.path
         else:
             try:

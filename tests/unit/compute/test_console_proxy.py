@@ -363,6 +363,14 @@ def test_spice_channels_share_one_token_while_the_session_lives(tmp_path):
                     with pytest.raises(websockets.InvalidStatus):  # VNC: one connection
                         async with websockets.connect(h.url("v")):
                             pass
+            # a session's channels are bounded
+            h.grant("cap", h.echo_path, protocol="spice")
+            conns = [await websockets.connect(h.url("cap")) for _ in range(8)]
+            with pytest.raises(websockets.InvalidStatus) as info:
+                await websockets.connect(h.url("cap"))
+            assert "Too many channels" in info.value.response.headers["X-Console-Refused"]
+            for c in conns:
+                await c.close()
             await h.settle()
             assert h.proxy.spice_sessions == {}
             with pytest.raises(websockets.InvalidStatus):  # the session ended with its channels
