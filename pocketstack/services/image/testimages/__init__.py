@@ -1,16 +1,27 @@
-"""Test images that need no internet, built from Debian packages (as DevStack's cirros).
+"""Cirros-like test images that need no internet, built from Debian packages (as DevStack
+uploads cirros).
 
 - ``rootfs.tar``: a BusyBox root file system for container instances (Debian's
   ``busybox-static``: one static binary plus its applet links, /etc basics, /sbin/init);
 - ``vmlinuz`` (aki) + ``initramfs.gz`` (ari): Debian's ``linux-image-amd64`` kernel and a
-  BusyBox initramfs whose /init mounts the basics, loads the kernel's virtio modules (Debian
-  builds them as modules; they sit next to the kernel in ``modules/``, from the same
-  package), brings up e* NICs with DHCP (also hot-plugged ones), prints each NIC's address,
-  the NICs and disks when they change, and a ready line on the console; ``disk.raw`` is the small ami root disk that names them.
+  BusyBox initramfs whose /init mounts the basics, loads the kernel's modules (Debian builds
+  virtio, ext4, isofs, vfat, the IDE CD-ROM as modules; they sit next to the kernel in
+  ``modules/``, from the same package), brings up e* NICs with DHCP (also hot-plugged
+  ones), prints each NIC's address, the NICs and disks when they change, and a ready line on
+  the console; ``disk.raw`` is the small ami root disk that names them;
+- ``disk.qcow2``: the same system in the shape of a real cloud image (MBR, syslinux on a FAT
+  boot partition, ext4 root the initramfs switches to; see disk.py).
+
+Each carries an SSH server (Debian's dropbear: key logins only, host keys made in the guest
+at first boot), the default user ``cirros`` with sudo, jq, mke2fs, lsblk and blkid (with the
+shared libraries they need, extras.py), and ``pocketstack-cloud-init``, a small
+cloud-init for the ConfigDrive/OpenStack datasources (guest/cloud-init.sh). The guest's
+scripts are real files in guest/.
 
 Outputs are deterministic (fixed mtimes, sorted entries) so their checksums are stable,
-and are cached in the output directory. ``build(download=False)`` (what ``up`` does)
-never touches the network: it uses the installed busybox-static and a kernel already in
+and are cached in the output directory (keyed by the inputs and this package's code; a
+fresh build in a shared cache is used as is). ``build(download=False)`` (what ``up`` does)
+never touches the network: it uses the installed Debian programs and a kernel already in
 the cache or in /boot. ``scripts/build-test-images --with-kernel`` may download the
 kernel package with ``apt-get download`` (Debian's mirror) and extract only the kernel.
 
