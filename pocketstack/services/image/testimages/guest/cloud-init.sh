@@ -33,7 +33,9 @@ copy_from() {  # $1: the root of a config drive
 from_config_drive() {
   copy_from /config-drive && return 0
   for label in config-2 CONFIG-2; do
-    dev=$(findfs "LABEL=$label" 2>/dev/null) || continue
+    # util-linux's blkid (in the image) knows every file system; busybox's findfs is the
+    # fallback
+    dev=$(blkid -L "$label" 2>/dev/null || findfs "LABEL=$label" 2>/dev/null) || continue
     case "$dev" in /dev/[a-z]*) ;; *) continue ;; esac
     mkdir -p /mnt/config-2
     if mount -o ro -t iso9660 "$dev" /mnt/config-2 2>/dev/null ||
