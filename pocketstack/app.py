@@ -259,6 +259,10 @@ class PocketApp:
                 state["closed"] = True
             await send(message)
 
+        path = scope.get("path", "")
+        if any(path.startswith(prefix) or path == prefix[:-1] for prefix, _ in self.raw_mounts):
+            await send({"type": "websocket.close", "code": 1008})  # raw slices speak HTTP only
+            return
         try:
             await self.router(scope, receive, tracked_send)
         except Exception as exc:  # noqa: BLE001

@@ -258,6 +258,15 @@ def test_websocket_refusals(admin, server):
     assert "No console token" in refused(cookie_only)
     # the serial WebSocket
     assert "serial console" in refused(fresh("serial", "serial"))
+    # WebSockets anywhere else are refused (no route, or a slice that speaks HTTP only)
+    root = base.split("/compute/")[0]
+    for path in ("/compute/v2.1/servers", "/nope", "/identity/v3", "/s3/bucket", "/"):
+        refused(root + path)
+
+
+def test_no_tracebacks_in_the_log(cloud):
+    assert "WebSocket" not in "".join(
+        line for line in cloud.log().splitlines(True) if "Traceback" in line or "ERROR" in line)
 
 
 def server_fds(cloud) -> int:
