@@ -184,6 +184,20 @@ def test_tempest_commands_run_in_the_guest(guest):
     assert "major minor" in res.stdout
 
 
+def test_ping_and_filesystems_as_tempest_uses_them(guest):
+    # ping as the image's user (not root), to the network's gateway
+    res = guest.ssh("ping -c 1 -W 3 $(ip route | awk '/^default/ {print $3; exit}')")
+    assert res.returncode == 0 and "1 received" in res.stdout, (res.stdout, res.stderr)
+    res = guest.ssh("dd if=/dev/zero of=/tmp/ps.img bs=1M count=8 2>/dev/null && "
+                    "mkfs.ext4 -q -F /tmp/ps.img && sudo blkid /tmp/ps.img")
+    assert res.returncode == 0 and 'TYPE="ext4"' in res.stdout, (res.stdout, res.stderr)
+    if guest.driver == "qemu":
+        # a kernel file system mounted from a disk (the image's own FAT boot partition)
+        res = guest.ssh("sudo mount -t vfat -o ro /dev/vda1 /mnt && ls /mnt; "
+                        "sudo umount /mnt")
+        assert res.returncode == 0 and "syslinux.cfg" in res.stdout, (res.stdout, res.stderr)
+
+
 def test_second_nic_is_configured_from_network_data(guest):
     # its subnet has no DHCP: the address can only come from network_data.json
     guest.wait_ssh("ip -4 -o addr", rf"\binet {re.escape(guest.net2_ip)}/24\b")
