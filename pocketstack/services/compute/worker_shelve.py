@@ -43,10 +43,11 @@ def shelve_info(srv: Server) -> dict[str, Any]:
 
 
 def _parse_time(text: str):  # noqa: ANN202
+    """shelved_at (isotime) as utcnow() gives times: naive UTC."""
     import datetime as dt
 
     t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone.utc).replace(tzinfo=None) if t.tzinfo else t
 
 
 class ShelveMixin:
