@@ -150,9 +150,15 @@ class Outcome:
                 + self.console[-1500:])
 
 
+# The console is a terminal: the image's console shell may have left its prompt (and
+# ash's cursor position query) at the start of the line the guest's script prints on.
+PROMPT = r"(?:[^\n]*?[#$] (?:\x1b\[6n)?)?"
+
+
 def parse_results(console: str) -> tuple[dict[str, str], list[str]]:
     results, lines = {}, []
     for line in console.splitlines():
+        line = re.sub(rf"^{PROMPT}(?=RESULT )", "", line)
         if line.startswith("RESULT "):
             parts = line.split(" ", 2)
             if len(parts) >= 2:
@@ -208,7 +214,7 @@ class Iso:
         deadline = time.monotonic() + timeout
         while True:
             out = self.console(server_id)
-            if re.search(rf"^{marker}\s*$", out, re.M):
+            if re.search(rf"^{PROMPT}{marker}\s*$", out, re.M):
                 break
             assert time.monotonic() < deadline, f"no {marker} from {server_id}:\n{out[-3000:]}"
             if watch:
