@@ -384,6 +384,10 @@ class Worker(PowerResizeMixin, ShelveMixin, RescueMixin):
             self._deallocate_network(srv)
             self._release(srv)
             config_drives.remove(self.svc, srv.id)
+            # a shelved server's snapshot goes with it (nova/compute/api.py _delete)
+            from pocketstack.services.compute.worker_shelve import shelve_info
+
+            self._drop_image(shelve_info(srv).get("shelved_image_id"))
             now = utcnow()
             self._set(srv.id, deleted=True, deleted_at=now, terminated_at=now,
                       vm_state="deleted", task_state=None, power_state=0)

@@ -157,6 +157,7 @@ def test_shelve_and_unshelve_refusals(cloud, admin, demo, image_id, net):
         # shelveOffload is an admin's (Nova's policy); a second shelve is a 409
         assert action(demo, dsrv.id, {"shelveOffload": None}).status_code in (403, 409)
         assert action(demo, dsrv.id, {"shelve": None}).status_code == 409
+        assert action(demo, dsrv.id, {"rescue": None}).status_code == 409
         # 2.77: an unknown zone is a 400 and changes nothing; extra keys too
         r = action(demo, dsrv.id, {"unshelve": {"availability_zone": "atlantis"}}, "2.77")
         assert r.status_code == 400, r.text
@@ -167,8 +168,13 @@ def test_shelve_and_unshelve_refusals(cloud, admin, demo, image_id, net):
         assert r.status_code == 202, r.text
         body = settle(demo, dsrv.id)
         assert body["status"] == "ACTIVE", body.get("fault")
+        # deleting a shelved server deletes its snapshot too (as Nova)
+        assert action(demo, dsrv.id, {"shelve": None}).status_code == 202
+        assert settle(demo, dsrv.id)["status"] == "SHELVED_OFFLOADED"
+        snap = demo.image.find_image(f"{dsrv.name}-shelved", ignore_missing=False)
         demo.compute.delete_server(dsrv.id)
         wait_gone(demo, dsrv.id)
+        assert demo.image.find_image(snap.id) is None
     finally:
         for port in demo.network.ports(network_id=dnet.id):
             demo.network.delete_port(port.id)
