@@ -47,7 +47,8 @@ def rescue(acts: Any, ctx: RequestContext, server_id: str, arg: Any, ver: Any) -
         ref = ref.rstrip("/").rsplit("/", 1)[-1]
 
     def mutate(s, srv: Server) -> None:  # noqa: ANN001
-        if not srv.image_id and not ver.at_least(2, 87):
+        if (not srv.image_id or (srv.image or {}).get("volume_backed")) and \
+                not ver.at_least(2, 87):
             raise BadRequest(f"Cannot rescue a volume-backed instance {srv.id}")
     acts._begin(ctx, server_id, "rescue", RESCUABLE, "rescuing", "rescue", "rescue",
                 {"rescue_image_ref": ref}, mutate)

@@ -28,7 +28,7 @@ def shelve(acts: Any, ctx: RequestContext, server_id: str) -> None:
             raise acts._conflict(srv, "shelve")
     image_id = None
     images = svc.cloud.services.get("image")
-    if srv.image_id and images is not None:
+    if srv.image_id and not (srv.image or {}).get("volume_backed") and images is not None:
         # Nova's snapshot metadata: the base image's properties, then its own keys.
         props = {k: v for k, v in (srv.image or {}).get("properties", {}).items()
                  if isinstance(v, str) and not k.startswith("pocketstack")

@@ -246,12 +246,10 @@ class ShelveMixin:
         image_id = shelve_info(srv).get("shelved_image_id")
         net = self.svc.cloud.services.get("network")
         ports = net.server_ports(srv.id) if net is not None else []
-        image_path = None
         if image_id and self.driver.capabilities.needs_image_file:
-            images = self._images()
-            image_path = images.image_path(image_id)
-        elif not image_id:  # volume-backed: the boot volume is the disk
-            image_path = None
+            image_path = self._images().image_path(image_id)
+        else:  # volume-backed: the boot volume is the disk (a container's root file
+            image_path = self._image_path(srv)  # system still comes from its image)
         from pocketstack.services.compute import config_drives
 
         config_drives.prepare(self.svc, srv, rebuild=True)  # a new host: built again

@@ -274,3 +274,35 @@ def test_rescue_with_an_image_that_cannot_boot_or_is_not_visible(cloud, admin, d
         for port in demo.network.ports(network_id=dnet.id):
             demo.network.delete_port(port.id)
         demo.network.delete_network(dnet.id)
+
+
+def test_volume_backed_shelve_has_no_snapshot_and_keeps_its_volume(cloud, admin, image_id,
+                                                                   net):
+    r = admin.compute.post("/servers", json={"server": {
+        "name": uniq("shbfv"), "imageRef": "", "flavorRef": "1",
+        "networks": [{"uuid": net.id}],
+        "block_device_mapping_v2": [{"boot_index": 0, "uuid": image_id, "source_type": "image",
+                                     "destination_type": "volume", "volume_size": 1,
+                                     "delete_on_termination": True}]}}, microversion=MV)
+    assert r.status_code == 202, r.text
+    sid = r.json()["server"]["id"]
+    body = settle(admin, sid)
+    assert body["status"] == "ACTIVE", body.get("fault")
+    vols = [v["id"] for v in body["os-extended-volumes:volumes_attached"]]
+    assert len(vols) == 1
+    assert action(admin, sid, {"shelve": None}).status_code == 202
+    body = settle(admin, sid)
+    assert body["status"] == "SHELVED_OFFLOADED", body
+    assert admin.image.find_image(f"{body['name']}-shelved") is None  # no image: the volume
+    assert [v["id"] for v in body["os-extended-volumes:volumes_attached"]] == vols
+    assert events(admin, sid, "shelve") == {"compute_shelve_offload_instance": "Success"}
+    assert action(admin, sid, {"rescue": None}).status_code == 409
+    assert action(admin, sid, {"unshelve": None}).status_code == 202
+    body = settle(admin, sid)
+    assert body["status"] == "ACTIVE", body
+    assert [v["id"] for v in body["os-extended-volumes:volumes_attached"]] == vols
+    assert admin.block_storage.get_volume(vols[0]).status == "in-use"
+    # rescue of a volume-backed server needs 2.87 (stable rescue): 400 before
+    r = action(admin, sid, {"rescue": None})
+    assert r.status_code == 400 and "volume-backed" in r.text, r.text
+    admin.compute.delete_server(sid)
