@@ -6,8 +6,7 @@ image_ref / image_ref_alt: the seeded ``busybox`` image (a rootfs tarball that b
 container server, and is accepted by the fake driver); flavor_ref / flavor_ref_alt: DevStack's
 m1.tiny and m1.small if they exist, else the two smallest flavors. The microversion range is
 read from the compute version document. Features the compute service does not implement
-(rescue, shelve, migrations, consoles other than the log, interface attach, config drive,
-change password) are off, so tempest skips those tests instead of failing them.
+(migrations, consoles other than the log, change password, stable rescue) are off, so tempest skips those tests instead of failing them.
 """
 
 from __future__ import annotations
@@ -75,8 +74,8 @@ def main() -> int:
                     "build_timeout": "120", "fixed_network_name": "private"},
         "compute-feature-enabled": {
             "resize": "true", "pause": "true", "suspend": "true", "console_output": "true",
-            "snapshot": "true", "metadata_service": "false", "config_drive": "false",
-            "change_password": "false", "rescue": "false", "shelve": "false",
+            "snapshot": "true", "metadata_service": "false", "config_drive": "true",
+            "change_password": "false", "rescue": "true", "shelve": "true",
             "shelve_migrate": "false", "live_migration": "false", "cold_migration": "false",
             "vnc_console": "false", "spice_console": "false", "serial_console": "false",
             "interface_attach": "true", "personality": "false", "block_migration_for_live_migration": "false",
