@@ -163,10 +163,11 @@ class ContainerConsole:
         for p in paths.values():
             p.unlink(missing_ok=True)
         if paths["console.sock"].parent != self._dir(server_id):
-            try:
-                paths["console.sock"].parent.rmdir()
-            except OSError:
-                pass
+            for d in (paths["console.sock"].parent, paths["console.sock"].parent.parent):
+                try:
+                    d.rmdir()  # the server's, then the cloud's when it was the last
+                except OSError:
+                    break
 
     @staticmethod
     def _keeper_state(proc: subprocess.Popen) -> dict[str, Any]:

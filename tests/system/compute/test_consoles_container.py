@@ -293,3 +293,28 @@ def test_stop_and_delete_end_the_keeper(ctr):
     assert alive(state, "keeper") is None and alive(state, "init") is None
     with pytest.raises(ConsoleUnavailable, match="not on this host"):
         ctr.drv.console_socket("h", ctr.id, "serial")
+
+
+def test_a_data_dir_too_long_for_socket_paths_puts_them_under_run():
+    deep = Path(tempfile.mkdtemp(prefix="ps-ccons-")) / ("d" * 90) / "data"
+    drv = _driver(deep)
+    spec = InstanceSpec(id=str(uuid.uuid4()), name="c", hostname="ccons", host="h", vcpus=1,
+                        memory_mb=128, root_gb=1, image_id="ps-ccons-img", image_path=ROOTFS)
+    try:
+        drv.spawn(spec)
+        path = drv.console_socket("h", spec.id, "serial")
+        assert path.startswith("/run/pocketstack/container-") and len(path) < 108
+        st = os.stat(Path(path).parent)
+        assert (st.st_uid, st.st_mode & 0o777) == (0, 0o700)
+        c = Console(path)
+        try:
+            t = _token()
+            c.send(b"\n")
+            c.run(f"echo long-{t}-$((7*7))", f"long-{t}-49".encode())
+        finally:
+            c.close()
+        drv.console_resize("h", spec.id, 30, 90)
+    finally:
+        drv.destroy("h", spec.id)
+        shutil.rmtree(deep.parent.parent, ignore_errors=True)
+    assert not Path(path).parent.exists()

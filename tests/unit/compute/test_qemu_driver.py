@@ -14,7 +14,8 @@ import pytest
 
 from pocketstack.drivers.compute import REGISTRY
 from pocketstack.drivers.compute.base import (CRASHED, NOSTATE, PAUSED, RUNNING, SHUTDOWN,
-                                              SUSPENDED, DriverError, InstanceSpec)
+                                              SUSPENDED, ConsoleUnavailable, DriverError,
+                                              InstanceSpec)
 from pocketstack.drivers.compute.qemu import QemuDriver
 from pocketstack.drivers.compute.qemu_process import (DEFAULT_APPEND, BootFds,
                                                       guest_device_name, kernel_cmdline,
@@ -443,3 +444,18 @@ def test_power_on_boots_the_ports_the_caller_names(tmp_path, monkeypatch):
     d.power_on(spec)  # the network service's ports now, in its order
     assert booted == [["fa:16:3e:00:00:01", "fa:16:3e:00:00:02"],
                       ["fa:16:3e:00:00:03", "fa:16:3e:00:00:01"]]
+
+
+def test_console_sockets_fit_a_socket_address_whatever_the_data_dir(tmp_path):
+    short = QemuDriver(SimpleNamespace(compute=SimpleNamespace(qemu_accel="tcg"),
+                                       data_dir=Path("/tmp/ps")))
+    assert short.console_dir("9f1c") == Path("/tmp/ps/compute/qemu/9f1c/console")
+    sid = "0b2f6a4e-5d1c-4e8a-9a71-3f0c2d9e8b17"
+    deep = _driver(tmp_path / ("d" * 80))
+    d = deep.console_dir(sid)
+    assert d == Path(f"/run/pocketstack/qemu-{deep.tag}/{sid}.console")
+    assert all(len(str(d / n)) < 108 for n in ("vnc.sock", "spice.sock", "serial.sock"))
+    with pytest.raises(ConsoleUnavailable, match="no rdp console"):
+        deep.console_socket("h", sid, "rdp")
+    with pytest.raises(ConsoleUnavailable, match="not on this host"):
+        deep.console_socket("h", sid, "vnc")
