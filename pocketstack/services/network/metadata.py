@@ -145,7 +145,7 @@ class Metadata:
             "launch_index": 0, "availability_zone": server.get("availability_zone"),
             "project_id": server.get("project_id"),
             "public_keys": {k["name"]: k["data"] for k in keys}, "keys": keys,
-            "meta": server.get("metadata") or {}, "devices": [],
+            "meta": server.get("metadata") or {}, "devices": server.get("devices") or [],
             "random_seed": base64.b64encode(b"\0" * 16).decode()}
         docs = {"meta_data.json": ("application/json", json.dumps(meta).encode()),
                 "network_data.json": ("application/json",

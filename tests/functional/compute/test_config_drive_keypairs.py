@@ -187,3 +187,31 @@ def test_keypair_types_and_bad_keys(cloud, admin, demo, image_id, net):
         assert not [s for s in conn.compute.servers() if s.name == sname]
     admin.compute.delete_keypair(name)
     admin.compute.delete_keypair(gen["name"])
+
+
+def test_tagged_devices_are_in_meta_data(cloud, admin, image_id, net):
+    """Device role tagging (2.32 NICs, 2.42 block devices) as Nova shows it in
+    meta_data.json devices: tagged ones only, NICs by MAC, disks by volume id."""
+    r = admin.compute.post("/servers", json={"server": {
+        "name": uniq("cdtag"), "imageRef": image_id, "flavorRef": "1", "config_drive": True,
+        "networks": [{"uuid": net.id, "tag": "nic-a"}, {"uuid": net.id}],
+        "block_device_mapping_v2": [
+            {"boot_index": 0, "uuid": image_id, "source_type": "image",
+             "destination_type": "local"},
+            {"boot_index": -1, "source_type": "blank", "destination_type": "volume",
+             "volume_size": 1, "tag": "data", "delete_on_termination": True}]}},
+        microversion=MV)
+    assert r.status_code == 202, r.text
+    srv = wait(admin, r.json()["server"]["id"], {"ACTIVE", "ERROR"})
+    assert srv.status == "ACTIVE", srv.fault
+    meta = json.loads(read_iso(drive_path(cloud, srv.id))[1]["openstack/latest/meta_data.json"])
+    ports = list(admin.network.ports(device_id=srv.id))
+    tagged = {d["mac"]: d["tags"] for d in meta["devices"] if d["type"] == "nic"}
+    assert len(ports) == 2 and len(tagged) == 1
+    (mac,) = tagged
+    assert tagged[mac] == ["nic-a"] and mac in {p.mac_address for p in ports}
+    body = admin.compute.get(f"/servers/{srv.id}", microversion=MV).json()["server"]
+    (vol,) = [v["id"] for v in body["os-extended-volumes:volumes_attached"]]
+    disks = [d for d in meta["devices"] if d["type"] == "disk"]
+    assert disks == [{"type": "disk", "bus": "virtio", "serial": vol, "tags": ["data"]}]
+    admin.compute.delete_server(srv.id)
