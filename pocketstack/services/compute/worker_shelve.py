@@ -191,13 +191,20 @@ class ShelveMixin:
     # -- unshelve -------------------------------------------------------------------------
     def unshelve(self, task: Task) -> None:
         srv = self._load(task.resource_id)
-        if srv is None or srv.task_state not in ("unshelving", "spawning"):
+        if srv is None or srv.task_state not in ("unshelving", "spawning", "powering-on"):
             return
-        if srv.vm_state == "shelved":  # not offloaded: Nova just starts it again
-            with actions.event(self.db, srv.id, "unshelve", "compute_unshelve_instance",
-                               srv.host):
-                self.driver.power_on(self.spec_for(srv, image_path=self._image_path(srv)))
-                self._replug(srv)
+        if srv.vm_state == "shelved":
+            # Not offloaded: Nova's conductor only starts it again (start_instance).
+            self._set(srv.id, task_state="powering-on")
+            try:
+                with actions.event(self.db, srv.id, "unshelve", "compute_start_instance",
+                                   srv.host):
+                    self.driver.power_on(self.spec_for(srv, image_path=self._image_path(srv)))
+                    self._replug(srv)
+            except Exception as exc:  # noqa: BLE001 - still SHELVED; the action has why
+                log.warning("unshelve (start) of %s failed: %s", srv.id, exc)
+                self._set(srv.id, task_state=None)
+                return
             self._drop_image(shelve_info(srv).get("shelved_image_id"))
             self._set_shelve_info(srv.id, None)
             self._set(srv.id, vm_state="active", task_state=None, power_state=RUNNING)
@@ -217,13 +224,15 @@ class ShelveMixin:
                 row.requested_az = None
         srv = self._load(srv.id)
         try:
-            with actions.event(self.db, srv.id, "unshelve", "compute_unshelve_instance",
-                               None):
+            # Nova's events: the conductor's scheduling, then the compute host's spawn
+            with actions.event(self.db, srv.id, "unshelve", "schedule_instances", None):
                 self._schedule_and_claim(srv, set(), action="unshelve",
                                          force_host=payload.get("host"))
-                srv = self._load(srv.id)
-                if srv is None:
-                    return
+            srv = self._load(srv.id)
+            if srv is None:
+                return
+            with actions.event(self.db, srv.id, "unshelve", "compute_unshelve_instance",
+                               srv.host):
                 self._set(srv.id, task_state="spawning")
                 self._spawn_unshelved(srv)
         except Exception as exc:  # noqa: BLE001 - back to SHELVED_OFFLOADED with the reason

@@ -129,7 +129,8 @@ def test_shelve_offload_unshelve_keeps_ports_and_frees_the_host(cloud, admin, im
     assert ports_of(admin, srv.id) == before_ports
     assert admin.image.find_image(img.id) is None
     assert used(admin)["vcpus_used"] == stats0["vcpus_used"]
-    assert events(admin, srv.id, "unshelve") == {"compute_unshelve_instance": "Success"}
+    assert events(admin, srv.id, "unshelve") == {"schedule_instances": "Success",
+                                                 "compute_unshelve_instance": "Success"}
     admin.compute.delete_server(srv.id)
 
 
@@ -205,7 +206,7 @@ def test_unshelve_onto_disabled_hosts_goes_back_with_no_valid_host(cloud, admin,
         # Nova shows a fault only on ERROR servers: the reason is in the action's event
         assert "fault" not in body
         assert body["OS-EXT-SRV-ATTR:host"] is None
-        assert events(admin, srv.id, "unshelve") == {"compute_unshelve_instance": "Error"}
+        assert events(admin, srv.id, "unshelve") == {"schedule_instances": "Error"}
         tb = event_traceback(admin, srv.id, "unshelve")
         assert "No valid host was found." in tb and "enabled and up compute service" in tb, tb
         # the snapshot is still there for the next try

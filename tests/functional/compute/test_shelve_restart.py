@@ -60,6 +60,11 @@ def test_offload_time_never_then_periodic_and_kill_9(tmp_path_factory, fresh_dat
         conn.compute.unshelve_server(sid)
         body = settle(conn, sid)
         assert body["status"] == "ACTIVE" and body["OS-EXT-SRV-ATTR:host"] == host
+        acts = conn.compute.get(f"/servers/{sid}/os-instance-actions").json()
+        rid = [a["request_id"] for a in acts["instanceActions"] if a["action"] == "unshelve"][0]
+        ev = conn.compute.get(f"/servers/{sid}/os-instance-actions/{rid}", microversion="2.51"
+                              ).json()["instanceAction"]["events"]
+        assert [e["event"] for e in ev] == ["compute_start_instance"]  # only started again
         assert conn.image.find_image(f"{body['name']}-shelved") is None
         # 2.77: a zone only for an offloaded server (409 on a SHELVED one)
         conn.compute.shelve_server(sid)
