@@ -176,16 +176,20 @@ class ShelveMixin:
         srv = self._load(server_id)
         if srv is None:
             return
-        with actions.event(self.db, srv.id, action, "compute_shelve_offload_instance",
-                           srv.host):
-            if srv.host:
-                self.driver.destroy(srv.host, srv.id)  # the disk goes; the image keeps it
-            from pocketstack.services.compute import config_drives
+        try:
+            with actions.event(self.db, srv.id, action, "compute_shelve_offload_instance",
+                               srv.host):
+                if srv.host:
+                    self.driver.destroy(srv.host, srv.id)  # the disk goes; the image has it
+                from pocketstack.services.compute import config_drives
 
-            config_drives.remove(self.svc, srv.id)  # local files go with the host
-            self._release(srv)
-            self._set(srv.id, vm_state="shelved_offloaded", task_state=None, host=None,
-                      node=None, power_state=NOSTATE)
+                config_drives.remove(self.svc, srv.id)  # local files go with the host
+                self._release(srv)
+                self._set(srv.id, vm_state="shelved_offloaded", task_state=None, host=None,
+                          node=None, power_state=NOSTATE)
+        except Exception as exc:  # noqa: BLE001 - stays SHELVED (or as it was), no task left
+            log.warning("offload of %s failed: %s", srv.id, exc)
+            self._set(srv.id, task_state=None)
         self.svc.scheduler.refresh()
 
     # -- unshelve -------------------------------------------------------------------------
