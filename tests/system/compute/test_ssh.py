@@ -187,9 +187,10 @@ def test_tempest_commands_run_in_the_guest(guest):
 def test_ping_and_filesystems_as_tempest_uses_them(guest):
     # ping as the image's user (not root), to the network's gateway
     res = guest.ssh("ping -c 1 -W 3 $(ip route | awk '/^default/ {print $3; exit}')")
-    assert res.returncode == 0 and "1 received" in res.stdout, (res.stdout, res.stderr)
+    assert res.returncode == 0 and re.search(r"\b1 (packets )?received", res.stdout), \
+        (res.stdout, res.stderr)
     res = guest.ssh("dd if=/dev/zero of=/tmp/ps.img bs=1M count=8 2>/dev/null && "
-                    "mkfs.ext4 -q -F /tmp/ps.img && sudo blkid /tmp/ps.img")
+                    "mkfs -t ext4 -q -F /tmp/ps.img && sudo blkid /tmp/ps.img")
     assert res.returncode == 0 and 'TYPE="ext4"' in res.stdout, (res.stdout, res.stderr)
     if guest.driver == "qemu":
         # a kernel file system mounted from a disk (the image's own FAT boot partition)

@@ -88,6 +88,9 @@ def test_every_link_in_the_rootfs_resolves(rootfs):
     # the applets a user's PATH (no sbin) needs answer from /usr/bin too
     for name in ("usr/bin/ip", "sbin/ip", "usr/bin/tail", "bin/sh"):
         assert _resolve(tree, links, name) == "bin/busybox", name
+    if "sbin/mke2fs" in tree:
+        assert _resolve(tree, links, "usr/bin/mkfs.ext4") == "sbin/mke2fs"
+    assert _resolve(tree, links, "usr/bin/mkfs") == "sbin/mkfs"
 
 
 def test_default_user_and_container_sudo(rootfs):
@@ -97,6 +100,7 @@ def test_default_user_and_container_sudo(rootfs):
     # uid 0 of the container's own user namespace (no_new_privs: no setuid sudo there)
     assert (cirros[2], cirros[5], cirros[6]) == ("0", "/home/cirros", "/bin/sh")
     assert "/bin/sh" in rootfs["etc/shells#data"].decode().split()
+    assert not rootfs["bin/busybox"].mode & 0o4000
     sudo = rootfs["usr/bin/sudo"]
     assert sudo.isfile() and not sudo.mode & 0o4000
     assert rootfs["usr/bin/sudo#data"].startswith(b"#!/bin/sh")
@@ -152,6 +156,7 @@ def test_vm_initramfs_has_the_vm_init_a_setuid_sudo_and_uid_1000_cirros(vm_build
     passwd = files["etc/passwd"][2].decode()
     assert "cirros:x:1000:1000:cirros:/home/cirros:/bin/sh" in passwd
     assert "sudo:x:27:cirros" in files["etc/group"][2].decode()
+    assert files["bin/busybox"][0] & 0o4000  # ping as cirros (busybox drops root otherwise)
     if extras.setuid_sudo() is None:
         pytest.skip("no gcc: the VM has no sudo")
     mode, uid, data = files["usr/bin/sudo"]

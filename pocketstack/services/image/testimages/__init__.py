@@ -192,7 +192,8 @@ DIRS = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys"
 # The guest scripts (guest/*.sh), where each goes in both images.
 SCRIPTS = (("usr/sbin/pocketstack-cloud-init", "cloud-init.sh"),
            ("usr/sbin/pocketstack-sshd-start", "sshd-start.sh"),
-           ("etc/udhcpc.script", "udhcpc.sh"))
+           ("etc/udhcpc.script", "udhcpc.sh"),
+           ("sbin/mkfs", "mkfs.sh"))
 
 
 def _tree(busybox: Path, flavour: str, programs: list) -> list[tuple[str, str, int, bytes | str]]:
@@ -228,14 +229,13 @@ def _tree(busybox: Path, flavour: str, programs: list) -> list[tuple[str, str, i
     seen: dict[str, tuple[str, str, int, bytes | str]] = {}
     for e in entries:
         seen[e[1]] = e
-    # A user's PATH (dropbear's default for non-root) has no sbin: busybox's sbin applets
-    # (ip, ifconfig, route, ...) also answer from /usr/bin, as on cirros.
+    # A user's PATH (dropbear's default for non-root) has no sbin: what is in sbin (busybox's
+    # ip, ifconfig, route..., mkfs.ext4, blkid) also answers from /usr/bin, as on cirros.
     for e in list(seen.values()):
         name = e[1].rsplit("/", 1)[-1]
-        if e[0] == "link" and e[1].startswith(("sbin/", "usr/sbin/")) \
-                and str(e[3]).endswith("bin/busybox") \
+        if e[0] != "dir" and e[1].startswith(("sbin/", "usr/sbin/")) \
                 and f"usr/bin/{name}" not in seen and f"bin/{name}" not in seen:
-            seen[f"usr/bin/{name}"] = ("link", f"usr/bin/{name}", 0o777, "../../bin/busybox")
+            seen[f"usr/bin/{name}"] = ("link", f"usr/bin/{name}", 0o777, f"../../{e[1]}")
     return sorted(seen.values(), key=lambda e: e[1])
 
 
@@ -367,6 +367,11 @@ def _vm_entries(entries: list, modules: list[Path], sudo: bytes | None) -> list:
     init, a setuid sudo, the kernel modules in load order, and the ACPI power button."""
     vm = [e for e in entries if e[1] not in ("sbin/init", "usr/bin/sudo", "etc/passwd",
                                               "etc/group")]
+    # busybox setuid root, as ping needs a raw socket: Debian's static busybox drops root at
+    # start for every applet but the few that need it (ping, traceroute, su, passwd...), and
+    # its sh runs applets through /proc/self/exe, so `ping` works for cirros (who has sudo:
+    # this opens nothing). A container ignores setuid (no_new_privs): cirros is root there.
+    vm = [("file", e[1], 0o4755, e[3]) if e[1] == "bin/busybox" else e for e in vm]
     vm += [("link", "sbin/init", 0o777, "../init"),
            ("file", "init", 0o755, extras.guest_file("init-vm.sh")),
            ("file", "etc/passwd", 0o644, PASSWD["vm"].encode()),

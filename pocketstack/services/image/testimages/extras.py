@@ -25,9 +25,6 @@ PROGRAMS = (
      ("sbin/mkfs.ext4", "sbin/mkfs.ext3", "sbin/mkfs.ext2")),
     ("usr/bin/lsblk", ("/usr/bin/lsblk", "/bin/lsblk"), "util-linux", ()),
     ("sbin/blkid", ("/usr/sbin/blkid", "/sbin/blkid"), "util-linux", ()),
-    # busybox's ping needs a raw socket (root); iputils' uses an ICMP datagram socket, which
-    # the VM's init allows every group (ping_group_range): Tempest pings as the image's user
-    ("usr/bin/ping", ("/usr/bin/ping", "/bin/ping"), "iputils-ping", ()),
 )
 # Configuration files the programs read, copied when present.
 CONFIG_FILES = (("etc/mke2fs.conf", "/etc/mke2fs.conf"),)
