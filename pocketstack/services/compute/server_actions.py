@@ -130,6 +130,15 @@ class ServerActions:
                 srv.description = arg["description"]
             if "user_data" in arg:
                 srv.user_data = arg["user_data"]
+            if arg.get("personality") is not None:  # the rebuilt server's injected files
+                from pocketstack.services.compute import injected_files
+
+                files = injected_files.parse(arg["personality"], self.svc.quotas.limits(
+                    s, srv.project_id))
+                hints = {k: v for k, v in (srv.scheduler_hints or {}).items()
+                         if k != injected_files.KEY}
+                srv.scheduler_hints = {**hints, **({injected_files.KEY: files} if files
+                                                   else {})}
             if "key_name" in arg:
                 srv.key_name = arg["key_name"]
             if arg.get("OS-DCF:diskConfig") in ("AUTO", "MANUAL"):

@@ -172,6 +172,9 @@ class Servers:
             if isinstance(personality, list) and limits["injected_files"] >= 0 and (
                     len(personality) > limits["injected_files"]):
                 raise OverQuota("Quota exceeded for injected_files")
+            from pocketstack.services.compute import injected_files
+
+            files = injected_files.parse(personality, limits)
             key_data = None
             key_name = body.get("key_name")
             if key_name is not None:
@@ -231,6 +234,7 @@ class Servers:
                     tags=tags, security_groups=sg_names, requested_networks=networks,
                     requested_az=az, availability_zone=az or conf.default_availability_zone,
                     scheduler_hints={**hints, **({"force_host": force_host} if force_host else {}),
+                                     **({injected_files.KEY: files} if files else {}),
                                      **({volume_attachments.PLAN_KEY: volume_plan}
                                         if volume_plan else {})},
                     group_id=group.id if group else None, vm_state="building",

@@ -327,7 +327,7 @@ class ComputeService:
     def metadata_for_server(self, server_id: str) -> dict[str, Any]:
         """What the metadata service shows a server (meta_data.json's sources)."""
         from pocketstack.errors import NotFound
-        from pocketstack.services.compute import device_metadata
+        from pocketstack.services.compute import device_metadata, injected_files
 
         with self.db.read() as s:
             srv = s.get(Server, server_id)
@@ -344,6 +344,7 @@ class ComputeService:
                 "key_name": srv.key_name, "public_keys": keys,
                 "key_data": srv.key_data, "key_type": key_type,
                 "devices": device_metadata.devices(self, srv),
+                "files": injected_files.of(srv),
                 "user_data": srv.user_data, "project_id": srv.project_id,
                 "availability_zone": srv.availability_zone or self.conf.default_availability_zone,
                 "metadata": dict(srv.metadata_ or {}), "launch_index": srv.launch_index,

@@ -121,6 +121,9 @@ class Metadata:
                    all_ports: list[tuple[m.Port, list[dict]]]) -> tuple[int, str, bytes]:
         if not parts:
             return _text("\n".join(OPENSTACK_VERSIONS))
+        if parts[0] == "content" and len(parts) == 2:  # injected files (personality)
+            body = self.contents(server).get(parts[1])
+            return NOT_FOUND if body is None else (200, "application/octet-stream", body)
         if parts[0] not in OPENSTACK_VERSIONS:
             return NOT_FOUND
         docs = self.openstack_documents(server, all_ports)
@@ -147,6 +150,10 @@ class Metadata:
             "public_keys": {k["name"]: k["data"] for k in keys}, "keys": keys,
             "meta": server.get("metadata") or {}, "devices": server.get("devices") or [],
             "random_seed": base64.b64encode(b"\0" * 16).decode()}
+        files = server.get("files") or []  # personality: openstack/content/NNNN
+        if files:
+            meta["files"] = [{"path": f["path"], "content_path": f"/content/{i:04d}"}
+                             for i, f in enumerate(files)]
         docs = {"meta_data.json": ("application/json", json.dumps(meta).encode()),
                 "network_data.json": ("application/json",
                                       json.dumps(self.network_data(all_ports)).encode()),
@@ -156,6 +163,17 @@ class Metadata:
         if user_data is not None:
             docs["user_data"] = ("application/octet-stream", user_data)
         return docs
+
+    @staticmethod
+    def contents(server: dict) -> dict[str, bytes]:
+        """The injected files' bodies by content name ("0000", "0001", ...)."""
+        out = {}
+        for i, f in enumerate(server.get("files") or []):
+            try:
+                out[f"{i:04d}"] = base64.b64decode(f.get("contents") or "")
+            except ValueError:
+                continue
+        return out
 
     def server_tree(self, server_id: str) -> dict[str, bytes] | None:
         """Every file of the server's config drive, by path (Nova's ConfigDriveBuilder
@@ -172,6 +190,8 @@ class Metadata:
         for version in OPENSTACK_VERSIONS:
             for name, (_ctype, body) in self.openstack_documents(server, all_ports).items():
                 tree[f"openstack/{version}/{name}"] = body
+        for name, body in self.contents(server).items():
+            tree[f"openstack/content/{name}"] = body
         nets = [n for _p, ns in all_ports for n in ns]
         meta = json.dumps(self.ec2_tree(server, nets)).encode()
         user_data = user_data_bytes(server.get("user_data"))

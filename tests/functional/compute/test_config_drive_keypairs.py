@@ -5,6 +5,7 @@ ports and key (tests/system/ reads it from inside guests)."""
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -215,3 +216,40 @@ def test_tagged_devices_are_in_meta_data(cloud, admin, image_id, net):
     disks = [d for d in meta["devices"] if d["type"] == "disk"]
     assert disks == [{"type": "disk", "bus": "virtio", "serial": vol, "tags": ["data"]}]
     admin.compute.delete_server(srv.id)
+
+
+def test_personality_files_reach_the_config_drive(cloud, admin, image_id, net):
+    """Injected files (before 2.57) as Nova hands them to the guest: meta_data.json files
+    [{path, content_path}] and openstack/content/NNNN; quota and base64 errors change
+    nothing."""
+    files = [{"path": "/etc/motd", "contents": base64.b64encode(b"hello\n").decode()},
+             {"path": "/../../etc/shadow; rm -rf /",
+              "contents": base64.b64encode(b"\0\xffbinary").decode()}]
+    r = admin.compute.post("/servers", json={"server": {
+        "name": uniq("cdpers"), "imageRef": image_id, "flavorRef": "1", "config_drive": True,
+        "networks": [{"uuid": net.id}], "personality": files}}, microversion="2.56")
+    assert r.status_code == 202, r.text
+    srv = wait(admin, r.json()["server"]["id"], {"ACTIVE"})
+    got = read_iso(drive_path(cloud, srv.id))[1]
+    meta = json.loads(got["openstack/latest/meta_data.json"])
+    assert meta["files"] == [{"path": "/etc/motd", "content_path": "/content/0000"},
+                             {"path": files[1]["path"], "content_path": "/content/0001"}]
+    assert got["openstack/content/0000"] == b"hello\n"
+    assert got["openstack/content/0001"] == b"\0\xffbinary"
+    admin.compute.delete_server(srv.id)
+    for bad, status in (([{"path": "/x", "contents": "not base64!"}], 400),
+                        ([{"path": "/x", "contents": base64.b64encode(b"x" * 10241).decode()}],
+                         403),
+                        ([{"path": "/" + "p" * 300, "contents": ""}], 403),
+                        ([{"path": "/x", "contents": ""}] * 6, 403)):
+        name = uniq("cdpbad")
+        r = admin.compute.post("/servers", json={"server": {
+            "name": name, "imageRef": image_id, "flavorRef": "1", "networks": "none",
+            "personality": bad}}, microversion="2.56")
+        assert r.status_code == status, (bad[0]["path"][:20], r.text)
+        assert not [s for s in admin.compute.servers() if s.name == name]
+    # 2.57 removed personality: a 400
+    r = admin.compute.post("/servers", json={"server": {
+        "name": uniq("cdp57"), "imageRef": image_id, "flavorRef": "1", "networks": "none",
+        "personality": files}}, microversion="2.57")
+    assert r.status_code == 400, r.text
