@@ -59,12 +59,25 @@ def _recv_exact(s: socket.socket, n: int) -> bytes:
     return buf
 
 
+def connect(path: str, timeout: float = 15) -> socket.socket:
+    """A connected client; retried while QEMU's backlog of one is full (EAGAIN)."""
+    deadline = time.monotonic() + 10
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(path)
+            return s
+        except BlockingIOError:
+            s.close()
+            assert time.monotonic() < deadline, f"{path}: backlog full for 10 s"
+            time.sleep(0.02)
+
+
 def rfb_handshake(path: str) -> tuple[socket.socket, int, int]:
     """RFB 3.8 up to ServerInit with security type None; the open socket and the
     framebuffer's size."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(15)
-    s.connect(path)
+    s = connect(path)
     assert _recv_exact(s, 12) == b"RFB 003.008\n"
     s.sendall(b"RFB 003.008\n")
     (n,) = _recv_exact(s, 1)
@@ -107,9 +120,7 @@ def rfb_first_update(s: socket.socket, w: int, h: int) -> tuple[int, int, int, i
 
 def spice_link(path: str) -> bytes:
     """A SpiceLinkMess for the main channel; the 16-byte header of the server's reply."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(15)
-    s.connect(path)
+    s = connect(path)
     try:
         caps = struct.pack("<I", 0b101)  # common caps: protocol auth selection, mini header
         body = struct.pack("<IBBIII", 0, 1, 0, 1, 0, 18) + caps
@@ -121,9 +132,7 @@ def spice_link(path: str) -> bytes:
 
 def serial_run(path: str, command: str, want: str, timeout: float = 30) -> str:
     """Type ``command`` into the serial console; everything read until ``want`` shows."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1)
-    s.connect(path)
+    s = connect(path, timeout=1)
     out = b""
     try:
         s.sendall(b"\n" + command.encode() + b"\n")
@@ -211,8 +220,14 @@ def test_sockets_are_in_a_directory_only_the_qemu_user_and_root_reach(vm):
         assert stat.S_ISSOCK(sst.st_mode) and sst.st_uid == state["qemu_uid"]
     # no TCP listener of QEMU's: its sockets are unix ones only
     pid = state["qemu_pid"]
-    inodes = {os.readlink(f"/proc/{pid}/fd/{f}")[8:-1] for f in os.listdir(f"/proc/{pid}/fd")
-              if os.readlink(f"/proc/{pid}/fd/{f}").startswith("socket:[")}
+    inodes = set()
+    for f in os.listdir(f"/proc/{pid}/fd"):
+        try:  # a client's fd may close meanwhile (console_socket's probe, the last test's)
+            link = os.readlink(f"/proc/{pid}/fd/{f}")
+        except FileNotFoundError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         # QEMU runs in the server's network namespace: read that namespace's tables
         with open(f"/proc/{pid}/net/{Path(table).name}") as fh:
@@ -225,9 +240,7 @@ def test_sockets_are_in_a_directory_only_the_qemu_user_and_root_reach(vm):
 def test_garbage_and_clients_leaving_mid_frame_leave_the_vm_running(vm):
     path = vm.drv.console_socket("h", vm.id, "vnc")
     for _ in range(3):  # garbage instead of a version string
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(5)
-        s.connect(path)
+        s = connect(path, timeout=5)
         s.sendall(os.urandom(8192))
         s.close()
     s, w, h = rfb_handshake(path)  # garbage after the handshake
@@ -236,8 +249,7 @@ def test_garbage_and_clients_leaving_mid_frame_leave_the_vm_running(vm):
     s, w, h = rfb_handshake(path)  # asks for a frame and leaves before reading it
     s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
     s.close()
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # half a SPICE header
-    s.connect(vm.drv.console_socket("h", vm.id, "spice"))
+    s = connect(vm.drv.console_socket("h", vm.id, "spice"))  # half a SPICE header
     s.sendall(b"REDQ\x02\0")
     s.close()
     time.sleep(0.5)
