@@ -89,9 +89,11 @@ class ContainerConsole:
         d = self._dir(server_id)
         paths = self.console_paths(server_id)
         sock_dir = paths["console.sock"].parent
-        if sock_dir != d:
-            sock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.chmod(sock_dir, 0o700)
+        if sock_dir != d:  # /run/pocketstack/container-<cloud>/<id>: both root's 0700
+            sock_dir.parent.parent.mkdir(parents=True, exist_ok=True)
+            for p in (sock_dir.parent, sock_dir):
+                p.mkdir(exist_ok=True, mode=0o700)
+                os.chmod(p, 0o700)
         opened: list[int] = []
         socks: list[socket.socket] = []
         slave = -1
