@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import logging
 import re
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Awaitable, Callable
@@ -136,6 +137,27 @@ Opener = Callable[[str], Awaitable[tuple[TokenInfo, str]]]
 Resizer = Callable[[TokenInfo, int, int], Awaitable[None]]
 
 
+async def _connect(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a console socket, retrying while it is busy. QEMU listens for VNC and
+    serial clients with a backlog of one; a non-blocking connect to a unix socket whose
+    backlog is full fails with EAGAIN, and asyncio's own connect then hands back a socket
+    that was never connected (the first write fails with EINVAL). So the connect is tried
+    here, by hand, until the kernel takes it; the caller's timeout bounds the retries."""
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(path)
+        except BlockingIOError:
+            sock.close()
+            await asyncio.sleep(0.05)
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return await asyncio.open_unix_connection(sock=sock, limit=CHUNK)
+
+
 class Refused(Exception):
     pass
 
@@ -195,8 +217,7 @@ class ConsoleProxy:
                 await self.refuse(ws, str(exc) or "Console refused.")
                 return
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(path, limit=CHUNK), CONNECT_TIMEOUT)
+            reader, writer = await asyncio.wait_for(_connect(path), CONNECT_TIMEOUT)
         except (OSError, asyncio.TimeoutError) as exc:
             log.warning("console socket %s of server %s: %s", path, info.server_id, exc)
             await self.refuse(ws, "The console is not reachable.")

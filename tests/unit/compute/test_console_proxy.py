@@ -377,3 +377,44 @@ def test_spice_channels_share_one_token_while_the_session_lives(tmp_path):
                 async with websockets.connect(h.url("s")):
                     pass
     run(main())
+
+
+def test_connect_waits_for_a_busy_console_instead_of_a_dead_socket(tmp_path):
+    """QEMU's VNC/serial listeners have a backlog of one: a second client must wait for the
+    first to be taken, not get a socket that was never connected."""
+    from pocketstack.services.compute.console_proxy import _connect
+
+    path = str(tmp_path / "busy.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(0)
+    first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    first.connect(path)  # fills the backlog
+
+    async def scenario() -> bytes:
+        loop = asyncio.get_running_loop()
+        # The listener takes the first client only after the second started trying.
+        loop.call_later(0.3, lambda: srv.accept()[0].close())
+        reader, writer = await asyncio.wait_for(_connect(path), 5)
+        conn, _ = await loop.run_in_executor(None, srv.accept)
+        writer.write(b"ping")
+        await writer.drain()
+        got = await loop.run_in_executor(None, conn.recv, 4)
+        conn.close()
+        writer.close()
+        return got
+
+    try:
+        assert run(scenario()) == b"ping"
+    finally:
+        first.close()
+        srv.close()
+
+    gone = str(tmp_path / "gone.sock")
+    with pytest.raises(FileNotFoundError):
+        run(_connect(gone))
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(gone)  # bound, never listening: refused at once, not retried
+    with pytest.raises(ConnectionRefusedError):
+        run(asyncio.wait_for(_connect(gone), 2))
+    dead.close()
