@@ -274,7 +274,7 @@ def test_a_dead_keeper_is_said_so_and_a_stop_start_brings_it_back(ctr):
     c = Console(ctr.drv.console_socket("h", ctr.id, "serial"))
     try:
         t = _token()
-        c.send(b"\n")
+        c.expect(rb"# ", timeout=30, poke=b"\n")  # login drops what was typed before it ran
         c.run(f"echo back-{t}-$((4*4))", f"back-{t}-16".encode(), timeout=30)
     finally:
         c.close()
@@ -310,7 +310,7 @@ def test_a_data_dir_too_long_for_socket_paths_puts_them_under_run():
         c = Console(path)
         try:
             t = _token()
-            c.send(b"\n")
+            c.expect(rb"# ", poke=b"\n")  # login drops what was typed before it ran
             c.run(f"echo long-{t}-$((7*7))", f"long-{t}-49".encode())
         finally:
             c.close()

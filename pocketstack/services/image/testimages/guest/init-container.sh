@@ -18,12 +18,15 @@ chmod 0700 /home/cirros/.ssh
 /usr/sbin/pocketstack-cloud-init &
 echo "pocketstack-busybox: up"
 trap 'exit 0' TERM INT
-# The console (stdin): a root shell while it is a terminal, a new one when it exits (at
+# The console (stdin): a root login while it is a terminal, a new one when it exits (at
 # most one a second); with stdin at /dev/null or at EOF, nothing to serve: just wait.
+# login, not a bare `sh -i`: a job started in the background of this non-interactive
+# shell ignores SIGINT, and an interactive sh keeps what it inherited, so ^C on the
+# console did nothing; login sets the signals back to their defaults.
 exec 3<&0
 while :; do
   if [ -t 3 ]; then
-    setsid -c /bin/sh -i <&3 &
+    setsid -c login -f root <&3 &
     wait $!
     sleep 1 & wait $!
   else
