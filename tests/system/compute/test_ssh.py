@@ -235,9 +235,42 @@ def test_every_server_has_its_own_host_key(guest):
             assert "dropbear_ed25519_host_key" not in names
 
 
-@pytest.mark.skip(reason="config drive: enabled by the lead once the config drive (H4) lands")
 def test_ssh_with_config_drive_and_metadata_service_blocked(guest):
-    """--config-drive true, and the metadata service blocked for that server: the key, the
-    hostname and the second NIC come from the config drive (/config-drive in a container,
-    the config-2 ISO in a VM), so the same SSH login still works."""
-    raise NotImplementedError
+    """--config-drive true, and the metadata service blocked for that server (a security
+    group with no egress rule: only DHCP and replies leave it): the hostname, the key and
+    the second NIC's static address come from the config drive (/config-drive in a
+    container, the config-2 ISO in a VM), so the same SSH login still works."""
+    g = Guest(guest.driver, guest.live, guest.tmp)
+    g.key, g.name = guest.key, f"ps-ssh-cd-{guest.driver}"
+    sg = g.demo("security", "group", "create", "ps-ssh-nometa")
+    net = g.live.sdk("demo").network
+    for rule in list(net.security_group_rules(security_group_id=sg["id"])):
+        net.delete_security_group_rule(rule)  # the default "any egress" rules
+    g.demo("security", "group", "rule", "create", "--protocol", "tcp", "--dst-port", "22",
+           "ps-ssh-nometa")
+    spec = DRIVERS[guest.driver]
+    srv = g.demo("server", "create", "--image", spec["image"], "--flavor", spec["flavor"],
+                 "--key-name", "ps-ssh-key", "--network", "private", "--network",
+                 "ps-ssh-net2", "--security-group", "ps-ssh-nometa", "--config-drive", "true",
+                 g.name)
+    g.id = srv["id"]
+    try:
+        deadline = time.monotonic() + 180
+        while (st := g.demo("server", "show", g.id))["status"] != "ACTIVE":
+            assert st["status"] != "ERROR" and time.monotonic() < deadline, st
+            time.sleep(0.2)
+        assert st["config_drive"] == "True", st
+        net2_ip = next(a["addr"] for a in g.live.sdk("demo").compute.get_server(g.id)
+                       .addresses.get("ps-ssh-net2", []))
+        g.fip = g.demo("floating", "ip", "create", "public")["floating_ip_address"]
+        g.demo("server", "add", "floating", "ip", g.id, g.fip)
+        g.wait_ssh("hostname", rf"^{re.escape(g.name)}$", timeout=spec["login_timeout"])
+        g.wait_ssh("ip -4 -o addr", rf"\binet {re.escape(net2_ip)}/24\b")
+        # the block holds: the guest cannot reach the metadata service...
+        res = g.ssh("timeout 5 wget -q -O - http://169.254.169.254/openstack/latest/"
+                    "meta_data.json")
+        assert res.returncode != 0 and g.id not in res.stdout, res.stdout
+        # ...so what it knows came from the config drive, which it says it used
+        assert f"datasource config-drive, instance {g.id}" in g.console()
+    finally:
+        g.demo("server", "delete", "--wait", g.id, parse=False)
