@@ -137,6 +137,17 @@ class LiveCloud:
                 self.proc.kill()
                 self.proc.wait()
 
+    def destroy(self, remove: Path | None = None, timeout: float = 120) -> None:
+        """Stop the server, then ``pocketstack down --purge`` with the server's own
+        environment (its drivers: servers outlive their cloud by design, so only a purge
+        with the same compute driver removes them), then the scratch directory ``remove``."""
+        self.stop()
+        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
+                        str(self.data_dir)], env=self.server_env, cwd=ROOT,
+                       capture_output=True, timeout=timeout)
+        if remove is not None:
+            shutil.rmtree(remove, ignore_errors=True)
+
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,7 +17,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.conftest import ROOT, LiveCloud
+from tests.conftest import LiveCloud
 
 pytestmark = pytest.mark.system
 
@@ -74,11 +72,7 @@ def vm_cloud():
             time.sleep(1)
         yield live, sid
     finally:
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, cwd=ROOT,
-                       capture_output=True, timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
+        live.destroy(base)
 
 
 # JS: how many distinct colours the noVNC canvas shows (1 = blank)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -35,10 +33,7 @@ def server(tmp_path_factory):
         srv = conn.compute.wait_for_server(srv, status="ACTIVE", wait=120)
         yield live, srv.id
     finally:
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, capture_output=True,
-                       timeout=120)
+        live.destroy()
 
 
 async def session(url: str, steps: list[tuple[str | bytes, str]], timeout: float = 30) -> str:

@@ -16,8 +16,6 @@ import os
 import shutil
 import socket
 import struct
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import websockets
 
-from tests.conftest import ROOT, LiveCloud
+from tests.conftest import LiveCloud
 
 pytestmark = pytest.mark.system
 
@@ -59,11 +57,7 @@ def vm():
             time.sleep(1)
         yield live, sid
     finally:
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, cwd=ROOT,
-                       capture_output=True, timeout=120)
-        shutil.rmtree(base, ignore_errors=True)
+        live.destroy(base)
 
 
 def url_of(live, sid, flag):

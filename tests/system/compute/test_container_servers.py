@@ -9,9 +9,7 @@ import base64
 import hashlib
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -55,10 +53,8 @@ def wait(conn, server_id, statuses, timeout=60):
 def real_cloud(tmp_path_factory):
     live = LiveCloud(tmp_path_factory.mktemp("ctr") / "data", extra_env=ENV).start()
     yield live
-    live.stop()
     # servers a failed test left running (they outlive the cloud by design), by its names
-    subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                    str(live.data_dir)], capture_output=True, timeout=120)
+    live.destroy()
 
 
 def _boot(conn, name, flavor="m1.tiny", user_data=None, networks="none"):

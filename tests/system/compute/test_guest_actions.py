@@ -7,8 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -24,9 +22,7 @@ def real_cloud(tmp_path_factory):
     live = LiveCloud(tmp_path_factory.mktemp("ga") / "data",
                      extra_env={"POCKETSTACK_COMPUTE__DRIVER": "container"}).start()
     yield live
-    live.stop()
-    subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                    str(live.data_dir)], capture_output=True, timeout=120)
+    live.destroy()
 
 
 def settle(conn, sid, timeout=90):

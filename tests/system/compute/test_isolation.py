@@ -32,15 +32,14 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, LiveCloud
-from tests.system.compute.isolation_common import (CGROUP, FORBIDDEN_CAPS, IDMAP_BASE,
+from tests.conftest import LiveCloud
+from tests.system.compute.isolation_common import (CGROUP, FORBIDDEN_CAPS, IDMAP_BASE, 
                                                    ROOTFS_TAR, V2, WAIT_FOR_GO,
                                                    Host, Iso, Verdict, alive, build_image,
                                                    build_probe, cgroup_dir, cgroup_group,
@@ -115,10 +114,7 @@ def iso(tmp_path_factory):
         if leftovers:
             it.delete(leftovers, timeout=120)
     finally:
-        cloud.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(cloud.data_dir)], capture_output=True, timeout=120, cwd=ROOT,
-                       env=cloud.server_env)
+        cloud.destroy()
         for raw in (cloud.data_dir / "volumes").glob("volume-*"):  # loops of leftover volumes
             for line in subprocess.run(["losetup", "-j", str(raw)], capture_output=True,
                                        text=True).stdout.splitlines():

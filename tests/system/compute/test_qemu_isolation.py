@@ -21,7 +21,6 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ import pytest
 
 from pocketstack.drivers.compute.idmap import DEFAULT_REGISTRY
 from pocketstack.services.image.testimages import find_modules
-from tests.conftest import ROOT, LiveCloud
+from tests.conftest import LiveCloud
 
 pytestmark = pytest.mark.system
 
@@ -182,10 +181,7 @@ def cloud():
                 pids += [st.get("qemu_pid"), st.get("netns_pid")]
             except (OSError, ValueError):
                 pass
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, cwd=ROOT, capture_output=True,
-                       timeout=180)
+        live.destroy(timeout=180)
         for pid in filter(None, pids):  # only if the purge failed to
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

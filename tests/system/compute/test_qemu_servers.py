@@ -17,7 +17,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ from types import SimpleNamespace
 import pytest
 
 from pocketstack.services.image.testimages import find_modules
-from tests.conftest import ROOT, LiveCloud
+from tests.conftest import LiveCloud
 
 pytestmark = pytest.mark.system
 
@@ -135,10 +134,7 @@ def vm():
                 pids = [st.get("qemu_pid"), st.get("netns_pid")]
             except (OSError, ValueError):
                 pass
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, cwd=ROOT, capture_output=True,
-                       timeout=120)
+        live.destroy()
         for pid in filter(None, pids):  # only if the purge failed to
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)

@@ -16,14 +16,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, LiveCloud
+from tests.conftest import LiveCloud
 
 pytestmark = pytest.mark.system
 
@@ -157,11 +156,7 @@ def guest(request):
               f"{g.timings['ssh']:.1f} s")
         yield g
     finally:
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, cwd=ROOT,
-                       capture_output=True, timeout=180)
-        shutil.rmtree(tmp, ignore_errors=True)
+        live.destroy(tmp, timeout=180)
 
 
 def test_hostname_answers_the_servers_name(guest):

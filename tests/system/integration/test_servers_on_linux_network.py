@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, LiveCloud
+from tests.conftest import LiveCloud
 
 pytestmark = pytest.mark.system
 
@@ -140,11 +140,7 @@ def env():
         e.demo, e.other, e.admin = demo, other, admin
         yield e
     finally:
-        live.stop()
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(live.data_dir)], env=live.server_env, cwd=ROOT, capture_output=True,
-                       timeout=120)
-        shutil.rmtree(data_dir, ignore_errors=True)
+        live.destroy(data_dir)
     from pocketstack.services.network.service import cloud_prefix
 
     prefix = cloud_prefix(live.data_dir)

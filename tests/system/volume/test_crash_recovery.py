@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -80,10 +78,8 @@ def test_kill9_during_create_attach_delete(tmp_path_factory):
             conn.block_storage.wait_for_delete(v, wait=60)
         assert list(voldir.glob("volume-*")) == []
     finally:
-        cloud.stop()
         # what the cloud made on the host (cgroups, namespaces, bridges), by its names
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(cloud.data_dir)], capture_output=True, timeout=120)
+        cloud.destroy()
         if voldir.exists():
             for f in voldir.glob("volume-*.raw"):
                 _host.loop_detach(f)

@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -38,10 +37,8 @@ def live():
             pytest.skip("the container compute driver cannot run here: " + cloud.log()[-300:])
         yield cloud
     finally:
-        cloud.stop()
         # what the cloud made on the host (cgroups, namespaces, bridges), by its names
-        subprocess.run([sys.executable, "-m", "pocketstack", "down", "--purge", "--data-dir",
-                        str(cloud.data_dir)], capture_output=True, timeout=120)
+        cloud.destroy()
         voldir = root / "data" / "volumes"
         if voldir.exists():
             for f in voldir.glob("volume-*.raw"):
