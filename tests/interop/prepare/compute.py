@@ -4,9 +4,11 @@
 
 image_ref / image_ref_alt: the seeded ``busybox`` image (a rootfs tarball that boots as a
 container server, and is accepted by the fake driver); flavor_ref / flavor_ref_alt: DevStack's
-m1.tiny and m1.small if they exist, else the two smallest flavors. The microversion range is
-read from the compute version document. Features the compute service does not implement
-(migrations, consoles other than the log, change password, stable rescue) are off, so tempest skips those tests instead of failing them.
+m1.tiny and m1.small if they exist, else the two smallest flavors; on a cloud whose
+hypervisors are all QEMU, ``busybox-vm`` (kernel + initramfs) and the VNC and SPICE
+consoles on. The microversion range is read from the compute version document. Features the
+compute service does not implement (migrations, change password, stable rescue) are off, so
+tempest skips those tests instead of failing them.
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ def _call(url: str, token: str | None = None, body: dict | None = None) -> tuple
 
 
 def _alt_image(url: str, token: str, base: dict) -> str:
-    """A second bootable image (a copy of busybox), so the image filter tests have two."""
-    found, _ = _call(url + "/image/v2/images?name=busybox-alt", token)
+    """A second bootable image (a copy of the base image, with its kernel and ramdisk if it
+    has them), so the image filter tests have two."""
+    name = f"{base['name']}-alt"
+    found, _ = _call(url + f"/image/v2/images?name={name}", token)
     if found.get("images"):
         return found["images"][0]["id"]
     req = urllib.request.Request(f"{url}/image/v2/images/{base['id']}/file",
@@ -36,8 +40,9 @@ def _alt_image(url: str, token: str, base: dict) -> str:
     with urllib.request.urlopen(req, timeout=120) as resp:
         data = resp.read()
     img, _ = _call(url + "/image/v2/images", token, {
-        "name": "busybox-alt", "disk_format": base["disk_format"],
-        "container_format": base["container_format"], "visibility": "public"})
+        "name": name, "disk_format": base["disk_format"],
+        "container_format": base["container_format"], "visibility": "public",
+        **{k: base[k] for k in ("kernel_id", "ramdisk_id") if base.get(k)}})
     put = urllib.request.Request(f"{url}/image/v2/images/{img['id']}/file", data=data,
                                  method="PUT", headers={"X-Auth-Token": token,
                                                         "Content-Type": "application/octet-stream"})
@@ -87,6 +92,13 @@ def main() -> int:
             "swap_volume": "false", "volume_multiattach": "false",
         },
     }
+    hypervisors, _ = _call(args.url + "/compute/v2.1/os-hypervisors/detail", token)
+    kinds = {h.get("hypervisor_type") for h in hypervisors.get("hypervisors", [])}
+    if kinds == {"QEMU"}:
+        # VMs: the remote consoles are there (noVNC and SPICE through the API port's
+        # proxy), and the bootable image is the kernel + initramfs one.
+        conf["compute-feature-enabled"].update(vnc_console="true", spice_console="true")
+        images, _ = _call(args.url + "/image/v2/images?name=busybox-vm", token)
     if images.get("images"):
         base = images["images"][0]
         conf["compute"]["image_ref"] = base["id"]
