@@ -47,6 +47,7 @@ from pocketstack.drivers.compute.base import (NOSTATE, PAUSED, RUNNING, SHUTDOWN
                                               InstanceDiagnostics, InstanceSpec)
 from pocketstack.drivers.compute.container_cgroups import Cgroups
 from pocketstack.drivers.compute.container_console import ContainerConsole
+from pocketstack.drivers.compute.container_volumes import ContainerVolumes
 from pocketstack.drivers.compute import container_rescue
 from pocketstack.drivers.compute.config_drive import container_mounts
 from pocketstack.drivers.compute.container_rootfs import (BOOT_SCRIPT, UDHCPC_SCRIPT,
@@ -75,7 +76,7 @@ def _runc_error(path: Path) -> str:
     return "\n".join(lines)[-500:]
 
 
-class ContainerDriver(ContainerConsole, ComputeDriver):
+class ContainerDriver(ContainerConsole, ContainerVolumes, ComputeDriver):
     name = "container"
     capabilities = DriverCapabilities(hypervisor_type="container", real_processes=True,
                                       instances_survive_restart=True, needs_image_file=True,
@@ -449,100 +450,6 @@ class ContainerDriver(ContainerConsole, ComputeDriver):
 
     def unpause(self, host: str, server_id: str) -> None:
         self.cgroups.freeze(server_id, False)
-
-    # -- volumes: a block device node in the server's own /dev ----------------------------
-    # The server's /dev is a directory of its root file system (runc bind-mounts the
-    # standard nodes into it); host root makes the volume's node there, owned by the
-    # guest's root, and the devices cgroup lets the guest use that one device. The guest
-    # itself cannot make device nodes: mknod needs CAP_MKNOD in the host's namespace.
-    # Attached devices are recorded in block-devices.json for the next starts.
-    def _block_devices(self, server_id: str) -> dict[str, str]:
-        try:
-            return json.loads((self._dir(server_id) / "block-devices.json").read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def _mknod(self, server_id: str, host_device: str, guest_device: str) -> None:
-        st = os.stat(host_device)
-        if not stat.S_ISBLK(st.st_mode):
-            raise DriverError(f"{host_device} is not a block device")
-        ids = self._ids(server_id)
-        dev = os.open(self._dir(server_id) / "rootfs", os.O_RDONLY | os.O_DIRECTORY)
-        try:  # /dev itself may be a symlink the guest made: never follow it
-            put(self._dir(server_id) / "rootfs", "dev", None, 0o755, ids)
-            dfd = os.open("dev", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dev)
-        finally:
-            os.close(dev)
-        name = guest_device[len("/dev/"):]
-        try:
-            try:
-                os.unlink(name, dir_fd=dfd)
-            except FileNotFoundError:
-                pass
-            os.mknod(name, stat.S_IFBLK | 0o660, st.st_rdev, dir_fd=dfd)
-            os.chown(name, ids.base, ids.base, dir_fd=dfd, follow_symlinks=False)
-        finally:
-            os.close(dfd)
-        if self._alive(self._state(server_id)) is not None:
-            try:
-                self.cgroups.allow_block_device(server_id, os.major(st.st_rdev),
-                                                os.minor(st.st_rdev), True)
-            except DriverError as exc:
-                log.warning("server %s: %s", server_id, exc)
-
-    def _restore_block_devices(self, server_id: str) -> None:
-        for guest, host_dev in self._block_devices(server_id).items():
-            try:
-                self._mknod(server_id, host_dev, guest)
-            except (OSError, DriverError) as exc:
-                log.warning("could not restore %s in server %s: %s", guest, server_id, exc)
-
-    def attach_block_device(self, host: str, server_id: str, host_device: str,
-                            guest_device: str) -> None:
-        name = guest_device[len("/dev/"):]
-        if not guest_device.startswith("/dev/") or not name.isalnum():
-            raise DriverError(f"invalid guest device name {guest_device}")
-        with self._lock(server_id):
-            if not (self._dir(server_id) / "rootfs").is_dir():
-                raise DriverError(f"Server {server_id} is not on this host.")
-            try:
-                self._mknod(server_id, host_device, guest_device)
-            except OSError as exc:
-                raise DriverError(f"cannot create {guest_device} in the server: {exc}") from None
-            devices = self._block_devices(server_id)
-            devices[guest_device] = host_device
-            atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
-
-    def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
-        with self._lock(server_id):
-            devices = self._block_devices(server_id)
-            host_dev = devices.pop(guest_device, None)
-            if self._dir(server_id).is_dir():
-                atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
-            name = guest_device[len("/dev/"):]
-            if not guest_device.startswith("/dev/") or not name.isalnum():
-                return
-            try:
-                fd = os.open(self._dir(server_id) / "rootfs" / "dev",
-                             os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
-            except OSError:
-                fd = None
-            if fd is not None:
-                try:
-                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                    if stat.S_ISBLK(st.st_mode):
-                        os.unlink(name, dir_fd=fd)
-                except FileNotFoundError:
-                    pass
-                finally:
-                    os.close(fd)
-            if host_dev and self._alive(self._state(server_id)) is not None:
-                try:
-                    rdev = os.stat(host_dev).st_rdev
-                    self.cgroups.allow_block_device(server_id, os.major(rdev), os.minor(rdev),
-                                                    False)
-                except (OSError, DriverError):
-                    pass
 
     def destroy(self, host: str, server_id: str) -> None:
         with self._lock(server_id):
