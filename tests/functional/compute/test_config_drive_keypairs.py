@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 
-import pytest
 from tests.functional.compute.servers_common import uniq, wait
 
 from pocketstack.drivers.compute.config_drive import read_iso
@@ -16,31 +15,11 @@ from pocketstack.drivers.compute.config_drive import read_iso
 MV = "2.79"
 
 
-@pytest.fixture(scope="module")
-def image_id(admin):
-    img = admin.image.create_image(name=uniq("cdimg"), disk_format="raw",
-                                   container_format="bare", data=b"\0" * 1024,
-                                   visibility="public")
-    yield img.id
-    admin.image.delete_image(img.id, ignore_missing=True)
-
-
-@pytest.fixture(scope="module")
-def net(admin):
-    n = admin.network.create_network(name=uniq("cdnet"))
-    admin.network.create_subnet(network_id=n.id, ip_version=4, cidr="10.73.1.0/24",
-                                name=uniq("cdsub"))
-    yield n
-    for port in admin.network.ports(network_id=n.id):
-        admin.network.delete_port(port.id)
-    admin.network.delete_network(n.id)
-
-
 def drive_path(cloud, sid):
     return cloud.data_dir / "compute" / "config-drives" / f"{sid}.iso"
 
 
-def test_config_drive_true_through_the_cli(cloud, admin, image_id, net, tmp_path):
+def test_config_drive_true_through_the_cli(cloud, admin, own_image, own_net, tmp_path):
     key = uniq("cdkey")
     kp = cloud.openstack("keypair", "create", key)  # generated: the private key printed
     assert "PRIVATE KEY" in str(kp)
@@ -48,8 +27,8 @@ def test_config_drive_true_through_the_cli(cloud, admin, image_id, net, tmp_path
     user_data = tmp_path / "ud.sh"
     user_data.write_bytes(b"#!/bin/sh\necho config drive works\n")
     name = uniq("cdsrv")
-    out = cloud.openstack("server", "create", "--image", image_id, "--flavor", "1",
-                          "--network", net.id, "--key-name", key, "--config-drive", "true",
+    out = cloud.openstack("server", "create", "--image", own_image, "--flavor", "1",
+                          "--network", own_net.id, "--key-name", key, "--config-drive", "true",
                           "--user-data", str(user_data), "--property", "role=web",
                           "--wait", name)
     assert out["config_drive"] == "True"
@@ -78,8 +57,8 @@ def test_config_drive_true_through_the_cli(cloud, admin, image_id, net, tmp_path
                                  json={"os-getConsoleOutput": {}}).json()["output"]
     assert "config drive attached (config-2)" in console
     # a server without one has none; deleting the server removes the drive
-    plain = cloud.openstack("server", "create", "--image", image_id, "--flavor", "1",
-                            "--network", net.id, "--wait", uniq("cdplain"))
+    plain = cloud.openstack("server", "create", "--image", own_image, "--flavor", "1",
+                            "--network", own_net.id, "--wait", uniq("cdplain"))
     body = admin.compute.get(f"/servers/{plain['id']}", microversion=MV).json()["server"]
     assert body["config_drive"] == "" and not drive_path(cloud, plain["id"]).exists()
     cloud.openstack("server", "delete", "--wait", sid, plain["id"], parse=False)
@@ -87,14 +66,14 @@ def test_config_drive_true_through_the_cli(cloud, admin, image_id, net, tmp_path
     cloud.openstack("keypair", "delete", key, parse=False)
 
 
-def test_mandatory_image_property_and_bad_values(cloud, admin, image_id, net):
+def test_mandatory_image_property_and_bad_values(cloud, admin, own_image, own_net):
     img = admin.image.create_image(name=uniq("cdmand"), disk_format="raw",
                                    container_format="bare", data=b"\0" * 512,
                                    img_config_drive="mandatory")
     try:
         r = admin.compute.post("/servers", json={"server": {
             "name": uniq("cdm"), "imageRef": img.id, "flavorRef": "1",
-            "networks": [{"uuid": net.id}]}}, microversion=MV)
+            "networks": [{"uuid": own_net.id}]}}, microversion=MV)
         assert r.status_code == 202, r.text
         srv = wait(admin, r.json()["server"]["id"], {"ACTIVE", "ERROR"})
         assert srv.status == "ACTIVE"
@@ -106,8 +85,8 @@ def test_mandatory_image_property_and_bad_values(cloud, admin, image_id, net):
         admin.image.delete_image(img.id)
     for bad in ("maybe", 3, {"a": 1}):
         r = admin.compute.post("/servers", json={"server": {
-            "name": uniq("cdbad"), "imageRef": image_id, "flavorRef": "1",
-            "networks": [{"uuid": net.id}], "config_drive": bad}}, microversion=MV)
+            "name": uniq("cdbad"), "imageRef": own_image, "flavorRef": "1",
+            "networks": [{"uuid": own_net.id}], "config_drive": bad}}, microversion=MV)
         assert r.status_code == 400, r.text
     assert not [s for s in admin.compute.servers() if s.name.startswith("cdbad")]
 
@@ -132,7 +111,7 @@ def _self_signed_cert() -> str:
     return cert.public_bytes(serialization.Encoding.PEM).decode()
 
 
-def test_keypair_types_and_bad_keys(cloud, admin, demo, image_id, net):
+def test_keypair_types_and_bad_keys(cloud, admin, demo, own_image, own_net):
     import hashlib
 
     from cryptography import x509
@@ -171,8 +150,8 @@ def test_keypair_types_and_bad_keys(cloud, admin, demo, image_id, net):
     assert res.returncode != 0
     # a server with an x509 key shows it as such in its metadata (config drive)
     r = admin.compute.post("/servers", json={"server": {
-        "name": uniq("cdx"), "imageRef": image_id, "flavorRef": "1", "key_name": name,
-        "networks": [{"uuid": net.id}], "config_drive": True}}, microversion=MV)
+        "name": uniq("cdx"), "imageRef": own_image, "flavorRef": "1", "key_name": name,
+        "networks": [{"uuid": own_net.id}], "config_drive": True}}, microversion=MV)
     assert r.status_code == 202, r.text
     srv = wait(admin, r.json()["server"]["id"], {"ACTIVE"})
     meta = json.loads(read_iso(drive_path(cloud, srv.id))[1]["openstack/latest/meta_data.json"])
@@ -182,7 +161,7 @@ def test_keypair_types_and_bad_keys(cloud, admin, demo, image_id, net):
     for conn, key in ((admin, uniq("nokey")), (demo, name)):
         sname = uniq("cdnokey")
         r = conn.compute.post("/servers", json={"server": {
-            "name": sname, "imageRef": image_id, "flavorRef": "1", "key_name": key,
+            "name": sname, "imageRef": own_image, "flavorRef": "1", "key_name": key,
             "networks": "none"}}, microversion=MV)
         assert r.status_code == 400 and "Invalid key_name provided." in r.text, r.text
         assert not [s for s in conn.compute.servers() if s.name == sname]
@@ -190,14 +169,14 @@ def test_keypair_types_and_bad_keys(cloud, admin, demo, image_id, net):
     admin.compute.delete_keypair(gen["name"])
 
 
-def test_tagged_devices_are_in_meta_data(cloud, admin, image_id, net):
+def test_tagged_devices_are_in_meta_data(cloud, admin, own_image, own_net):
     """Device role tagging (2.32 NICs, 2.42 block devices) as Nova shows it in
     meta_data.json devices: tagged ones only, NICs by MAC, disks by volume id."""
     r = admin.compute.post("/servers", json={"server": {
-        "name": uniq("cdtag"), "imageRef": image_id, "flavorRef": "1", "config_drive": True,
-        "networks": [{"uuid": net.id, "tag": "nic-a"}, {"uuid": net.id}],
+        "name": uniq("cdtag"), "imageRef": own_image, "flavorRef": "1", "config_drive": True,
+        "networks": [{"uuid": own_net.id, "tag": "nic-a"}, {"uuid": own_net.id}],
         "block_device_mapping_v2": [
-            {"boot_index": 0, "uuid": image_id, "source_type": "image",
+            {"boot_index": 0, "uuid": own_image, "source_type": "image",
              "destination_type": "local"},
             {"boot_index": -1, "source_type": "blank", "destination_type": "volume",
              "volume_size": 1, "tag": "data", "delete_on_termination": True}]}},
@@ -218,7 +197,7 @@ def test_tagged_devices_are_in_meta_data(cloud, admin, image_id, net):
     admin.compute.delete_server(srv.id)
 
 
-def test_personality_files_reach_the_config_drive(cloud, admin, image_id, net):
+def test_personality_files_reach_the_config_drive(cloud, admin, own_image, own_net):
     """Injected files (before 2.57) as Nova hands them to the guest: meta_data.json files
     [{path, content_path}] and openstack/content/NNNN; quota and base64 errors change
     nothing."""
@@ -226,8 +205,8 @@ def test_personality_files_reach_the_config_drive(cloud, admin, image_id, net):
              {"path": "/../../etc/shadow; rm -rf /",
               "contents": base64.b64encode(b"\0\xffbinary").decode()}]
     r = admin.compute.post("/servers", json={"server": {
-        "name": uniq("cdpers"), "imageRef": image_id, "flavorRef": "1", "config_drive": True,
-        "networks": [{"uuid": net.id}], "personality": files}}, microversion="2.56")
+        "name": uniq("cdpers"), "imageRef": own_image, "flavorRef": "1", "config_drive": True,
+        "networks": [{"uuid": own_net.id}], "personality": files}}, microversion="2.56")
     assert r.status_code == 202, r.text
     srv = wait(admin, r.json()["server"]["id"], {"ACTIVE"})
     got = read_iso(drive_path(cloud, srv.id))[1]
@@ -244,12 +223,12 @@ def test_personality_files_reach_the_config_drive(cloud, admin, image_id, net):
                         ([{"path": "/x", "contents": ""}] * 6, 403)):
         name = uniq("cdpbad")
         r = admin.compute.post("/servers", json={"server": {
-            "name": name, "imageRef": image_id, "flavorRef": "1", "networks": "none",
+            "name": name, "imageRef": own_image, "flavorRef": "1", "networks": "none",
             "personality": bad}}, microversion="2.56")
         assert r.status_code == status, (bad[0]["path"][:20], r.text)
         assert not [s for s in admin.compute.servers() if s.name == name]
     # 2.57 removed personality: a 400
     r = admin.compute.post("/servers", json={"server": {
-        "name": uniq("cdp57"), "imageRef": image_id, "flavorRef": "1", "networks": "none",
+        "name": uniq("cdp57"), "imageRef": own_image, "flavorRef": "1", "networks": "none",
         "personality": files}}, microversion="2.57")
     assert r.status_code == 400, r.text

@@ -5,37 +5,14 @@ guests themselves."""
 
 from __future__ import annotations
 
-import pytest
 from tests.functional.compute.servers_common import uniq, wait
 
 MV = "2.79"
 
 
-@pytest.fixture(scope="module")
-def image_id(admin):
-    """An image of this module's own (the fake driver boots anything): the tests do not
-    depend on the seeded busybox image."""
-    img = admin.image.create_image(name=uniq("shimg"), disk_format="raw",
-                                   container_format="bare", data=b"\0" * 1024,
-                                   visibility="public")
-    yield img.id
-    admin.image.delete_image(img.id, ignore_missing=True)
-
-
-@pytest.fixture(scope="module")
-def net(admin):
-    n = admin.network.create_network(name=uniq("shnet"))
-    admin.network.create_subnet(network_id=n.id, ip_version=4, cidr="10.72.1.0/24",
-                                name=uniq("shsub"))
-    yield n
-    for port in admin.network.ports(network_id=n.id):
-        admin.network.delete_port(port.id)
-    admin.network.delete_network(n.id)
-
-
-def boot(conn, image_id, net_id, name=None):
+def boot(conn, image_ref, net_id, name=None):
     r = conn.compute.post("/servers", json={"server": {
-        "name": name or uniq("shsrv"), "imageRef": image_id, "flavorRef": "1",
+        "name": name or uniq("shsrv"), "imageRef": image_ref, "flavorRef": "1",
         "networks": [{"uuid": net_id}]}}, microversion=MV)
     assert r.status_code == 202, r.text
     return wait(conn, r.json()["server"]["id"], {"ACTIVE"})
@@ -92,8 +69,8 @@ def used(conn):
     return conn.compute.get("/os-hypervisors/statistics").json()["hypervisor_statistics"]
 
 
-def test_shelve_offload_unshelve_keeps_ports_and_frees_the_host(cloud, admin, image_id, net):
-    srv = boot(admin, image_id, net.id)
+def test_shelve_offload_unshelve_keeps_ports_and_frees_the_host(cloud, admin, own_image, own_net):
+    srv = boot(admin, own_image, own_net.id)
     before_ports = ports_of(admin, srv.id)
     assert before_ports
     stats0 = used(admin)
@@ -109,7 +86,7 @@ def test_shelve_offload_unshelve_keeps_ports_and_frees_the_host(cloud, admin, im
     assert img.status == "active"
     raw = admin.image.get(f"/images/{img.id}").json()
     assert raw["image_type"] == "snapshot" and raw["instance_uuid"] == srv.id
-    assert raw["base_image_ref"] == image_id
+    assert raw["base_image_ref"] == own_image
     # the host's resources are free, the project's quota usage is not (as Nova counts)
     stats1 = used(admin)
     assert stats1["vcpus_used"] == stats0["vcpus_used"] - 1
@@ -134,8 +111,8 @@ def test_shelve_offload_unshelve_keeps_ports_and_frees_the_host(cloud, admin, im
     admin.compute.delete_server(srv.id)
 
 
-def test_shelve_and_unshelve_refusals(cloud, admin, demo, image_id, net):
-    srv = boot(admin, image_id, net.id)
+def test_shelve_and_unshelve_refusals(cloud, admin, demo, own_image, own_net):
+    srv = boot(admin, own_image, own_net.id)
     # locked: 409 for the owner's project member... and the lock is the admin's here, so a
     # non-admin (demo has no access at all: 404) - check the lock with a demo server below
     r = action(admin, srv.id, {"unshelve": None})
@@ -147,7 +124,7 @@ def test_shelve_and_unshelve_refusals(cloud, admin, demo, image_id, net):
     dnet = demo.network.create_network(name=uniq("shdnet"))
     demo.network.create_subnet(network_id=dnet.id, ip_version=4, cidr="10.72.2.0/24")
     try:
-        dsrv = boot(demo, image_id, dnet.id)
+        dsrv = boot(demo, own_image, dnet.id)
         assert action(demo, dsrv.id, {"lock": None}).status_code == 202
         res = cloud.openstack("server", "shelve", dsrv.id, user="demo", check=False)
         assert res.returncode != 0 and "locked" in res.stderr, res.stderr
@@ -191,8 +168,8 @@ def wait_gone(conn, sid, timeout=30):
         time.sleep(0.05)
 
 
-def test_unshelve_onto_disabled_hosts_goes_back_with_no_valid_host(cloud, admin, image_id, net):
-    srv = boot(admin, image_id, net.id)
+def test_unshelve_onto_disabled_hosts_goes_back_with_no_valid_host(cloud, admin, own_image, own_net):
+    srv = boot(admin, own_image, own_net.id)
     assert action(admin, srv.id, {"shelve": None}).status_code == 202
     wait(admin, srv.id, {"SHELVED_OFFLOADED"})
     services = [s for s in admin.compute.services() if s.binary == "nova-compute"]
@@ -220,13 +197,13 @@ def test_unshelve_onto_disabled_hosts_goes_back_with_no_valid_host(cloud, admin,
     admin.compute.delete_server(srv.id)
 
 
-def test_rescue_and_unrescue(cloud, admin, demo, image_id, net):
-    srv = boot(admin, image_id, net.id)
+def test_rescue_and_unrescue(cloud, admin, demo, own_image, own_net):
+    srv = boot(admin, own_image, own_net.id)
     out = cloud.openstack("server", "rescue", srv.id, parse=False)
     body = settle(admin, srv.id)
     assert body["status"] == "RESCUE", (out, body.get("fault"))
     console = action(admin, srv.id, {"os-getConsoleOutput": {}}).json()["output"]
-    assert f"rescue boot from image {image_id}" in console
+    assert f"rescue boot from image {own_image}" in console
     assert events(admin, srv.id, "rescue") == {"compute_rescue_instance": "Success"}
     assert action(admin, srv.id, {"rescue": None}).status_code == 409  # already
     assert action(admin, srv.id, {"shelve": None}).status_code == 409
@@ -247,8 +224,8 @@ def test_rescue_and_unrescue(cloud, admin, demo, image_id, net):
     admin.compute.delete_server(srv.id)
 
 
-def test_rescue_with_an_image_that_cannot_boot_or_is_not_visible(cloud, admin, demo, image_id,
-                                                                  net):
+def test_rescue_with_an_image_that_cannot_boot_or_is_not_visible(cloud, admin, demo, own_image,
+                                                                  own_net):
     kernel = admin.image.create_image(name=uniq("aki"), disk_format="aki",
                                       container_format="aki", data=b"\0" * 512,
                                       visibility="public")
@@ -258,7 +235,7 @@ def test_rescue_with_an_image_that_cannot_boot_or_is_not_visible(cloud, admin, d
     dnet = demo.network.create_network(name=uniq("rsdnet"))
     demo.network.create_subnet(network_id=dnet.id, ip_version=4, cidr="10.72.3.0/24")
     try:
-        srv = boot(demo, image_id, dnet.id)
+        srv = boot(demo, own_image, dnet.id)
         for img, why in ((kernel.id, "kernel or ramdisk"), (private.id, "No image found")):
             r = action(demo, srv.id, {"rescue": {"rescue_image_ref": img}})
             assert r.status_code == 200, r.text
@@ -277,12 +254,12 @@ def test_rescue_with_an_image_that_cannot_boot_or_is_not_visible(cloud, admin, d
         demo.network.delete_network(dnet.id)
 
 
-def test_volume_backed_shelve_has_no_snapshot_and_keeps_its_volume(cloud, admin, image_id,
-                                                                   net):
+def test_volume_backed_shelve_has_no_snapshot_and_keeps_its_volume(cloud, admin, own_image,
+                                                                   own_net):
     r = admin.compute.post("/servers", json={"server": {
         "name": uniq("shbfv"), "imageRef": "", "flavorRef": "1",
-        "networks": [{"uuid": net.id}],
-        "block_device_mapping_v2": [{"boot_index": 0, "uuid": image_id, "source_type": "image",
+        "networks": [{"uuid": own_net.id}],
+        "block_device_mapping_v2": [{"boot_index": 0, "uuid": own_image, "source_type": "image",
                                      "destination_type": "volume", "volume_size": 1,
                                      "delete_on_termination": True}]}}, microversion=MV)
     assert r.status_code == 202, r.text
