@@ -35,18 +35,6 @@ if not all((IMAGES / f).is_file() for f in ("vmlinuz", "initramfs.gz")):
                 allow_module_level=True)
 
 
-def _driver_has_vnc() -> bool:
-    from pocketstack.drivers.compute.base import ComputeDriver
-    from pocketstack.drivers.compute.qemu import QemuDriver
-
-    return ("vnc" in QemuDriver.capabilities.console_protocols
-            and QemuDriver.console_socket is not ComputeDriver.console_socket)
-
-
-if not _driver_has_vnc():
-    pytest.skip("the qemu driver does not implement console_socket('vnc') yet",
-                allow_module_level=True)
-
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update"]
 
