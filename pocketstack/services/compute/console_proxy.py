@@ -339,7 +339,17 @@ class StaticPages:
 
     def __init__(self, root: Path = STATIC_ROOT) -> None:
         self.root = root.resolve()
-        self.files: dict[str, tuple[bytes, str, str]] = {}
+        self._files: dict[str, tuple[bytes, str, str]] | None = None
+
+    @property
+    def files(self) -> dict[str, tuple[bytes, str, str]]:
+        # Read at the first page asked for, not at every `up` (1.7 MB, ~100 files).
+        if self._files is None:
+            self._files = self._load()
+        return self._files
+
+    def _load(self) -> dict[str, tuple[bytes, str, str]]:
+        files: dict[str, tuple[bytes, str, str]] = {}
         for path in sorted(self.root.rglob("*")):
             if not path.is_file() or path.suffix not in _CONTENT_TYPES:
                 continue
@@ -353,7 +363,8 @@ class StaticPages:
                        "style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; "
                        "font-src 'self'; connect-src 'self' {ws}; media-src 'self' blob:; "
                        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
-            self.files[rel] = (data, _CONTENT_TYPES[path.suffix], csp)
+            files[rel] = (data, _CONTENT_TYPES[path.suffix], csp)
+        return files
 
     async def handle(self, request: Request) -> Response:
         rel = request.path_params.get("path", "")
