@@ -28,7 +28,7 @@ from pocketstack.errors import BadRequest, Conflict, PocketError
 from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.routes import close_if_body
 from pocketstack.services.object_store.names import check_container
-from pocketstack.services.s3 import objects, sigv4, subresources, views
+from pocketstack.services.s3 import objects, sigv4, subresources, support, views
 from pocketstack.services.s3.chunked import aws_chunked
 
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
@@ -173,6 +173,17 @@ class S3App:
             key = rest
         bucket = bucket or None
         key = key or None
+        if request.method == "POST" and key is None and "multipart/form-data" in \
+                request.headers.get("content-type", ""):
+            # POST Object (browser form upload, signed by a policy document in the form).
+            raise support.NotImplementedS3("POST Object (browser form upload) is not "
+                                           "implemented.")
+        if bucket is not None:
+            # the signature is checked already; now refuse what no handler implements
+            support.check_implemented("bucket" if key is None else "object", request.method,
+                                      request.query_params)
+            support.check_version_id(request.query_params)
+            support.check_encryption(request.method, request.headers)
         if identity is None:
             return await self.anonymous(request, bucket, key)
         ctx = await self._context_for(identity)
@@ -180,9 +191,11 @@ class S3App:
         req = S3Request(request, ctx, self.service, account, identity.project_id, bucket,
                         key, identity)
         if bucket is None:
-            if request.method != "GET":
-                raise PocketError("The specified method is not allowed against this resource.",
-                                  status=405, kind="MethodNotAllowed")
+            if request.method != "GET" or support.subresources_of(request.query_params):
+                # IAM and STS (POST / with Action=...) and anything else at the root
+                raise support.NotImplementedS3(
+                    f"{request.method} / is not implemented (IAM and STS are not offered; "
+                    "use Keystone).")
             containers = await run(lambda: self.service.store.list_containers(account))
             return views.list_buckets(identity.project_id, containers)
         if not BUCKET_RE.match(bucket) or ".." in bucket:
@@ -216,7 +229,8 @@ class S3App:
     async def anonymous(self, request: Request, bucket: str | None, key: str | None
                         ) -> Response:
         """Public-read buckets (x-amz-acl public-read -> X-Container-Read .r:*)."""
-        if bucket is None or request.method not in ("GET", "HEAD"):
+        if bucket is None or request.method not in ("GET", "HEAD") or \
+                support.subresources_of(request.query_params):
             raise sigv4.AccessDenied("Access Denied")
         crec = await run(self.service.store.find_public_container, bucket)
         if crec is None:
@@ -289,12 +303,11 @@ async def bucket_handle(req: S3Request) -> Response:
         await _container(req)
         if subresources.is_bucket_change(q):
             return await subresources.bucket_change(req)
-        if "uploads" not in q:
-            try:
-                await run(store.delete_container, req.account, req.bucket)
-            except Conflict:
-                raise Conflict("The bucket you tried to delete is not empty",
-                               kind="BucketNotEmpty") from None
+        try:
+            await run(store.delete_container, req.account, req.bucket)
+        except Conflict:
+            raise Conflict("The bucket you tried to delete is not empty",
+                           kind="BucketNotEmpty") from None
         return Response(status_code=204)
     if method == "POST" and "delete" in q:
         await _container(req)
