@@ -23,11 +23,11 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from pocketstack.db import Database
@@ -44,6 +44,9 @@ from pocketstack.services.object_store.uploads import UploadsMixin
 
 # Bodies up to this size are kept in the database row (see "Inline objects" above).
 INLINE_MAX = 64 * 1024
+
+# A check of the object a write replaces (None: no object); raises to refuse the write.
+Expectation = Callable[[ObjectRecord | None], None]
 
 __all__ = ["AccountRecord", "ContainerRecord", "ObjectRecord", "ObjectStore", "OverQuota",
            "version_prefix"]
@@ -247,9 +250,14 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
     def commit(self, account: str, container: str, name: str, blob: BlobInfo, *,
                content_type: str, meta: dict[str, Any], delete_at: int | None = None,
                size: int | None = None, etag: str | None = None,
-               timestamp: float | None = None) -> ObjectRecord:
+               timestamp: float | None = None,
+               expect: Expectation | None = None) -> ObjectRecord:
         """Point (account, container, name) at a durable blob; the blob is owned by the
-        store from here on (deleted on failure)."""
+        store from here on (deleted on failure).
+
+        ``expect`` (S3 conditional writes) is called with the object being replaced (None
+        if there is none) inside the write transaction, with its row locked: it raises to
+        refuse, and nothing changes; so two conditional writers can never both win."""
         def fast(st: Statements) -> tuple[ObjectRecord | None, list[str]]:
             # The replaced blobs come back with the result: only the run that committed
             # names them (a batch that was rolled back and retried may have seen others).
@@ -258,7 +266,9 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
                                      meta, delete_at, size, etag, timestamp, found), found
 
         try:
-            if self._group is not None:
+            if expect is not None:  # the general path reads the replaced row
+                record, garbage = None, []
+            elif self._group is not None:
                 record, garbage = self._group.submit(fast)
             else:
                 with self.db.statements() as st:
@@ -266,7 +276,8 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
             if record is None:
                 with self.db.write() as s:
                     record = self._commit(s, account, container, name, blob, content_type,
-                                          meta, delete_at, size, etag, timestamp, garbage)
+                                          meta, delete_at, size, etag, timestamp, garbage,
+                                          expect)
         except BaseException:
             self._drop([blob.file_id])
             raise
@@ -307,15 +318,17 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
     def _commit(self, s: Session, account: str, container: str, name: str, blob: BlobInfo,
                 content_type: str, meta: dict[str, Any], delete_at: int | None,
                 size: int | None, etag: str | None, timestamp: float | None,
-                garbage: list[str]) -> ObjectRecord:
-        """The general write (versioning, quotas), through the ORM."""
+                garbage: list[str], expect: Expectation | None = None) -> ObjectRecord:
+        """The general write (versioning, quotas, conditions), through the ORM."""
         crow = s.get(SwiftContainer, (account, container))
         if crow is None:
             raise NotFound("The resource could not be found.")
         listed_size = blob.size if size is None else size
         self._check_quota(s, account, container, listed_size)
         now = timestamp or time.time()
-        old = s.get(SwiftObject, (account, container, name))
+        old = s.get(SwiftObject, (account, container, name), with_for_update=expect is not None)
+        if expect is not None:
+            expect(_current(old))
         if old is not None:
             if not self._archive(s, crow, old, now):
                 garbage.append(old.file_id)
@@ -429,15 +442,20 @@ class ObjectStore(MaintenanceMixin, UploadsMixin):
                 raise NotFound("The resource could not be found.")
             row.meta = _apply_meta(row.meta, {key: value})
 
-    def delete(self, account: str, container: str, name: str) -> ObjectRecord | None:
-        """Delete an object; with X-Versions-Location the previous version comes back."""
+    def delete(self, account: str, container: str, name: str,
+               expect: Expectation | None = None) -> ObjectRecord | None:
+        """Delete an object; with X-Versions-Location the previous version comes back.
+        ``expect`` as for ``commit``."""
         garbage: list[str] = []
         with self.db.write() as s:
             crow = s.get(SwiftContainer, (account, container))
             if crow is None:
                 raise NotFound("The resource could not be found.")
             meta = crow.meta or {}
-            row = s.get(SwiftObject, (account, container, name))
+            row = s.get(SwiftObject, (account, container, name),
+                        with_for_update=expect is not None)
+            if expect is not None:
+                expect(_current(row))
             expired = row is not None and row.delete_at is not None and \
                 row.delete_at <= time.time()
             record = ObjectRecord.of(row) if row is not None and not expired else None
@@ -532,6 +550,13 @@ _INSERT_OBJECT = (
 _COUNT_CONTAINER = (
     "UPDATE swift_container SET object_count = object_count + :dc, "
     "bytes_used = bytes_used + :db WHERE account = :a AND name = :c")
+
+def _current(row: SwiftObject | None) -> ObjectRecord | None:
+    """The object a row shows to clients: none if it has expired."""
+    if row is None or (row.delete_at is not None and row.delete_at <= time.time()):
+        return None
+    return ObjectRecord.of(row)
+
 
 def _count_batch(st: Statements, batch: dict[str, Any]) -> None:
     """The container counters of a group-commit batch, one statement per container."""

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import time
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
@@ -15,7 +16,7 @@ from starlette.responses import Response, StreamingResponse
 
 from pocketstack.api.http import run, run_durable
 from pocketstack.drivers.objects.base import BlobInfo
-from pocketstack.errors import BadRequest, NotFound, PocketError
+from pocketstack.errors import BadRequest, Conflict, NotFound, PocketError
 from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.models import S3Upload
 from pocketstack.services.object_store.names import (check_container, check_object,
@@ -40,6 +41,55 @@ class NoSuchKey(PocketError):
 class PreconditionFailed(PocketError):
     status = 412
     kind = "PreconditionFailed"
+
+
+class ConditionalRequestConflict(PocketError):
+    status = 409
+    kind = "ConditionalRequestConflict"
+
+
+def _etags(value: str) -> set[str]:
+    return {t.strip().strip('"') for t in value.split(",")}
+
+
+def write_condition(headers: Any, etag: str | None = None,
+                    none_match: bool = True) -> Callable[[ObjectRecord | None], None] | None:
+    """S3 conditional writes and deletes: If-Match (the current object's ETag, or *) and
+    If-None-Match: * (no current object), checked by the store inside the write's
+    transaction (``ObjectStore.commit``/``delete``). ``etag``: DeleteObjects' per-object
+    ETag element, which acts as If-Match."""
+    match = headers.get("if-match") if etag is None else etag
+    none = headers.get("if-none-match") if none_match else None
+    if match is None and none is None:
+        return None
+    if none is not None and none.strip() != "*":
+        raise PocketError("If-None-Match on a write accepts only *.", status=501,
+                          kind="NotImplemented")
+
+    def check(current: ObjectRecord | None) -> None:
+        if none is not None and current is not None:
+            raise PreconditionFailed("At least one of the pre-conditions you specified did "
+                                     "not hold")
+        if match is not None:
+            if current is None:
+                raise NoSuchKey("The specified key does not exist.")
+            if match.strip() != "*" and current.etag.strip('"') not in _etags(match):
+                raise PreconditionFailed("At least one of the pre-conditions you specified "
+                                         "did not hold")
+    return check
+
+
+def conditional(call: Callable[[], Any], condition: Any) -> Any:
+    """Run a store write; a unique-key race between two conditional writers (PostgreSQL,
+    MariaDB) is S3's 409 ConditionalRequestConflict."""
+    try:
+        return call()
+    except Conflict:
+        if condition is None:
+            raise
+        raise ConditionalRequestConflict("A conflicting conditional operation is currently "
+                                         "in progress against this resource. Please try "
+                                         "again.") from None
 
 
 SMALL_PUT = 1 << 20  # bodies up to this size are read before the bucket is looked up
@@ -132,8 +182,10 @@ async def handle(req: "S3Request") -> Response:
             upload = await run(req.store.upload, req.account, q["uploadId"])
             await run(req.store.finish_upload, upload.id)
             return Response(status_code=204)
+        condition = write_condition(req.headers, none_match=False)
         try:
-            await run(req.store.delete, req.account, req.bucket, req.key)
+            await run(lambda: conditional(lambda: req.store.delete(
+                req.account, req.bucket, req.key, expect=condition), condition))
         except NotFound:
             if await run(req.store.find_container, req.account, req.bucket) is None:
                 from pocketstack.services.s3.routes import NoSuchBucket
@@ -196,14 +248,16 @@ async def put_object(req: "S3Request") -> Response:
     meta = s3_meta(req.headers)
     meta.pop("Content-Encoding", None) if "aws-chunked" in meta.get("Content-Encoding", "") \
         else None
+    condition = write_condition(req.headers)
     writer = await _receive_writer(req, inline=True)
     ctype = _content_type(req)
 
     def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
         blob = _commit_checked(req, writer)
         try:
-            return store.commit(req.account, req.bucket, req.key, blob, content_type=ctype,
-                                meta=meta)
+            return conditional(lambda: store.commit(
+                req.account, req.bucket, req.key, blob, content_type=ctype, meta=meta,
+                expect=condition), condition)
         except NotFound:  # the bucket is gone (or never was); the blob is already removed
             raise NoSuchBucket("The specified bucket does not exist") from None
 
@@ -289,6 +343,7 @@ def _copy_source(req: "S3Request") -> tuple[str, str]:
 async def copy_object(req: "S3Request") -> Response:
     store = req.store
     bucket, key = _copy_source(req)
+    condition = write_condition(req.headers)  # on the destination (before any copying)
     try:
         src: ObjectRecord = await run(store.get, req.account, bucket, key)
     except NotFound:
@@ -326,8 +381,9 @@ async def copy_object(req: "S3Request") -> Response:
     else:
         blob = await run(store.copy_blob, src)
         etag = src.etag
-    record = await run(lambda: store.commit(req.account, req.bucket, req.key, blob,
-                                            content_type=ctype, meta=meta, etag=etag))
+    record = await run(lambda: conditional(lambda: store.commit(
+        req.account, req.bucket, req.key, blob, content_type=ctype, meta=meta, etag=etag,
+        expect=condition), condition))
     return views.xml(f'<CopyObjectResult xmlns="{views.NS}"><LastModified>'
                      f"{views.iso(record.timestamp)}</LastModified><ETag>{_etag(record)}"
                      "</ETag></CopyObjectResult>")
@@ -336,16 +392,18 @@ async def copy_object(req: "S3Request") -> Response:
 async def delete_objects(req: "S3Request") -> Response:
     root = views.xml_root(await req.body(2 << 20))
     quiet = (root.findtext("Quiet") or "").lower() == "true"
-    keys = [el.findtext("Key") or "" for el in root.findall("Object")]
+    keys = [(el.findtext("Key") or "", el.findtext("ETag")) for el in root.findall("Object")]
     if len(keys) > 1000:
         raise BadRequest("The XML you provided was not well-formed or did not validate "
                          "against our published schema.", kind="MalformedXML")
     out = [f'<DeleteResult xmlns="{views.NS}">']
-    for key in keys:
+    for key, etag in keys:
         try:
             check_object(key)
+            condition = write_condition({}, etag=etag) if etag is not None else None
             try:
-                await run(req.store.delete, req.account, req.bucket, key)
+                await run(lambda: conditional(lambda: req.store.delete(
+                    req.account, req.bucket, key, expect=condition), condition))
             except NotFound:
                 pass
             if not quiet:
@@ -506,10 +564,11 @@ async def complete_upload(req: "S3Request") -> Response:
             writer.abort()
             raise
 
+    condition = write_condition(req.headers)
     blob = await run(assemble)
-    await run(lambda: req.store.commit(req.account, req.bucket, req.key, blob,
-                                       content_type=upload.content_type,
-                                       meta=dict(upload.meta or {}), etag=etag))
+    await run(lambda: conditional(lambda: req.store.commit(
+        req.account, req.bucket, req.key, blob, content_type=upload.content_type,
+        meta=dict(upload.meta or {}), etag=etag, expect=condition), condition))
     await run(req.store.finish_upload, upload.id)
     location = f"{req.request.base_url}{req.bucket}/{req.key}"
     return views.xml(f'<CompleteMultipartUploadResult xmlns="{views.NS}"><Location>'
