@@ -283,6 +283,19 @@ def external_events(svc: Any, ctx: RequestContext, body: Any) -> tuple[list[dict
     return out, status
 
 
+# -- topology (2.78) ------------------------------------------------------------------------
+def topology(svc: Any, ctx: RequestContext, server_id: str, ver: APIVersion) -> dict:
+    """GET /servers/{id}/topology. Our servers have no NUMA topology (no hw:numa_* flavor
+    extra specs are honoured), and Nova answers exactly this for an instance without one
+    (nova/api/openstack/compute/server_topology.py); host_node and cpu_pinning would be
+    shown per node to those the ``host`` rule allows."""
+    if not ver.at_least(2, 78):
+        raise NotFound("The resource could not be found.")
+    with svc.db.read() as s:
+        svc.servers.load(s, ctx, server_id, "compute:server_topology")
+    return {"nodes": [], "pagesize_kb": None}
+
+
 def register(svc: Any, add: Callable[..., None]) -> None:
     async def migrations_index(req: Req, ver: APIVersion) -> Response:
         return json(await run(list_migrations, svc, req.ctx, req.query, ver))
@@ -306,6 +319,11 @@ def register(svc: Any, add: Callable[..., None]) -> None:
 
     add("get", V + "/os-migrations", migrations_index)
     add("get", V + "/servers/{server_id}/diagnostics", server_diagnostics)
+
+    async def server_topology(req: Req, ver: APIVersion) -> Response:
+        return json(await run(topology, svc, req.ctx, req.params["server_id"], ver))
+
+    add("get", V + "/servers/{server_id}/topology", server_topology)
     add("get", V + "/os-instance_usage_audit_log", audit_logs)
     add("get", V + "/os-instance_usage_audit_log/{before}", audit_log_before)
     add("post", V + "/os-server-external-events", events_create)

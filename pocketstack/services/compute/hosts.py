@@ -402,10 +402,12 @@ class OsHosts:
         with self.db.read() as s:
             azs = self.svc.host_azs(s)
             rows = list(s.execute(select(Host).order_by(Host.seq)).scalars())
-        out = [{"host_name": "pocketstack", "service": b, "zone": "internal"}
-               for b in ("scheduler", "conductor")]
-        out += [{"host_name": h.host, "service": "compute",
-                 "zone": azs.get(h.host, self.svc.conf.default_availability_zone)} for h in rows]
+        # Compute hosts first: clients (and people) take the first entry of `host list` for
+        # `aggregate add host`, which only accepts a compute host, as in Nova.
+        out = [{"host_name": h.host, "service": "compute",
+                "zone": azs.get(h.host, self.svc.conf.default_availability_zone)} for h in rows]
+        out += [{"host_name": "pocketstack", "service": b, "zone": "internal"}
+                for b in ("scheduler", "conductor")]
         return [h for h in out if not zone or h["zone"] == zone]
 
     def _host(self, s, name: str) -> Host:  # noqa: ANN001

@@ -13,6 +13,18 @@ from pocketstack.db.base import (Base, JSONText, UTCDateTime, new_uuid, utcnow)
 from pocketstack.workers.queue import TaskMixin
 
 
+class SecondsDateTime(UTCDateTime):
+    """A server's timestamps at second precision, as Nova keeps them (MySQL DATETIME): the
+    ``updated`` a client is shown is exactly what changes-since/changes-before compare with
+    (values compared with the column go through here too)."""
+
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        value = super().process_bind_param(value, dialect)
+        return value.replace(microsecond=0) if value is not None else None
+
+
 class Flavor(Base):
     __tablename__ = "compute_flavors"
     id: Mapped[str] = mapped_column(String(255), primary_key=True)  # Nova's "flavorid"
@@ -165,12 +177,13 @@ class Server(Base):
     reservation_id: Mapped[str] = mapped_column(String(32))
     launch_index: Mapped[int] = mapped_column(Integer, default=0)
     progress: Mapped[int] = mapped_column(Integer, default=0)
-    launched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    terminated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(SecondsDateTime, nullable=True)
+    terminated_at: Mapped[dt.datetime | None] = mapped_column(SecondsDateTime, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(SecondsDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(SecondsDateTime, default=utcnow,
+                                                    onupdate=utcnow)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False)
-    deleted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(SecondsDateTime, nullable=True)
 
 
 class Allocation(Base):

@@ -71,10 +71,11 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
                              "type": "application/vnd.openstack.compute+json;version=2"}]}})
 
     add("get", "/", versions, auth=False)
-    add("get", "/v2", version_v2)
-    add("get", "/v2/", version_v2)
-    add("get", V, version)
-    add("get", V + "/", version)
+    # Nova's api-paste serves /v2 and /v2.1 (with or without the slash) without a token.
+    add("get", "/v2", version_v2, auth=False)
+    add("get", "/v2/", version_v2, auth=False)
+    add("get", V, version, auth=False)
+    add("get", V + "/", version, auth=False)
 
     from pocketstack.services.compute import extensions  # /extensions, Nova's fixed list
 

@@ -16,7 +16,8 @@ from sqlalchemy import func, select
 from pocketstack import policy
 from pocketstack.context import RequestContext
 from pocketstack.db.base import utcnow
-from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound, OverQuota
+from pocketstack.errors import (BadRequest, Conflict, Forbidden, NotFound, OverQuota,
+                               PocketError)
 from pocketstack.services.compute import actions, flavors
 from pocketstack.services.compute.microversions import APIVersion
 from pocketstack.services.compute.models import (Flavor, Host, KeyPair, Server, ServerGroup)
@@ -94,6 +95,8 @@ class Servers:
         if not is_uuid(image_id):
             raise BadRequest("Invalid imageRef provided.")
         networks = _networks(body.get("networks"), ver)
+        if networks in ("auto", "legacy"):
+            self._check_auto_network(ctx, networks)
         min_count = _int(body.get("min_count", 1), "min_count")
         max_count = _int(body.get("max_count", min_count), "max_count")
         if min_count > max_count:
@@ -131,7 +134,7 @@ class Servers:
                              "{\"name\": ...}")
         sg_names = list(dict.fromkeys(g["name"] for g in sgs)) or ["default"]
         if sgs:
-            self._check_security_groups(ctx, sg_names)
+            sg_names = self._check_security_groups(ctx, sg_names)
         description = body.get("description")
         if description is not None and (not isinstance(description, str) or len(description) > 255):
             raise BadRequest("Invalid input for field/attribute description: at most 255 "
@@ -152,7 +155,7 @@ class Servers:
                     policy.enforce(ctx, "compute:server_create_forced_host")
                 az = az or None
             if az is not None and az not in self.svc.hosts_api.zone_names():
-                raise BadRequest(f"The requested availability zone is not available")
+                raise BadRequest("The requested availability zone is not available")
         disk_config = body.get("OS-DCF:diskConfig", "MANUAL")
         if disk_config not in ("AUTO", "MANUAL"):
             raise BadRequest("Invalid input for field/attribute OS-DCF:diskConfig")
@@ -251,12 +254,29 @@ class Servers:
         self.svc.queue.kick()
         return created, admin_pass, reservation_id
 
-    def _check_security_groups(self, ctx: RequestContext, names: list[str]) -> None:
-        """Unknown security groups are the caller's mistake (400), not a build fault."""
+    def _check_auto_network(self, ctx: RequestContext, networks: str) -> None:
+        """Nova's API answers 409 NetworkAmbiguous at once when no network is given and it
+        cannot choose among those the project sees (not a build that fails later). No
+        network at all is left to the build (a legacy request boots without a port)."""
+        net = self.svc.cloud.services.get("network")
+        if net is None or not hasattr(net, "auto_network"):
+            return
+        try:
+            net.auto_network(ctx)
+        except Conflict:
+            raise
+        except PocketError:
+            pass
+
+    def _check_security_groups(self, ctx: RequestContext, names: list[str]) -> list[str]:
+        """Unknown security groups are the caller's mistake (400), not a build fault.
+        Returns the groups by name, as Nova shows them in the server, where a group given
+        by id has a name no other group of the project shares (else the id stays, so the
+        build still finds that very group)."""
         net = self.svc.cloud.services.get("network")
         groups_api = getattr(net, "security_groups", None)
         if groups_api is None:
-            return
+            return names
         from starlette.datastructures import QueryParams
 
         groups = groups_api.list(ctx, QueryParams(), "")["security_groups"]
@@ -265,6 +285,12 @@ class Servers:
             if name != "default" and name not in known:
                 raise BadRequest(f"Security group {name} not found for project "
                                  f"{ctx.project_id}.")
+        own = [g for g in groups if g.get("project_id") == ctx.project_id]
+        name_count: dict[str, int] = {}
+        for g in own:
+            name_count[g["name"]] = name_count.get(g["name"], 0) + 1
+        by_id = {g["id"]: g["name"] for g in own if name_count[g["name"]] == 1}
+        return list(dict.fromkeys(by_id.get(n, n) for n in names))
 
     def _image(self, ctx: RequestContext, image_id: str) -> dict[str, Any]:
         images = self.svc.cloud.services.get("image")
@@ -489,7 +515,7 @@ class Servers:
             self.check_lock(ctx, srv)
             meta = dict(srv.metadata_ or {})
             if key not in meta:
-                raise NotFound(f"Metadata item was not found")
+                raise NotFound("Metadata item was not found")
             del meta[key]
             srv.metadata_ = meta
 

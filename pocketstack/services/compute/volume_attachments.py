@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.responses import Response
@@ -102,17 +104,19 @@ def attach(svc: Any, ctx: RequestContext, server_id: str, body: Any,
             raise BadRequest(f"The supplied device path ({device}) is in use.")
         device = _next_device(used)
     volsvc.get_volume(ctx, body["volumeId"])  # 404 before anything changes
-    result = volsvc.attach(ctx, body["volumeId"], server_id, mountpoint=device,
-                           host=srv.host, connector={"host": srv.host, "nova": {
-                               "tag": tag, "delete_on_termination": dot}})
-    driver = svc.driver
-    if srv.host and srv.vm_state == "active":
-        try:
-            driver.attach_block_device(srv.host, server_id, result["device_path"], device)
-        except Exception as exc:  # noqa: BLE001 - undo the Cinder side, report the reason
-            volsvc.detach(ctx, body["volumeId"], result["attachment_id"])
-            raise Conflict(f"Failed to attach volume {body['volumeId']} to server "
-                           f"{server_id}: {exc}") from None
+    # Nova records attach_volume (event compute_attach_volume) once the request is valid.
+    with _action(svc, ctx, srv, "attach_volume", "compute_attach_volume"):
+        result = volsvc.attach(ctx, body["volumeId"], server_id, mountpoint=device,
+                               host=srv.host, connector={"host": srv.host, "nova": {
+                                   "tag": tag, "delete_on_termination": dot}})
+        driver = svc.driver
+        if srv.host and srv.vm_state == "active":
+            try:
+                driver.attach_block_device(srv.host, server_id, result["device_path"], device)
+            except Exception as exc:  # noqa: BLE001 - undo the Cinder side, report the reason
+                volsvc.detach(ctx, body["volumeId"], result["attachment_id"])
+                raise Conflict(f"Failed to attach volume {body['volumeId']} to server "
+                               f"{server_id}: {exc}") from None
     return _view(server_id, {"volume_id": body["volumeId"], "device": device,
                              "connector": {"nova": {"tag": tag,
                                                     "delete_on_termination": dot}}}, ver)
@@ -131,12 +135,25 @@ def detach(svc: Any, ctx: RequestContext, server_id: str, volume_id: str) -> Non
     if srv.vm_state not in ATTACHABLE:
         raise Conflict(f"Cannot 'detach_volume' instance {server_id} while it is in "
                        f"vm_state {srv.vm_state}", kind="InstanceInvalidState")
-    if srv.host and att.get("device"):
-        try:
-            svc.driver.detach_block_device(srv.host, server_id, att["device"])
-        except Exception as exc:  # noqa: BLE001 - the host side is released regardless
-            log.warning("detach of %s from %s in the guest: %s", volume_id, server_id, exc)
-    _volume_service(svc).detach(ctx, volume_id, att["attachment_id"])
+    with _action(svc, ctx, srv, "detach_volume", "compute_detach_volume"):
+        if srv.host and att.get("device"):
+            try:
+                svc.driver.detach_block_device(srv.host, server_id, att["device"])
+            except Exception as exc:  # noqa: BLE001 - the host side is released regardless
+                log.warning("detach of %s from %s in the guest: %s", volume_id, server_id,
+                            exc)
+        _volume_service(svc).detach(ctx, volume_id, att["attachment_id"])
+
+
+@contextmanager
+def _action(svc: Any, ctx: RequestContext, srv: Any, action: str, event: str) -> Iterator[None]:
+    """An instance action with one event around the work (Success, or Error and re-raise)."""
+    from pocketstack.services.compute import actions
+
+    with svc.db.write() as s:
+        actions.record(s, srv, action, ctx)
+    with actions.event(svc.db, srv.id, action, event, srv.host):
+        yield
 
 
 def volumes_attached(svc: Any, server_ids: list[str],

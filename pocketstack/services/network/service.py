@@ -236,6 +236,12 @@ class NetworkService:
         self.changed()
         return result
 
+    def auto_network(self, ctx: RequestContext) -> str:
+        """The network a server asking for none gets (compute checks it at create time, as
+        Nova's API does): 400 when there is none, 409 when it cannot choose."""
+        with self.db.read() as s:
+            return self._auto_network(s, ctx)
+
     def _auto_network(self, s: Any, ctx: RequestContext) -> str:
         own = s.scalars(select(m.Network).where(m.Network.project_id == ctx.project_id,
                                                 m.Network.external.is_(False))).all()
