@@ -150,6 +150,11 @@ class PocketApp:
             self.styles.append((spec.path, spec.fault_style))
         self.styles.sort(key=lambda item: -len(item[0]))
         self.mount_points = {spec.path for spec in cloud.specs}
+        # The web dashboard (pocketstack/dashboard): HTML pages over the same services.
+        from pocketstack.dashboard import build as build_dashboard
+
+        routes.append(Mount("/dashboard", app=build_dashboard(cloud)))
+        self.mount_points.add("/dashboard")
         routes.append(Mount("/", app=Router(self._root_routes(), default=_not_found)))
         self.router = Router(routes, default=_not_found)
 
@@ -159,6 +164,13 @@ class PocketApp:
         specs = self.cloud.specs
 
         async def root(request: Request) -> Response:
+            # A browser asking for the root gets the dashboard; API clients (JSON or
+            # anything else) keep the version document.
+            accept = request.headers.get("accept", "")
+            if "text/html" in accept and "json" not in accept:
+                from starlette.responses import RedirectResponse
+
+                return RedirectResponse("/dashboard/", status_code=302)
             return json({"pocketstack": {"services": [
                 {"type": s.type, "name": s.name, "path": s.path} for s in specs]}})
 
