@@ -181,7 +181,8 @@ def _serve(settings: Settings, quiet: bool = False) -> None:
             f" --data-dir {settings.data_dir}"
         click.echo(f"pocketstack ready in {elapsed:.1f}s at {base}{notes}\n"
                    f"  credentials: source <(pocketstack openrc admin{data_flag})   "
-                   f"or: pocketstack clouds-yaml{data_flag}", err=True)
+                   f"or: pocketstack clouds-yaml{data_flag}\n"
+                   f"  dashboard: {base}/dashboard/", err=True)
 
     threading.Thread(target=announce, daemon=True).start()
     server.run()
@@ -224,7 +225,7 @@ def _up_detached(settings: Settings, data_dir: str | None, port: int | None,
     notes = runtime.get("degraded") or []
     note = "" if not notes else " (degraded: " + "; ".join(notes) + ")"
     click.echo(f"pocketstack ready in {time.monotonic() - started:.1f}s at {base}{note}; "
-               f"log: {log_path}")
+               f"log: {log_path}\n  dashboard: {base}/dashboard/")
 
 
 def _give_up(proc: subprocess.Popen, log_path: Path, why: str) -> None:
