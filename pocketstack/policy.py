@@ -231,6 +231,8 @@ RULES: dict[str, Rule] = {
     **{f"group:{a}": ADMIN for a in (
         "reset_status", "reset_group_snapshot_status", "group_types_manage",
         "group_types_specs")},
+    # 3.62 default-types: project admins in Cinder; the list is the system admin's
+    **{f"volume:default_type_{a}": ADMIN for a in ("set", "get", "get_all", "delete")},
     "volume_type:get_all": ANYONE,
     "volume_type:get": ANYONE,
     "volume_type:extra_specs_get": ANYONE,
@@ -278,6 +280,24 @@ RULES: dict[str, Rule] = {
     "network:create_rbac_policy:target_tenant": ADMIN,
     "network:create_rbac_policy:access_as_external": ADMIN,
     "network:create_subnetpool:shared": ADMIN,
+    # neutron extensions: address scopes, trunks, QoS, flavors, IP availability
+    **{f"network:get_{r}": ANYONE for r in (
+        "address_scope", "trunk", "policy", "flavor", "rule_type", "service_provider",
+        *(f"policy_{t}_rule" for t in ("bandwidth_limit", "dscp_marking",
+                                       "minimum_bandwidth")))},
+    **{f"network:{a}_{r}": ADMIN_OR_MEMBER for a in ("create", "update", "delete")
+       for r in ("address_scope", "trunk")},
+    "network:create_address_scope:shared": ADMIN,
+    "network:update_address_scope:shared": ADMIN,
+    "network:add_subports": ADMIN_OR_MEMBER,
+    "network:remove_subports": ADMIN_OR_MEMBER,
+    **{f"network:{a}_{r}": ADMIN | (MANAGER & OWNER) for a in ("create", "update", "delete")
+       for r in ("policy", *(f"policy_{t}_rule" for t in (
+           "bandwidth_limit", "dscp_marking", "minimum_bandwidth")))},
+    **{f"network:{a}_{r}": ADMIN for a in ("create", "update", "delete")
+       for r in ("flavor", "service_profile", "flavor_service_profile")},
+    "network:get_service_profile": ADMIN,
+    "network:get_network_ip_availability": ADMIN,
     # compute (nova) ------------------------------------------------------------------
     "compute:flavor_manage": ADMIN,
     "compute:flavor_extra_specs_manage": ADMIN,

@@ -82,6 +82,25 @@ _LIST = [
      "Provides ability to set the subnet service_types field"),
     ("subnet-dns-publish-fixed-ip", "Subnet DNS publish fixed IP",
      "Support choosing to publish DNS records for IPs from a subnet"),
+    # address_scopes.py, trunks.py, qos.py, flavors.py, ip_availability.py
+    ("address-scope", "Address scope", "Address scopes extension."),
+    ("network-ip-availability", "Network IP Availability",
+     "Provides IP availability data for each network and subnet."),
+    ("service-type", "Neutron Service Type Management",
+     "API for retrieving service providers for Neutron advanced services"),
+    ("trunk", "Trunk Extension", "Provides support for trunk ports"),
+    ("trunk-details", "Trunk port details", "Expose trunk port details"),
+    ("qos", "Quality of Service", "The Quality of Service extension."),
+    ("qos-bw-limit-direction", "Direction for QoS bandwidth limit rule",
+     "Allow to configure QoS bandwidth limit rule with specific direction: ingress or "
+     "egress"),
+    ("qos-bw-minimum-ingress", "Ingress direction for QoS minimum bandwidth rule",
+     "Allow to configure QoS minumum bandwidth rule with ingress direction."),
+    ("qos-default", "QoS default policy", "Expose the QoS default policy per project"),
+    ("qos-rule-type-details", "Details of QoS rule types",
+     "Expose details about QoS rule types supported by loaded backend drivers"),
+    ("flavors", "Neutron Service Flavors", "Flavor specification for Neutron advanced "
+                                           "services."),
 ]
 
 EXTENSIONS = [{"name": name, "alias": alias, "description": desc, "updated": _UPDATED,

@@ -344,6 +344,8 @@ class SubnetPools(Resource):
                                                attrs.get("min_prefixlen"),
                                                attrs.get("max_prefixlen"))
         with self.db.write() as s:
+            self.svc.address_scopes.check_for_pool(s, ctx, attrs.get("address_scope_id"),
+                                                   version)
             project = owner_for(ctx, attrs)
             self.svc.quotas.check(s, project, "subnetpool", 1)
             row = m.SubnetPool(project_id=project, name=attrs.get("name", ""),
@@ -378,6 +380,9 @@ class SubnetPools(Resource):
                 attrs.get("max_prefixlen", row.max_prefixlen))
             row.prefixes, row.default_prefixlen, row.min_prefixlen, row.max_prefixlen = (
                 prefixes, dflt, lo, hi)
+            if attrs.get("address_scope_id"):
+                self.svc.address_scopes.check_for_pool(s, ctx, attrs["address_scope_id"],
+                                                       row.ip_version)
             for key in ("name", "description", "is_default", "default_quota",
                         "address_scope_id"):
                 if key in attrs:

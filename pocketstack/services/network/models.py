@@ -50,6 +50,7 @@ class Network(_Standard, Base):
     port_security_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     dns_domain: Mapped[str] = mapped_column(String(255), default="")
     availability_zone_hints: Mapped[list] = mapped_column(JSONText, default=list)
+    qos_policy_id: Mapped[str | None] = mapped_column(UUID, nullable=True, index=True)
     # Short per-cloud index used to name the bridge (IFNAMSIZ leaves no room for a UUID).
     host_index: Mapped[int] = mapped_column(Integer, unique=True)
 
@@ -93,6 +94,7 @@ class Port(_Standard, Base):
     dns_name: Mapped[str] = mapped_column(String(255), default="")
     # True when allocate_for_server created the port (deallocate deletes it; otherwise unbinds).
     created_for_server: Mapped[bool] = mapped_column(Boolean, default=False)
+    qos_policy_id: Mapped[str | None] = mapped_column(UUID, nullable=True, index=True)
     host_index: Mapped[int] = mapped_column(Integer, unique=True)
 
 
@@ -211,6 +213,90 @@ class SubnetPool(_Standard, Base):
     address_scope_id: Mapped[str | None] = mapped_column(UUID, nullable=True)
 
 
+class AddressScope(Base):
+    """No standard attributes in Neutron (no description, tags or timestamps)."""
+
+    __tablename__ = "network_address_scopes"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True, default=new_uuid)
+    project_id: Mapped[str] = mapped_column(PROJECT, index=True, default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Trunk(_Standard, Base):
+    __tablename__ = "network_trunks"
+    name: Mapped[str] = mapped_column(String(255), default="")
+    admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16), default="DOWN")
+    # a port is the parent of one trunk at most
+    port_id: Mapped[str] = mapped_column(ForeignKey("network_ports.id"), unique=True)
+
+
+class SubPort(Base):
+    """A port is a subport of one trunk at most (the primary key); a (type, id) pair is
+    used once per trunk."""
+
+    __tablename__ = "network_trunk_subports"
+    __table_args__ = (UniqueConstraint("trunk_id", "segmentation_type", "segmentation_id"),)
+    port_id: Mapped[str] = mapped_column(ForeignKey("network_ports.id"), primary_key=True)
+    trunk_id: Mapped[str] = mapped_column(ForeignKey("network_trunks.id", ondelete="CASCADE"),
+                                          index=True)
+    segmentation_type: Mapped[str] = mapped_column(String(32))
+    segmentation_id: Mapped[int] = mapped_column(Integer)
+
+
+class QosPolicy(_Standard, Base):
+    __tablename__ = "network_qos_policies"
+    name: Mapped[str] = mapped_column(String(255), default="")
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    # one default policy per project (NULL for the others)
+    default_for: Mapped[str | None] = mapped_column(PROJECT, nullable=True, unique=True)
+
+
+class QosRule(Base):
+    """bandwidth_limit (max_kbps, max_burst_kbps, direction), dscp_marking (dscp_mark),
+    minimum_bandwidth (min_kbps, direction) in one table, told apart by rule_type."""
+
+    __tablename__ = "network_qos_rules"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True, default=new_uuid)
+    qos_policy_id: Mapped[str] = mapped_column(
+        ForeignKey("network_qos_policies.id", ondelete="CASCADE"), index=True)
+    rule_type: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    max_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_burst_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    min_kbps: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    dscp_mark: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
+class NetworkFlavor(Base):
+    __tablename__ = "network_flavors"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True, default=new_uuid)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    service_type: Mapped[str] = mapped_column(String(36))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class ServiceProfile(Base):
+    __tablename__ = "network_service_profiles"
+    id: Mapped[str] = mapped_column(UUID, primary_key=True, default=new_uuid)
+    description: Mapped[str] = mapped_column(String(1024), default="")
+    driver: Mapped[str] = mapped_column(String(1024), default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    metainfo: Mapped[str] = mapped_column(String(4096), default="")
+
+
+class FlavorProfileBinding(Base):
+    __tablename__ = "network_flavor_profile_bindings"
+    flavor_id: Mapped[str] = mapped_column(ForeignKey("network_flavors.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    service_profile_id: Mapped[str] = mapped_column(
+        ForeignKey("network_service_profiles.id", ondelete="CASCADE"), primary_key=True)
+
+
 class HostCounter(Base):
     """Monotonic counters for short host-side names (bridge/netns/veth indexes)."""
 
@@ -221,4 +307,5 @@ class HostCounter(Base):
 
 __all__ = ["Network", "Subnet", "Port", "IPAllocation", "Router", "FloatingIP", "SecurityGroup",
            "SecurityGroupRule", "Quota", "RBACPolicy", "MeteringLabel", "MeteringLabelRule",
-           "SubnetPool", "HostCounter", "Text"]
+           "SubnetPool", "AddressScope", "Trunk", "SubPort", "QosPolicy", "QosRule",
+           "NetworkFlavor", "ServiceProfile", "FlavorProfileBinding", "HostCounter", "Text"]

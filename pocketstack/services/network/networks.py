@@ -60,7 +60,12 @@ class Networks(Resource):
             for net_id, sub_id in s.execute(q):
                 if net_id in subnets:
                     subnets[net_id].append(sub_id)
-        return [views.network(r, subnets[r.id], ctx) for r in rows]
+        scopes = self.svc.address_scopes.scopes_of_networks(s, ids)
+        out = [views.network(r, subnets[r.id], ctx) for r in rows]
+        for body in out:
+            got = scopes.get(body["id"], {})
+            body["ipv4_address_scope"], body["ipv6_address_scope"] = got.get(4), got.get(6)
+        return out
 
     # -- create ---------------------------------------------------------------------------
     def create_in(self, s: Session, ctx: RequestContext, attrs: dict[str, Any]) -> m.Network:
@@ -82,6 +87,12 @@ class Networks(Resource):
             dns_domain=attrs.get("dns_domain", ""),
             availability_zone_hints=attrs.get("availability_zone_hints", []),
             host_index=next_index(s, m.Network))
+        # qos-default: a network made without a policy gets its project's default one
+        if "qos_policy_id" in attrs:
+            self.svc.qos_policies.check_usable(s, ctx, attrs["qos_policy_id"])
+            row.qos_policy_id = attrs["qos_policy_id"]
+        else:
+            row.qos_policy_id = self.svc.qos_policies.default_for(s, project)
         if row.mtu > mtu:
             raise BadRequest(f"Requested MTU is too big, maximum is {mtu}",
                              kind="InvalidInput")
@@ -170,6 +181,9 @@ class Networks(Resource):
                              ("dns_domain", "dns_domain"), ("is_default", "is_default")):
                 if key in attrs:
                     setattr(row, col, attrs[key])
+            if "qos_policy_id" in attrs:
+                self.svc.qos_policies.check_usable(s, ctx, attrs["qos_policy_id"])
+                row.qos_policy_id = attrs["qos_policy_id"]
             if "shared" in attrs and attrs["shared"] != row.shared:
                 self._set_rbac(s, row, "access_as_shared", attrs["shared"])
                 row.shared = attrs["shared"]

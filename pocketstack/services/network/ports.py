@@ -19,6 +19,7 @@ from pocketstack.services.network import views
 from pocketstack.services.network.common import bump
 from pocketstack.services.network.networks import next_index
 from pocketstack.services.network.resource import Resource, owner_for
+from pocketstack.services.network.schemas import is_multicast_mac
 
 L3_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
              "network:router_interface_distributed", "network:ha_router_replicated_interface")
@@ -78,8 +79,20 @@ class Ports(Resource):
         return out
 
     def render(self, s: Session, ctx: RequestContext, rows: list[m.Port]) -> list[dict]:
-        ips = self.fixed_ips(s, [r.id for r in rows])
-        return [views.port(r, ips[r.id], ctx) for r in rows]
+        ids = [r.id for r in rows]
+        ips = self.fixed_ips(s, ids)
+        out = [views.port(r, ips[r.id], ctx) for r in rows]
+        if not rows:
+            return out
+        trunks = self.svc.trunks.details(s, ids)
+        net_ids = {r.network_id for r in rows}
+        net_qos = dict(s.execute(select(m.Network.id, m.Network.qos_policy_id).where(
+            m.Network.id.in_(net_ids), m.Network.qos_policy_id.is_not(None))).all())
+        for row, body in zip(rows, out):
+            body["qos_network_policy_id"] = net_qos.get(row.network_id)
+            if row.id in trunks:  # trunk-details: only on a trunk's parent port
+                body["trunk_details"] = trunks[row.id]
+        return out
 
     # -- create ---------------------------------------------------------------------------
     def create_in(self, s: Session, ctx: RequestContext, attrs: dict[str, Any],
@@ -101,6 +114,9 @@ class Ports(Resource):
         if not internal:
             self.svc.quotas.check(s, project, "port", 1)
         mac = attrs.get("mac_address") or random_mac()
+        if is_multicast_mac(mac):
+            raise BadRequest(f"Invalid input for mac_address. Reason: '{mac}' is not a valid "
+                             "unicast MAC address.", kind="HTTPBadRequest")
         if s.scalar(select(m.Port.id).where(m.Port.network_id == net.id,
                                             m.Port.mac_address == mac)):
             raise Conflict(f"Unable to complete operation for network {net.id}. The mac "
@@ -135,6 +151,9 @@ class Ports(Resource):
                      dns_name=attrs.get("dns_name", ""),
                      status="ACTIVE" if owner.startswith("network:") else "DOWN",
                      host_index=next_index(s, m.Port))
+        if attrs.get("qos_policy_id"):
+            self.svc.qos_policies.check_usable(s, ctx, attrs["qos_policy_id"])
+            row.qos_policy_id = attrs["qos_policy_id"]
         s.add(row)
         try:
             s.flush()
@@ -252,6 +271,9 @@ class Ports(Resource):
                              ("extra_dhcp_opts", "extra_dhcp_opts"), ("dns_name", "dns_name")):
                 if key in attrs:
                     setattr(row, col, attrs[key])
+            if "qos_policy_id" in attrs:
+                self.svc.qos_policies.check_usable(s, ctx, attrs["qos_policy_id"])
+                row.qos_policy_id = attrs["qos_policy_id"]
             if "binding:host_id" in attrs:
                 row.binding_host_id = attrs["binding:host_id"]
                 row.binding_vif_type = "bridge" if row.binding_host_id else "unbound"
@@ -301,6 +323,7 @@ class Ports(Resource):
         self.svc.changed()
 
     def delete_row(self, s: Session, row: m.Port) -> None:
+        self.svc.trunks.check_port_delete(s, row.id)
         for fip in s.scalars(select(m.FloatingIP).where(m.FloatingIP.port_id == row.id)):
             fip.port_id = fip.fixed_ip_address = fip.router_id = None
             fip.status = "DOWN"

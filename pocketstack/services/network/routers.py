@@ -87,12 +87,8 @@ class Routers(Resource):
             "tenant_id": "", "fixed_ips": info.get("external_fixed_ips") or None,
             "port_security_enabled": False}, internal=True)
         port.project_id = ""
-        if info.get("external_fixed_ips") is None:
-            pass
-        if not s.scalar(select(m.IPAllocation.ip_address).where(
-                m.IPAllocation.port_id == port.id)):
-            raise BadRequest(f"Bad router request: network {net_id} has no subnet for the "
-                             "router gateway.", kind="BadRequest")
+        # An external network with no subnet still takes the gateway, with no address
+        # (Neutron's behaviour: external_fixed_ips is then empty and nothing is NATed).
         row.gw_network_id, row.gw_port_id = net_id, port.id
         row.enable_snat = info.get("enable_snat", True)
         self.check_overlaps(s, row)
@@ -197,7 +193,7 @@ class Routers(Resource):
                     m.IPAllocation, m.IPAllocation.subnet_id == m.Subnet.id).where(
                     m.IPAllocation.port_id == port.id)).all()
                 if not subnets:
-                    raise BadRequest(f"Bad router request: Router port must have at least one "
+                    raise BadRequest("Bad router request: Router port must have at least one "
                                      "fixed IP.", kind="BadRequest")
                 self.check_overlaps(s, row, list(subnets))
                 port.device_id, port.device_owner = row.id, INTERFACE

@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, NotFound
-from pocketstack.services.network import extensions
+from pocketstack.services.network import ext_routes, extensions
 from pocketstack.services.network.schemas import parse_body
 from pocketstack.services.network.service import NetworkService
 
@@ -32,6 +32,11 @@ COLLECTIONS = {
     "metering/metering-label-rules": ("metering_label_rules", "metering_label_rule",
                                       "metering_label_rule"),
     "subnetpools": ("subnetpools", "subnetpool", "subnetpool"),
+    "address-scopes": ("address_scopes", "address_scope", "address_scope"),
+    "trunks": ("trunks", "trunk", "trunk"),
+    "qos/policies": ("qos_policies", "policy", "qos_policy"),
+    "flavors": ("flavors", "flavor", "flavor"),
+    "service_profiles": ("service_profiles", "service_profile", "service_profile"),
 }
 
 
@@ -81,6 +86,9 @@ def register(svc: NetworkService, r: Routes) -> None:
 
     r.get("/v2.0/agents", agents)
 
+    # the fixed routes of the extensions (trunk actions, QoS rules, ...) come first: a
+    # collection's /{id} pattern must not swallow /qos/rule-types
+    ext_routes.register(svc, r, base)
     for path, (attr, singular, schema) in COLLECTIONS.items():
         _collection(r, svc, base, path, getattr(svc, attr), singular, schema)
 
@@ -214,7 +222,7 @@ def _collection(r: Routes, svc: NetworkService, base: str, path: str, mgr: Any,
     r.put(f"/v2.0/{path}/{{id}}", update, name=f"update_{plural}")
     r.delete(f"/v2.0/{path}/{{id}}", delete, name=f"delete_{plural}")
     if schema in ("network", "subnet", "port", "router", "floatingip", "security_group",
-                  "subnetpool"):
+                  "subnetpool", "trunk", "qos_policy"):
         r.get(f"/v2.0/{path}/{{id}}/tags", get_tags, name=f"tags_{plural}")
         r.put(f"/v2.0/{path}/{{id}}/tags", put_tags, name=f"settags_{plural}")
         r.delete(f"/v2.0/{path}/{{id}}/tags", delete_tags, name=f"deltags_{plural}")

@@ -107,14 +107,30 @@ def ip_or_none(name: str, value: Any) -> str | None:
 
 
 def cidr(name: str, value: Any) -> str:
-    if not isinstance(value, str):
+    """neutron-lib's validate_subnet: a prefix is required, host bits are fine
+    ('10.99.99.0/16'); Neutron then stores the network ('10.99.0.0/16'), and so do we."""
+    if not isinstance(value, str) or "/" not in value:
         raise invalid(name, f"'{value}' is not a valid IP subnet")
     try:
-        net = ipaddress.ip_network(value, strict=False)
+        iface = ipaddress.ip_interface(value)
     except ValueError:
         raise invalid(name, f"'{value}' is not a valid IP subnet") from None
-    if "/" not in value or (net.version == 4 and str(net) != value):
-        raise invalid(name, f"'{value}' isn't a recommended CIDR, use '{net}' instead")
+    # netaddr's str() must give the input back for IPv4 (no '010.0.0.0/8', no '/08')
+    if iface.version == 4 and f"{iface.ip}/{iface.network.prefixlen}" != value:
+        raise invalid(name, f"'{value}' is not a valid IP subnet")
+    return str(iface.network)
+
+
+def route_cidr(name: str, value: Any) -> str:
+    """neutron-lib's validate_route_cidr (host routes): no host bits, not loopback."""
+    if not isinstance(value, str) or "/" not in value:
+        raise invalid(name, f"'{value}' is not a valid CIDR")
+    try:
+        net = ipaddress.ip_network(value)
+    except ValueError:
+        raise invalid(name, f"'{value}' is not a valid CIDR") from None
+    if net.is_loopback:
+        raise invalid(name, f"'{value}' is not a routable CIDR")
     return str(net)
 
 
@@ -141,13 +157,18 @@ def ip_or_cidr_as_given(name: str, value: Any) -> str:
 
 
 def mac(name: str, value: Any) -> str:
+    """neutron-lib's validate_mac_address: all-zero and broadcast are refused; a multicast
+    bit is refused on port create only (Ports.create_in), as Neutron does."""
     if not isinstance(value, str) or not MAC_RE.match(value):
         raise invalid(name, f"'{value}' is not a valid MAC address")
     value = value.lower().replace("-", ":")
-    first = int(value[:2], 16)
-    if value in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff") or first & 1:
+    if value in ("00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"):
         raise invalid(name, f"'{value}' is not a valid MAC address")
     return value
+
+
+def is_multicast_mac(value: str) -> bool:
+    return bool(int(value[:2], 16) & 1)
 
 
 def one_of(*choices: Any, nullable: bool = False) -> Validator:
@@ -247,7 +268,8 @@ ATTRIBUTES: dict[str, dict[str, Attr]] = {
         "allocation_pools": Attr(list_of(dict_of({"start": ip_address, "end": ip_address},
                                                  ("start", "end")))),
         "dns_nameservers": Attr(list_of(ip_address, unique=True)),
-        "host_routes": Attr(list_of(dict_of({"destination": cidr, "nexthop": ip_address},
+        "host_routes": Attr(list_of(dict_of({"destination": route_cidr,
+                                             "nexthop": ip_address},
                                             ("destination", "nexthop")))),
         "enable_dhcp": BOOL,
         "ipv6_ra_mode": Attr(one_of(*IPV6_MODES, nullable=True), put=False),
@@ -281,7 +303,7 @@ ATTRIBUTES: dict[str, dict[str, Attr]] = {
             "external_fixed_ips": list_of(dict_of({"subnet_id": uuid(),
                                                    "ip_address": ip_address})),
             "qos_policy_id": uuid(nullable=True)})(n, v)),
-        "routes": Attr(list_of(dict_of({"destination": cidr, "nexthop": ip_address},
+        "routes": Attr(list_of(dict_of({"destination": route_cidr, "nexthop": ip_address},
                                        ("destination", "nexthop"))), post=False),
         "distributed": BOOL, "ha": BOOL,
         "availability_zone_hints": Attr(list_of(string(255)), put=False),
@@ -343,6 +365,50 @@ ATTRIBUTES: dict[str, dict[str, Attr]] = {
         "shared": Attr(boolean, put=False), "is_default": BOOL,
         "default_quota": Attr(integer(0, nullable=True)),
         "address_scope_id": Attr(uuid(nullable=True)),
+    },
+    "address_scope": {
+        "name": NAME, "tenant_id": PROJECT, "project_id": PROJECT,
+        "ip_version": Attr(one_of(4, 6), put=False, required=True), "shared": BOOL,
+    },
+    "qos_policy": {
+        "name": NAME, "description": DESC, "tenant_id": PROJECT, "project_id": PROJECT,
+        "shared": BOOL, "is_default": BOOL,
+    },
+    "bandwidth_limit_rule": {
+        "max_kbps": Attr(integer(0, 2 ** 31 - 1), required=True),
+        "max_burst_kbps": Attr(integer(0, 2 ** 31 - 1)),
+        "direction": Attr(one_of("ingress", "egress")),
+    },
+    "dscp_marking_rule": {
+        "dscp_mark": Attr(one_of(0, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36,
+                                 38, 40, 46, 48, 56), required=True),
+    },
+    "minimum_bandwidth_rule": {
+        "min_kbps": Attr(integer(0, 2 ** 31 - 1), required=True),
+        "direction": Attr(one_of("ingress", "egress")),
+    },
+    "trunk": {
+        "name": NAME, "description": DESC, "tenant_id": PROJECT, "project_id": PROJECT,
+        "admin_state_up": BOOL, "port_id": Attr(uuid(), put=False, required=True),
+        "sub_ports": Attr(list_of(dict_of({
+            "port_id": uuid(), "segmentation_type": one_of("vlan", "inherit"),
+            "segmentation_id": integer(1, 4094)}, ("port_id",))), put=False),
+    },
+    "subport": {
+        "port_id": Attr(uuid(), required=True),
+        "segmentation_type": Attr(one_of("vlan", "inherit")),
+        "segmentation_id": Attr(integer(1, 4094)),
+    },
+    "subport_ref": {"port_id": Attr(uuid(), required=True)},
+    "flavor": {
+        "name": NAME, "description": Attr(string(1024)),
+        "service_type": Attr(string(36), put=False, required=True), "enabled": BOOL,
+        "service_profiles": Attr(lambda n, v: uuid_list(n, v or [])),
+        "tenant_id": PROJECT, "project_id": PROJECT,
+    },
+    "service_profile": {
+        "description": Attr(string(1024)), "driver": Attr(string(1024)), "enabled": BOOL,
+        "metainfo": Attr(string(4096)), "tenant_id": PROJECT, "project_id": PROJECT,
     },
 }
 

@@ -25,13 +25,18 @@ from pocketstack.context import RequestContext
 from pocketstack.drivers.network.base import NetworkDriver
 from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.network import models as m
+from pocketstack.services.network.address_scopes import AddressScopes
+from pocketstack.services.network.flavors import Flavors, ServiceProfiles
+from pocketstack.services.network.ip_availability import IPAvailabilities
 from pocketstack.services.network.extras import (
     MeteringLabelRules, MeteringLabels, Quotas, RBACPolicies, SubnetPools)
 from pocketstack.services.network.networks import Networks, Subnets
 from pocketstack.services.network.ports import Ports
+from pocketstack.services.network.qos import RULE_COLLECTIONS, QosPolicies, QosRules, RuleTypes
 from pocketstack.services.network.routers import FloatingIPs, Routers
 from pocketstack.services.network.secgroups import SecurityGroupRules, SecurityGroups
 from pocketstack.services.network.topology import TopologyBuilder
+from pocketstack.services.network.trunks import Trunks
 
 log = logging.getLogger("pocketstack.network")
 
@@ -92,10 +97,21 @@ class NetworkService:
         self.metering_labels = MeteringLabels(self)
         self.metering_label_rules = MeteringLabelRules(self)
         self.subnetpools = SubnetPools(self)
+        self.address_scopes = AddressScopes(self)
+        self.trunks = Trunks(self)
+        self.qos_policies = QosPolicies(self)
+        self.qos_rules = {seg: QosRules(self.qos_policies, t)
+                          for seg, t in RULE_COLLECTIONS.items()}
+        self.qos_rule_types = RuleTypes()
+        self.flavors = Flavors(self)
+        self.service_profiles = ServiceProfiles(self)
+        self.ip_availabilities = IPAvailabilities(self)
         self.resources = {r.plural: r for r in (
             self.networks, self.subnets, self.ports, self.routers, self.floatingips,
             self.security_groups, self.security_group_rules, self.rbac_policies,
-            self.metering_labels, self.metering_label_rules, self.subnetpools)}
+            self.metering_labels, self.metering_label_rules, self.subnetpools,
+            self.address_scopes, self.trunks, self.qos_policies, self.flavors,
+            self.service_profiles)}
         self.topology = TopologyBuilder(self)
         self._wake = threading.Event()
         self._stop = threading.Event()

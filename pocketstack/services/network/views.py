@@ -20,7 +20,7 @@ def network(row: m.Network, subnet_ids: list[str], ctx: RequestContext) -> dict[
         "availability_zone_hints": list(row.availability_zone_hints or []),
         "availability_zones": [AZ], "ipv4_address_scope": None, "ipv6_address_scope": None,
         "is_default": row.is_default, "l2_adjacency": True, "dns_domain": row.dns_domain,
-        "qos_policy_id": None, **standard(row),
+        "qos_policy_id": row.qos_policy_id, **standard(row),
     }
     if ctx.is_admin:  # provider attributes are admin-only in Neutron's policy
         body["provider:network_type"] = row.network_type
@@ -68,7 +68,8 @@ def port(row: m.Port, fixed_ips: list[dict], ctx: RequestContext) -> dict[str, A
         "extra_dhcp_opts": list(row.extra_dhcp_opts or []),
         "port_security_enabled": row.port_security_enabled,
         "binding:vnic_type": row.binding_vnic_type, "dns_name": row.dns_name,
-        "dns_assignment": [], "qos_policy_id": None, "qos_network_policy_id": None,
+        "dns_assignment": [], "qos_policy_id": row.qos_policy_id,
+        "qos_network_policy_id": None,  # Ports.render fills it in
         "propagate_uplink_status": False, "ip_allocation": "immediate",
         **standard(row),
     }
@@ -88,7 +89,7 @@ PORT_KEYS = {"id", "name", "network_id", "admin_state_up", "status", "mac_addres
              "binding:vif_details", "dns_name", "dns_assignment", "qos_policy_id",
              "qos_network_policy_id", "propagate_uplink_status", "ip_allocation",
              "tenant_id", "project_id", "description", "tags", "created_at", "updated_at",
-             "revision_number"}
+             "revision_number", "trunk_details"}
 
 
 def router(row: m.Router, gw_ips: list[dict], interfaces: list[dict] | None = None
