@@ -40,6 +40,17 @@ class QosSpec(Base):
     created_at: Mapped[dt.datetime] = created_at_column()
 
 
+class ProjectDefaultType(Base):
+    """A project's own default volume type (3.62 default-types), used instead of the
+    cloud's when the project creates a volume without one."""
+
+    __tablename__ = "volume_project_default_types"
+
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    volume_type_id: Mapped[str] = mapped_column(String(36), ForeignKey("volume_types.id"),
+                                                index=True)
+
+
 class VolumeTypeProject(Base):
     """Which projects may use a private volume type (os-volume-type-access)."""
 

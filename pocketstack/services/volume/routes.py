@@ -18,8 +18,8 @@ from starlette.responses import Response
 from pocketstack import policy
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.errors import BadRequest, NotFound, PocketError
-from pocketstack.services.volume import (attachments, microversion, snapshots, transfers,
-                                         volume_actions, volumes, views)
+from pocketstack.services.volume import (attachments, default_types, microversion, snapshots,
+                                         transfers, volume_actions, volumes, views)
 from pocketstack.services.volume.common import (next_link, page, parse_limit, parse_offset,
                                                 parse_sort, project_scope, truthy)
 from pocketstack.services.volume.backups_routes import register_backups
@@ -482,6 +482,13 @@ def register(svc: VolumeService, r: Routes) -> None:
     register_backups(svc, add, base)
     register_groups(svc, add, base)
     register_types(svc, add, base)
+
+    def project_exists(project_id: str) -> bool:
+        ident = svc.cloud.services.get("identity")
+        return ident is None or not hasattr(ident, "project_exists") or \
+            ident.project_exists(project_id)
+
+    default_types.register(svc, add, project_exists)
     for method, path, handler in table:
         add(method, path, handler)
 

@@ -11,7 +11,8 @@ from pocketstack import policy
 from pocketstack.context import RequestContext
 from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.volume.common import check_name, is_uuid, parse_bool
-from pocketstack.services.volume.models import Volume, VolumeType, VolumeTypeProject
+from pocketstack.services.volume.models import (ProjectDefaultType, Volume, VolumeType,
+                                                VolumeTypeProject)
 
 DEFAULT_TYPE = "__DEFAULT__"
 
@@ -46,8 +47,15 @@ def default(s: Session) -> VolumeType | None:
     return s.scalar(select(VolumeType).where(VolumeType.name == DEFAULT_TYPE))
 
 
+def project_default(s: Session, project_id: str | None) -> VolumeType | None:
+    """The project's own default type (3.62 default-types), else the cloud's."""
+    row = s.get(ProjectDefaultType, project_id) if project_id else None
+    vt = s.get(VolumeType, row.volume_type_id) if row is not None else None
+    return vt if vt is not None else default(s)
+
+
 def resolve_for_create(s: Session, ctx: RequestContext, ref: Any) -> VolumeType | None:
-    vt = default(s) if ref in (None, "") else find(s, ctx, ref)
+    vt = project_default(s, ctx.project_id) if ref in (None, "") else find(s, ctx, ref)
     if vt is not None and vt.encryption:
         raise BadRequest(f"Invalid volume type {vt.name}: encrypted volumes need a key "
                          "manager, which this cloud does not have.")
@@ -155,6 +163,10 @@ def delete(s: Session, ctx: RequestContext, type_id: str) -> None:
     vt = _load(s, ctx, type_id)
     if vt.name == DEFAULT_TYPE:
         raise BadRequest("The default volume type cannot be deleted.")
+    if s.scalar(select(ProjectDefaultType.project_id).where(
+            ProjectDefaultType.volume_type_id == vt.id).limit(1)) is not None:
+        raise BadRequest(f"The volume type {vt.id} is a default volume type and cannot be "
+                         "deleted.", kind="VolumeTypeDefaultDeletionError")
     if s.scalar(select(Volume.id).where(Volume.volume_type_id == vt.id).limit(1)):
         raise BadRequest("Target volume type is still in use.", kind="VolumeTypeInUse")
     for row in s.scalars(select(VolumeTypeProject).where(VolumeTypeProject.type_id == vt.id)):
