@@ -134,7 +134,18 @@ class ServiceProfiles(Resource):
         return list(s.scalars(select(m.ServiceProfile).order_by(m.ServiceProfile.id)))
 
     def visible(self, s: Session, ctx: RequestContext, row: Any) -> bool:
-        return ctx.is_admin  # others get 404, as with Neutron's admin-only default policy
+        return policy.check(ctx, "network:get_service_profile", ctx.as_target())
+
+    # Neutron's admin-only read policy: others list nothing and get 404 for one
+    def list(self, ctx: RequestContext, query: Any, url: str) -> dict[str, Any]:
+        if not policy.check(ctx, "network:get_service_profile", ctx.as_target()):
+            return {self.plural: []}
+        return super().list(ctx, query, url)
+
+    def get(self, ctx: RequestContext, id_: str, fields: list[str] | None = None) -> dict:
+        if not policy.check(ctx, "network:get_service_profile", ctx.as_target()):
+            raise self.not_found(id_)
+        return super().get(ctx, id_, fields)
 
     def render(self, s: Session, ctx: RequestContext, rows: list[Any]) -> list[dict]:
         return [{"id": r.id, "description": r.description, "driver": r.driver,

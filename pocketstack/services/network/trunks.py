@@ -52,7 +52,7 @@ class Trunks(Resource):
     def render(self, s: Session, ctx: RequestContext, rows: list[Any]) -> list[dict]:
         subs = self.subports(s, [r.id for r in rows])
         statuses = dict(s.execute(select(m.Port.id, m.Port.status).where(
-            m.Port.id.in_([r.port_id for r in rows])))) if rows else {}
+            m.Port.id.in_([r.port_id for r in rows]))).all()) if rows else {}
         return [{"id": r.id, "name": r.name, "admin_state_up": r.admin_state_up,
                  "status": _status(r, statuses.get(r.port_id)), "port_id": r.port_id,
                  "sub_ports": [{k: v for k, v in sp.items() if k != "mac_address"}
