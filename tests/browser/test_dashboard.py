@@ -1,0 +1,179 @@
+"""The dashboard in a real browser (root, Debian's chromium, real container servers): demo
+logs in, launches an instance from the form and watches it reach ACTIVE without a reload,
+launches one no host can take and reads the scheduler's reason in the fault card, switches
+project, logs out; admin disables a compute service with a reason and creates a flavor
+with extra specs. No Content-Security-Policy violation on any page.
+
+Playwright drives /usr/bin/chromium (never a downloaded browser), headless. One cloud for
+the module. A failing test leaves a screenshot in $POCKETSTACK_SCREENSHOTS
+(default /tmp/pocketstack-screenshots).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import LiveCloud
+
+pytestmark = pytest.mark.system
+
+CHROMIUM = "/usr/bin/chromium"
+if os.geteuid() != 0:
+    pytest.skip("container servers need root", allow_module_level=True)
+if not Path(CHROMIUM).exists():
+    pytest.skip("no /usr/bin/chromium (Debian chromium; scripts/install)", allow_module_level=True)
+playwright_api = pytest.importorskip("playwright.sync_api")
+expect = playwright_api.expect
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update"]
+SHOTS = Path(os.environ.get("POCKETSTACK_SCREENSHOTS", "/tmp/pocketstack-screenshots"))
+HUGE = "ps-dash-huge"  # a flavor whose disk no host has
+
+
+def uniq(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+@pytest.fixture(scope="module")
+def live():
+    base = Path(tempfile.mkdtemp(prefix="ps-dash-"))
+    cloud = LiveCloud(base / "data", extra_env={"POCKETSTACK_COMPUTE__DRIVER": "container"})
+    try:
+        cloud.start()
+        cloud.openstack("flavor", "create", "--ram", "64", "--disk", "100000", "--vcpus", "1",
+                        HUGE)
+        yield cloud
+    finally:
+        cloud.destroy(base)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, request):
+    """A fresh browser context (its own cookies) per test; a screenshot if the test failed;
+    any CSP violation or page error fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    problems: list[str] = []
+    pg.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    pg.on("pageerror", lambda e: problems.append(str(e)))
+    failed_before = request.session.testsfailed
+    yield pg
+    if request.session.testsfailed > failed_before:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+    assert not [p for p in problems if "Content Security Policy" in p or "Refused" in p], \
+        problems
+
+
+def log_in(page, live, user: str) -> None:
+    page.goto(live.base_url + "/")  # a browser at the root is sent to the dashboard
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+    page.fill("#username", user)
+    page.fill("#password", live.password(user))
+    page.click("#login")
+    expect(page.locator("h1")).to_contain_text("Overview")
+
+
+def launch(page, name: str, flavor: str) -> None:
+    page.click("text=Instances")
+    page.click("#launch-link")
+    page.fill("#name", name)
+    page.select_option("#image", label="busybox")
+    page.select_option("#flavor", value=flavor)
+    page.click("#launch")
+
+
+def test_demo_launches_an_instance_and_watches_it_become_active(page, live):
+    log_in(page, live, "demo")
+    name = uniq("ps-dash")
+    flavor = live.openstack("flavor", "show", "m1.tiny")["id"]
+    launch(page, name, flavor)
+    expect(page.locator("h1")).to_contain_text(name)
+    # a marker only this page load has: still there at ACTIVE means no reload happened
+    page.evaluate("() => { window.__psMarker = 1; }")
+    expect(page.locator("#server-status")).to_have_text("ACTIVE", timeout=90000)
+    assert page.evaluate("() => window.__psMarker") == 1
+    expect(page.locator("#action-log")).to_contain_text("create")
+    # the list shows it too
+    page.click("text=Instances")
+    expect(page.locator(f"tr:has-text('{name}') .status")).to_have_text("ACTIVE")
+
+
+def test_unschedulable_instance_shows_the_reason_in_the_fault_card(page, live):
+    log_in(page, live, "demo")
+    flavor = live.openstack("flavor", "show", HUGE)["id"]
+    launch(page, uniq("ps-dash-huge"), flavor)
+    card = page.locator("#fault-card")
+    expect(card).to_be_visible(timeout=60000)
+    expect(page.locator("#fault-message")).to_contain_text("No valid host was found")
+    expect(page.locator("#server-status")).to_have_text("ERROR")
+    # the same message the API gives
+    sid = page.url.rsplit("/", 1)[-1]
+    api = live.openstack("server", "show", sid, user="demo")
+    assert api["fault"]["message"] in page.locator("#fault-message").inner_text()
+
+
+def test_switch_project_and_log_out(page, live):
+    pname = uniq("ps-dash-proj")
+    live.openstack("project", "create", "--domain", "default", pname)
+    live.openstack("role", "add", "--user", "demo", "--user-domain", "default", "--project",
+                   pname, "--project-domain", "default", "member")
+    log_in(page, live, "demo")
+    expect(page.locator("h1 small")).to_have_text("demo")
+    page.select_option("#project-switch", label=pname)  # dashboard.js submits on change
+    expect(page.locator("h1 small")).to_have_text(pname)
+    page.click("#logout")
+    expect(page).to_have_url(re.compile(r"/dashboard/login$"))
+    page.goto(live.base_url + "/dashboard/instances")
+    expect(page).to_have_url(re.compile(r"/dashboard/login"))
+
+
+def test_admin_disables_a_compute_service_with_a_reason(page, live):
+    log_in(page, live, "admin")
+    page.click("text=Compute services")
+    row = page.locator("tr[data-binary='nova-compute']").first
+    host = row.get_attribute("data-host")
+    reason = "seed 004: maintenance window"
+    row.locator("input.reason").fill(reason)
+    row.locator("button.act-disable").click()
+    row = page.locator(f"tr[data-binary='nova-compute'][data-host='{host}']")
+    expect(row.locator(".svc-status")).to_have_text("disabled")
+    expect(row.locator(".svc-reason")).to_have_text(reason)
+    api = live.openstack("compute", "service", "list", "--long")
+    assert any(s["Host"] == host and s["Status"] == "disabled" and
+               s["Disabled Reason"] == reason for s in api)
+    row.locator("button.act-enable").click()  # the other tests need the host
+    expect(page.locator(f"tr[data-host='{host}'] .svc-status")).to_have_text("enabled")
+
+
+def test_admin_creates_a_flavor_with_extra_specs(page, live):
+    log_in(page, live, "admin")
+    page.click("text=Flavors")
+    name = uniq("ps-dash-gpu")
+    page.fill("#flavor-name", name)
+    page.fill("#flavor-vcpus", "2")
+    page.fill("#flavor-ram", "1024")
+    page.fill("#flavor-disk", "5")
+    page.fill("#flavor-specs", "pci_passthrough:alias=K20m:1\nhw:cpu_policy=shared")
+    page.click("#flavor-create")
+    row = page.locator(f"tr[data-name='{name}']")
+    expect(row.locator(".specs")).to_contain_text("pci_passthrough:alias=K20m:1")
+    shown = live.openstack("flavor", "show", name)
+    props = shown["properties"]
+    assert props["pci_passthrough:alias"] == "K20m:1" and props["hw:cpu_policy"] == "shared"
