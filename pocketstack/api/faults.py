@@ -61,9 +61,10 @@ def swift(err: PocketError) -> Response:
 
 def s3(err: PocketError) -> Response:
     code = err.kind if err.kind and err.kind[0].isupper() else http_title(err.status).replace(" ", "")
+    rid = err.headers.get("x-amz-request-id")  # set by the S3 app (services/s3/routes.py)
     body = ('<?xml version="1.0" encoding="UTF-8"?>\n'
             f"<Error><Code>{escape(code)}</Code><Message>{escape(err.message)}</Message>"
-            "</Error>")
+            + (f"<RequestId>{escape(rid)}</RequestId>" if rid else "") + "</Error>")
     return Response(body, status_code=err.status, media_type="application/xml",
                     headers=err.headers)
 

@@ -99,12 +99,33 @@ def _title(name: str) -> str:
     return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
 
 
+def _text(value: str) -> str:
+    """A header value (decoded as Latin-1) as the text the client meant: UTF-8 bytes when
+    they are valid UTF-8 (botocore sends non-ASCII metadata so), else Latin-1."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
+def _header(value: str) -> str:
+    """A stored value as a response header: Latin-1 if it fits, else RFC 2047's
+    =?UTF-8?B?...?= (what S3 answers for such metadata)."""
+    try:
+        value.encode("latin-1")
+        return value
+    except UnicodeEncodeError:
+        return "=?UTF-8?B?" + base64.b64encode(value.encode()).decode() + "?="
+
+
 def s3_meta(headers: Any) -> dict[str, str]:
     meta: dict[str, str] = {}
     for key, value in headers.items():
         k = key.lower()
         if k.startswith("x-amz-meta-") and len(k) > 11:
-            meta[_title("x-object-meta-" + k[11:])] = value
+            meta[_title("x-object-meta-" + k[11:])] = _text(value)
         elif k in STORED_HEADERS:
             meta[_title(k)] = value
         elif k == "x-amz-tagging":
@@ -126,7 +147,7 @@ def object_headers(record: ObjectRecord) -> dict[str, str]:
          "Accept-Ranges": "bytes"}
     for k, v in record.meta.items():
         if k.startswith("X-Object-Meta-"):
-            h["x-amz-meta-" + k[14:].lower()] = v
+            h["x-amz-meta-" + k[14:].lower()] = _header(v)
         elif k.lower() in STORED_HEADERS:
             h[k] = v
     tags = subresources.object_tags(record.meta)
@@ -360,6 +381,7 @@ async def copy_object(req: "S3Request") -> Response:
         meta, ctype = dict(src.meta), src.content_type
     # tags follow x-amz-tagging-directive (default COPY), not the metadata directive
     meta.pop(subresources.OBJECT_TAGS, None)
+    meta.pop(UPLOAD_ID, None)
     if req.headers.get("x-amz-tagging-directive", "COPY").upper() == "REPLACE":
         if req.headers.get("x-amz-tagging"):
             meta[subresources.OBJECT_TAGS] = orjson.dumps(
@@ -385,7 +407,7 @@ async def copy_object(req: "S3Request") -> Response:
         req.account, req.bucket, req.key, blob, content_type=ctype, meta=meta, etag=etag,
         expect=condition), condition))
     return views.xml(f'<CopyObjectResult xmlns="{views.NS}"><LastModified>'
-                     f"{views.iso(record.timestamp)}</LastModified><ETag>{_etag(record)}"
+                     f"{views.last_modified(record.timestamp)}</LastModified><ETag>{_etag(record)}"
                      "</ETag></CopyObjectResult>")
 
 
@@ -522,8 +544,28 @@ async def list_uploads(req: "S3Request") -> Response:
     return views.xml("".join(body))
 
 
+# The upload an object was completed from (system metadata, never shown): a repeated
+# CompleteMultipartUpload of that upload answers the same result, as S3 does.
+UPLOAD_ID = "X-Object-Sysmeta-S3-Upload-Id"
+
+
+def _complete_result(req: "S3Request", etag: str) -> Response:
+    location = f"{req.request.base_url}{req.bucket}/{req.key}"
+    return views.xml(f'<CompleteMultipartUploadResult xmlns="{views.NS}"><Location>'
+                     f"{escape(location)}</Location><Bucket>{escape(req.bucket)}</Bucket>"
+                     f"<Key>{escape(req.key)}</Key><ETag>\"{etag}\"</ETag>"
+                     "</CompleteMultipartUploadResult>")
+
+
 async def complete_upload(req: "S3Request") -> Response:
-    upload = await _upload_for(req)
+    try:
+        upload = await _upload_for(req)
+    except NotFound:
+        done = await run(req.store.find, req.account, req.bucket, req.key)
+        if done is None or done.meta.get(UPLOAD_ID) != req.query["uploadId"]:
+            raise
+        await req.body(4 << 20)
+        return _complete_result(req, done.etag.strip('"'))
     root = views.xml_root(await req.body(4 << 20))
     wanted = []
     for el in root.findall("Part"):
@@ -568,10 +610,7 @@ async def complete_upload(req: "S3Request") -> Response:
     blob = await run(assemble)
     await run(lambda: conditional(lambda: req.store.commit(
         req.account, req.bucket, req.key, blob, content_type=upload.content_type,
-        meta=dict(upload.meta or {}), etag=etag, expect=condition), condition))
+        meta={**(upload.meta or {}), UPLOAD_ID: upload.id}, etag=etag, expect=condition),
+        condition))
     await run(req.store.finish_upload, upload.id)
-    location = f"{req.request.base_url}{req.bucket}/{req.key}"
-    return views.xml(f'<CompleteMultipartUploadResult xmlns="{views.NS}"><Location>'
-                     f"{escape(location)}</Location><Bucket>{escape(req.bucket)}</Bucket>"
-                     f"<Key>{escape(req.key)}</Key><ETag>\"{etag}\"</ETag>"
-                     "</CompleteMultipartUploadResult>")
+    return _complete_result(req, etag)

@@ -145,7 +145,9 @@ class S3App:
         try:
             response = await self.dispatch(request, get_route_path(scope))
         except PocketError as err:
-            err.headers = {**err.headers, **close_if_body(request)}
+            # the fault body's <RequestId> (api/faults.py) is this header's value
+            err.headers = {**err.headers, **close_if_body(request),
+                           "x-amz-request-id": scope.get("pocket.request_id", "")}
             raise
         response.headers.setdefault("x-amz-request-id", scope.get("pocket.request_id", ""))
         await response(scope, receive, send)
@@ -184,6 +186,7 @@ class S3App:
                                       request.query_params)
             support.check_version_id(request.query_params)
             support.check_encryption(request.method, request.headers)
+            support.check_content_md5(request.headers)
         if identity is None:
             return await self.anonymous(request, bucket, key)
         ctx = await self._context_for(identity)
@@ -196,8 +199,7 @@ class S3App:
                 raise support.NotImplementedS3(
                     f"{request.method} / is not implemented (IAM and STS are not offered; "
                     "use Keystone).")
-            containers = await run(lambda: self.service.store.list_containers(account))
-            return views.list_buckets(identity.project_id, containers)
+            return await list_buckets(req)
         if not BUCKET_RE.match(bucket) or ".." in bucket:
             if request.method == "PUT" and key is None:
                 raise BadRequest("The specified bucket is not valid.", kind="InvalidBucketName")
@@ -246,6 +248,30 @@ class S3App:
 
 
 # -- buckets ----------------------------------------------------------------------------
+async def list_buckets(req: S3Request) -> Response:
+    """ListBuckets, with max-buckets / continuation-token paging and prefix."""
+    q = req.query
+    raw = q.get("max-buckets", "10000")
+    if not raw.isdigit() or not 1 <= int(raw) <= 10000:
+        raise BadRequest("Argument max-buckets must be an integer between 1 and 10000.",
+                         kind="InvalidArgument")
+    limit, prefix, marker = int(raw), q.get("prefix", ""), ""
+    if q.get("continuation-token"):
+        try:
+            marker = base64.urlsafe_b64decode(q["continuation-token"].encode()).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise BadRequest("The continuation token provided is incorrect",
+                             kind="InvalidArgument") from None
+    containers = await run(lambda: req.store.list_containers(
+        req.account, prefix=prefix, marker=marker, limit=limit + 1))
+    token = None
+    if len(containers) > limit:
+        containers = containers[:limit]
+        token = base64.urlsafe_b64encode(containers[-1].name.encode()).decode()
+    return views.list_buckets(req.project_id, containers, token,
+                              prefix if "prefix" in q else None)
+
+
 def _owner_or_deny(req: S3Request) -> None:
     if not swift_auth.is_owner(req.ctx, req.account):
         raise sigv4.AccessDenied("Access Denied")
@@ -322,6 +348,8 @@ async def bucket_handle(req: S3Request) -> Response:
             return views.xml(f'<VersioningConfiguration xmlns="{views.NS}"/>')
         if "uploads" in q:
             return await objects.list_uploads(req)
+        if "versions" in q:
+            return await list_objects(req, versions=True)
         config = subresources.bucket_config(req, crec)
         if config is not None:
             return config
@@ -330,9 +358,11 @@ async def bucket_handle(req: S3Request) -> Response:
                       status=405, kind="MethodNotAllowed")
 
 
-async def list_objects(req: S3Request) -> Response:
+async def list_objects(req: S3Request, versions: bool = False) -> Response:
+    """ListObjects (V1, V2) and ListObjectVersions. Buckets are not versioned here, so each
+    key has one version, "null", the latest (key-marker then works as V1's marker)."""
     q = req.query
-    v2 = q.get("list-type") == "2"
+    v2 = q.get("list-type") == "2" and not versions
     try:
         max_keys = int(q.get("max-keys", "1000"))
     except ValueError:
@@ -351,6 +381,11 @@ async def list_objects(req: S3Request) -> Response:
                                  kind="InvalidArgument") from None
         else:
             marker = q.get("start-after", "")
+    elif versions:
+        marker = q.get("key-marker", "")
+        if q.get("version-id-marker") and not marker:
+            raise BadRequest("A version-id marker cannot be specified without a key marker.",
+                             kind="InvalidArgument")
     else:
         marker = q.get("marker", "")
     items = []
@@ -363,9 +398,17 @@ async def list_objects(req: S3Request) -> Response:
     last = items[-1] if items else None
     last_name = (last if isinstance(last, str) else last.name) if last is not None else ""
     fetch_owner = not v2 or q.get("fetch-owner") == "true"
-    body = [f'<ListBucketResult xmlns="{views.NS}"><Name>{escape(req.bucket)}</Name>'
+    root = "ListVersionsResult" if versions else "ListBucketResult"
+    body = [f'<{root} xmlns="{views.NS}"><Name>{escape(req.bucket)}</Name>'
             f"<Prefix>{views.enc(prefix, url)}</Prefix>"]
-    if v2:
+    if versions:
+        body.append(f"<KeyMarker>{views.enc(marker, url)}</KeyMarker>"
+                    f"<VersionIdMarker>{escape(q.get('version-id-marker', ''))}"
+                    "</VersionIdMarker>")
+        if truncated:
+            body.append(f"<NextKeyMarker>{views.enc(last_name, url)}</NextKeyMarker>"
+                        "<NextVersionIdMarker>null</NextVersionIdMarker>")
+    elif v2:
         body.append(f"<KeyCount>{len(items)}</KeyCount>")
         if q.get("continuation-token") is not None:
             body.append(f"<ContinuationToken>{escape(q['continuation-token'])}"
@@ -389,8 +432,10 @@ async def list_objects(req: S3Request) -> Response:
         if isinstance(item, str):
             body.append(f"<CommonPrefixes><Prefix>{views.enc(item, url)}</Prefix>"
                         "</CommonPrefixes>")
+        elif versions:
+            body.append(views.version(item, req.project_id, url))
         else:
             body.append(views.contents(item, req.project_id if fetch_owner else None, url))
-    body.append("</ListBucketResult>")
+    body.append(f"</{root}>")
     return views.xml("".join(body))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import email.utils
 import functools
 import hashlib
 import hmac
@@ -23,6 +24,7 @@ from pocketstack.errors import BadRequest, Forbidden, PocketError
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 MAX_SKEW = 15 * 60
+MAX_PRESIGNED_EXPIRES = 7 * 24 * 3600  # SigV4 presigned URLs live at most a week
 # Sub-resources that are part of a V2 string to sign.
 V2_SUBRESOURCES = {"acl", "cors", "delete", "lifecycle", "location", "logging",
                    "notification", "partNumber", "policy", "requestPayment", "tagging",
@@ -131,6 +133,21 @@ def _parse_amz_date(value: str) -> float:
             from None
 
 
+def _http_date(headers: Any) -> float:
+    """The Date header (RFC 7231) as a timestamp; AccessDenied when absent or invalid."""
+    try:
+        return email.utils.parsedate_to_datetime(headers.get("date") or "").timestamp()
+    except (TypeError, ValueError):
+        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header") \
+            from None
+
+
+def _check_skew(when: float) -> None:
+    if abs(when - time.time()) > MAX_SKEW:
+        raise Forbidden("The difference between the request time and the current time is "
+                        "too large.", kind="RequestTimeTooSkewed")
+
+
 SecretLookup = Callable[[str], "dict[str, Any] | None"]
 
 
@@ -195,14 +212,29 @@ def _v4_check(method: str, raw_path: str, query: str, headers: Any, signed: list
     canonical_headers = "".join(f"{h}:{_header_value(headers, h)}\n" for h in signed)
     canonical = "\n".join([method, raw_path or "/", query, canonical_headers, ";".join(signed),
                            payload])
-    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                         hashlib.sha256(canonical.encode()).hexdigest()])
     date, region, service, _ = scope.split("/", 3)
     key = _signing_key(cred["secret"], date, region, service)
-    expected = hmac.digest(key, to_sign.encode(), "sha256").hex()  # one-shot C HMAC
-    if not hmac.compare_digest(expected, signature):
-        raise signature_mismatch()
-    return key
+    for form in _encodings(canonical):
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                             hashlib.sha256(form).hexdigest()])
+        expected = hmac.digest(key, to_sign.encode(), "sha256").hex()  # one-shot C HMAC
+        if hmac.compare_digest(expected, signature):
+            return key
+    raise signature_mismatch()
+
+
+def _encodings(canonical: str) -> tuple[bytes, ...]:
+    """The canonical request as signed. Header values arrive decoded as Latin-1, so
+    re-encoding them that way gives the bytes the client sent and signed (botocore sends
+    non-ASCII metadata as UTF-8); a client that sent Latin-1 but signed the text's UTF-8
+    form (http.client's default) gets the second try. ASCII, the common case: one."""
+    try:
+        raw = canonical.encode("latin-1")
+    except UnicodeEncodeError:
+        return (canonical.encode(),)
+    if raw.isascii():
+        return (raw,)
+    return (raw, canonical.encode())
 
 
 def _v4_header(method: str, raw_path: str, raw_query: str, headers: Any, authz: str,
@@ -219,12 +251,12 @@ def _v4_header(method: str, raw_path: str, raw_query: str, headers: Any, authz: 
     except (KeyError, ValueError):
         raise BadRequest("The authorization header is malformed.",
                          kind="AuthorizationHeaderMalformed") from None
+    # The request time is X-Amz-Date, or the Date header when there is none (botocore
+    # itself signs a request carrying Date that way); a Date next to X-Amz-Date is ignored.
     amz_date = headers.get("x-amz-date") or ""
     if not amz_date:
-        raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
-    if abs(_parse_amz_date(amz_date) - time.time()) > MAX_SKEW:
-        raise Forbidden("The difference between the request time and the current time is "
-                        "too large.", kind="RequestTimeTooSkewed")
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(_http_date(headers)))
+    _check_skew(_parse_amz_date(amz_date))
     payload = headers.get("x-amz-content-sha256") or UNSIGNED
     cred = _secret(lookup, access)
     key = _v4_check(method, raw_path, canonical_query(raw_query), headers, signed, payload,
@@ -254,6 +286,10 @@ def _v4_query(method: str, raw_path: str, raw_query: str, headers: Any,
         raise AccessDenied("Query-string authentication requires the X-Amz-Algorithm, "
                            "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, "
                            "X-Amz-SignedHeaders and X-Amz-Expires parameters.") from None
+    if not 0 < expires <= MAX_PRESIGNED_EXPIRES:
+        raise BadRequest("X-Amz-Expires must be less than a week (in seconds) that is 604800"
+                         if expires > 0 else "X-Amz-Expires must be non-negative",
+                         kind="AuthorizationQueryParametersError")
     start = _parse_amz_date(amz_date)
     if time.time() > start + expires:
         raise AccessDenied("Request has expired")
@@ -283,6 +319,11 @@ def _v2(method: str, raw_path: str, raw_query: str, headers: Any, creds: str,
         when = headers.get("x-amz-date") or headers.get("date")
         if not when:
             raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header")
+        try:
+            stamp = email.utils.parsedate_to_datetime(when).timestamp()
+        except (TypeError, ValueError):
+            stamp = _parse_amz_date(when)  # V2 clients may use the ISO basic form
+        _check_skew(stamp)
     amz = sorted((k.lower(), " ".join(v.split())) for k, v in headers.items()
                  if k.lower().startswith("x-amz-"))
     merged: dict[str, list[str]] = {}
@@ -290,16 +331,16 @@ def _v2(method: str, raw_path: str, raw_query: str, headers: Any, creds: str,
         merged.setdefault(k, []).append(v)
     amz_lines = "".join(f"{k}:{','.join(v)}\n" for k, v in merged.items())
     sub = sorted((k, v) for k, v in _query_pairs(raw_query) if k in V2_SUBRESOURCES)
-    resource = raw_path
-    if sub:
-        resource += "?" + "&".join(f"{k}={v}" if v else k for k, v in sub)
-    to_sign = (f"{method}\n{headers.get('content-md5', '')}\n"
-               f"{headers.get('content-type', '')}\n{date}\n{amz_lines}{resource}")
-    candidates = {resource, unquote(resource)}
-    if mount and resource.startswith(mount + "/"):
-        candidates |= {resource[len(mount):], unquote(resource[len(mount):])}
-    for res in candidates:
-        text = to_sign[: len(to_sign) - len(resource)] + res
+    query = "?" + "&".join(f"{k}={v}" if v else k for k, v in sub) if sub else ""
+    head = (f"{method}\n{headers.get('content-md5', '')}\n"
+            f"{headers.get('content-type', '')}\n{date}\n{amz_lines}")
+    paths = {raw_path, unquote(raw_path)}
+    if mount and raw_path.startswith(mount + "/"):
+        paths |= {raw_path[len(mount):], unquote(raw_path[len(mount):])}
+    # A bucket-level resource is signed as "/bucket/" by boto and others.
+    paths |= {p + "/" for p in paths if p.count("/") == 1 and len(p) > 1}
+    for res in (p + query for p in paths):
+        text = head + res
         expected = base64.b64encode(hmac.new(cred["secret"].encode(), text.encode(),
                                              hashlib.sha1).digest()).decode()
         if hmac.compare_digest(expected, signature):

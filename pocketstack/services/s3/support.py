@@ -11,6 +11,8 @@ set: it selects a version of whatever operation the rest names (see ``objects.py
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from pocketstack.errors import PocketError
@@ -81,6 +83,21 @@ def check_version_id(query: Any) -> None:
     if version is not None and version != "null":
         raise PocketError("Invalid version id specified", status=400,
                           kind="InvalidArgument")
+
+
+def check_content_md5(headers: Any) -> None:
+    """A Content-MD5 that is not the base64 of 16 bytes is InvalidDigest (400) before
+    the body is read; one that does not match the body is BadDigest (objects.py)."""
+    value = headers.get("content-md5")
+    if value is None:
+        return
+    try:
+        ok = len(base64.b64decode(value, validate=True)) == 16
+    except (ValueError, binascii.Error):
+        ok = False
+    if not ok:
+        raise PocketError("The Content-MD5 you specified was invalid.", status=400,
+                          kind="InvalidDigest")
 
 
 # Server-side encryption request headers. Objects are not encrypted here; a request

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -20,6 +21,12 @@ def iso(ts: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
+def last_modified(ts: float) -> str:
+    """An object's LastModified in listings: whole seconds rounded up, as its Last-Modified
+    header (Swift's rule, names.http_date), so a listing and a HEAD agree."""
+    return iso(math.ceil(ts))
+
+
 def xml(body: str, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response((HEAD + body).encode(), status_code=status, headers=headers,
                     media_type="application/xml")
@@ -34,19 +41,33 @@ def enc(value: str, url: bool) -> str:
     return escape(quote(value, safe="/") if url else value)
 
 
-def list_buckets(project_id: str, containers: list[Any]) -> Response:
+def list_buckets(project_id: str, containers: list[Any], token: str | None = None,
+                 prefix: str | None = None) -> Response:
     items = "".join(f"<Bucket><Name>{escape(c.name)}</Name><CreationDate>{iso(c.created)}"
                     "</CreationDate></Bucket>" for c in containers)
+    more = f"<ContinuationToken>{token}</ContinuationToken>" if token else ""
+    if prefix is not None:
+        more += f"<Prefix>{escape(prefix)}</Prefix>"
     return xml(f'<ListAllMyBucketsResult xmlns="{NS}">{owner(project_id)}<Buckets>{items}'
-               "</Buckets></ListAllMyBucketsResult>")
+               f"</Buckets>{more}</ListAllMyBucketsResult>")
 
 
 def contents(o: Any, project_id: str | None, url: bool) -> str:
     etag = o.etag if o.etag.startswith('"') else f'"{o.etag}"'
     own = owner(project_id) if project_id else ""
-    return (f"<Contents><Key>{enc(o.name, url)}</Key><LastModified>{iso(o.timestamp)}"
+    return (f"<Contents><Key>{enc(o.name, url)}</Key><LastModified>{last_modified(o.timestamp)}"
             f"</LastModified><ETag>{escape(etag)}</ETag><Size>{o.size}</Size>{own}"
             "<StorageClass>STANDARD</StorageClass></Contents>")
+
+
+def version(o: Any, project_id: str, url: bool) -> str:
+    """One <Version> of ListObjectVersions: an unversioned bucket's objects are all the
+    latest, and only, version "null"."""
+    etag = o.etag if o.etag.startswith('"') else f'"{o.etag}"'
+    return (f"<Version><Key>{enc(o.name, url)}</Key><VersionId>null</VersionId>"
+            f"<IsLatest>true</IsLatest><LastModified>{last_modified(o.timestamp)}</LastModified>"
+            f"<ETag>{escape(etag)}</ETag><Size>{o.size}</Size>"
+            f"<StorageClass>STANDARD</StorageClass>{owner(project_id)}</Version>")
 
 
 def acl(project_id: str, public_read: bool, public_write: bool = False) -> Response:
