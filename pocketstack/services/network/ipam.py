@@ -106,10 +106,10 @@ def check_gateway(net: IPNet, gateway: str | None) -> None:
         return
     ip = ipaddress.ip_address(gateway)
     if ip.version != net.version:
-        raise bad(f"Gateway IP version inconsistent with allocation pool version")
+        raise bad("Gateway IP version inconsistent with allocation pool version")
     if ip == net.network_address and net.version == 4 and net.prefixlen < 31 or (
             net.version == 4 and net.prefixlen < 31 and ip == net.broadcast_address):
-        raise bad(f"Gateway is not valid on subnet")
+        raise bad("Gateway is not valid on subnet")
 
 
 def check_dns_routes(net: IPNet, dns: list[str], routes: list[dict]) -> None:

@@ -319,11 +319,14 @@ class Ports(Resource):
             if row.device_owner in L3_OWNERS and not ctx.is_internal:
                 raise Conflict(f"Port {row.id} cannot be deleted directly via the port API: "
                                f"has device owner {row.device_owner}.", kind="L3PortInUse")
+            self.svc.trunks.check_port_delete(s, row.id)
             self.delete_row(s, row)
         self.svc.changed()
 
     def delete_row(self, s: Session, row: m.Port) -> None:
-        self.svc.trunks.check_port_delete(s, row.id)
+        # the API refuses a trunk's port (Ports.delete); internal deletes (a server's own
+        # port at server delete) drop the trunk association instead of failing
+        self.svc.trunks.forget_port(s, row.id)
         for fip in s.scalars(select(m.FloatingIP).where(m.FloatingIP.port_id == row.id)):
             fip.port_id = fip.fixed_ip_address = fip.router_id = None
             fip.status = "DOWN"

@@ -213,6 +213,19 @@ class Trunks(Resource):
                            kind="PortInUseAsSubPort")
 
 
+    def forget_port(self, s: Session, port_id: str) -> None:
+        """The port is going: its trunk (if it is a parent) or its subport entry go too."""
+        for trunk in s.scalars(select(m.Trunk).where(m.Trunk.port_id == port_id)):
+            for sub in s.scalars(select(m.SubPort).where(m.SubPort.trunk_id == trunk.id)):
+                self._release(s, sub)
+            s.flush()
+            s.delete(trunk)
+        sub = s.get(m.SubPort, port_id)
+        if sub is not None:
+            s.delete(sub)
+        s.flush()
+
+
 def _status(row: m.Trunk, parent_status: str | None) -> str:
     if not row.admin_state_up:
         return "DOWN"
