@@ -22,7 +22,7 @@ from pocketstack.services.object_store.models import S3Upload
 from pocketstack.services.object_store.names import (check_container, check_object,
                                                      http_date, parse_http_date)
 from pocketstack.services.object_store.store import ObjectRecord
-from pocketstack.services.s3 import sigv4, subresources, views
+from pocketstack.services.s3 import checksums, sigv4, subresources, views
 
 if TYPE_CHECKING:
     from pocketstack.services.s3.routes import S3Request
@@ -222,10 +222,15 @@ async def handle(req: "S3Request") -> Response:
                       status=405, kind="MethodNotAllowed")
 
 
-async def _receive_writer(req: "S3Request", inline: bool = False) -> Any:
+async def _receive_writer(req: "S3Request", inline: bool = False,
+                          checksum: checksums.Checksum | None = None) -> Any:
     ident = req.identity
     chunked = req.stream() if ident is not None and ident.streaming or \
         "aws-chunked" in req.headers.get("content-encoding", "") else None
+    if checksum is not None:  # computed as the data passes, checked at its end
+        chunked = checksums.computed(
+            chunked if chunked is not None else req.request.stream(), checksum,
+            req.headers.get("content-length") if chunked is None else None)
     return await req.service.receive_writer(req.request, chunks=chunked,
                                             sha256=ident.payload_sha256 if ident else None,
                                             inline=inline)
@@ -247,8 +252,8 @@ def _commit_checked(req: "S3Request", writer: Any) -> BlobInfo:
     return blob
 
 
-async def _receive(req: "S3Request") -> BlobInfo:
-    writer = await _receive_writer(req)
+async def _receive(req: "S3Request", checksum: checksums.Checksum | None = None) -> BlobInfo:
+    writer = await _receive_writer(req, checksum=checksum)
     return await run(_commit_checked, req, writer)
 
 
@@ -270,8 +275,11 @@ async def put_object(req: "S3Request") -> Response:
     meta.pop("Content-Encoding", None) if "aws-chunked" in meta.get("Content-Encoding", "") \
         else None
     condition = write_condition(req.headers)
-    writer = await _receive_writer(req, inline=True)
+    checksum = checksums.from_request(req.headers)
+    writer = await _receive_writer(req, inline=True, checksum=checksum)
     ctype = _content_type(req)
+    if checksum is not None:
+        meta[checksums.STORED] = f"{checksum.algorithm}:{checksum.value()}"
 
     def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
         blob = _commit_checked(req, writer)
@@ -283,7 +291,10 @@ async def put_object(req: "S3Request") -> Response:
             raise NoSuchBucket("The specified bucket does not exist") from None
 
     record = await run_durable(finish)
-    return Response(status_code=200, headers={"ETag": _etag(record)})
+    headers = {"ETag": _etag(record)}
+    if checksum is not None:
+        headers[checksum.header] = checksum.value()
+    return Response(status_code=200, headers=headers)
 
 
 async def get(req: "S3Request") -> Response:
@@ -344,6 +355,7 @@ async def get(req: "S3Request") -> Response:
             headers["Content-Length"] = str(end - start)
         except ValueError:
             start, end = 0, size
+    headers.update(checksums.response_headers(record.meta, h, status == 206))
     if req.method == "HEAD":
         return Response(b"", status, headers=headers)
     if data is not None:
@@ -494,9 +506,13 @@ async def upload_part(req: "S3Request") -> Response:
         return views.xml(f'<CopyPartResult xmlns="{views.NS}"><LastModified>'
                          f"{views.iso(time.time())}</LastModified><ETag>\"{blob.md5}\"</ETag>"
                          "</CopyPartResult>")
-    blob = await _receive(req)
+    checksum = checksums.from_request(req.headers)
+    blob = await _receive(req, checksum)
     await run(req.store.put_part, upload.id, number, blob)
-    return Response(status_code=200, headers={"ETag": f'"{blob.md5}"'})
+    headers = {"ETag": f'"{blob.md5}"'}
+    if checksum is not None:
+        headers[checksum.header] = checksum.value()
+    return Response(status_code=200, headers=headers)
 
 
 async def list_parts(req: "S3Request") -> Response:
