@@ -117,6 +117,11 @@ class ComputeDriver(abc.ABC):
     def init_host(self) -> None:
         """Prepare the machine (directories, cgroup parents). Called once at start."""
 
+    def degraded(self) -> list[str]:
+        """Why this driver runs with less than its whole function on this machine (after
+        ``init_host``), each a sentence for the ready line and ``pocketstack status``."""
+        return []
+
     @abc.abstractmethod
     def list_hosts(self) -> list[HostResources]:
         """The hypervisors this driver runs, with their total capacity and PCI devices."""

@@ -50,6 +50,7 @@ from pocketstack.drivers.compute.container_console import ContainerConsole
 from pocketstack.drivers.compute.container_volumes import ContainerVolumes
 from pocketstack.drivers.compute import container_rescue
 from pocketstack.drivers.compute.config_drive import container_mounts
+from pocketstack.drivers.compute.container_views import Lxcfs, block_view_mount
 from pocketstack.drivers.compute.container_rootfs import (BOOT_SCRIPT, UDHCPC_SCRIPT,
                                                           no_device_nodes, put, shift_tree,
                                                           write_snapshot)
@@ -95,6 +96,7 @@ class ContainerDriver(ContainerConsole, ContainerVolumes, ComputeDriver):
                                     base=self.conf.container_idmap_base)
         self.hostname = os.uname().nodename
         self._lock = KeyedLocks()
+        self.lxcfs = Lxcfs(base)  # the guests' own /proc/cpuinfo, uptime... (container_views.py)
 
     # -- host -------------------------------------------------------------------------------
     def init_host(self) -> None:
@@ -103,6 +105,11 @@ class ContainerDriver(ContainerConsole, ContainerVolumes, ComputeDriver):
         os.chmod(self.cache_dir, 0o700)  # unpacked images: tenants' data, nobody else's
         self.runc_root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._traversable()
+
+    def degraded(self) -> list[str]:
+        # lxcfs itself starts with the first server (a cloud without servers runs none)
+        reason = self.lxcfs.reason or self.lxcfs.unavailable()
+        return [reason] if reason else []
 
     def _traversable(self) -> None:
         """runc mounts each root file system from inside the server's user namespace, as
@@ -318,6 +325,7 @@ class ContainerDriver(ContainerConsole, ContainerVolumes, ComputeDriver):
         inst = "var/lib/cloud/instance"
         if spec.user_data is not None:
             put(root, f"{inst}/user-data.txt", spec.user_data, 0o600, ids)
+        put(root, f"{inst}/instance-id", spec.id + "\n", 0o644, ids)
         put(root, f"{inst}/meta-data.json", json.dumps(
             {"uuid": spec.id, "name": spec.name, "hostname": spec.hostname,
              "meta": spec.metadata}), 0o600, ids)
@@ -358,7 +366,8 @@ class ContainerDriver(ContainerConsole, ContainerVolumes, ComputeDriver):
             cpu_period_us=self.conf.container_cpu_period_us,
             pids_max=self.conf.container_pids_max, block_devices=block,
             # config drive (config_drive.py); in rescue, the server's own disk
-            mounts=container_mounts(d, spec) + container_rescue.rescue_mounts(d),
+            mounts=container_mounts(d, spec) + container_rescue.rescue_mounts(d)
+            + self.lxcfs.mounts() + [block_view_mount(self._block_view(spec.id))],
             nofile_max=min(65536, resource.getrlimit(resource.RLIMIT_NOFILE)[1])))
         (d / "config.json").write_text(json.dumps(config, indent=1))  # rewritten each start
         os.chmod(d / "config.json", 0o600)
@@ -463,6 +472,7 @@ class ContainerDriver(ContainerConsole, ContainerVolumes, ComputeDriver):
 
     def purge(self) -> None:
         super().purge()
+        self.lxcfs.stop()
         for d in {p.parent for p in self.cgroups.dirs("x")}:  # the cloud's cgroup parents
             try:
                 d.rmdir()

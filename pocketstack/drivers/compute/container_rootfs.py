@@ -25,9 +25,17 @@ echo "pocketstack: booting $(cat /etc/hostname 2>/dev/null)"
 UD=/var/lib/cloud/instance/user-data.txt
 UP=/var/lib/cloud/instance/network-up
 rm -f "$UP"
-# user data never reads the console (stdin is its terminal): the console is for people
+# User data runs once per instance, as cloud-init runs it (marked with the server's id
+# before it runs: once even if it reboots the server; a server booted from a snapshot of
+# another, or a rebuild's new disk, has no mark of its own, so it runs there);
+# cloud-init's per-boot scripts run at every boot, before the user data (its order).
+# Neither reads the console (stdin is its terminal): the console is for people.
 userdata() {
-  if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ]; then chmod 0700 "$UD"; "$UD" </dev/null; fi
+  for s in /var/lib/cloud/scripts/per-boot/*; do [ -x "$s" ] && "$s" </dev/null; done
+  ran="$UD.ran-$(cat /var/lib/cloud/instance/instance-id 2>/dev/null)"
+  if [ -s "$UD" ] && [ "$(head -c 2 "$UD")" = "#!" ] && [ ! -e "$ran" ]; then
+    : > "$ran"; chmod 0700 "$UD"; "$UD" </dev/null
+  fi
 }
 if [ -x /.pocketstack-udhcpc ] && command -v busybox >/dev/null 2>&1; then
   # compute plugs eth0 into this namespace just after boot: wait for it (up, so its MAC is

@@ -17,11 +17,13 @@ import json
 import logging
 import os
 import stat
+from pathlib import Path
 from typing import Any
 
 from pocketstack.drivers.compute._host import atomic_write
 from pocketstack.drivers.compute.base import DriverError
 from pocketstack.drivers.compute.container_rootfs import put
+from pocketstack.drivers.compute.container_views import write_block_view
 
 log = logging.getLogger("pocketstack.compute")
 
@@ -39,6 +41,13 @@ class ContainerVolumes:
             return json.loads((self._dir(server_id) / "block-devices.json").read_text())
         except (OSError, ValueError):
             return {}
+
+    def _block_view(self, server_id: str) -> Path:
+        """Refresh the server's own /sys/block (container_views.py) from its disks; the
+        directory is bind-mounted into the server, so a change shows at once."""
+        view = self._dir(server_id) / "sys-block"
+        write_block_view(view, self._dir(server_id) / "rootfs", self._block_devices(server_id))
+        return view
 
     def _mknod(self, server_id: str, host_device: str, guest_device: str) -> None:
         st = os.stat(host_device)
@@ -90,6 +99,7 @@ class ContainerVolumes:
             devices = self._block_devices(server_id)
             devices[guest_device] = host_device
             atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
+            self._block_view(server_id)
 
     def detach_block_device(self, host: str, server_id: str, guest_device: str) -> None:
         with self._lock(server_id):
@@ -97,6 +107,7 @@ class ContainerVolumes:
             host_dev = devices.pop(guest_device, None)
             if self._dir(server_id).is_dir():
                 atomic_write(self._dir(server_id) / "block-devices.json", json.dumps(devices))
+                self._block_view(server_id)
             name = guest_device[len("/dev/"):]
             if not guest_device.startswith("/dev/") or not name.isalnum():
                 return

@@ -150,6 +150,7 @@ class ComputeService:
 
     async def start(self) -> None:
         await asyncio.to_thread(self.driver.init_host)
+        self.cloud.degraded.extend(f"compute: {r}" for r in self.driver.degraded())
         requeued = await asyncio.to_thread(self.queue.recover)
         if requeued:
             log.warning("compute: %d task(s) interrupted by a restart are being resumed", requeued)

@@ -314,7 +314,7 @@ def test_kill9_during_50_concurrent_boots(tmp_path):
         stats = conn.compute.get("/os-hypervisors/statistics").json()["hypervisor_statistics"]
         assert stats["vcpus_used"] == 0 and stats["running_vms"] == 0
     finally:
-        live.stop()
+        live.destroy()  # down --purge: what a failure left running (servers, lxcfs)
         group = cgroup_group(data)
         for ctl in ("memory", "cpu", "cpuacct", "freezer", "pids"):
             d = Path(f"/sys/fs/cgroup/{ctl}/{group}")

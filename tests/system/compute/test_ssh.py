@@ -269,3 +269,49 @@ def test_ssh_with_config_drive_and_metadata_service_blocked(guest):
         assert f"datasource config-drive, instance {g.id}" in g.console()
     finally:
         g.demo("server", "delete", "--wait", g.id, parse=False)
+
+
+def _disks(guest: Guest) -> list[str]:
+    """The disks lsblk lists in the guest, as Tempest's RemoteClient.list_disks reads them."""
+    res = guest.ssh("lsblk -lnb --nodeps -o NAME,TYPE")
+    assert res.returncode == 0, res.stderr
+    return sorted(n for n, t in (line.split() for line in res.stdout.splitlines()) if t == "disk")
+
+
+def test_guest_sees_its_own_cpus_uptime_and_disks(guest):
+    """What Tempest's validation reads in a guest: ``grep -c ^processor /proc/cpuinfo``
+    against the flavor's vCPUs, /proc/uptime across a hard reboot, lsblk's disks across a
+    volume attach. A container shares the host's kernel, so by itself it would see the
+    host's CPUs, uptime and disks (container_views.py gives it its own). Runs last: it
+    reboots the module's server. User data still ran only once afterwards."""
+    vcpus = int(guest.demo("flavor", "show", DRIVERS[guest.driver]["flavor"])["vcpus"])
+    res = guest.ssh("grep -c ^processor /proc/cpuinfo; cut -f1 -d. /proc/uptime")
+    assert res.returncode == 0, res.stderr
+    cpus, uptime = map(int, res.stdout.split())
+    assert cpus == vcpus, res.stdout
+    assert uptime < 600, uptime  # booted with this module's cloud, not with the host
+    boot = time.time() - uptime
+    before = _disks(guest)
+    assert before, "lsblk lists no disk at all"  # Tempest needs lsblk's TYPE column
+    vol = guest.demo("volume", "create", "--size", "1", "ps-ssh-vol")["id"]
+    deadline = time.monotonic() + 60
+    while guest.demo("volume", "show", vol)["status"] != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    guest.demo("server", "add", "volume", guest.id, vol, parse=False)
+    deadline = time.monotonic() + 60
+    while len(after := _disks(guest)) != len(before) + 1:
+        assert time.monotonic() < deadline, (before, after)
+        time.sleep(0.5)
+    guest.demo("server", "reboot", "--hard", "--wait", guest.id, parse=False)
+    out = guest.wait_ssh("cut -f1 -d. /proc/uptime", r"^\d+", timeout=240)
+    assert time.time() - int(out) > boot + 1, (boot, out)  # a new boot, by its own clock
+    assert _disks(guest) == after
+    out = guest.wait_ssh("sudo cat /var/lib/ps-ssh-user-data", r"ran \d+")
+    assert len(out.strip().splitlines()) == 1, out  # user data: once per instance
+    guest.demo("server", "remove", "volume", guest.id, vol, parse=False)
+    deadline = time.monotonic() + 60
+    while _disks(guest) != before:
+        assert time.monotonic() < deadline, _disks(guest)
+        time.sleep(0.5)
+    guest.demo("volume", "delete", vol, parse=False)

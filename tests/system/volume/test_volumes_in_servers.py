@@ -156,7 +156,12 @@ def test_guest_root_uses_its_volume_raw_and_cannot_mount_it(live, tmp_path):
     reboot the node and the cgroup rule come back."""
     token = secrets.token_hex(16)
     script = tmp_path / "ud.sh"
+    # user data runs once per instance: it installs a per-boot script (cloud-init's
+    # scripts/per-boot, run at every boot) and runs it, so a reboot checks the volume again
     script.write_text(f"""#!/bin/sh
+mkdir -p /var/lib/cloud/scripts/per-boot
+cat > /var/lib/cloud/scripts/per-boot/ps-vol.sh <<'EOS'
+#!/bin/sh
 i=0; while [ ! -b /dev/vdb ] && [ $i -lt 600 ]; do i=$((i+1)); usleep 100000; done
 have=$(dd if=/dev/vdb bs=32 count=1 2>/dev/null)
 if [ "$have" = "{token}" ]; then echo "ps-vol-persisted"; else
@@ -165,6 +170,9 @@ if [ "$have" = "{token}" ]; then echo "ps-vol-persisted"; else
 fi
 mkdir -p /mnt; mount -t ext2 /dev/vdb /mnt 2>/dev/null; echo "ps-vol-mount-rc=$?"
 echo ps-vol-done
+EOS
+chmod 0755 /var/lib/cloud/scripts/per-boot/ps-vol.sh
+exec /var/lib/cloud/scripts/per-boot/ps-vol.sh
 """)
     sid = live.openstack("server", "create", "--flavor", "m1.tiny", "--image", "busybox",
                          "--nic", "none", "--user-data", str(script), "--wait",
