@@ -28,7 +28,7 @@ from pocketstack.errors import BadRequest, Conflict, PocketError
 from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.routes import close_if_body
 from pocketstack.services.object_store.names import check_container
-from pocketstack.services.s3 import objects, sigv4, subresources, support, views
+from pocketstack.services.s3 import multipart, objects, sigv4, subresources, support, views
 from pocketstack.services.s3.chunked import aws_chunked
 
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
@@ -347,7 +347,7 @@ async def bucket_handle(req: S3Request) -> Response:
         if "versioning" in q:
             return views.xml(f'<VersioningConfiguration xmlns="{views.NS}"/>')
         if "uploads" in q:
-            return await objects.list_uploads(req)
+            return await multipart.list_uploads(req)
         if "versions" in q:
             return await list_objects(req, versions=True)
         config = subresources.bucket_config(req, crec)
