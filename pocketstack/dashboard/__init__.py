@@ -16,7 +16,7 @@ from pocketstack.dashboard.web import HERE, SECURITY_HEADERS, Dashboard
 
 
 def build(cloud: Any) -> Any:
-    from pocketstack.dashboard import admin, auth, instances, network, overview
+    from pocketstack.dashboard import admin, auth, instances, network, overview, volumes
     from pocketstack.dashboard.session import Sessions, load_secret
 
     dash = Dashboard(cloud, Sessions(load_secret(cloud.settings.data_dir)))
@@ -36,7 +36,12 @@ def build(cloud: Any) -> Any:
         ("/instances/{server_id}/{action}", post, p(instances.action)),
         ("/networks", get, p(network.networks_page)),
         ("/networks/create", post, p(network.create)),
+        ("/ports", get, p(network.ports_page)),
         ("/topology", get, p(network.topology_page)),
+        ("/volumes", get, p(volumes.volumes_page)),
+        ("/volumes/create", post, p(volumes.create)),
+        ("/volumes/attach", post, p(volumes.action)),
+        ("/volumes/{volume_id}/{action}", post, p(volumes.action)),
         ("/topology.svg", get, p(network.topology_svg)),
         ("/admin/services", get, p(admin.services_page)),
         ("/admin/services/{action}", post, p(admin.service_update)),

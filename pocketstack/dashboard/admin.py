@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from pocketstack.dashboard.instances import NO_QUERY, VER, server_rows
+from pocketstack.dashboard.instances import NO_QUERY, VER, page_query, paging_values, server_rows
 from pocketstack.dashboard.web import View
 from pocketstack.errors import BadRequest, PocketError
 
@@ -109,5 +109,6 @@ async def hypervisors_page(v: View) -> Response:
 
 
 async def all_instances_page(v: View) -> Response:
-    rows = await v.call(server_rows, v.service("compute"), v.ctx, True)
-    return v.render("admin_instances.html", nav="admin_instances", rows=rows)
+    rows, more = await v.call(server_rows, v.service("compute"), v.ctx, True, page_query(v))
+    return v.render("admin_instances.html", nav="admin_instances", rows=rows,
+                    **paging_values(v, rows, more))

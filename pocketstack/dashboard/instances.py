@@ -14,7 +14,7 @@ from sqlalchemy import select
 from starlette.datastructures import QueryParams
 from starlette.responses import Response
 
-from pocketstack.dashboard.web import TRANSITIONAL, View
+from pocketstack.dashboard.web import TRANSITIONAL, View, age
 from pocketstack.errors import BadRequest, PocketError
 from pocketstack.services.compute import views as nova_views
 from pocketstack.services.compute.microversions import MAX, APIVersion
@@ -33,10 +33,34 @@ def _addresses_text(addrs: dict[str, list[dict]] | None) -> list[str]:
     return out
 
 
-def server_rows(compute: Any, ctx: Any, all_projects: bool = False) -> list[dict[str, Any]]:
-    """The list's rows: one server query, one address query (the network service's)."""
-    query = QueryParams("all_tenants=1") if all_projects else NO_QUERY
-    rows, _ = compute.servers.list_(ctx, query, VER)
+def actions_for(status: str, locked: bool) -> list[str]:
+    """The actions the state allows (Nova would answer others with a 409)."""
+    out = {"ACTIVE": ["stop", "reboot"], "SHUTOFF": ["start"]}.get(status, [])
+    return out + ["unlock" if locked else "lock", "delete"]
+
+
+PAGE = 100  # rows a list page shows by default (?limit= up to Nova's 1000)
+
+
+def page_query(v: View) -> dict[str, str]:
+    """limit/marker from the page's URL, as Nova's list takes them."""
+    q = v.request.query_params
+    out = {"limit": str(PAGE)}
+    if q.get("limit", "").isdigit():
+        out["limit"] = str(min(max(int(q["limit"]), 1), 1000))
+    if q.get("marker"):
+        out["marker"] = q["marker"]
+    return out
+
+
+def server_rows(compute: Any, ctx: Any, all_projects: bool = False,
+                paging: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], bool]:
+    """One page of the list: one server query, one address query (the network service's)
+    for the servers shown; ``more`` when Nova says there is a next page."""
+    params = dict(paging or {})
+    if all_projects:
+        params["all_tenants"] = "1"
+    rows, more = compute.servers.list_(ctx, QueryParams(params), VER)
     addrs = compute.servers.addresses([r.id for r in rows])
     out = []
     for srv in rows:
@@ -48,21 +72,49 @@ def server_rows(compute: Any, ctx: Any, all_projects: bool = False) -> list[dict
             "flavor": (srv.flavor or {}).get("name") or srv.flavor_id,
             "created": srv.created_at, "locked": srv.locked, "project_id": srv.project_id,
             "host": srv.host, "transitional": st in TRANSITIONAL or srv.task_state is not None,
+            "age": age(srv.created_at), "actions": actions_for(st, srv.locked),
         })
-    return out
+    return out, more
+
+
+def server_names(compute: Any, ctx: Any) -> list[tuple[str, str, str]]:
+    """(id, name, status) of the project's servers, for pickers and pictures: the same
+    policy and project scope as Nova's list, without loading whole rows (their JSON columns
+    are most of a 500-server list's cost)."""
+    from pocketstack import policy
+    from pocketstack.services.compute.models import Server
+
+    policy.enforce(ctx, "compute:server_list", ctx.as_target())
+    with compute.db.read() as s:
+        rows = s.execute(select(Server.id, Server.name, Server.vm_state, Server.task_state)
+                         .where(Server.project_id == (ctx.project_id or ""),
+                                Server.deleted.is_(False)).order_by(Server.name)).all()
+    return [(sid, name, nova_views.status(vm, task)) for sid, name, vm, task in rows]
+
+
+def paging_values(v: View, rows: list[dict[str, Any]], more: bool) -> dict[str, Any]:
+    """What the list templates need to page and to poll the same page."""
+    from urllib.parse import urlencode
+
+    paging = page_query(v)
+    limit = paging["limit"]
+    this = urlencode(paging)
+    nxt = urlencode({"limit": limit, "marker": rows[-1]["id"]}) if more and rows else None
+    return {"polling": any(r["transitional"] for r in rows), "query": this,
+            "next_query": nxt, "first_page": "marker" not in paging}
 
 
 async def instances_page(v: View) -> Response:
-    rows = await v.call(server_rows, v.service("compute"), v.ctx)
+    rows, more = await v.call(server_rows, v.service("compute"), v.ctx, False, page_query(v))
     return v.render("instances.html", nav="instances", rows=rows,
-                    polling=any(r["transitional"] for r in rows), table_url="/dashboard/instances/table")
+                    table_url="/dashboard/instances/table", **paging_values(v, rows, more))
 
 
 async def instances_table(v: View) -> Response:
     """The htmx partial: the table alone; it keeps polling while anything is in flight."""
-    rows = await v.call(server_rows, v.service("compute"), v.ctx)
+    rows, more = await v.call(server_rows, v.service("compute"), v.ctx, False, page_query(v))
     return v.render("instances_table.html", rows=rows, table_url="/dashboard/instances/table",
-                    polling=any(r["transitional"] for r in rows))
+                    **paging_values(v, rows, more))
 
 
 # -- launch -------------------------------------------------------------------------------
@@ -181,7 +233,7 @@ def instance_detail(cloud: Any, ctx: Any, sid: str) -> dict[str, Any]:
                     .order_by(InstanceActionEvent.id)).scalars():
                 events.setdefault(e.action_id, []).append(
                     nova_views.event(e, VER, ctx, srv.project_id))
-    actions = [{**nova_views.action(a, VER), "events": events.get(a.id, [])} for a in acts]
+    log = [{**nova_views.action(a, VER), "events": events.get(a.id, [])} for a in acts]
     console, console_error = None, None
     try:
         console = compute.actions_api.console_output(ctx, srv.id, {"length": 40})
@@ -189,7 +241,9 @@ def instance_detail(cloud: Any, ctx: Any, sid: str) -> dict[str, Any]:
         console_error = err.message
     return {"server": body, "row": {"locked": srv.locked, "created": srv.created_at},
             "addresses": _addresses_text(addrs.get(srv.id)), "fault": body.get("fault"),
-            "actions": actions, "console": console, "console_error": console_error,
+            "action_log": log, "actions": actions_for(body["status"], srv.locked),
+            "image_name": (srv.image or {}).get("name") or srv.image_id,
+            "console": console, "console_error": console_error,
             "transitional": body["status"] in TRANSITIONAL or srv.task_state is not None}
 
 

@@ -32,14 +32,40 @@ def listings(cloud: Any, ctx: Any) -> dict[str, list[dict]]:
         "networks": _mine(net.networks.list(ctx, NO_QUERY, "")["networks"], pid, True),
         "subnets": net.subnets.list(ctx, NO_QUERY, "")["subnets"],
         "routers": _mine(net.routers.list(ctx, NO_QUERY, "")["routers"], pid),
-        "ports": _mine(net.ports.list(ctx, NO_QUERY, "")["ports"], pid),
         "security_groups": _mine(net.security_groups.list(ctx, NO_QUERY, "")["security_groups"],
                                  pid),
         "floatingips": _mine(net.floatingips.list(ctx, NO_QUERY, "")["floatingips"], pid),
     }
     visible = {n["id"] for n in out["networks"]}
     out["subnets"] = [s for s in out["subnets"] if s["network_id"] in visible]
+    by_net: dict[str, list[dict]] = {}
+    for sub in out["subnets"]:
+        by_net.setdefault(sub["network_id"], []).append(sub)
+    out["subnets_by_net"] = by_net  # the template's join, without a loop per network
     return out
+
+
+def port_page(cloud: Any, ctx: Any, paging: dict[str, str]) -> tuple[list[dict], bool]:
+    """One page of the project's ports (Neutron's own limit/marker paging)."""
+    from starlette.datastructures import QueryParams
+
+    net = cloud.services["network"]
+    body = net.ports.list(ctx, QueryParams({**paging, "project_id": ctx.project_id}),
+                          "/dashboard/ports")
+    return body["ports"], any(link.get("rel") == "next" for link in body.get("ports_links", []))
+
+
+async def ports_page(v: View) -> Response:
+    from pocketstack.dashboard.instances import page_query
+
+    paging = page_query(v)
+    ports, more = await v.call(port_page, v.cloud, v.ctx, paging)
+    from urllib.parse import urlencode
+
+    nxt = urlencode({"limit": paging["limit"], "marker": ports[-1]["id"]}) \
+        if more and ports else None
+    return v.render("ports.html", nav="ports", ports=ports, next_query=nxt,
+                    first_page="marker" not in paging)
 
 
 async def networks_page(v: View, error: str | None = None, status: int = 200) -> Response:
@@ -89,12 +115,24 @@ def topology(cloud: Any, ctx: Any) -> dict[str, Any]:
     """Nodes and links with coordinates, for topology.svg (a few list calls, no per-node
     queries): routers link to their gateway and interface networks, instances to the
     networks of their ports."""
-    data = listings(cloud, ctx)
-    compute = cloud.services["compute"]
-    from pocketstack.dashboard.instances import VER
+    from pocketstack import policy
+    from pocketstack.dashboard.instances import server_names
 
-    servers, _ = compute.servers.list_(ctx, NO_QUERY, VER)
-    names = {s.id: s.name for s in servers}
+    net = cloud.services["network"]
+    pid = ctx.project_id
+    data = {
+        "networks": _mine(net.networks.list(ctx, NO_QUERY, "")["networks"], pid, True),
+        "subnets": net.subnets.list(ctx, NO_QUERY, "")["subnets"],
+        "routers": _mine(net.routers.list(ctx, NO_QUERY, "")["routers"], pid),
+    }
+    # Ports: only who owns them and where, so the rows (the manager's own scoping, under
+    # the port policy) without rendering each port's full body.
+    policy.enforce(ctx, "network:get_port", ctx.as_target())
+    with net.db.read() as s:
+        data["ports"] = [{"device_owner": p.device_owner, "device_id": p.device_id,
+                          "network_id": p.network_id}
+                         for p in net.ports.rows(s, ctx, NO_QUERY) if p.project_id == pid]
+    names = {sid: name for sid, name, _ in server_names(cloud.services["compute"], ctx)}
     row_h, top = 56, 40
     nets = [{"id": n["id"], "name": n["name"] or n["id"][:8],
              "external": bool(n.get("router:external")),

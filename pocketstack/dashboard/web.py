@@ -207,8 +207,16 @@ class Dashboard:
                 return self._finish(resp, view.new_session, secure)  # type: ignore[arg-type]
             return self._finish(resp, session if fresh else None, secure, keep=not fresh)
 
-        endpoint.__name__ = fn.__name__
-        return endpoint
+        async def timed(request: Request) -> Response:
+            # Server-Timing: the page's own time (session, service calls, template), which
+            # bench/dashboard.py reports; the browser's devtools show it too.
+            started = time.perf_counter()
+            resp = await endpoint(request)
+            resp.headers["server-timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+            return resp
+
+        timed.__name__ = fn.__name__
+        return timed
 
     def _finish(self, resp: Response, session: dict[str, Any] | None, secure: bool,
                 keep: bool = False) -> Response:

@@ -4,8 +4,8 @@ document.addEventListener("change", function (ev) {
   if (t && t.classList && t.classList.contains("autosubmit") && t.form) t.form.submit();
 });
 document.addEventListener("submit", function (ev) {
-  var f = ev.target;
-  if (f && f.classList && f.classList.contains("confirm") && !window.confirm("Delete it?")) {
-    ev.preventDefault();
-  }
+  var f = ev.target, b = ev.submitter;
+  var ask = (f && f.classList && f.classList.contains("confirm")) ||
+            (b && b.classList && b.classList.contains("confirm"));
+  if (ask && !window.confirm("Delete it?")) ev.preventDefault();
 }, true);
