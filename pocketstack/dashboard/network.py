@@ -139,7 +139,6 @@ def topology(cloud: Any, ctx: Any) -> dict[str, Any]:
              "cidrs": [s["cidr"] for s in data["subnets"] if s["network_id"] == n["id"]]}
             for n in data["networks"]]
     net_y = {n["id"]: top + i * row_h for i, n in enumerate(nets)}
-    links: list[tuple[str, str]] = []
     routers = []
     for r in data["routers"]:
         linked = set()
@@ -160,15 +159,16 @@ def topology(cloud: Any, ctx: Any) -> dict[str, Any]:
     height = max(len(nets), len(routers), len(instances), 1) * row_h + top
     for i, r in enumerate(routers):
         r["y"] = top + i * row_h
-        links += [(f"r{i}", nid) for nid in r["nets"]]
     inst_list = sorted(instances.values(), key=lambda x: x["name"])
     for i, inst in enumerate(inst_list):
         inst["y"] = top + i * row_h
     lines = []
     for r in routers:
-        lines += [(200, r["y"] + 16, 300, net_y[n] + 16) for n in r["nets"] if n in net_y]
+        lines += [(200, r["y"] + 16, 300, net_y[n] + 16, r["id"], n) for n in sorted(r["nets"])
+                  if n in net_y]
     for inst in inst_list:
-        lines += [(540, net_y[n] + 16, 640, inst["y"] + 16) for n in inst["nets"] if n in net_y]
+        lines += [(540, net_y[n] + 16, 640, inst["y"] + 16, inst["id"], n)
+                  for n in sorted(inst["nets"]) if n in net_y]
     for n in nets:
         n["y"] = net_y[n["id"]]
     return {"networks": nets, "routers": routers, "instances": inst_list, "lines": lines,

@@ -177,3 +177,58 @@ def test_admin_creates_a_flavor_with_extra_specs(page, live):
     shown = live.openstack("flavor", "show", name)
     props = shown["properties"]
     assert props["pci_passthrough:alias"] == "K20m:1" and props["hw:cpu_policy"] == "shared"
+
+
+def test_network_subnet_and_router_are_linked_in_the_topology(page, live):
+    log_in(page, live, "demo")
+    page.click("nav >> text=Networks")
+    net, router = uniq("ps-dash-net"), uniq("ps-dash-r")
+    page.fill("#net-name", net)
+    page.fill("#net-cidr", "10.77.3.0/24")
+    page.click("#net-create")
+    expect(page.locator("#networks")).to_contain_text(net)
+    expect(page.locator("#networks")).to_contain_text("10.77.3.0/24")
+    page.fill("#router-name", router)
+    page.select_option("#router-gw", label="public")
+    page.select_option("#router-subnet", label=f"{net}-subnet 10.77.3.0/24")
+    page.click("#router-create")
+    expect(page.locator("#routers")).to_contain_text(router)
+    page.click("nav >> text=Topology")
+    net_id = live.openstack("network", "show", net, user="demo")["id"]
+    router_id = live.openstack("router", "show", router, user="demo")["id"]
+    public_id = live.openstack("network", "show", "public", user="demo")["id"]
+    svg = page.locator("svg#topology")
+    expect(svg.locator(f"a.router[data-id='{router_id}']")).to_contain_text(router)
+    expect(svg.locator(f"a.network[data-id='{net_id}']")).to_contain_text(net)
+    # the router's two links: its interface network and its gateway network
+    expect(svg.locator(f"line[data-node='{router_id}'][data-network='{net_id}']")).to_have_count(1)
+    expect(svg.locator(f"line[data-node='{router_id}'][data-network='{public_id}']")
+           ).to_have_count(1)
+    svg.locator(f"a.network[data-id='{net_id}']").click()  # nodes link to their pages
+    expect(page).to_have_url(re.compile(r"/dashboard/networks$"))
+
+
+def test_volume_create_and_attach(page, live):
+    log_in(page, live, "demo")
+    server = uniq("ps-dash-vm")
+    flavor = live.openstack("flavor", "show", "m1.tiny")["id"]
+    launch(page, server, flavor)
+    expect(page.locator("#server-status")).to_have_text("ACTIVE", timeout=90000)
+    page.click("nav >> text=Volumes")
+    vol = uniq("ps-dash-vol")
+    page.fill("#volume-name", vol)
+    page.fill("#volume-size", "1")
+    page.click("#volume-create")
+    row = page.locator(f"tr[data-name='{vol}']")
+    expect(row.locator(".vol-status")).to_have_text("available", timeout=60000)
+    page.select_option("#attach-volume-id", label=vol)
+    page.select_option("#attach-server-id", label=server)
+    page.click("#volume-attach")
+    row = page.locator(f"tr[data-name='{vol}']")
+    expect(row.locator(".vol-status")).to_have_text("in-use", timeout=60000)
+    expect(row.locator(".vol-attached")).to_contain_text(server)
+    shown = live.openstack("volume", "show", vol, user="demo")
+    assert shown["status"] == "in-use"
+    row.locator("button.act-detach").click()
+    expect(page.locator(f"tr[data-name='{vol}'] .vol-status")).to_have_text("available",
+                                                                            timeout=60000)
