@@ -16,7 +16,7 @@ from pocketstack.dashboard.web import HERE, SECURITY_HEADERS, Dashboard
 
 
 def build(cloud: Any) -> Any:
-    from pocketstack.dashboard import admin, auth, instances, network, overview, volumes
+    from pocketstack.dashboard import admin, auth, images, instances, network, overview, volumes
     from pocketstack.dashboard.session import Sessions, load_secret
 
     dash = Dashboard(cloud, Sessions(load_secret(cloud.settings.data_dir)))
@@ -43,6 +43,13 @@ def build(cloud: Any) -> Any:
         ("/volumes/attach", post, p(volumes.action)),
         ("/volumes/{volume_id}/{action}", post, p(volumes.action)),
         ("/topology.svg", get, p(network.topology_svg)),
+        ("/images", get, p(images.images_page)),
+        ("/images/create", post, p(images.image_create)),
+        ("/images/{image_id}/file", ["PUT"], p(images.image_upload)),
+        ("/images/{image_id}/delete", post, p(images.image_delete)),
+        ("/keypairs", get, p(images.keypairs_page)),
+        ("/keypairs/create", post, p(images.keypair_create)),
+        ("/keypairs/{name}/delete", post, p(images.keypair_delete)),
         ("/admin/services", get, p(admin.services_page)),
         ("/admin/services/{action}", post, p(admin.service_update)),
         ("/admin/flavors", get, p(admin.flavors_page)),

@@ -180,7 +180,11 @@ class Dashboard:
                         resp = RedirectResponse(f"/dashboard/login?next={quote(target)}", 303)
                     return self._finish(resp, Sessions.new(), secure)
             form: dict[str, list[str]] = {}
-            if request.method == "POST":
+            if request.method == "PUT":  # a streamed body (image upload): header token only
+                if fresh or not csrf_ok(session, request.headers.get("x-csrf-token")):
+                    return self._finish(HTMLResponse("CSRF token missing or wrong", 403),
+                                        None, secure, keep=True)
+            elif request.method == "POST":
                 raw = await _read_body(request)
                 if raw is None:
                     return self._finish(HTMLResponse("Request too large", 413), None, secure,

@@ -232,3 +232,47 @@ def test_volume_create_and_attach(page, live):
     row.locator("button.act-detach").click()
     expect(page.locator(f"tr[data-name='{vol}'] .vol-status")).to_have_text("available",
                                                                             timeout=60000)
+
+
+def test_image_upload_shows_progress_and_lands_active(page, live):
+    log_in(page, live, "demo")
+    page.click("nav >> text=Images")
+    name = uniq("ps-dash-img")
+    size = 24 * 1024 * 1024
+    page.fill("#image-name", name)
+    page.set_input_files("#image-file", files=[{
+        "name": "disk.raw", "mimeType": "application/octet-stream",
+        "buffer": bytes(range(256)) * (size // 256)}])
+    # every progress event the bar gets, as the user would see it move
+    page.evaluate("""() => { window.__psProgress = [];
+      new MutationObserver(() => window.__psProgress.push(
+        document.getElementById('upload-progress').value)).observe(
+        document.getElementById('upload-progress'), {attributes: true}); }""")
+    page.click("#image-submit")
+    expect(page.locator("#upload-done")).to_be_visible(timeout=60000)
+    bar = page.locator("#upload-progress")
+    assert bar.is_visible()
+    assert float(bar.get_attribute("max") or 0) == size or bar.evaluate("b => b.max") == size
+    assert bar.evaluate("b => b.value") == size
+    seen = page.evaluate("() => window.__psProgress")
+    assert seen and max(seen) == size
+    page.click("#upload-done")
+    expect(page.locator(f"tr[data-name='{name}'] .img-status")).to_have_text("active")
+    shown = live.openstack("image", "show", name, user="demo")
+    assert shown["size"] == size and shown["status"] == "active"
+
+
+def test_keypair_created_downloads_the_private_key_once(page, live):
+    log_in(page, live, "demo")
+    page.click("nav >> text=Key pairs")
+    name = uniq("ps-dash-key")
+    page.fill("#keypair-name", name)
+    with page.expect_download() as dl:
+        page.click("#keypair-create-button")
+    download = dl.value
+    assert download.suggested_filename == f"{name}.pem"
+    key = Path(download.path()).read_text()
+    assert "PRIVATE KEY" in key
+    page.goto(live.base_url + "/dashboard/keypairs")
+    expect(page.locator(f"tr[data-name='{name}']")).to_be_visible()
+    assert live.openstack("keypair", "show", name, user="demo")["name"] == name

@@ -188,3 +188,47 @@ def test_overview_shows_quota_usage(cloud, demo_web):
     for label in ("Instances", "vCPUs", "RAM", "Volumes", "Volume storage", "Floating IPs",
                   "Security groups"):
         assert f'data-resource="{label}"' in text
+
+
+def test_streamed_image_upload_needs_the_csrf_header(cloud, demo_web):
+    page = demo_web.get("/dashboard/images")
+    csrf = csrf_of(page.text)
+    r = demo_web.post("/dashboard/images/create", data={
+        "csrf_token": csrf, "name": uniq("img"), "disk_format": "raw",
+        "container_format": "bare", "visibility": "private"})
+    assert r.status_code == 201
+    image_id = r.json()["id"]
+    demo = cloud.sdk("demo")
+    data = b"pocketstack" * 1000
+    r = demo_web.put(f"/dashboard/images/{image_id}/file", content=data,
+                     headers={"content-type": "application/octet-stream"})
+    assert r.status_code == 403
+    assert demo.image.get_image(image_id).status == "queued"  # nothing stored
+    r = demo_web.put(f"/dashboard/images/{image_id}/file", content=data,
+                     headers={"content-type": "application/octet-stream",
+                              "x-csrf-token": csrf})
+    assert r.status_code == 204, r.text
+    img = demo.image.get_image(image_id)
+    assert img.status == "active" and img.size == len(data)
+    demo.image.delete_image(image_id)
+
+
+def test_keypair_import_and_refusal_shown(cloud, demo_web):
+    csrf = csrf_of(demo_web.get("/dashboard/keypairs").text)
+    name = uniq("imported")
+    r = demo_web.post("/dashboard/keypairs/create", data={
+        "csrf_token": csrf, "name": name, "public_key": "not a key"})
+    assert r.status_code == 400 and 'id="keypair-error"' in r.text
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    pub = ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    r = demo_web.post("/dashboard/keypairs/create", data={
+        "csrf_token": csrf, "name": name, "public_key": pub})
+    assert r.status_code == 303
+    demo = cloud.sdk("demo")
+    assert demo.compute.get_keypair(name).public_key == pub
+    r = demo_web.post(f"/dashboard/keypairs/{name}/delete", data={"csrf_token": csrf})
+    assert r.status_code == 303
+    assert demo.compute.find_keypair(name) is None
