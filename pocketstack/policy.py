@@ -132,6 +132,7 @@ RULES: dict[str, Rule] = {
     "identity:get_domain_config": ADMIN | SYSTEM_READER,
     "identity:manage_domain_config": ADMIN,
     "identity:manage_endpoint_groups": ADMIN,
+    "identity:manage_federation": ADMIN,  # OS-FEDERATION registry (Keystone: admin)
     "identity:manage_consumers": ADMIN,
     "identity:create_trust": SELF,  # target user_id: the trustor
     "identity:list_role_assignments": ADMIN | (READER & DOMAIN) | SYSTEM_READER,
@@ -297,6 +298,7 @@ RULES: dict[str, Rule] = {
     **{f"network:{a}_{r}": ADMIN for a in ("create", "update", "delete")
        for r in ("flavor", "service_profile", "flavor_service_profile")},
     "network:get_service_profile": ADMIN,
+    "network:get_rule_type_details": ADMIN,
     "network:get_network_ip_availability": ADMIN,
     # compute (nova) ------------------------------------------------------------------
     "compute:flavor_manage": ADMIN,

@@ -298,6 +298,9 @@ def delete_endpoint(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -
     policy.enforce(ctx, "identity:delete_endpoint", {})
     with svc.db.write() as s:
         s.delete(get_row(s, Endpoint, p["endpoint_id"], "endpoint"))
+        from pocketstack.services.identity.ep_filter import forget
+
+        forget(s, endpoint_id=p["endpoint_id"])
     svc.catalog_changed()
 
 
@@ -312,16 +315,20 @@ def epg_view(svc: Any, g: EndpointGroup) -> dict[str, Any]:
 
 def _epg_fields(data: dict[str, Any], create: bool) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    if create or "name" in data:
+    # `openstack endpoint group set` sends "name": null when --name is not given: on an
+    # update that means "unchanged" here (Keystone's schema would refuse the null).
+    if create or data.get("name") is not None:
         name = data.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > 255:
             raise BadRequest("Invalid input for field 'endpoint_group.name': a non-empty string")
         out["name"] = name
     if "description" in data:
         out["description"] = opt_str(data, "description", prefix="endpoint_group")
-    if create or "filters" in data:
+    if create or data.get("filters") is not None:  # null: unchanged, as the name
         filters = data.get("filters")
-        if not isinstance(filters, dict) or not filters or set(filters) - EP_FILTERS:
+        # Keystone refuses empty filters on create only; an update may clear them.
+        if not isinstance(filters, dict) or (create and not filters) or \
+                set(filters) - EP_FILTERS:
             raise BadRequest("Invalid input for field 'endpoint_group.filters': an object "
                              "with interface, service_id and/or region_id")
         if "interface" in filters and filters["interface"] not in INTERFACES:
@@ -374,6 +381,9 @@ def delete_epg(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> Non
     policy.enforce(ctx, "identity:manage_endpoint_groups", {})
     with svc.db.write() as s:
         s.delete(get_row(s, EndpointGroup, p["group_id"], "endpoint group"))
+        from pocketstack.services.identity.ep_filter import forget
+
+        forget(s, group_id=p["group_id"])
 
 
 # -- policies (stored blobs, as Keystone's /v3/policies) ------------------------------------------

@@ -259,6 +259,75 @@ class EndpointGroup(Base):
     filters: Mapped[dict[str, Any]] = mapped_column(JSONText, default=dict)
 
 
+class ProjectEndpoint(Base):
+    """OS-EP-FILTER: an endpoint associated with a project."""
+
+    __tablename__ = "project_endpoint"
+
+    endpoint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class ProjectEndpointGroup(Base):
+    """OS-EP-FILTER: an endpoint group associated with a project."""
+
+    __tablename__ = "project_endpoint_group"
+
+    endpoint_group_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class IdentityProvider(Base):
+    """OS-FEDERATION identity providers (the registry; no federated login is served)."""
+
+    __tablename__ = "identity_provider"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    domain_id: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    authorization_ttl: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class IdpRemoteId(Base):
+    """A remote id names one identity provider only (Keystone's idp_remote_ids)."""
+
+    __tablename__ = "idp_remote_ids"
+
+    remote_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    idp_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("identity_provider.id", ondelete="CASCADE"), index=True)
+
+
+class FederationMapping(Base):
+    __tablename__ = "mapping"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rules: Mapped[list[Any]] = mapped_column(JSONText, default=list)
+    schema_version: Mapped[str] = mapped_column(String(5), default="1.0")
+
+
+class FederationProtocol(Base):
+    __tablename__ = "federation_protocol"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    idp_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("identity_provider.id", ondelete="CASCADE"), primary_key=True)
+    mapping_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    remote_id_attribute: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ServiceProvider(Base):
+    __tablename__ = "service_provider"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    auth_url: Mapped[str] = mapped_column(String(256), nullable=False)
+    sp_url: Mapped[str] = mapped_column(String(256), nullable=False)
+    relay_state_prefix: Mapped[str] = mapped_column(String(256), nullable=False)
+
+
 class Trust(Base):
     """OS-TRUST delegation: trustor lends roles on a project to trustee."""
 

@@ -232,6 +232,12 @@ def _delete_project_rows(s: Session, project_id: str) -> None:
     s.execute(delete(Credential).where(Credential.project_id == project_id))
     s.execute(delete(DomainConfig).where(DomainConfig.domain_id == project_id))
     s.execute(delete(Project).where(Project.id == project_id))
+    from pocketstack.services.identity.ep_filter import forget
+
+    forget(s, project_id=project_id)
+    from pocketstack.services.identity.federation import forget_domain
+
+    forget_domain(s, project_id)
 
 
 # -- projects ---------------------------------------------------------------------------------

@@ -15,8 +15,9 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, Routes, empty, json, run
 from pocketstack.api.readcache import MISS
-from pocketstack.services.identity import (catalog_admin, credentials, domain_configs, limits,
-                                           projects, roles, trusts, users)
+from pocketstack.services.identity import (catalog_admin, credentials, domain_configs,
+                                           ep_filter, federation, limits, projects, roles,
+                                           trusts, users)
 from pocketstack.services.identity.common import reject_nul
 
 Fn = Callable[..., Any]
@@ -123,6 +124,8 @@ ROUTES: list[tuple[str, str, Fn, int]] = [
     *_crud("/v3/OS-EP-FILTER/endpoint_groups", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}",
            catalog_admin, "create_epg", "list_epgs", "show_epg", "update_epg", "delete_epg"),
     ("HEAD", "/v3/OS-EP-FILTER/endpoint_groups/{group_id}", catalog_admin.show_epg, 200),
+    *ep_filter.ROUTES,
+    *federation.ROUTES,
     *_crud("/v3/policies", "/v3/policies/{policy_id}", catalog_admin, "create_policy",
            "list_policies", "show_policy", "update_policy", "delete_policy"),
     # credentials
@@ -165,7 +168,8 @@ ROUTES: list[tuple[str, str, Fn, int]] = [
 
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 # PUT grants/tags/membership take no body; everything else that writes needs one.
-NO_BODY = {roles.grant, projects.add_tag, users.add_user_to_group, roles.create_implied}
+NO_BODY = {roles.grant, projects.add_tag, users.add_user_to_group, roles.create_implied,
+           ep_filter.add_endpoint, ep_filter.add_group}
 
 
 # Pure reads whose results svc.read_cache may keep (keyed by token, route and query).
