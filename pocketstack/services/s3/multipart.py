@@ -16,7 +16,7 @@ from pocketstack.api.http import run
 from pocketstack.drivers.objects.base import BlobInfo
 from pocketstack.errors import BadRequest, NotFound
 from pocketstack.services.object_store.models import S3Upload
-from pocketstack.services.s3 import checksums, views
+from pocketstack.services.s3 import checksums, sse, views
 from pocketstack.services.s3.objects import (UPLOAD_ID, NoSuchKey, _content_type,
                                              _copy_source, _receive, conditional, s3_meta,
                                              write_condition)
@@ -67,6 +67,8 @@ async def upload_part(req: "S3Request") -> Response:
             src = await run(req.store.get, req.account, bucket, key)
         except NotFound:
             raise NoSuchKey("The specified key does not exist.") from None
+        if sse.params_of(src.meta) is not None:  # its parts would be ciphertext
+            raise sse.not_implemented("UploadPartCopy from an encrypted object")
         start, end = 0, src.size
         rng = req.headers.get("x-amz-copy-source-range", "")
         if rng.startswith("bytes="):

@@ -18,7 +18,7 @@ from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.names import (check_container, check_object,
                                                      http_date, parse_http_date)
 from pocketstack.services.object_store.store import ObjectRecord
-from pocketstack.services.s3 import checksums, sigv4, subresources, views
+from pocketstack.services.s3 import checksums, sigv4, sse, subresources, views
 
 if TYPE_CHECKING:
     from pocketstack.services.s3.routes import S3Request
@@ -224,7 +224,8 @@ async def handle(req: "S3Request") -> Response:
 
 
 async def _receive_writer(req: "S3Request", inline: bool = False,
-                          checksum: checksums.Checksum | None = None) -> Any:
+                          checksum: checksums.Checksum | None = None,
+                          encrypt: tuple[sse.Key, dict[str, str]] | None = None) -> Any:
     ident = req.identity
     chunked = req.stream() if ident is not None and ident.streaming or \
         "aws-chunked" in req.headers.get("content-encoding", "") else None
@@ -232,16 +233,24 @@ async def _receive_writer(req: "S3Request", inline: bool = False,
         chunked = checksums.computed(
             chunked if chunked is not None else req.request.stream(), checksum,
             req.headers.get("content-length") if chunked is None else None)
+    if encrypt is not None:  # Content-MD5 is checked here, on the plaintext
+        if chunked is None and not (req.headers.get("content-length") or "").isdigit():
+            raise PocketError("You must provide the Content-Length HTTP header.",
+                              status=411, kind="MissingContentLength")
+        chunked = sse.encrypt_body(chunked if chunked is not None else req.request.stream(),
+                                   *encrypt, req.headers.get("content-md5"),
+                                   ident.payload_sha256 if ident else None)
     return await req.service.receive_writer(req.request, chunks=chunked,
-                                            sha256=ident.payload_sha256 if ident else None,
+                                            sha256=ident.payload_sha256
+                                            if ident and encrypt is None else None,
                                             inline=inline)
 
 
-def _commit_checked(req: "S3Request", writer: Any) -> BlobInfo:
+def _commit_checked(req: "S3Request", writer: Any, check_md5: bool = True) -> BlobInfo:
     """Commit a received blob (worker thread) and check Content-MD5."""
     blob = writer.commit()
     md5 = req.headers.get("content-md5")
-    if md5:
+    if md5 and check_md5:
         try:
             wanted = base64.b64decode(md5).hex()
         except ValueError:
@@ -277,13 +286,17 @@ async def put_object(req: "S3Request") -> Response:
         else None
     condition = write_condition(req.headers)
     checksum = checksums.from_request(req.headers)
-    writer = await _receive_writer(req, inline=True, checksum=checksum)
+    key = sse.for_write(req.headers, req.service.cloud.settings.data_dir)
+    encrypt = (key, sse.new_params(key)) if key is not None else None
+    if encrypt is not None:
+        meta[sse.META] = sse.dump(encrypt[1])
+    writer = await _receive_writer(req, inline=True, checksum=checksum, encrypt=encrypt)
     ctype = _content_type(req)
     if checksum is not None:
         meta[checksums.STORED] = f"{checksum.algorithm}:{checksum.value()}"
 
     def finish() -> ObjectRecord:  # one worker-thread hop: fsyncs, then the row
-        blob = _commit_checked(req, writer)
+        blob = _commit_checked(req, writer, check_md5=encrypt is None)
         try:
             return conditional(lambda: store.commit(
                 req.account, req.bucket, req.key, blob, content_type=ctype, meta=meta,
@@ -295,6 +308,8 @@ async def put_object(req: "S3Request") -> Response:
     headers = {"ETag": _etag(record)}
     if checksum is not None:
         headers[checksum.header] = checksum.value()
+    if key is not None:
+        headers.update(key.headers())
     return Response(status_code=200, headers=headers)
 
 
@@ -308,6 +323,13 @@ async def get(req: "S3Request") -> Response:
     headers = object_headers(record)
     etag = record.etag.strip('"')
     h = req.headers
+    params, key = sse.params_of(record.meta), None
+    if params is not None:  # the right key (SSE-C) or none (SSE-S3), before anything else
+        key = sse.unlock(params, h, req.service.cloud.settings.data_dir)
+        headers.update(key.headers())
+    elif sse.customer_key(h) is not None:
+        raise BadRequest("The encryption parameters are not applicable to this object.",
+                         kind="InvalidRequest")
     modified = float(int(record.timestamp) + (1 if record.timestamp % 1 else 0))
     if h.get("if-match") and etag not in {t.strip().strip('"') for t in h["if-match"].split(",")} \
             and h["if-match"].strip() != "*":
@@ -360,9 +382,14 @@ async def get(req: "S3Request") -> Response:
     if req.method == "HEAD":
         return Response(b"", status, headers=headers)
     if data is not None:
-        return Response(data[start:end], status, headers=headers)
-    return StreamingResponse(req.service.body_iter(record, start, end), status,
-                             headers=headers)
+        body = data[start:end]
+        if key is not None:
+            body = sse.transform(key, params, start, body)  # type: ignore[arg-type]
+        return Response(body, status, headers=headers)
+    stream = req.service.body_iter(record, start, end)
+    if key is not None:
+        stream = sse.transform_stream(stream, key, params, start)  # type: ignore[arg-type]
+    return StreamingResponse(stream, status, headers=headers)
 
 
 def _copy_source(req: "S3Request") -> tuple[str, str]:
@@ -382,8 +409,17 @@ async def copy_object(req: "S3Request") -> Response:
         src: ObjectRecord = await run(store.get, req.account, bucket, key)
     except NotFound:
         raise NoSuchKey("The specified key does not exist.") from None
+    data_dir = req.service.cloud.settings.data_dir
+    src_params = sse.params_of(src.meta)
+    if src_params is not None:
+        src_key = sse.unlock(src_params, req.headers, data_dir, prefix=sse.COPY_CUSTOMER)
+    elif sse.customer_key(req.headers, sse.COPY_CUSTOMER) is not None:
+        raise BadRequest("The encryption parameters are not applicable to this object.",
+                         kind="InvalidRequest")
+    dst_key = sse.for_write(req.headers, data_dir)
     directive = req.headers.get("x-amz-metadata-directive", "COPY").upper()
-    if directive == "COPY" and (bucket, key) == (req.bucket, req.key):
+    if directive == "COPY" and (bucket, key) == (req.bucket, req.key) and \
+            dst_key is None and src_params is None:
         raise BadRequest("This copy request is illegal because it is trying to copy an object "
                          "to itself without changing the object's metadata, storage class, "
                          "website redirect location or encryption attributes.",
@@ -395,16 +431,25 @@ async def copy_object(req: "S3Request") -> Response:
     # tags follow x-amz-tagging-directive (default COPY), not the metadata directive
     meta.pop(subresources.OBJECT_TAGS, None)
     meta.pop(UPLOAD_ID, None)
+    meta.pop(sse.META, None)
     if req.headers.get("x-amz-tagging-directive", "COPY").upper() == "REPLACE":
         if req.headers.get("x-amz-tagging"):
             meta[subresources.OBJECT_TAGS] = orjson.dumps(
                 subresources.parse_tagging_header(req.headers["x-amz-tagging"])).decode()
     elif src.meta.get(subresources.OBJECT_TAGS):
         meta[subresources.OBJECT_TAGS] = src.meta[subresources.OBJECT_TAGS]
-    if src.is_slo or src.dlo_manifest:
+    if src.is_slo or src.dlo_manifest or src_params is not None or dst_key is not None:
+        # through the plaintext: decrypted from the source's key, encrypted to the new one
+        stream = req.service.body_iter(src, 0, src.size)
+        if src_params is not None:
+            stream = sse.transform_stream(stream, src_key, src_params)
+        if dst_key is not None:
+            dst_params = sse.new_params(dst_key)
+            meta[sse.META] = sse.dump(dst_params)
+            stream = sse.transform_stream(stream, dst_key, dst_params)
         writer = req.service.driver.writer()
         try:
-            async for chunk in req.service.body_iter(src, 0, src.size):
+            async for chunk in stream:
                 writer.write(chunk)
             blob = await run(writer.commit)
         except BaseException:
@@ -421,7 +466,8 @@ async def copy_object(req: "S3Request") -> Response:
         expect=condition), condition))
     return views.xml(f'<CopyObjectResult xmlns="{views.NS}"><LastModified>'
                      f"{views.last_modified(record.timestamp)}</LastModified><ETag>{_etag(record)}"
-                     "</ETag></CopyObjectResult>")
+                     "</ETag></CopyObjectResult>",
+                     headers=dst_key.headers() if dst_key is not None else None)
 
 
 async def delete_objects(req: "S3Request") -> Response:

@@ -185,7 +185,8 @@ class S3App:
             support.check_implemented("bucket" if key is None else "object", request.method,
                                       request.query_params)
             support.check_version_id(request.query_params)
-            support.check_encryption(request.method, request.headers)
+            support.check_encryption("bucket" if key is None else "object", request.method,
+                                     request.query_params, request.headers)
             support.check_content_md5(request.headers)
         if identity is None:
             return await self.anonymous(request, bucket, key)

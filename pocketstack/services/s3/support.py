@@ -100,8 +100,7 @@ def check_content_md5(headers: Any) -> None:
                           kind="InvalidDigest")
 
 
-# Server-side encryption request headers. Objects are not encrypted here; a request
-# asking for encryption is refused rather than stored in plaintext behind a 200.
+# Server-side encryption request headers.
 SSE_HEADERS = ("x-amz-server-side-encryption",
                "x-amz-server-side-encryption-customer-algorithm",
                "x-amz-server-side-encryption-customer-key",
@@ -114,14 +113,19 @@ SSE_HEADERS = ("x-amz-server-side-encryption",
                "x-amz-copy-source-server-side-encryption-customer-key-md5")
 
 
-def check_encryption(method: str, headers: Any) -> None:
-    """PUT/POST/copy asking for SSE: 501. GET/HEAD with a customer key for an object that
-    was not stored with one: 400 InvalidRequest, as S3 answers."""
+def check_encryption(level: str, method: str, query: Any, headers: Any) -> None:
+    """SSE is implemented for PutObject, CopyObject, GetObject and HeadObject (sse.py,
+    which checks the headers' values); anywhere else (multipart uploads, buckets) a request
+    asking for encryption is refused, never stored in plaintext behind a 200."""
     asked = [h for h in SSE_HEADERS if h in headers]
     if not asked:
         return
-    if method in ("GET", "HEAD") and not any("copy-source" in h for h in asked):
+    plain = level == "object" and not subresources_of(query)
+    if plain and method in ("PUT", "GET", "HEAD"):
+        return
+    if method in ("GET", "HEAD"):
         raise PocketError("The encryption parameters are not applicable to this object.",
                           status=400, kind="InvalidRequest")
-    raise NotImplementedS3("Server-side encryption is not implemented: the object would be "
-                           "stored unencrypted (" + ", ".join(asked) + ").")
+    raise NotImplementedS3("Server-side encryption is implemented for PutObject and "
+                           "CopyObject only, not here: the object would be stored "
+                           "unencrypted (" + ", ".join(asked) + ").")
