@@ -56,6 +56,7 @@ def build(cloud: Any) -> Any:
         ("/admin/flavors", post, p(admin.flavor_create)),
         ("/admin/hypervisors", get, p(admin.hypervisors_page)),
         ("/admin/instances", get, p(admin.all_instances_page)),
+        ("/admin/system", get, p(admin.system_page)),
     ]
     routes: list[Any] = [Route(path, fn, methods=methods) for path, methods, fn in table]
     routes.append(Mount("/static", app=_StaticWithHeaders(StaticFiles(directory=str(HERE / "static")))))

@@ -112,3 +112,23 @@ async def all_instances_page(v: View) -> Response:
     rows, more = await v.call(server_rows, v.service("compute"), v.ctx, True, page_query(v))
     return v.render("admin_instances.html", nav="admin_instances", rows=rows,
                     **paging_values(v, rows, more))
+
+
+def _system(cloud: Any, ctx: Any) -> dict[str, Any]:
+    from pocketstack.policy import enforce
+
+    enforce(ctx, "identity:list_services")  # the catalog's own admin rule
+    rows = []
+    for spec in cloud.specs:
+        svc = cloud.services[spec.type]
+        driver = getattr(svc, "driver", None)
+        name = getattr(driver, "name", None) or (type(driver).__name__ if driver else "-")
+        notes = [d for d in cloud.degraded if d.split(":", 1)[0] in (spec.type, spec.name)]
+        rows.append({"type": spec.type, "name": spec.name, "path": spec.path,
+                     "driver": name, "degraded": notes})
+    return {"rows": rows, "notes": list(cloud.degraded)}
+
+
+async def system_page(v: View) -> Response:
+    data = await v.call(_system, v.cloud, v.ctx)
+    return v.render("admin_system.html", nav="admin_system", **data)

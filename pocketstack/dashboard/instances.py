@@ -21,6 +21,9 @@ from pocketstack.services.compute.microversions import MAX, APIVersion
 from pocketstack.services.compute.models import InstanceAction, InstanceActionEvent
 
 VER = APIVersion(*MAX)
+# Nova's power_state numbers (nova/compute/power_state.py)
+POWER_STATES = {0: "NOSTATE", 1: "Running", 3: "Paused", 4: "Shutdown", 6: "Crashed",
+                7: "Suspended"}
 NO_QUERY = QueryParams("")
 
 
@@ -239,7 +242,9 @@ def instance_detail(cloud: Any, ctx: Any, sid: str) -> dict[str, Any]:
         console = compute.actions_api.console_output(ctx, srv.id, {"length": 40})
     except PocketError as err:
         console_error = err.message
-    return {"server": body, "row": {"locked": srv.locked, "created": srv.created_at},
+    power = POWER_STATES.get(srv.power_state, str(srv.power_state))
+    return {"server": body, "row": {"locked": srv.locked, "created": srv.created_at,
+                                    "power": power},
             "addresses": _addresses_text(addrs.get(srv.id)), "fault": body.get("fault"),
             "action_log": log, "actions": actions_for(body["status"], srv.locked),
             "image_name": (srv.image or {}).get("name") or srv.image_id,

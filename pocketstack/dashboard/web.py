@@ -82,6 +82,7 @@ class View:
         self.form = form
         self.new_session: dict[str, Any] | None | bool = False  # False: unchanged
         self.projects: list[dict[str, Any]] = []
+        self.tasks: list[dict[str, Any]] = []
 
     @property
     def cloud(self) -> Any:
@@ -109,7 +110,7 @@ class View:
         ctx = self.ctx
         values.setdefault("nav", "")
         html = self.dash.env.get_template(template).render(
-            ctx=ctx, csrf=self.session.get("csrf", ""), projects=self.projects,
+            ctx=ctx, csrf=self.session.get("csrf", ""), projects=self.projects, tasks=self.tasks,
             is_admin=bool(ctx and ctx.is_admin), path=self.request.url.path, **values)
         return HTMLResponse(html, status_code=status)
 
@@ -202,6 +203,10 @@ class Dashboard:
             view = View(self, request, ctx, session, form)
             if ctx is not None:
                 view.projects = await self.user_projects(ctx)
+                if request.method == "GET" and request.headers.get("hx-request") != "true":
+                    from pocketstack.dashboard import tasks
+
+                    view.tasks = await run(tasks.recent, self.cloud, ctx)
             try:
                 resp = await fn(view)
             except PocketError as err:

@@ -88,7 +88,8 @@ def test_another_projects_instance_is_404(cloud, demo_web):
 
 def test_member_gets_403_on_admin_pages(demo_web, admin_web):
     for path in ("/dashboard/admin/services", "/dashboard/admin/flavors",
-                 "/dashboard/admin/hypervisors", "/dashboard/admin/instances"):
+                 "/dashboard/admin/hypervisors", "/dashboard/admin/instances",
+                 "/dashboard/admin/system"):
         assert demo_web.get(path).status_code == 403, path
         assert admin_web.get(path).status_code == 200, path
     csrf = csrf_of(demo_web.get("/dashboard/").text)
@@ -232,3 +233,23 @@ def test_keypair_import_and_refusal_shown(cloud, demo_web):
     r = demo_web.post(f"/dashboard/keypairs/{name}/delete", data={"csrf_token": csrf})
     assert r.status_code == 303
     assert demo.compute.find_keypair(name) is None
+
+
+def test_task_panel_shows_the_projects_recent_operations(cloud, demo_web, admin_web):
+    demo = cloud.sdk("demo")
+    name = uniq("task")
+    sid = _boot(demo, name)
+    try:
+        panel = demo_web.get("/dashboard/").text.split('id="task-panel"', 1)[1]
+        assert f"create {name}" in panel
+        # another project's panel does not show it
+        assert name not in admin_web.get("/dashboard/").text.split('id="task-panel"', 1)[1]
+    finally:
+        demo.compute.delete_server(sid)
+
+
+def test_system_page_lists_every_service_and_its_driver(admin_web):
+    text = admin_web.get("/dashboard/admin/system").text
+    for service in ("keystone", "nova", "neutron", "cinder", "glance"):
+        assert f"<td>{service}</td>" in text
+    assert "<td>fake</td>" in text  # the functional cloud runs the fake compute driver
