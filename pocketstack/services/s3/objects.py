@@ -18,7 +18,7 @@ from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.names import (check_container, check_object,
                                                      http_date, parse_http_date)
 from pocketstack.services.object_store.store import ObjectRecord
-from pocketstack.services.s3 import checksums, sigv4, sse, subresources, views
+from pocketstack.services.s3 import acl, checksums, sigv4, sse, subresources, views
 
 if TYPE_CHECKING:
     from pocketstack.services.s3.routes import S3Request
@@ -180,11 +180,14 @@ async def handle(req: "S3Request") -> Response:
             return await subresources.object_tagging(req, await _get_record(req))
         if "acl" in q:
             await _get_record(req)
-            acl = req.headers.get("x-amz-acl", "private")
-            if acl not in ("private", "bucket-owner-full-control"):
-                raise PocketError("Object ACLs other than private are not implemented.",
+            acl.check_object_acl(req.headers)
+            body = await req.body(64 * 1024)
+            if "x-amz-acl" not in req.headers and body.strip() and \
+                    acl.read_acl_from_policy(body, req.project_id):
+                raise PocketError("Object ACLs other than the owner's are not implemented.",
                                   status=501, kind="NotImplemented")
             return Response(status_code=200)
+        acl.check_object_acl(req.headers)
         if req.headers.get("x-amz-copy-source"):
             return await copy_object(req)
         return await put_object(req)
@@ -193,7 +196,7 @@ async def handle(req: "S3Request") -> Response:
             return await list_parts(req)
         if "acl" in q:
             await _get_record(req)
-            return views.acl(req.project_id, False)
+            return acl.document(req.project_id, None)
         if "tagging" in q and method == "GET":
             return await subresources.object_tagging(req, await _get_record(req))
         return await get(req)
@@ -216,6 +219,7 @@ async def handle(req: "S3Request") -> Response:
         return Response(status_code=204)
     if method == "POST":
         if "uploads" in q:
+            acl.check_object_acl(req.headers)
             return await create_upload(req)
         if "uploadId" in q:
             return await complete_upload(req)

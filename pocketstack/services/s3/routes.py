@@ -28,7 +28,8 @@ from pocketstack.errors import BadRequest, Conflict, PocketError
 from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.routes import close_if_body
 from pocketstack.services.object_store.names import check_container
-from pocketstack.services.s3 import multipart, objects, sigv4, subresources, support, views
+from pocketstack.services.s3 import (acl, multipart, objects, sigv4, subresources, support,
+                                     views)
 from pocketstack.services.s3.chunked import aws_chunked
 
 # Existing containers (made through Swift) may have looser names; new buckets follow S3.
@@ -285,25 +286,16 @@ async def _container(req: S3Request) -> Any:
     return crec
 
 
-def canned_acl(value: str | None) -> str | None:
-    """x-amz-acl -> X-Container-Read ('' removes)."""
-    if value is None:
-        return None
-    if value in ("public-read", "public-read-write"):
-        return ".r:*,.rlistings"
-    if value in ("private", "authenticated-read", "bucket-owner-read",
-                 "bucket-owner-full-control"):
-        return ""
-    raise BadRequest(f"Invalid canned ACL {value}", kind="InvalidArgument")
-
-
 async def bucket_handle(req: S3Request) -> Response:
     method, q, store = req.method, req.query, req.store
     _owner_or_deny(req)
     if method == "PUT":
         if "acl" in q:
             await _container(req)
-            read = canned_acl(req.headers.get("x-amz-acl") or "private")
+            read = acl.bucket_read_acl(req.headers)
+            body = await req.body(64 * 1024)
+            if read is None:  # the ACL is the body's <AccessControlPolicy> (or private)
+                read = acl.read_acl_from_policy(body, req.project_id) if body.strip() else ""
             await run(store.update_container_meta, req.account, req.bucket,
                       {"X-Container-Read": read})
             return Response(status_code=200)
@@ -318,9 +310,9 @@ async def bucket_handle(req: S3Request) -> Response:
             raise Conflict("Your previous request to create the named bucket succeeded and "
                            "you already own it.", kind="BucketAlreadyOwnedByYou")
         changes: dict[str, str | None] = {}
-        acl = canned_acl(req.headers.get("x-amz-acl"))
-        if acl:
-            changes["X-Container-Read"] = acl
+        read = acl.bucket_read_acl(req.headers)
+        if read:
+            changes["X-Container-Read"] = read
         await run(store.put_container, req.account, req.bucket, changes)
         return Response(status_code=200, headers={"Location": f"/{req.bucket}"})
     if method == "HEAD":
@@ -344,7 +336,7 @@ async def bucket_handle(req: S3Request) -> Response:
         if "location" in q:
             return views.xml(f'<LocationConstraint xmlns="{views.NS}"/>')
         if "acl" in q:
-            return views.acl(req.project_id, ".r:*" in crec.meta.get("X-Container-Read", ""))
+            return acl.document(req.project_id, crec.meta.get("X-Container-Read"))
         if "versioning" in q:
             return views.xml(f'<VersioningConfiguration xmlns="{views.NS}"/>')
         if "uploads" in q:

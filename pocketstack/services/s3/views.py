@@ -70,20 +70,6 @@ def version(o: Any, project_id: str, url: bool) -> str:
             f"<StorageClass>STANDARD</StorageClass>{owner(project_id)}</Version>")
 
 
-def acl(project_id: str, public_read: bool, public_write: bool = False) -> Response:
-    grants = (f'<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-              f'xsi:type="CanonicalUser"><ID>{escape(project_id)}</ID><DisplayName>'
-              f"{escape(project_id)}</DisplayName></Grantee><Permission>FULL_CONTROL"
-              "</Permission></Grant>")
-    for flag, perm in ((public_read, "READ"), (public_write, "WRITE")):
-        if flag:
-            grants += ('<Grant><Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
-                       'xsi:type="Group"><URI>http://acs.amazonaws.com/groups/global/AllUsers'
-                       f"</URI></Grantee><Permission>{perm}</Permission></Grant>")
-    return xml(f'<AccessControlPolicy xmlns="{NS}">{owner(project_id)}<AccessControlList>'
-               f"{grants}</AccessControlList></AccessControlPolicy>")
-
-
 def xml_root(data: bytes) -> ET.Element:
     """A request's XML document with namespaces stripped from tags; MalformedXML if it
     does not parse."""

@@ -263,3 +263,56 @@ def test_unicode_user_metadata(cloud, ec2, bucket):
     value = s3.head_object(Bucket=bucket, Key="uni2")["Metadata"]["cup"]
     (text, charset), = email.header.decode_header(value)
     assert text.decode(charset) == "caf\xe9 \u2615"
+
+
+def _grants(s3, bucket: str) -> set[tuple[str, str]]:
+    return {(g["Grantee"].get("URI") or g["Grantee"].get("ID"), g["Permission"])
+            for g in s3.get_bucket_acl(Bucket=bucket)["Grants"]}
+
+
+ALL = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTH = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+
+
+def test_canned_acls_read_back_as_enforced(cloud, s3):
+    b = unique("acl")
+    s3.create_bucket(Bucket=b, ACL="authenticated-read")
+    try:
+        owner = s3.get_bucket_acl(Bucket=b)["Owner"]["ID"]
+        assert _grants(s3, b) == {(owner, "FULL_CONTROL"), (AUTH, "READ")}
+        s3.put_object(Bucket=b, Key="k", Body=b"acl data")
+        assert send(f"{cloud.base_url}/s3/{b}/k")[0] == 403  # not public
+        s3.put_bucket_acl(Bucket=b, ACL="public-read")
+        assert _grants(s3, b) == {(owner, "FULL_CONTROL"), (ALL, "READ")}
+        assert send(f"{cloud.base_url}/s3/{b}/k")[2] == b"acl data"
+        s3.put_bucket_acl(Bucket=b, ACL="private")
+        assert _grants(s3, b) == {(owner, "FULL_CONTROL")}
+        assert send(f"{cloud.base_url}/s3/{b}/k")[0] == 403
+        # an AccessControlPolicy body, as Terraform and the console send
+        s3.put_bucket_acl(Bucket=b, AccessControlPolicy={
+            "Owner": {"ID": owner}, "Grants": [
+                {"Grantee": {"Type": "CanonicalUser", "ID": owner},
+                 "Permission": "FULL_CONTROL"},
+                {"Grantee": {"Type": "Group", "URI": ALL}, "Permission": "READ"}]})
+        assert _grants(s3, b) == {(owner, "FULL_CONTROL"), (ALL, "READ")}
+        # what cannot be enforced is refused and changes nothing
+        for kw in ({"ACL": "public-read-write"}, {"ACL": "log-delivery-write"},
+                   {"GrantRead": 'id="someone-else"'}):
+            with pytest.raises(ClientError) as err:
+                s3.put_bucket_acl(Bucket=b, **kw)
+            assert code(err) == "NotImplemented", kw
+        assert _grants(s3, b) == {(owner, "FULL_CONTROL"), (ALL, "READ")}
+        with pytest.raises(ClientError) as err:
+            s3.put_object(Bucket=b, Key="public-obj", Body=b"x", ACL="public-read")
+        assert code(err) == "NotImplemented"
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=b, Key="public-obj")
+        s3.put_object(Bucket=b, Key="owned", Body=b"x", ACL="bucket-owner-full-control")
+        s3.put_object_acl(Bucket=b, Key="owned", ACL="private")
+        with pytest.raises(ClientError) as err:
+            s3.put_object_acl(Bucket=b, Key="owned", ACL="public-read")
+        assert code(err) == "NotImplemented"
+    finally:
+        for key in ("k", "owned"):
+            s3.delete_object(Bucket=b, Key=key)
+        s3.delete_bucket(Bucket=b)
