@@ -7,6 +7,7 @@ licences in static/VENDORED.md), nothing is fetched at run time.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from starlette.routing import Mount, Route, Router
@@ -15,48 +16,64 @@ from starlette.staticfiles import StaticFiles
 from pocketstack.dashboard.web import HERE, SECURITY_HEADERS, Dashboard
 
 
-def build(cloud: Any) -> Any:
-    from pocketstack.dashboard import admin, auth, images, instances, network, overview, volumes
-    from pocketstack.dashboard.session import Sessions, load_secret
+def _lazy(ref: str) -> Any:
+    """A handler named "module:function", imported at its first request: the pages' modules
+    and Jinja cost ~30 ms, which `pocketstack up` need not pay before it is ready."""
+    module, name = ref.split(":")
+    loaded: list[Any] = []
 
-    dash = Dashboard(cloud, Sessions(load_secret(cloud.settings.data_dir)))
+    async def handler(v: Any) -> Any:
+        if not loaded:
+            loaded.append(getattr(importlib.import_module(f"pocketstack.dashboard.{module}"),
+                                  name))
+        return await loaded[0](v)
+
+    handler.__name__ = name
+    return handler
+
+
+def build(cloud: Any) -> Any:
+    from pocketstack.dashboard.session import load_secret
+
+    # the signing secret is made at the first start (atomically), used at the first page
+    dash = Dashboard(cloud, load_secret(cloud.settings.data_dir))
     p = dash.page
     get, post = ["GET"], ["POST"]
     table = [
-        ("/login", get, p(auth.login_form, auth=False)),
-        ("/login", post, p(auth.login, auth=False)),
-        ("/logout", post, p(auth.logout)),
-        ("/switch", post, p(auth.switch_project)),
-        ("/", get, p(overview.overview)),
-        ("/instances", get, p(instances.instances_page)),
-        ("/instances/table", get, p(instances.instances_table)),
-        ("/instances/launch", get, p(instances.launch_form)),
-        ("/instances/launch", post, p(instances.launch)),
-        ("/instances/{server_id}", get, p(instances.instance_page)),
-        ("/instances/{server_id}/{action}", post, p(instances.action)),
-        ("/networks", get, p(network.networks_page)),
-        ("/networks/create", post, p(network.create)),
-        ("/ports", get, p(network.ports_page)),
-        ("/topology", get, p(network.topology_page)),
-        ("/volumes", get, p(volumes.volumes_page)),
-        ("/volumes/create", post, p(volumes.create)),
-        ("/volumes/attach", post, p(volumes.action)),
-        ("/volumes/{volume_id}/{action}", post, p(volumes.action)),
-        ("/topology.svg", get, p(network.topology_svg)),
-        ("/images", get, p(images.images_page)),
-        ("/images/create", post, p(images.image_create)),
-        ("/images/{image_id}/file", ["PUT"], p(images.image_upload)),
-        ("/images/{image_id}/delete", post, p(images.image_delete)),
-        ("/keypairs", get, p(images.keypairs_page)),
-        ("/keypairs/create", post, p(images.keypair_create)),
-        ("/keypairs/{name}/delete", post, p(images.keypair_delete)),
-        ("/admin/services", get, p(admin.services_page)),
-        ("/admin/services/{action}", post, p(admin.service_update)),
-        ("/admin/flavors", get, p(admin.flavors_page)),
-        ("/admin/flavors", post, p(admin.flavor_create)),
-        ("/admin/hypervisors", get, p(admin.hypervisors_page)),
-        ("/admin/instances", get, p(admin.all_instances_page)),
-        ("/admin/system", get, p(admin.system_page)),
+        ("/login", get, p(_lazy("auth:login_form"), auth=False)),
+        ("/login", post, p(_lazy("auth:login"), auth=False)),
+        ("/logout", post, p(_lazy("auth:logout"))),
+        ("/switch", post, p(_lazy("auth:switch_project"))),
+        ("/", get, p(_lazy("overview:overview"))),
+        ("/instances", get, p(_lazy("instances:instances_page"))),
+        ("/instances/table", get, p(_lazy("instances:instances_table"))),
+        ("/instances/launch", get, p(_lazy("instances:launch_form"))),
+        ("/instances/launch", post, p(_lazy("instances:launch"))),
+        ("/instances/{server_id}", get, p(_lazy("instances:instance_page"))),
+        ("/instances/{server_id}/{action}", post, p(_lazy("instances:action"))),
+        ("/networks", get, p(_lazy("network:networks_page"))),
+        ("/networks/create", post, p(_lazy("network:create"))),
+        ("/ports", get, p(_lazy("network:ports_page"))),
+        ("/topology", get, p(_lazy("network:topology_page"))),
+        ("/volumes", get, p(_lazy("volumes:volumes_page"))),
+        ("/volumes/create", post, p(_lazy("volumes:create"))),
+        ("/volumes/attach", post, p(_lazy("volumes:action"))),
+        ("/volumes/{volume_id}/{action}", post, p(_lazy("volumes:action"))),
+        ("/topology.svg", get, p(_lazy("network:topology_svg"))),
+        ("/images", get, p(_lazy("images:images_page"))),
+        ("/images/create", post, p(_lazy("images:image_create"))),
+        ("/images/{image_id}/file", ["PUT"], p(_lazy("images:image_upload"))),
+        ("/images/{image_id}/delete", post, p(_lazy("images:image_delete"))),
+        ("/keypairs", get, p(_lazy("images:keypairs_page"))),
+        ("/keypairs/create", post, p(_lazy("images:keypair_create"))),
+        ("/keypairs/{name}/delete", post, p(_lazy("images:keypair_delete"))),
+        ("/admin/services", get, p(_lazy("admin:services_page"))),
+        ("/admin/services/{action}", post, p(_lazy("admin:service_update"))),
+        ("/admin/flavors", get, p(_lazy("admin:flavors_page"))),
+        ("/admin/flavors", post, p(_lazy("admin:flavor_create"))),
+        ("/admin/hypervisors", get, p(_lazy("admin:hypervisors_page"))),
+        ("/admin/instances", get, p(_lazy("admin:all_instances_page"))),
+        ("/admin/system", get, p(_lazy("admin:system_page"))),
     ]
     routes: list[Any] = [Route(path, fn, methods=methods) for path, methods, fn in table]
     routes.append(Mount("/static", app=_StaticWithHeaders(StaticFiles(directory=str(HERE / "static")))))

@@ -20,8 +20,6 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
-
 COOKIE = "pocketstack_dashboard"
 PATH = "/dashboard"
 MAX_AGE = 12 * 3600  # no session outlives a day's work; the token's own expiry applies too
@@ -54,9 +52,13 @@ def load_secret(data_dir: Path) -> bytes:
 
 class Sessions:
     def __init__(self, secret: bytes) -> None:
+        from itsdangerous import URLSafeTimedSerializer  # at the first page, not at start-up
+
         self.signer = URLSafeTimedSerializer(secret, salt="pocketstack-dashboard-session")
 
     def read(self, cookie: str | None) -> dict[str, Any] | None:
+        from itsdangerous import BadSignature
+
         if not cookie:
             return None
         try:

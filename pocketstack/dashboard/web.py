@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote
 
-import jinja2
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -60,7 +59,9 @@ def age(when: dt.datetime | None) -> str:
     return f"{secs // 86400} d"
 
 
-def make_env() -> jinja2.Environment:
+def make_env() -> Any:
+    import jinja2
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(HERE / "templates")),
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)
@@ -125,11 +126,24 @@ Handler = Callable[[View], Awaitable[Response]]
 
 
 class Dashboard:
-    def __init__(self, cloud: Any, sessions: Sessions) -> None:
+    def __init__(self, cloud: Any, secret: bytes) -> None:
         self.cloud = cloud
-        self.sessions = sessions
-        self.env = make_env()
+        self._secret = secret
+        self._sessions: Sessions | None = None
+        self._env: Any = None
         self._projects_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}
+
+    @property
+    def sessions(self) -> Sessions:
+        if self._sessions is None:
+            self._sessions = Sessions(self._secret)
+        return self._sessions
+
+    @property
+    def env(self) -> Any:
+        if self._env is None:  # at the first page, not at start-up
+            self._env = make_env()
+        return self._env
 
     async def context(self, request: Request, token: str) -> RequestContext | None:
         identity = self.cloud.identity
