@@ -16,7 +16,7 @@ from pocketstack import policy
 from pocketstack.context import RequestContext
 from pocketstack.db.base import isotime, utcnow
 from pocketstack.errors import BadRequest, Conflict, Forbidden, NotFound
-from pocketstack.services.image.models import MetadefNamespace
+from pocketstack.services.image.models import MetadefNamespace, MetadefResourceType
 
 if TYPE_CHECKING:
     from pocketstack.services.image.service import ImageService
@@ -116,11 +116,36 @@ def _property_doc(name: str, body: Any) -> dict[str, Any]:
 
 # -- resource types ---------------------------------------------------------------------------
 
-def list_resource_types(ctx: RequestContext) -> dict[str, Any]:
+def list_resource_types(svc: "ImageService", ctx: RequestContext) -> dict[str, Any]:
     _read(ctx)
     stamp = "2014-08-28T17:13:06Z"
-    return {"resource_types": [{"name": n, "created_at": stamp, "updated_at": stamp}
-                               for n in RESOURCE_TYPES]}
+    out = [{"name": n, "created_at": stamp, "updated_at": stamp} for n in RESOURCE_TYPES]
+    with svc.db.read() as s:
+        for row in s.scalars(select(MetadefResourceType).order_by(
+                MetadefResourceType.created_at, MetadefResourceType.name)):
+            when = isotime(row.created_at)
+            out.append({"name": row.name, "created_at": when, "updated_at": when})
+    return {"resource_types": out}
+
+
+def _association(s: Any, assoc: Any) -> dict[str, Any]:
+    """A resource-type association; a type glance does not know yet is created, as glance
+    does (metadef_resource_types.create adds the type before associating it)."""
+    if not isinstance(assoc, dict) or not isinstance(assoc.get("name"), str) or \
+            not 0 < len(assoc["name"]) <= 80:
+        raise BadRequest("Invalid input for field 'name': a resource type name of 1 to 80 "
+                         "characters is required")
+    for key in ("prefix", "properties_target"):
+        if assoc.get(key) is not None and (not isinstance(assoc[key], str) or
+                                           len(assoc[key]) > 80):
+            raise BadRequest(f"Invalid input for field '{key}': a string of at most 80 "
+                             "characters")
+    name = assoc["name"]
+    if name not in RESOURCE_TYPES and s.get(MetadefResourceType, name) is None:
+        s.add(MetadefResourceType(name=name))
+    return {"name": name, "prefix": assoc.get("prefix"),
+            "properties_target": assoc.get("properties_target"),
+            "created_at": _now(), "updated_at": _now()}
 
 
 # -- namespaces -----------------------------------------------------------------------------
@@ -156,12 +181,7 @@ def create_namespace(svc: "ImageService", ctx: RequestContext, body: Any) -> dic
                                owner=body.get("owner") or ctx.project_id,
                                resource_types=[], properties={}, objects={}, tags={})
         for assoc in body.get("resource_type_associations") or []:
-            if not isinstance(assoc, dict) or not isinstance(assoc.get("name"), str):
-                raise BadRequest("Invalid resource type association.")
-            row.resource_types = [*row.resource_types, {
-                "name": assoc["name"], "prefix": assoc.get("prefix"),
-                "properties_target": assoc.get("properties_target"),
-                "created_at": _now(), "updated_at": _now()}]
+            row.resource_types = [*row.resource_types, _association(s, assoc)]
         for name, prop in (body.get("properties") or {}).items():
             row.properties = {**row.properties, name: _property_doc(name, prop)}
         for obj in body.get("objects") or []:
@@ -354,9 +374,11 @@ def delete_item(svc: "ImageService", ctx: RequestContext, namespace: str, kind: 
         row.updated_at = utcnow()
 
 
-def replace_tags(svc: "ImageService", ctx: RequestContext, namespace: str, body: Any
-                 ) -> dict[str, Any]:
-    """POST .../tags with {"tags": [...]}: the namespace's tags become exactly these."""
+def replace_tags(svc: "ImageService", ctx: RequestContext, namespace: str, body: Any,
+                 append: bool = False) -> dict[str, Any]:
+    """POST .../tags with {"tags": [...]}: the namespace's tags become exactly these, or,
+    with ``X-Openstack-Append: true``, these are added to those it has (a name it has
+    already is a 409, as glance's duplicate entry)."""
     _modify(ctx)
     if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
         raise BadRequest("Invalid input for field 'tags': a list is required")
@@ -369,7 +391,13 @@ def replace_tags(svc: "ImageService", ctx: RequestContext, namespace: str, body:
         raise Conflict("Duplicate tag names in the request.")
     with svc.db.write() as s:
         row = _load(s, ctx, namespace)
-        row.tags = {n: _tag_doc(n) for n in names}
+        current = dict(row.tags) if append else {}
+        for n in names:
+            if n in current:
+                raise Conflict(f"A metadata tag with name={n} already exists in "
+                               f"namespace={namespace}.")
+            current[n] = _tag_doc(n)
+        row.tags = current
         row.updated_at = utcnow()
         return {"tags": [{"name": n} for n in names]}
 
@@ -392,9 +420,7 @@ def associate(svc: "ImageService", ctx: RequestContext, namespace: str, body: An
         if any(a["name"] == body["name"] for a in row.resource_types):
             raise Conflict(f"Resource type {body['name']} is already associated with "
                            f"namespace={namespace}.")
-        assoc = {"name": body["name"], "prefix": body.get("prefix"),
-                 "properties_target": body.get("properties_target"),
-                 "created_at": _now(), "updated_at": _now()}
+        assoc = _association(s, body)
         row.resource_types = [*row.resource_types, assoc]
         row.updated_at = utcnow()
         return assoc

@@ -131,6 +131,16 @@ class ImageCacheEntry(Base):
     created_at: Mapped[dt.datetime] = created_at_column()
 
 
+class MetadefResourceType(Base):
+    """A resource type named by an association beyond those glance ships (glance creates
+    it on first use and keeps it)."""
+
+    __tablename__ = "image_metadef_resource_types"
+
+    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    created_at: Mapped[dt.datetime] = created_at_column()
+
+
 class MetadefNamespace(Base):
     """A metadata definitions namespace (glance metadefs) with its contents.
 

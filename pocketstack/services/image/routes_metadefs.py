@@ -13,7 +13,7 @@ NS = "/v2/metadefs/namespaces/{namespace}"
 
 def register(svc: ImageService, r: Routes) -> None:
     async def resource_types(req: Req) -> Response:
-        return json(metadefs.list_resource_types(req.ctx))
+        return json(await run(metadefs.list_resource_types, svc, req.ctx))
 
     async def list_namespaces(req: Req) -> Response:
         return json(await run(metadefs.list_namespaces, svc, req.ctx, req.query))
@@ -40,8 +40,11 @@ def register(svc: ImageService, r: Routes) -> None:
         async def create(req: Req) -> Response:
             body = await req.json()
             if kind == "tags":
+                append = req.header("x-openstack-append") or ""
                 return json(await run(metadefs.replace_tags, svc, req.ctx,
-                                      req.params["namespace"], body), 201)
+                                      req.params["namespace"], body,
+                                      append.strip().lower() in ("1", "true", "yes", "on",
+                                                                 "y", "t")), 201)
             if kind == "resource_types":
                 return json(await run(metadefs.associate, svc, req.ctx,
                                       req.params["namespace"], body), 201)
