@@ -54,9 +54,10 @@ class AddressScopes(Resource):
     def update(self, ctx: RequestContext, id_: str, attrs: dict[str, Any]) -> dict:
         with self.db.write() as s:
             row = self.owned(s, ctx, id_, "update_address_scope")
-            if "shared" in attrs and attrs["shared"] != row.shared:
+            if "shared" in attrs:  # Neutron checks the attribute whenever it is given
                 policy.enforce(ctx, "network:update_address_scope:shared",
                                {"project_id": row.project_id})
+            if "shared" in attrs and attrs["shared"] != row.shared:
                 if row.shared and not attrs["shared"]:
                     # Neutron: a shared scope cannot be made private again
                     raise BadRequest(f"Unable to complete operation on address scope "

@@ -111,43 +111,50 @@ def select(items: list[dict], query: Any, *, known: Iterable[str], url: str,
     limit_raw = query.get("limit")
     marker = query.get("marker")
     reverse = query.get("page_reverse", "").lower() in TRUE
-    if limit_raw is not None or marker:
-        try:
-            limit = int(limit_raw) if limit_raw not in (None, "") else 0
-        except ValueError:
-            raise BadRequest(f"Invalid input for limit: '{limit_raw}' is not an integer",
-                             kind="HTTPBadRequest") from None
-        if limit < 0:
-            raise BadRequest("Limit must be an integer 0 or greater and not '%d'" % limit,
-                             kind="HTTPBadRequest")
+    try:
+        limit = int(limit_raw) if limit_raw not in (None, "") else 0
+    except ValueError:
+        raise BadRequest(f"Invalid input for limit: '{limit_raw}' is not an integer",
+                         kind="HTTPBadRequest") from None
+    if limit < 0:
+        raise BadRequest("Limit must be an integer 0 or greater and not '%d'" % limit,
+                         kind="HTTPBadRequest")
+    if limit:  # Neutron pages only with a limit; without one the marker is ignored
         ids = [i["id"] for i in items]
         if reverse:
             end = ids.index(marker) if marker in ids else len(items)
-            start = max(0, end - limit) if limit else 0
-            page, has_more = items[start:end], start > 0
+            page = items[max(0, end - limit):end]
         else:
-            start = ids.index(marker) + 1 if marker in ids else 0
-            page = items[start:start + limit] if limit else items[start:]
-            has_more = bool(limit) and start + limit < len(items)
-        links = []
-        params = [(k, v) for k, v in query.multi_items() if k not in ("marker", "page_reverse")]
-        if page and has_more:
-            rel = "previous" if reverse else "next"
-            extra = [("page_reverse", "True")] if reverse else []
-            links.append({"rel": rel, "href": f"{url}?{urlencode(params + [('marker', page[-1 if not reverse else 0]['id'])] + extra)}"})
-        if page and (marker or reverse):
-            rel = "next" if reverse else "previous"
-            anchor = page[-1]["id"] if reverse else page[0]["id"]
-            extra = [] if reverse else [("page_reverse", "True")]
-            links.append({"rel": rel, "href": f"{url}?{urlencode(params + [('marker', anchor)] + extra)}"})
+            first = ids.index(marker) + 1 if marker in ids else 0
+            page = items[first:first + limit]
+        body[f"{collection}_links"] = _page_links(query, url, page, limit, reverse)
         items = page
-        if links:
-            body[f"{collection}_links"] = links
     fields = [f for f in query.getlist("fields") if f]
     if fields:
         items = [{k: v for k, v in i.items() if k in fields} for i in items]
     body[collection] = items
     return body
+
+
+def _page_links(query: Any, url: str, page: list[dict], limit: int,
+                reverse: bool) -> list[dict]:
+    """neutron.api.api_common.get_pagination_links: a full page (or any page read
+    backwards) has a next link, any page read forwards (or a full one read backwards) a
+    previous link; an empty page's links carry no marker."""
+    params = [(k, v) for k, v in query.multi_items() if k != "marker"]
+    links = []
+    if not (len(page) < limit and not reverse):
+        nxt = [(k, v) for k, v in params if k != "page_reverse"]
+        if page:
+            nxt.append(("marker", page[-1]["id"]))
+        links.append({"rel": "next", "href": f"{url}?{urlencode(nxt)}"})
+    if not (len(page) < limit and reverse):
+        prev = [(k, v) for k, v in params if k != "page_reverse"]
+        if page:
+            prev.append(("marker", page[0]["id"]))
+        prev.append(("page_reverse", "True"))
+        links.append({"rel": "previous", "href": f"{url}?{urlencode(prev)}"})
+    return links
 
 
 def _sort_value(value: Any) -> tuple:

@@ -122,10 +122,12 @@ class RBACPolicies(Resource):
             attrs["target_tenant"] = attrs["target_project"]
         if attrs.get("target_tenant") == "*":
             policy.enforce(ctx, "network:create_rbac_policy:target_tenant", ctx.as_target())
+        if attrs["object_type"] == "qos_policy":
+            return self._create_qos(ctx, attrs)
         if attrs["object_type"] != "network":
             raise BadRequest(f"Invalid input for operation: object_type "
-                             f"{attrs['object_type']} is not supported; only 'network'.",
-                             kind="InvalidInput")
+                             f"{attrs['object_type']} is not supported; only 'network' "
+                             "and 'qos_policy'.", kind="InvalidInput")
         with self.db.write() as s:
             net = s.get(m.Network, attrs["object_id"])
             if net is None or not (ctx.is_admin or net.project_id == ctx.project_id):
@@ -154,6 +156,26 @@ class RBACPolicies(Resource):
         self.svc.changed()
         return body
 
+    def _create_qos(self, ctx: RequestContext, attrs: dict[str, Any]) -> dict:
+        with self.db.write() as s:
+            pol = self.svc.qos_policies.rbac_object(s, ctx, attrs["object_id"],
+                                                    attrs["action"])
+            project = owner_for(ctx, attrs)
+            self.svc.quotas.check(s, project, "rbac_policy", 1)
+            if s.scalar(select(m.RBACPolicy.id).where(
+                    m.RBACPolicy.object_type == "qos_policy", m.RBACPolicy.object_id == pol.id,
+                    m.RBACPolicy.target_tenant == attrs["target_tenant"])):
+                raise Conflict("An RBAC policy already exists with those values.",
+                               kind="DuplicateEntry")
+            row = m.RBACPolicy(project_id=project, object_type="qos_policy",
+                               object_id=pol.id, action=attrs["action"],
+                               target_tenant=attrs["target_tenant"])
+            s.add(row)
+            if row.target_tenant == "*":
+                pol.shared = True
+            s.flush()
+            return views.rbac_policy(row)
+
     def create_bulk(self, ctx: RequestContext, items: list[dict]) -> list[dict]:
         return [self.create(ctx, a) for a in items]
 
@@ -164,9 +186,19 @@ class RBACPolicies(Resource):
             if target and target != row.target_tenant:
                 self._check_unused(s, row)
                 row.target_tenant = target
+                qos = s.get(m.QosPolicy, row.object_id) \
+                    if row.object_type == "qos_policy" else None
+                if qos is not None:  # the column mirrors the wildcard entry
+                    s.flush()
+                    qos.shared = bool(s.scalar(select(m.RBACPolicy.id).where(
+                        m.RBACPolicy.object_type == "qos_policy",
+                        m.RBACPolicy.object_id == qos.id, m.RBACPolicy.target_tenant == "*")))
             return views.rbac_policy(row)
 
     def _check_unused(self, s: Session, row: m.RBACPolicy) -> None:
+        if row.object_type == "qos_policy":
+            self.svc.qos_policies.check_rbac_removal(s, row)
+            return
         net = s.get(m.Network, row.object_id)
         if net is None or row.action != "access_as_shared":
             return
@@ -182,7 +214,11 @@ class RBACPolicies(Resource):
         with self.db.write() as s:
             row = self.owned(s, ctx, id_, "delete_rbac_policy")
             self._check_unused(s, row)
-            net = s.get(m.Network, row.object_id)
+            qos = s.get(m.QosPolicy, row.object_id) if row.object_type == "qos_policy" \
+                else None
+            if qos is not None and row.target_tenant == "*":
+                qos.shared = False
+            net = s.get(m.Network, row.object_id) if row.object_type == "network" else None
             if net is not None and row.target_tenant == "*":
                 if row.action == "access_as_shared":
                     net.shared = False

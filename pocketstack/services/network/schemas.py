@@ -211,6 +211,40 @@ def dict_of(fields: dict[str, Validator], required: tuple[str, ...] = ()) -> Val
     return v
 
 
+def subports(name: str, value: Any) -> list[dict]:
+    """neutron-lib's validate_subports, before any lookup: a port UUID each, a segmentation
+    type and id each (unless the type is 'inherit'), no segmentation id twice."""
+    if not isinstance(value, list):
+        raise invalid(name, f"'{value}' is not a list")
+    out, seen = [], set()
+    for item in value:
+        if not isinstance(item, dict):
+            raise invalid(name, f"Invalid data format for subport: '{item}'")
+        if "port_id" not in item:
+            raise invalid(name, f"A valid port UUID must be specified for subport '{item}'")
+        extra = set(item) - {"port_id", "segmentation_type", "segmentation_id"}
+        if extra:
+            raise invalid(name, f"Unexpected keys supplied: {', '.join(sorted(extra))}")
+        sub = {"port_id": uuid()(name, item["port_id"])}
+        if item.get("segmentation_type") == "inherit":
+            sub["segmentation_type"] = "inherit"
+            if item.get("segmentation_id") is not None:
+                sub["segmentation_id"] = integer(1, 4094)(name, item["segmentation_id"])
+        else:
+            if "segmentation_type" not in item or "segmentation_id" not in item:
+                raise invalid(name, f"A segmentation type and a segmentation ID must be "
+                                    f"specified for subport '{item}'")
+            sub["segmentation_type"] = one_of("vlan", "inherit")(name,
+                                                                 item["segmentation_type"])
+            sub["segmentation_id"] = integer(1, 4094)(name, item["segmentation_id"])
+            if sub["segmentation_id"] in seen:
+                raise invalid(name, f"Segmentation ID '{sub['segmentation_id']}' for "
+                                    f"'{item['port_id']}' is not unique")
+            seen.add(sub["segmentation_id"])
+        out.append(sub)
+    return out
+
+
 def anything(name: str, value: Any) -> Any:
     return value
 
@@ -390,16 +424,11 @@ ATTRIBUTES: dict[str, dict[str, Attr]] = {
     "trunk": {
         "name": NAME, "description": DESC, "tenant_id": PROJECT, "project_id": PROJECT,
         "admin_state_up": BOOL, "port_id": Attr(uuid(), put=False, required=True),
-        "sub_ports": Attr(list_of(dict_of({
-            "port_id": uuid(), "segmentation_type": one_of("vlan", "inherit"),
-            "segmentation_id": integer(1, 4094)}, ("port_id",))), put=False),
+        "sub_ports": Attr(subports, put=False),
     },
-    "subport": {
-        "port_id": Attr(uuid(), required=True),
-        "segmentation_type": Attr(one_of("vlan", "inherit")),
-        "segmentation_id": Attr(integer(1, 4094)),
-    },
-    "subport_ref": {"port_id": Attr(uuid(), required=True)},
+    # remove_subports: the port is what counts; Neutron takes whole subport dicts too
+    "subport_ref": {"port_id": Attr(uuid(), required=True),
+                    "segmentation_type": Attr(anything), "segmentation_id": Attr(anything)},
     "flavor": {
         "name": NAME, "description": Attr(string(1024)),
         "service_type": Attr(string(36), put=False, required=True), "enabled": BOOL,

@@ -20,7 +20,7 @@ from pocketstack.errors import BadRequest, Conflict, NotFound
 from pocketstack.services.network import models as m
 from pocketstack.services.network.common import bump, standard
 from pocketstack.services.network.resource import Resource, owner_for
-from pocketstack.services.network.schemas import parse_body
+from pocketstack.services.network.schemas import parse_body, subports as check_subports
 
 KEYS = {"id", "name", "description", "admin_state_up", "status", "port_id", "sub_ports",
         "tenant_id", "project_id", "tags", "created_at", "updated_at", "revision_number"}
@@ -235,6 +235,7 @@ def _status(row: m.Trunk, parent_status: str | None) -> str:
 def _sub_ports_body(body: Any, *, removing: bool = False) -> list[dict]:
     if not isinstance(body, dict) or not isinstance(body.get("sub_ports"), list):
         raise BadRequest("Invalid input: expected {'sub_ports': [...]}", kind="HTTPBadRequest")
-    schema = "subport_ref" if removing else "subport"
-    return [parse_body(schema, item) for item in body["sub_ports"]]
+    if removing:
+        return [parse_body("subport_ref", item) for item in body["sub_ports"]]
+    return check_subports("sub_ports", body["sub_ports"])
 

@@ -165,7 +165,7 @@ SG_KEYS = {"id", "name", "stateful", "shared", "security_group_rules", "tenant_i
 def rbac_policy(row: m.RBACPolicy) -> dict[str, Any]:
     return {"id": row.id, "object_type": row.object_type, "object_id": row.object_id,
             "action": row.action, "target_tenant": row.target_tenant,
-            "target_project": row.target_tenant, "tenant_id": row.project_id,
+            "tenant_id": row.project_id,
             "project_id": row.project_id}
 
 

@@ -43,9 +43,18 @@ def test_new_bodies_validated():
         schemas.parse_body("address_scope", {"name": "x"})  # ip_version required
     with pytest.raises(BadRequest):
         schemas.parse_body("dscp_marking_rule", {"dscp_mark": 7})
-    with pytest.raises(BadRequest):
-        schemas.parse_body("subport", {"port_id": "00000000-0000-0000-0000-000000000001",
-                                       "segmentation_id": 4095})
+    pid = "00000000-0000-0000-0000-000000000001"
+    for subs in ([{"port_id": pid, "segmentation_type": "vlan", "segmentation_id": 4095}],
+                 [{"port_id": pid, "segmentation_type": "vlan"}],  # both or neither
+                 [{"port_id": pid, "segmentation_id": 3}],
+                 [{"segmentation_type": "vlan", "segmentation_id": 3}],
+                 [{"port_id": pid, "segmentation_type": "vlan", "segmentation_id": 2},
+                  {"port_id": pid[:-1] + "2", "segmentation_type": "vlan",
+                   "segmentation_id": 2}]):  # an id twice
+        with pytest.raises(BadRequest):
+            schemas.parse_body("trunk", {"port_id": pid, "sub_ports": subs})
+    assert schemas.subports("sub_ports", [{"port_id": pid, "segmentation_type": "inherit"}]) \
+        == [{"port_id": pid, "segmentation_type": "inherit"}]
     with pytest.raises(BadRequest):
         schemas.parse_body("trunk", {"port_id": "x"})
     assert schemas.parse_body("bandwidth_limit_rule", {"max_kbps": "10"}) == {"max_kbps": 10}
