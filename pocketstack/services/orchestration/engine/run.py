@@ -275,7 +275,11 @@ class RuntimeScope:
         plugin = self.run.plugin(name)
         if attr is None:
             return plugin.all_attributes()
+        # A group's attributes take the path themselves (applied per member, as Heat).
+        by_path = getattr(plugin, "get_attribute_path", None)
         try:
+            if by_path is not None:
+                return by_path(attr, list(path))
             value = plugin.get_attribute(attr)
         except KeyError:
             raise FunctionError(f'The Referenced Attribute ({name} {attr}) is '

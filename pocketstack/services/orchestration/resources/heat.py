@@ -12,6 +12,7 @@ from typing import Any
 
 from pocketstack.services.orchestration.engine import template as tmpl_mod
 from pocketstack.services.orchestration.engine.errors import ResourceFailure
+from pocketstack.services.orchestration.engine import functions
 from pocketstack.services.orchestration.engine.functions import FunctionError
 from pocketstack.services.orchestration.resources.base import Prop, Resource
 
@@ -390,26 +391,42 @@ class ResourceGroup(NestedStackMixin):
         return run.scope().attribute(name, attr, path)
 
     def get_attribute(self, name: str) -> Any:
+        return self.get_attribute_path(name, [])
+
+    def get_attribute_path(self, name: str, path: list[Any]) -> Any:
+        """``get_attr: [group, name, *path]`` as Heat's ResourceGroup.get_attribute: the
+        path selects inside each member's attribute (``attributes``: path[0] names the
+        member attribute, the map is member name -> value), inside the list for refs."""
         members = self._members()
-        if name == "refs":
-            return [run.scope().resource_ref(n) for n, run in members]
-        if name == "refs_map":
-            return {n: run.scope().resource_ref(n) for n, run in members}
-        if name == "removed_rsrc_list":
-            return []
+        if name in ("refs", "refs_map", "removed_rsrc_list", "show"):
+            value: Any = ([run.scope().resource_ref(n) for n, run in members]
+                          if name == "refs" else
+                          {n: run.scope().resource_ref(n) for n, run in members}
+                          if name == "refs_map" else [] if name == "removed_rsrc_list"
+                          else None)
+            for key in path:
+                value = functions._index(value, key)
+            return value
+        if name == "attributes":
+            if not path:
+                raise FunctionError(f"The Referenced Attribute ({self.rt.name} attributes) "
+                                    "is incorrect.")
+            return {n: self._member_attr(run, n, str(path[0]), list(path[1:]))
+                    for n, run in members}
         if name.startswith("resource."):
             parts = name.split(".", 2)
             idx = parts[1]
             for n, run in members:
                 if n == idx:
                     if len(parts) == 3:
-                        return self._member_attr(run, n, parts[2], [])
-                    return run.scope().resource_ref(n)
+                        return self._member_attr(run, n, parts[2], list(path))
+                    value = run.scope().resource_ref(n)
+                    for key in path:
+                        value = functions._index(value, key)
+                    return value
             raise FunctionError(f"Member '{idx}' not found in group resource "
                                 f"'{self.rt.name}'.")
-        if name == "show":
-            return None
-        return [self._member_attr(run, n, name, []) for n, run in members]
+        return [self._member_attr(run, n, name, list(path)) for n, run in members]
 
     def nested_definition(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         return self._template(), {}
