@@ -50,6 +50,7 @@ def build(cloud: Any) -> Any:
         ("/instances/launch", get, p(_lazy("instances:launch_form"))),
         ("/instances/launch", post, p(_lazy("instances:launch"))),
         ("/instances/{server_id}", get, p(_lazy("instances:instance_page"))),
+        ("/instances/{server_id}/form/{form}", post, p(_lazy("instance_actions:server_form"))),
         ("/instances/{server_id}/{action}", post, p(_lazy("instances:action"))),
         ("/networks", get, p(_lazy("network:networks_page"))),
         ("/networks/create", post, p(_lazy("network:create"))),

@@ -252,7 +252,12 @@ def instance_detail(cloud: Any, ctx: Any, sid: str) -> dict[str, Any]:
             "transitional": body["status"] in TRANSITIONAL or srv.task_state is not None}
 
 
-async def instance_page(v: View) -> Response:
+async def instance_page(v: View, error: dict[str, Any] | None = None) -> Response:
     data = await v.call(instance_detail, v.cloud, v.ctx, v.params["server_id"])
-    template = "instance_body.html" if v.is_htmx() else "instance.html"
-    return v.render(template, nav="instances", **data)
+    if v.is_htmx():  # the poll: the body alone, no forms' choices
+        return v.render("instance_body.html", nav="instances", **data)
+    from pocketstack.dashboard.instance_actions import choices
+
+    forms = await v.call(choices, v.cloud, v.ctx, v.params["server_id"])
+    return v.render("instance.html", error["code"] if error else 200, nav="instances",
+                    forms=forms, form_error=error, **data)
