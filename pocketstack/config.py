@@ -191,7 +191,10 @@ class NetworkSettings:
     # DevStack's first-start topology: a "public" external flat network on physnet "public"
     # (a host bridge with the host at .1) and private network + router for the demo project.
     create_default_networks: bool = True
-    public_cidr: str = "172.24.4.0/24"
+    # Empty: DevStack's 172.24.4.0/24, or with the linux data plane the first 172.24.N.0/24
+    # that no host interface or route uses yet (another cloud on this host may hold it),
+    # chosen once at first start. Set, it is used as given.
+    public_cidr: str = ""
     private_cidr: str = "10.0.0.0/26"
     dns_nameservers: str = ""
     host: str = ""  # binding host name for this node; default: the machine's hostname

@@ -30,6 +30,19 @@ def _qemu(settings: Any) -> ComputeDriver:
 
 
 REGISTRY = {"fake": _fake, "container": _container, "qemu": _qemu}
+# Where each real driver keeps its servers, under the data dir: what says it ran here.
+STATE_DIRS = {"container": "compute/instances", "qemu": "compute/qemu"}
+
+
+def purge_others(settings: Any, current: str) -> None:
+    """``down --purge`` of every other real driver that has servers in this data dir: a
+    cloud's servers outlive it by design, and the purge may run from a shell without the
+    ``POCKETSTACK_COMPUTE__DRIVER`` the cloud was started with."""
+    from pathlib import Path
+
+    for name, sub in STATE_DIRS.items():
+        if name != current and (Path(settings.data_dir) / sub).is_dir():
+            REGISTRY[name](settings).purge()
 
 
 def container_unavailable_reason() -> str | None:

@@ -147,6 +147,7 @@ class ComputeService:
     def purge(self) -> None:
         """``pocketstack down --purge``: every server process, disk and cgroup of this cloud."""
         self.driver.purge()
+        compute_drivers.purge_others(self.settings, self.driver.name)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.driver.init_host)

@@ -29,6 +29,50 @@ def _project_id(svc: Any, name: str) -> str | None:
                                                  Project.domain_id == "default"))
 
 
+DEFAULT_PUBLIC_CIDR = "172.24.4.0/24"
+
+
+def _host_networks() -> list[ipaddress.IPv4Network]:
+    """Every IPv4 network this host has an address in or a route to (all tables)."""
+    import json
+    import subprocess
+
+    nets = []
+    for cmd in (["ip", "-j", "-4", "addr", "show"], ["ip", "-j", "-4", "route", "show", "table", "all"]):
+        try:
+            out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
+            data = json.loads(out or "[]")
+        except (OSError, ValueError, subprocess.SubprocessError):
+            continue
+        for item in data:
+            for a in item.get("addr_info", []):
+                nets.append(ipaddress.ip_network(f"{a['local']}/{a['prefixlen']}", strict=False))
+            dst = item.get("dst")
+            if dst and dst != "default" and item.get("type", "unicast") == "unicast":
+                try:
+                    nets.append(ipaddress.ip_network(dst, strict=False))
+                except ValueError:
+                    pass
+    return [n for n in nets if n.prefixlen > 0 and not n.is_loopback]
+
+
+def public_cidr_for(svc: Any) -> str:
+    """The public network's range: as configured, else DevStack's, else (with a data plane
+    on this host's own interfaces) the first 172.24.N.0/24 the host does not use — two
+    clouds side by side must not both put their floating IPs in one range."""
+    if svc.settings_net.public_cidr:
+        return svc.settings_net.public_cidr
+    if not svc.driver.capabilities.real_dataplane:  # nothing on the host to collide with
+        return DEFAULT_PUBLIC_CIDR
+    used = _host_networks()
+    for n in range(4, 255):
+        cand = ipaddress.ip_network(f"172.24.{n}.0/24")
+        if not any(cand.overlaps(u) for u in used):
+            return str(cand)
+    raise ValueError("no free 172.24.N.0/24 for the public network on this host: set "
+                     "[network] public_cidr (POCKETSTACK_NETWORK__PUBLIC_CIDR) to a free range")
+
+
 def create_defaults(svc: Any) -> None:
     if not svc.settings_net.create_default_networks:
         return
@@ -39,7 +83,7 @@ def create_defaults(svc: Any) -> None:
     if admin_id is None:
         return
     admin = RequestContext.internal(project_id=admin_id)
-    public_cidr = ipaddress.ip_network(svc.settings_net.public_cidr)
+    public_cidr = ipaddress.ip_network(public_cidr_for(svc))
     hosts = list(public_cidr.hosts())
     public = svc.networks.create(admin, {
         "name": "public", "router:external": True, "provider:network_type": "flat",
