@@ -107,7 +107,7 @@ class View:
         """Run synchronous service code in the worker pool (as the REST routes do)."""
         return await run(fn, *args, **kwargs)
 
-    def render(self, template: str, status: int = 200, **values: Any) -> Response:
+    def render(self, template: str, status: int = 200, /, **values: Any) -> Response:
         ctx = self.ctx
         values.setdefault("nav", "")
         html = self.dash.env.get_template(template).render(
