@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from pocketstack.errors import BadRequest, PocketError
 from pocketstack.services.s3 import views
+from pocketstack.services.s3.support import has_prefix
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -59,6 +60,8 @@ def bucket_read_acl(headers: Any) -> str | None:
 
 def check_object_acl(headers: Any) -> None:
     """Objects have their owner's ACL only (reads follow the bucket's)."""
+    if not has_prefix(headers, b"x-amz-acl", b"x-amz-grant-"):
+        return
     _no_grant_headers(headers)
     value = headers.get("x-amz-acl")
     if value is not None and _canned(value) not in OWNER_ONLY:

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from pocketstack.errors import BadRequest, PocketError
+from pocketstack.services.s3.support import has_prefix
 
 SUPPORTED = ("crc32", "sha1", "sha256")
 KNOWN = SUPPORTED + ("crc32c", "crc64nvme")
@@ -62,6 +63,9 @@ def _unsupported(algorithm: str) -> PocketError:
 def from_request(headers: Any) -> Checksum | None:
     """The checksum an upload asks for: a header's value, or an algorithm whose value comes
     in the trailer (checked by chunked.py) or that the SDK names without a value."""
+    if not has_prefix(headers, b"x-amz-checksum-", b"x-amz-trailer",
+                      b"x-amz-sdk-checksum-algorithm"):
+        return None
     sent = [(k.lower()[len("x-amz-checksum-"):], v) for k, v in headers.items()
             if k.lower().startswith("x-amz-checksum-") and k.lower() not in
             ("x-amz-checksum-mode", "x-amz-checksum-type", "x-amz-checksum-algorithm")]

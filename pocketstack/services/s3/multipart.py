@@ -18,8 +18,8 @@ from pocketstack.errors import BadRequest, NotFound
 from pocketstack.services.object_store.models import S3Upload
 from pocketstack.services.s3 import checksums, sse, views
 from pocketstack.services.s3.objects import (UPLOAD_ID, NoSuchKey, _content_type,
-                                             _copy_source, _receive, conditional, s3_meta,
-                                             write_condition)
+                                             _copy_source, _receive, check_copy_source,
+                                             conditional, s3_meta, write_condition)
 
 if TYPE_CHECKING:
     from pocketstack.services.s3.routes import S3Request
@@ -67,6 +67,7 @@ async def upload_part(req: "S3Request") -> Response:
             src = await run(req.store.get, req.account, bucket, key)
         except NotFound:
             raise NoSuchKey("The specified key does not exist.") from None
+        check_copy_source(req.headers, src)
         if sse.params_of(src.meta) is not None:  # its parts would be ciphertext
             raise sse.not_implemented("UploadPartCopy from an encrypted object")
         start, end = 0, src.size

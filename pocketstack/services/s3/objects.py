@@ -19,6 +19,7 @@ from pocketstack.services.object_store.names import (check_container, check_obje
                                                      http_date, parse_http_date)
 from pocketstack.services.object_store.store import ObjectRecord
 from pocketstack.services.s3 import acl, checksums, sigv4, sse, subresources, views
+from pocketstack.services.s3.support import has_prefix
 
 if TYPE_CHECKING:
     from pocketstack.services.s3.routes import S3Request
@@ -52,6 +53,8 @@ def write_condition(headers: Any, etag: str | None = None,
     If-None-Match: * (no current object), checked by the store inside the write's
     transaction (``ObjectStore.commit``/``delete``). ``etag``: DeleteObjects' per-object
     ETag element, which acts as If-Match."""
+    if etag is None and not has_prefix(headers, b"if-match", b"if-none-match"):
+        return None
     match = headers.get("if-match") if etag is None else etag
     none = headers.get("if-none-match") if none_match else None
     if match is None and none is None:
@@ -405,6 +408,24 @@ def _copy_source(req: "S3Request") -> tuple[str, str]:
     return check_container(bucket), check_object(key)
 
 
+def check_copy_source(headers: Any, src: ObjectRecord) -> None:
+    """x-amz-copy-source-if-{match,none-match,modified-since,unmodified-since}: 412
+    PreconditionFailed when they do not hold for the source (CopyObject, UploadPartCopy)."""
+    etag = src.etag.strip('"')
+    modified = float(int(src.timestamp) + (1 if src.timestamp % 1 else 0))
+    match = headers.get("x-amz-copy-source-if-match")
+    none = headers.get("x-amz-copy-source-if-none-match")
+    since = parse_http_date(headers.get("x-amz-copy-source-if-modified-since") or "")
+    until = parse_http_date(headers.get("x-amz-copy-source-if-unmodified-since") or "")
+    failed = (match is not None and match.strip() != "*" and etag not in _etags(match)) or \
+        (none is not None and (none.strip() == "*" or etag in _etags(none))) or \
+        (until is not None and match is None and modified > until) or \
+        (since is not None and none is None and modified <= since)
+    if failed:
+        raise PreconditionFailed("At least one of the pre-conditions you specified did not "
+                                 "hold")
+
+
 async def copy_object(req: "S3Request") -> Response:
     store = req.store
     bucket, key = _copy_source(req)
@@ -413,6 +434,7 @@ async def copy_object(req: "S3Request") -> Response:
         src: ObjectRecord = await run(store.get, req.account, bucket, key)
     except NotFound:
         raise NoSuchKey("The specified key does not exist.") from None
+    check_copy_source(req.headers, src)
     data_dir = req.service.cloud.settings.data_dir
     src_params = sse.params_of(src.meta)
     if src_params is not None:

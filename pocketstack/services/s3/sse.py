@@ -29,6 +29,7 @@ import orjson
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from pocketstack.errors import BadRequest, Forbidden, PocketError
+from pocketstack.services.s3.support import has_prefix
 
 META = "X-Object-Sysmeta-S3-Sse"
 CUSTOMER = "x-amz-server-side-encryption-customer-"
@@ -61,6 +62,8 @@ class Key:
 
 def customer_key(headers: Any, prefix: str = CUSTOMER) -> Key | None:
     """The SSE-C key a request carries (checked against its MD5), or None."""
+    if not has_prefix(headers, prefix.encode()):
+        return None
     alg, raw, md5 = (headers.get(prefix + n) for n in ("algorithm", "key", "key-md5"))
     if alg is None and raw is None and md5 is None:
         return None
@@ -117,6 +120,8 @@ def cloud_key(data_dir: Path) -> bytes:
 
 def for_write(headers: Any, data_dir: Path) -> Key | None:
     """The key a PUT/copy asks its new object to be encrypted with."""
+    if not has_prefix(headers, b"x-amz-server-side-encryption"):
+        return None
     sse = headers.get("x-amz-server-side-encryption")
     key = customer_key(headers)
     if sse is not None:

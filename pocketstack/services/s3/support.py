@@ -64,6 +64,16 @@ class NotImplementedS3(PocketError):
     kind = "NotImplemented"
 
 
+def has_prefix(headers: Any, *prefixes: bytes) -> bool:
+    """Does any header's name start with one of ``prefixes`` (lower case)? One pass over
+    the raw headers: the checks below skip their work for the common request with none
+    of their headers (Starlette's ``in``/``get`` scan and decode the list each time)."""
+    raw = getattr(headers, "raw", None)
+    if raw is None:
+        return any(k.lower().encode().startswith(prefixes) for k in headers.keys())
+    return any(k.startswith(prefixes) for k, _ in raw)
+
+
 def subresources_of(query: Any) -> frozenset[str]:
     return frozenset(k for k in query.keys() if k in SUBRESOURCES)
 
@@ -88,7 +98,7 @@ def check_version_id(query: Any) -> None:
 def check_content_md5(headers: Any) -> None:
     """A Content-MD5 that is not the base64 of 16 bytes is InvalidDigest (400) before
     the body is read; one that does not match the body is BadDigest (objects.py)."""
-    value = headers.get("content-md5")
+    value = headers.get("content-md5") if has_prefix(headers, b"content-md5") else None
     if value is None:
         return
     try:
@@ -117,6 +127,9 @@ def check_encryption(level: str, method: str, query: Any, headers: Any) -> None:
     """SSE is implemented for PutObject, CopyObject, GetObject and HeadObject (sse.py,
     which checks the headers' values); anywhere else (multipart uploads, buckets) a request
     asking for encryption is refused, never stored in plaintext behind a 200."""
+    if not has_prefix(headers, b"x-amz-server-side-encryption",
+                      b"x-amz-copy-source-server-side-encryption"):
+        return
     asked = [h for h in SSE_HEADERS if h in headers]
     if not asked:
         return

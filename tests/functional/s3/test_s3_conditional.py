@@ -5,6 +5,7 @@ must never have two winners."""
 
 from __future__ import annotations
 
+import datetime
 import threading
 import uuid
 
@@ -165,3 +166,23 @@ def test_concurrent_if_match_has_one_winner(s3, bucket):
     winners = [i for i, r in enumerate(results) if r[0] == "ok"]
     assert len(winners) == 1, results
     assert body(s3, bucket, "cas-race") == b"writer %d" % winners[0]
+
+
+def test_copy_source_conditions(s3, bucket):
+    etag = s3.put_object(Bucket=bucket, Key="csrc", Body=b"source")["ETag"]
+    src = {"Bucket": bucket, "Key": "csrc"}
+    future = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    past = datetime.datetime(2001, 1, 1, tzinfo=datetime.timezone.utc)
+    for kw in ({"CopySourceIfMatch": '"0123456789abcdef0123456789abcdef"'},
+               {"CopySourceIfNoneMatch": etag},
+               {"CopySourceIfModifiedSince": future},
+               {"CopySourceIfUnmodifiedSince": past}):
+        with pytest.raises(ClientError) as err:
+            s3.copy_object(Bucket=bucket, Key="cdst", CopySource=src, **kw)
+        assert status_code(err) == (412, "PreconditionFailed"), kw
+        with pytest.raises(ClientError):
+            s3.head_object(Bucket=bucket, Key="cdst")
+    s3.copy_object(Bucket=bucket, Key="cdst", CopySource=src, CopySourceIfMatch=etag,
+                   CopySourceIfUnmodifiedSince=past)  # a matching ETag wins, as in S3
+    s3.copy_object(Bucket=bucket, Key="cdst", CopySource=src, CopySourceIfModifiedSince=past)
+    assert body(s3, bucket, "cdst") == b"source"
