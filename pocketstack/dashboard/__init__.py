@@ -80,6 +80,8 @@ def build(cloud: Any) -> Any:
         ("/admin/hypervisors", get, p(_lazy("admin:hypervisors_page"))),
         ("/admin/instances", get, p(_lazy("admin:all_instances_page"))),
         ("/admin/system", get, p(_lazy("admin:system_page"))),
+        ("/admin/projects", get, p(_lazy("admin_projects:projects_page"))),
+        ("/admin/projects/{project_id}/quota", post, p(_lazy("admin_projects:quota_update"))),
     ]
     routes: list[Any] = [Route(path, fn, methods=methods) for path, methods, fn in table]
     routes.append(Mount("/static", app=_StaticWithHeaders(StaticFiles(directory=str(HERE / "static")))))
