@@ -442,7 +442,9 @@ def create_sp(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict
         row = ServiceProvider(id=sp_id, **fields)
         s.add(row)
         s.flush()
-        return {"service_provider": _sp_view(svc, row)}
+        out = _sp_view(svc, row)
+    svc.catalog_changed()  # tokens with a catalog list the enabled service providers
+    return {"service_provider": out}
 
 
 def list_sps(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict:
@@ -472,13 +474,16 @@ def update_sp(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> dict
         for k, v in fields.items():
             setattr(row, k, v)
         s.flush()
-        return {"service_provider": _sp_view(svc, row)}
+        out = _sp_view(svc, row)
+    svc.catalog_changed()
+    return {"service_provider": out}
 
 
 def delete_sp(svc: Any, ctx: RequestContext, p: dict, q: Any, body: Any) -> None:
     policy.enforce(ctx, RULE, {})
     with svc.db.write() as s:
         s.delete(_get_sp(s, p["sp_id"]))
+    svc.catalog_changed()
 
 
 B = "/v3/OS-FEDERATION"

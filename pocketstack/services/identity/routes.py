@@ -37,7 +37,12 @@ def register(svc: IdentityService, r: Routes) -> None:
             scoped = info.payload.scope_kind != "unscoped"
             catalog = None if nocatalog or not scoped else svc.catalog(
                 (info.project or {}).get("id"))
-            body = info.rendered[key] = json(views.token(info, catalog)).body
+            doc = views.token(info, catalog)
+            if catalog is not None:  # Keystone lists enabled service providers with it
+                sps = svc.service_providers()
+                if sps:
+                    doc["token"]["service_providers"] = sps
+            body = info.rendered[key] = json(doc).body
         return Response(body, status, headers={"X-Subject-Token": info.token},
                         media_type="application/json")
 

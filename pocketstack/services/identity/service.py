@@ -50,6 +50,7 @@ class IdentityService:
         # while nothing was written; see api/readcache.py.
         self.read_cache = ReadCache(db, settings.identity.token_cache_seconds)
         self._catalog: list[dict[str, Any]] | None = None
+        self._service_providers: list[dict[str, Any]] | None = None
         self.catalog_version = 0  # bumped by catalog_changed(); keys rendered token bodies
         self._catalog_lock = threading.Lock()
         self.base = settings.base_url + "/identity"  # links in every body
@@ -63,7 +64,24 @@ class IdentityService:
     def catalog_changed(self) -> None:
         with self._catalog_lock:
             self._catalog = None
+            self._service_providers = None
             self.catalog_version += 1
+
+    def service_providers(self) -> list[dict[str, Any]]:
+        """Enabled OS-FEDERATION service providers, as Keystone lists them in tokens that
+        carry a catalog (id, auth_url, sp_url); their writes call catalog_changed()."""
+        with self._catalog_lock:
+            cached = self._service_providers
+        if cached is None:
+            from pocketstack.services.identity.models import ServiceProvider
+
+            with self.db.read() as s:
+                cached = [{"id": x.id, "auth_url": x.auth_url, "sp_url": x.sp_url}
+                          for x in s.scalars(select(ServiceProvider).where(
+                              ServiceProvider.enabled.is_(True)).order_by(ServiceProvider.id))]
+            with self._catalog_lock:
+                self._service_providers = cached
+        return cached
 
     # -- authentication -----------------------------------------------------------------
     def authenticate(self, auth: dict[str, Any]) -> TokenInfo:

@@ -140,6 +140,13 @@ def test_service_providers(conn, cloud):
     try:
         assert sp["id"] == sp_id and sp["relay_state_prefix"] == "ss:mem:"
         assert sp_id in [x.id for x in conn.identity.service_providers()]
+        # an enabled service provider is listed in tokens that carry a catalog
+        cloud.openstack("service", "provider", "set", "--enable", sp_id, parse=False)
+        auth = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": "admin", "domain": {"id": "default"}, "password": cloud.password()}}},
+            "scope": {"project": {"name": "admin", "domain": {"id": "default"}}}}}
+        token = conn.identity.post("/auth/tokens", json=auth).json()["token"]
+        assert sp_id in [x["id"] for x in token.get("service_providers", [])]
         cloud.openstack("service", "provider", "set", "--description", "remote", sp_id)
         assert conn.identity.get_service_provider(sp_id).description == "remote"
         r = conn.identity.put(f"/OS-FEDERATION/service_providers/{unique('sp')}",
