@@ -335,6 +335,7 @@ RULES: dict[str, Rule] = {
     "compute:server_create_backup": ADMIN_OR_MEMBER,
     "compute:server_diagnostics": ADMIN,
     "compute:server_topology": ADMIN_OR_READER,  # Nova: compute:server:topology:index
+    "compute:server_volume_swap": ADMIN,  # Nova: os-volumes-attachments:swap
     "compute:migrations_index": ADMIN,
     "compute:instance_usage_audit_log": ADMIN,
     "compute:server_external_events": ADMIN,

@@ -87,6 +87,36 @@ def test_volume_attach_and_detach_are_instance_actions(admin, server):
         admin.block_storage.delete_volume(vol.id, ignore_missing=True)
 
 
+def test_volume_swap_is_an_instance_action(admin, demo, server):
+    old = admin.block_storage.create_volume(size=1, name=uniq("swapold"))
+    new = admin.block_storage.create_volume(size=1, name=uniq("swapnew"))
+    for v in (old, new):
+        admin.block_storage.wait_for_status(v, "available", wait=60)
+    try:
+        admin.compute.create_volume_attachment(server.id, volume_id=old.id)
+        admin.block_storage.wait_for_status(old, "in-use", wait=60)
+        url = f"/servers/{server.id}/os-volume_attachments/{old.id}"
+        r = demo.compute.put(url, json={"volumeAttachment": {"volumeId": new.id}})
+        assert r.status_code in (403, 404), r.text  # admin only
+        r = admin.compute.put(url, json={"volumeAttachment": {"volumeId": new.id}})
+        assert r.status_code == 202, r.text
+        attached = admin.compute.get(f"/servers/{server.id}/os-volume_attachments").json()
+        assert [a["volumeId"] for a in attached["volumeAttachments"]] == [new.id]
+        admin.block_storage.wait_for_status(old, "available", wait=60)
+        acts = admin.compute.get(f"/servers/{server.id}/os-instance-actions",
+                                 microversion="2.58").json()["instanceActions"]
+        req = next(a["request_id"] for a in acts if a["action"] == "swap_volume")
+        detail = admin.compute.get(f"/servers/{server.id}/os-instance-actions/{req}",
+                                   microversion="2.58").json()["instanceAction"]
+        assert [(e["event"], e["result"]) for e in detail["events"]] == [
+            ("compute_swap_volume", "Success")]
+        admin.compute.delete_volume_attachment(server.id, new.id)
+        admin.block_storage.wait_for_status(new, "available", wait=60)
+    finally:
+        for v in (old, new):
+            admin.block_storage.delete_volume(v.id, ignore_missing=True)
+
+
 def test_aggregate_add_host_takes_the_first_host_of_host_list(cloud):
     hosts = cloud.openstack("host", "list")
     first = hosts[0]["Host Name"]
