@@ -238,7 +238,7 @@ def test_image_upload_shows_progress_and_lands_active(page, live):
     log_in(page, live, "demo")
     page.click("nav >> text=Images")
     name = uniq("ps-dash-img")
-    size = 24 * 1024 * 1024
+    size = 6 * 1024 * 1024
     page.fill("#image-name", name)
     page.set_input_files("#image-file", files=[{
         "name": "disk.raw", "mimeType": "application/octet-stream",
