@@ -35,6 +35,10 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update"]
 SHOTS = Path(os.environ.get("POCKETSTACK_SCREENSHOTS", "/tmp/pocketstack-screenshots"))
 HUGE = "ps-dash-huge"  # a flavor whose disk no host has
+ROOTFS = Path("/var/cache/pocketstack/test-images/rootfs.tar")
+SEED = Path("/work/shared/seeds/000_ffd084f2b2682f6f.txt")
+if not ROOTFS.is_file():
+    pytest.skip(f"no {ROOTFS} (scripts/build-test-images)", allow_module_level=True)
 
 
 def uniq(prefix: str) -> str:
@@ -49,6 +53,9 @@ def live():
         cloud.start()
         cloud.openstack("flavor", "create", "--ram", "64", "--disk", "100000", "--vcpus", "1",
                         HUGE)
+        # seed 000's templates name the image "centos7": the busybox root file system here
+        cloud.openstack("image", "create", "centos7", "--file", str(ROOTFS), "--disk-format",
+                        "raw", "--container-format", "docker", "--public")
         yield cloud
     finally:
         cloud.destroy(base)
@@ -276,3 +283,34 @@ def test_keypair_created_downloads_the_private_key_once(page, live):
     page.goto(live.base_url + "/dashboard/keypairs")
     expect(page.locator(f"tr[data-name='{name}']")).to_be_visible()
     assert live.openstack("keypair", "show", name, user="demo")["name"] == name
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="seed 000 text not available")
+def test_seed000_heat_template_from_a_file_with_its_parameters_form(page, live, tmp_path):
+    lines = SEED.read_text(encoding="utf-8").replace("\xa0", " ").splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("heat_template_version")]
+    text = "\n".join(lines[starts[1]:])
+    template = text[:text.index("mountpoint: /dev/vdc") + len("mountpoint: /dev/vdc")] + "\n"
+    log_in(page, live, "demo")
+    page.click("nav >> text=Stacks")
+    page.click("#stack-launch-link")
+    page.set_input_files("#template-file", files=[{
+        "name": "seed000.yaml", "mimeType": "text/yaml", "buffer": template.encode()}])
+    expect(page.locator("#template-text")).to_have_value(template)  # read by dashboard.js
+    page.click("#stack-next")
+    options = page.locator("#param-instance_type option").all_inner_texts()
+    assert options == ["m1.small", "m1.medium", "m1.large"]
+    name = uniq("ps-dash-stack")
+    page.fill("#stack-name", name)
+    page.select_option("#param-image_id", "centos7")
+    page.fill("#param-volume_size", "1")
+    page.click("#stack-create")
+    row = page.locator(f"#stack-table tr[data-name='{name}']")
+    expect(row.locator(".stack-status")).to_have_text("CREATE_COMPLETE", timeout=120000)
+    row.locator("a").click()
+    for resource in ("nova_instance", "cinder_volume", "volume_attachment"):
+        expect(page.locator("#stack-resources")).to_contain_text(resource)
+    page.once("dialog", lambda d: d.accept())  # "Delete it?"
+    page.click("#stack-delete")
+    expect(page).to_have_url(re.compile(r"/dashboard/stacks$"))
+    expect(page.locator(f"#stack-table tr[data-name='{name}']")).to_have_count(0, timeout=60000)
