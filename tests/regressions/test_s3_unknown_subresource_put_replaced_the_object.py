@@ -13,7 +13,7 @@ from pocketstack.services.s3 import support
 
 @pytest.mark.parametrize("method,query", [
     ("PUT", "retention"), ("PUT", "legal-hold"), ("GET", "retention"),
-    ("GET", "legal-hold"), ("GET", "attributes"), ("POST", "restore"),
+    ("GET", "legal-hold"), ("GET", "torrent"), ("POST", "restore"),
     ("POST", "select&select-type=2"), ("DELETE", "versions"), ("PUT", "uploadId=x"),
 ])
 def test_unimplemented_object_subresources_are_refused(method, query):

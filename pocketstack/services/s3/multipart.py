@@ -16,7 +16,7 @@ from pocketstack.api.http import run
 from pocketstack.drivers.objects.base import BlobInfo
 from pocketstack.errors import BadRequest, NotFound
 from pocketstack.services.object_store.models import S3Upload
-from pocketstack.services.s3 import checksums, sse, views
+from pocketstack.services.s3 import attributes, checksums, sse, views
 from pocketstack.services.s3.objects import (UPLOAD_ID, NoSuchKey, _content_type,
                                              _copy_source, _receive, check_copy_source,
                                              conditional, s3_meta, write_condition)
@@ -202,7 +202,9 @@ async def complete_upload(req: "S3Request") -> Response:
     blob = await run(assemble)
     await run(lambda: conditional(lambda: req.store.commit(
         req.account, req.bucket, req.key, blob, content_type=upload.content_type,
-        meta={**(upload.meta or {}), UPLOAD_ID: upload.id}, etag=etag, expect=condition),
+        meta={**(upload.meta or {}), UPLOAD_ID: upload.id,
+              attributes.PARTS: ",".join(str(p.size) for p in chosen)},
+        etag=etag, expect=condition),
         condition))
     await run(req.store.finish_upload, upload.id)
     return _complete_result(req, etag)

@@ -18,7 +18,8 @@ from pocketstack.services.object_store import auth as swift_auth
 from pocketstack.services.object_store.names import (check_container, check_object,
                                                      http_date, parse_http_date)
 from pocketstack.services.object_store.store import ObjectRecord
-from pocketstack.services.s3 import acl, checksums, sigv4, sse, subresources, views
+from pocketstack.services.s3 import (acl, attributes, checksums, sigv4, sse, subresources,
+                                     views)
 from pocketstack.services.s3.support import has_prefix
 
 if TYPE_CHECKING:
@@ -202,6 +203,8 @@ async def handle(req: "S3Request") -> Response:
             return acl.document(req.project_id, None)
         if "tagging" in q and method == "GET":
             return await subresources.object_tagging(req, await _get_record(req))
+        if "attributes" in q:
+            return attributes.get_object_attributes(req, await _get_record(req))
         return await get(req)
     if method == "DELETE":
         if "tagging" in q:
@@ -368,7 +371,11 @@ async def get(req: "S3Request") -> Response:
     size = record.size
     start, end, status = 0, size, 200
     rng = h.get("range")
-    if rng and rng.startswith("bytes=") and "," not in rng:
+    if "partNumber" in req.query:
+        start, end, part = attributes.part_range(record, req.query["partNumber"], bool(rng))
+        headers.update(part)
+        status = 206 if "Content-Range" in part else 200
+    elif rng and rng.startswith("bytes=") and "," not in rng:
         first, _, last = rng[6:].strip().partition("-")
         try:
             if first:
@@ -458,6 +465,7 @@ async def copy_object(req: "S3Request") -> Response:
     meta.pop(subresources.OBJECT_TAGS, None)
     meta.pop(UPLOAD_ID, None)
     meta.pop(sse.META, None)
+    meta.pop(attributes.PARTS, None)  # the copy is one piece
     if req.headers.get("x-amz-tagging-directive", "COPY").upper() == "REPLACE":
         if req.headers.get("x-amz-tagging"):
             meta[subresources.OBJECT_TAGS] = orjson.dumps(

@@ -316,3 +316,38 @@ def test_canned_acls_read_back_as_enforced(cloud, s3):
         for key in ("k", "owned"):
             s3.delete_object(Bucket=b, Key=key)
         s3.delete_bucket(Bucket=b)
+
+
+def test_get_by_part_number_and_object_attributes(s3, bucket):
+    part1, part2 = b"a" * (5 * 1024 * 1024), b"tail part"
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="parts")["UploadId"]
+    etags = [s3.upload_part(Bucket=bucket, Key="parts", UploadId=upload, PartNumber=n,
+                            Body=data)["ETag"] for n, data in ((1, part1), (2, part2))]
+    s3.complete_multipart_upload(Bucket=bucket, Key="parts", UploadId=upload, MultipartUpload={
+        "Parts": [{"PartNumber": n, "ETag": e} for n, e in ((1, etags[0]), (2, etags[1]))]})
+    got = s3.get_object(Bucket=bucket, Key="parts", PartNumber=2)
+    assert got["Body"].read() == part2 and got["PartsCount"] == 2
+    assert got["ContentRange"] == f"bytes {len(part1)}-{len(part1) + len(part2) - 1}/" \
+        f"{len(part1) + len(part2)}"
+    head = s3.head_object(Bucket=bucket, Key="parts", PartNumber=1)
+    assert head["ContentLength"] == len(part1) and head["PartsCount"] == 2
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="parts", PartNumber=3)
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 416
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="parts", ObjectAttributes=[
+        "ETag", "ObjectParts", "StorageClass", "ObjectSize"])
+    assert attrs["ETag"] == head["ETag"].strip('"') and attrs["ObjectSize"] == \
+        len(part1) + len(part2)
+    assert attrs["ObjectParts"]["TotalPartsCount"] == 2
+    assert [p["Size"] for p in attrs["ObjectParts"]["Parts"]] == [len(part1), len(part2)]
+    # an object made in one piece is its own part 1, with its checksum
+    s3.put_object(Bucket=bucket, Key="one", Body=b"single", ChecksumAlgorithm="SHA256")
+    assert s3.get_object(Bucket=bucket, Key="one", PartNumber=1)["Body"].read() == b"single"
+    attrs = s3.get_object_attributes(Bucket=bucket, Key="one",
+                                     ObjectAttributes=["Checksum", "ObjectSize"])
+    assert attrs["ObjectSize"] == 6 and attrs["Checksum"]["ChecksumSHA256"]
+    with pytest.raises(ClientError) as err:
+        s3.get_object(Bucket=bucket, Key="one", PartNumber=1, Range="bytes=0-1")
+    assert code(err) == "InvalidRequest"
+    for key in ("parts", "one"):
+        s3.delete_object(Bucket=bucket, Key=key)
