@@ -58,14 +58,23 @@ def bucket_read_acl(headers: Any) -> str | None:
     return CANNED_BUCKET[value]
 
 
-def check_object_acl(headers: Any) -> None:
-    """Objects have their owner's ACL only (reads follow the bucket's)."""
+def check_object_acl(headers: Any, bucket_read: str | None = None) -> None:
+    """An object's reads follow its bucket's ACL: a canned object ACL is accepted when it
+    is what the bucket already gives (the owner's; public-read in a public-read bucket;
+    authenticated-read in an authenticated-read one). ``bucket_read``: the bucket's
+    X-Container-Read."""
     if not has_prefix(headers, b"x-amz-acl", b"x-amz-grant-"):
         return
     _no_grant_headers(headers)
     value = headers.get("x-amz-acl")
-    if value is not None and _canned(value) not in OWNER_ONLY:
-        raise _not_implemented(f"The object ACL {value}")
+    if value is None or _canned(value) in OWNER_ONLY:
+        return
+    given = [i.strip() for i in (bucket_read or "").split(",")]
+    if value == "public-read" and ".r:*" in given or \
+            value == "authenticated-read" and "*:*" in given:
+        return
+    raise _not_implemented(f"The object ACL {value} (objects follow their bucket's ACL: "
+                           "set it on the bucket)")
 
 
 def read_acl_from_policy(body: bytes, owner: str) -> str:

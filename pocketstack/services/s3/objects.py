@@ -169,6 +169,12 @@ async def _get_record(req: "S3Request") -> ObjectRecord:
         raise NoSuchKey("The specified key does not exist.") from None
 
 
+async def _bucket_read(req: "S3Request") -> str | None:
+    """The bucket's X-Container-Read: an object's reads follow it (acl.py)."""
+    crec = await run(req.store.find_container, req.account, req.bucket)
+    return crec.meta.get("X-Container-Read") if crec is not None else None
+
+
 async def handle(req: "S3Request") -> Response:
     from pocketstack.services.s3.multipart import (complete_upload, create_upload,
                                                    list_parts, upload_part)
@@ -184,14 +190,15 @@ async def handle(req: "S3Request") -> Response:
             return await subresources.object_tagging(req, await _get_record(req))
         if "acl" in q:
             await _get_record(req)
-            acl.check_object_acl(req.headers)
+            acl.check_object_acl(req.headers, await _bucket_read(req))
             body = await req.body(64 * 1024)
             if "x-amz-acl" not in req.headers and body.strip() and \
                     acl.read_acl_from_policy(body, req.project_id):
                 raise PocketError("Object ACLs other than the owner's are not implemented.",
                                   status=501, kind="NotImplemented")
             return Response(status_code=200)
-        acl.check_object_acl(req.headers)
+        if has_prefix(req.headers, b"x-amz-acl", b"x-amz-grant-"):
+            acl.check_object_acl(req.headers, await _bucket_read(req))
         if req.headers.get("x-amz-copy-source"):
             return await copy_object(req)
         return await put_object(req)
@@ -200,7 +207,7 @@ async def handle(req: "S3Request") -> Response:
             return await list_parts(req)
         if "acl" in q:
             await _get_record(req)
-            return acl.document(req.project_id, None)
+            return acl.document(req.project_id, await _bucket_read(req))
         if "tagging" in q and method == "GET":
             return await subresources.object_tagging(req, await _get_record(req))
         if "attributes" in q:
@@ -225,7 +232,8 @@ async def handle(req: "S3Request") -> Response:
         return Response(status_code=204)
     if method == "POST":
         if "uploads" in q:
-            acl.check_object_acl(req.headers)
+            if has_prefix(req.headers, b"x-amz-acl", b"x-amz-grant-"):
+                acl.check_object_acl(req.headers, await _bucket_read(req))
             return await create_upload(req)
         if "uploadId" in q:
             return await complete_upload(req)

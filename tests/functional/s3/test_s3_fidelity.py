@@ -302,11 +302,18 @@ def test_canned_acls_read_back_as_enforced(cloud, s3):
                 s3.put_bucket_acl(Bucket=b, **kw)
             assert code(err) == "NotImplemented", kw
         assert _grants(s3, b) == {(owner, "FULL_CONTROL"), (ALL, "READ")}
+        # an object ACL is accepted where it is what the bucket gives (public-read here)
+        s3.put_object(Bucket=b, Key="owned", Body=b"x", ACL="public-read")
+        assert (ALL, "READ") in {(g["Grantee"].get("URI"), g["Permission"]) for g in
+                                 s3.get_object_acl(Bucket=b, Key="owned")["Grants"]}
+        s3.put_bucket_acl(Bucket=b, ACL="private")
         with pytest.raises(ClientError) as err:
             s3.put_object(Bucket=b, Key="public-obj", Body=b"x", ACL="public-read")
         assert code(err) == "NotImplemented"
         with pytest.raises(ClientError):
             s3.head_object(Bucket=b, Key="public-obj")
+        assert {(g["Grantee"].get("URI"), g["Permission"]) for g in s3.get_object_acl(
+            Bucket=b, Key="owned")["Grants"]} == {(None, "FULL_CONTROL")}
         s3.put_object(Bucket=b, Key="owned", Body=b"x", ACL="bucket-owner-full-control")
         s3.put_object_acl(Bucket=b, Key="owned", ACL="private")
         with pytest.raises(ClientError) as err:
