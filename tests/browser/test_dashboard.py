@@ -213,6 +213,11 @@ def test_network_subnet_and_router_are_linked_in_the_topology(page, live):
            ).to_have_count(1)
     svg.locator(f"a.network[data-id='{net_id}']").click()  # nodes link to their pages
     expect(page).to_have_url(re.compile(r"/dashboard/networks$"))
+    # a second network in demo's project would make later boots without a NIC choice
+    # ambiguous (Nova's 409 NetworkAmbiguous): remove what this test made
+    live.openstack("router", "remove", "subnet", router, f"{net}-subnet", user="demo")
+    live.openstack("router", "delete", router, user="demo")
+    live.openstack("network", "delete", net, user="demo")
 
 
 def test_volume_create_and_attach(page, live):
