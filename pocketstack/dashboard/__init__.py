@@ -55,6 +55,7 @@ def build(cloud: Any) -> Any:
         ("/networks", get, p(_lazy("network:networks_page"))),
         ("/networks/create", post, p(_lazy("network:create"))),
         ("/ports", get, p(_lazy("network:ports_page"))),
+        ("/ports/create", post, p(_lazy("network:port_create"))),
         ("/topology", get, p(_lazy("network:topology_page"))),
         ("/volumes", get, p(_lazy("volumes:volumes_page"))),
         ("/volumes/create", post, p(_lazy("volumes:create"))),

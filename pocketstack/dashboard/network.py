@@ -55,17 +55,35 @@ def port_page(cloud: Any, ctx: Any, paging: dict[str, str]) -> tuple[list[dict],
     return body["ports"], any(link.get("rel") == "next" for link in body.get("ports_links", []))
 
 
-async def ports_page(v: View) -> Response:
+async def ports_page(v: View, error: str | None = None, status: int = 200) -> Response:
+    from urllib.parse import urlencode
+
     from pocketstack.dashboard.instances import page_query
 
     paging = page_query(v)
     ports, more = await v.call(port_page, v.cloud, v.ctx, paging)
-    from urllib.parse import urlencode
-
+    nets = await v.call(lambda: _mine(v.service("network").networks.list(
+        v.ctx, NO_QUERY, "")["networks"], v.ctx.project_id, True))
     nxt = urlencode({"limit": paging["limit"], "marker": ports[-1]["id"]}) \
         if more and ports else None
-    return v.render("ports.html", nav="ports", ports=ports, next_query=nxt,
-                    first_page="marker" not in paging)
+    return v.render("ports.html", status, nav="ports", ports=ports, next_query=nxt,
+                    first_page="marker" not in paging, networks=nets, error=error)
+
+
+async def port_create(v: View) -> Response:
+    """A port with a chosen fixed IP and MAC (seed 003's `openstack port create
+    --fixed-ip ... --mac-address ...`), validated by Neutron's schema code."""
+    attrs: dict[str, Any] = {"network_id": v.field("network_id"), "name": v.field("name")}
+    if v.field("ip_address").strip():
+        attrs["fixed_ips"] = [{"ip_address": v.field("ip_address").strip()}]
+    if v.field("mac_address").strip():
+        attrs["mac_address"] = v.field("mac_address").strip()
+    net = v.service("network")
+    try:
+        await v.call(lambda: net.ports.create(v.ctx, parse_body("port", attrs)))
+    except PocketError as err:
+        return await ports_page(v, err.message, err.status)
+    return v.redirect("/dashboard/ports")
 
 
 async def networks_page(v: View, error: str | None = None, status: int = 200) -> Response:

@@ -34,3 +34,29 @@ def test_admin_sets_a_projects_instance_quota(cloud, admin_web, demo_web):
         assert admin.compute.get_quota_set(project.id).instances == 7
     finally:
         admin.identity.delete_project(project)
+
+
+def test_port_with_fixed_ip_and_mac_as_seed_003(cloud, demo_web):
+    demo = cloud.sdk("demo")
+    net = demo.network.find_network("private", ignore_missing=False)
+    subnet = next(demo.network.subnets(network_id=net.id))
+    import ipaddress
+
+    ip = str(list(ipaddress.ip_network(subnet.cidr).hosts())[-3])
+    mac = "fa:16:3e:12:34:56"
+    name = f"ps-dash-port-{uuid.uuid4().hex[:6]}"
+    csrf = csrf_of(demo_web.get("/dashboard/ports").text)
+    r = demo_web.post("/dashboard/ports/create", data={
+        "csrf_token": csrf, "name": name, "network_id": net.id, "ip_address": ip,
+        "mac_address": mac})
+    assert r.status_code == 303, r.text[:2000]
+    port = demo.network.find_port(name, ignore_missing=False)
+    try:
+        assert port.mac_address == mac and port.fixed_ips[0]["ip_address"] == ip
+        # the same address again: Neutron's refusal, shown on the page
+        r = demo_web.post("/dashboard/ports/create", data={
+            "csrf_token": csrf, "name": name + "-2", "network_id": net.id, "ip_address": ip})
+        assert r.status_code == 409 and 'id="port-error"' in r.text
+        assert ip in r.text
+    finally:
+        demo.network.delete_port(port.id)
