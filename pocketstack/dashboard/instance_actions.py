@@ -55,11 +55,34 @@ def _associate(cloud: Any, ctx: Any, server_id: str, fip_id: str, network_id: st
         raise BadRequest("Pick a floating IP or an external network.")
 
 
+def console_url(v: View, sid: str) -> str:
+    """A one-time console URL from Nova's remote-console code: noVNC where the server has
+    a graphical console, else the serial console's browser page (xterm.js)."""
+    from urllib.parse import quote
+
+    from pocketstack.services.compute import consoles
+
+    compute = v.service("compute")
+    base = compute.conf.console_base_url.strip().rstrip("/") or consoles.request_base(
+        v.request.url.scheme, v.request.headers.get("host"), compute.settings.base_url)
+    try:
+        return compute.consoles.create(v.ctx, sid, "vnc", "novnc", base)
+    except PocketError as err:
+        if err.status in (403, 404):
+            raise
+    url = compute.consoles.create(v.ctx, sid, "serial", "serial", base)
+    token = url.rsplit("token=", 1)[1]
+    return f"{base}/compute/console/serial.html?path=" + quote(
+        f"compute/console/serial?token={token}", safe="")
+
+
 async def server_form(v: View) -> Response:
     sid, name = v.params["server_id"], v.params["form"]
     compute = v.service("compute")
     acts = compute.actions_api
     try:
+        if name == "console":
+            return v.redirect(await v.call(console_url, v, sid))
         if name == "snapshot":
             image_id = await v.call(acts.create_image, v.ctx, sid,
                                     {"name": v.field("name") or f"{sid[:8]}-snapshot"})

@@ -11,7 +11,6 @@ and adds the security headers to every answer.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -26,7 +25,6 @@ from pocketstack.context import RequestContext
 from pocketstack.dashboard.session import COOKIE, Sessions, csrf_ok
 from pocketstack.errors import PocketError, http_title
 
-log = logging.getLogger("pocketstack.dashboard")
 HERE = Path(__file__).resolve().parent
 MAX_FORM = 1 << 20  # user data is at most 64 KiB base64; nothing else is near this
 
@@ -66,8 +64,6 @@ def make_env() -> Any:
                              autoescape=True, trim_blocks=True, lstrip_blocks=True,
                              auto_reload=False)
     env.filters["age"] = age
-    env.filters["pct"] = lambda used, limit: (0 if not limit or limit < 0 else
-                                              min(100, round(100 * (used or 0) / limit)))
     return env
 
 

@@ -94,3 +94,15 @@ def test_refused_action_shows_novas_message(cloud, demo_web, server):
                       data={"csrf_token": csrf, "flavor": fid})
     assert r.status_code == 400
     assert 'id="form-error"' in r.text
+
+
+def test_console_button_gives_a_one_time_console_page(cloud, demo_web, server):
+    csrf = csrf_of(demo_web.get(f"/dashboard/instances/{server}").text)
+    r = demo_web.post(f"/dashboard/instances/{server}/form/console", data={"csrf_token": csrf})
+    assert r.status_code == 303, r.text[:2000]
+    url = r.headers["location"]
+    assert "/compute/console/" in url and "token" in url
+    import httpx
+
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200 and "<html" in page.text.lower()
