@@ -243,7 +243,8 @@ async def handle(req: "S3Request") -> Response:
 
 async def _receive_writer(req: "S3Request", inline: bool = False,
                           checksum: checksums.Checksum | None = None,
-                          encrypt: tuple[sse.Key, dict[str, str]] | None = None) -> Any:
+                          encrypt: tuple[sse.Key, dict[str, str]] | None = None,
+                          digests: dict[str, str] | None = None) -> Any:
     ident = req.identity
     chunked = req.stream() if ident is not None and ident.streaming or \
         "aws-chunked" in req.headers.get("content-encoding", "") else None
@@ -257,7 +258,8 @@ async def _receive_writer(req: "S3Request", inline: bool = False,
                               status=411, kind="MissingContentLength")
         chunked = sse.encrypt_body(chunked if chunked is not None else req.request.stream(),
                                    *encrypt, req.headers.get("content-md5"),
-                                   ident.payload_sha256 if ident else None)
+                                   ident.payload_sha256 if ident else None,
+                                   digests if digests is not None else {})
     return await req.service.receive_writer(req.request, chunks=chunked,
                                             sha256=ident.payload_sha256
                                             if ident and encrypt is None else None,
@@ -308,7 +310,10 @@ async def put_object(req: "S3Request") -> Response:
     encrypt = (key, sse.new_params(key)) if key is not None else None
     if encrypt is not None:
         meta[sse.META] = sse.dump(encrypt[1])
-    writer = await _receive_writer(req, inline=True, checksum=checksum, encrypt=encrypt)
+    digests: dict[str, str] = {}
+    writer = await _receive_writer(req, inline=True, checksum=checksum, encrypt=encrypt,
+                                   digests=digests)
+    etag = digests.get("md5") if key is not None and key.mode == "S3" else None
     ctype = _content_type(req)
     if checksum is not None:
         meta[checksums.STORED] = f"{checksum.algorithm}:{checksum.value()}"
@@ -318,7 +323,7 @@ async def put_object(req: "S3Request") -> Response:
         try:
             return conditional(lambda: store.commit(
                 req.account, req.bucket, req.key, blob, content_type=ctype, meta=meta,
-                expect=condition), condition)
+                etag=etag, expect=condition), condition)
         except NotFound:  # the bucket is gone (or never was); the blob is already removed
             raise NoSuchBucket("The specified bucket does not exist") from None
 
@@ -499,7 +504,11 @@ async def copy_object(req: "S3Request") -> Response:
             raise
         meta.pop("X-Static-Large-Object", None)
         meta.pop("X-Object-Manifest", None)
-        etag = None
+        # SSE-S3 keeps the plaintext's MD5 as ETag (a source's, if it has it)
+        plain_md5 = not (src.is_slo or src.dlo_manifest) and \
+            (src_params is None or src_params["mode"] == "S3")
+        etag = src.etag if dst_key is not None and dst_key.mode == "S3" and plain_md5 \
+            else None
     else:
         blob = await run(store.copy_blob, src)
         etag = src.etag

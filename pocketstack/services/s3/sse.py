@@ -199,9 +199,12 @@ async def transform_stream(source: AsyncIterator[bytes], key: Key, params: dict[
 
 
 async def encrypt_body(source: AsyncIterator[bytes], key: Key, params: dict[str, str],
-                       content_md5: str | None, sha256: str | None) -> AsyncIterator[bytes]:
+                       content_md5: str | None, sha256: str | None,
+                       digests: dict[str, str]) -> AsyncIterator[bytes]:
     """A request body encrypted as it passes; Content-MD5 and the signed payload hash
-    (x-amz-content-sha256) are checked on the plaintext."""
+    (x-amz-content-sha256) are checked on the plaintext, whose MD5 goes to ``digests``
+    (an SSE-S3 object's ETag is its plaintext's MD5, as in S3; an SSE-C object's is not,
+    which would tell something of data only the key should open)."""
     ctx = _cipher(key, params, 0)
     md5 = hashlib.md5(usedforsecurity=False)
     digest = hashlib.sha256() if sha256 else None
@@ -216,6 +219,7 @@ async def encrypt_body(source: AsyncIterator[bytes], key: Key, params: dict[str,
     if content_md5 and base64.b64encode(md5.digest()).decode() != content_md5.strip():
         raise BadRequest("The Content-MD5 you specified did not match what we received.",
                          kind="BadDigest")
+    digests["md5"] = md5.hexdigest()
 
 
 def transform_iter(source: Iterator[bytes], key: Key, params: dict[str, str],

@@ -6,8 +6,11 @@ multipart uploads refused (501), never accepted and ignored."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
+import shutil
+import subprocess
 import stat
 import uuid
 
@@ -68,6 +71,7 @@ def test_sse_c_round_trip_and_refusals(cloud, s3, bucket, data):
     key = f"c-{len(data)}"
     put = s3.put_object(Bucket=bucket, Key=key, Body=data, **ssec())
     assert put["SSECustomerAlgorithm"] == "AES256"
+    assert put["ETag"] != '"%s"' % hashlib.md5(data).hexdigest()  # tells nothing of data
     got = s3.get_object(Bucket=bucket, Key=key, **ssec())
     assert got["Body"].read() == data and got["SSECustomerAlgorithm"] == "AES256"
     assert s3.get_object(Bucket=bucket, Key=key, Range="bytes=17-1040", **ssec())[
@@ -148,6 +152,7 @@ def test_sse_s3(cloud, s3, bucket, data):
     key = f"s3-{len(data)}"
     put = s3.put_object(Bucket=bucket, Key=key, Body=data, ServerSideEncryption="AES256")
     assert put["ServerSideEncryption"] == "AES256"
+    assert put["ETag"] == '"%s"' % hashlib.md5(data).hexdigest()  # as S3 (s3cmd checks it)
     got = s3.get_object(Bucket=bucket, Key=key)
     assert got["Body"].read() == data and got["ServerSideEncryption"] == "AES256"
     assert s3.get_object(Bucket=bucket, Key=key, Range="bytes=5-99")["Body"].read() == \
@@ -168,3 +173,39 @@ def test_sse_kms_is_refused(s3, bucket):
     assert error(err) == (501, "NotImplemented")
     with pytest.raises(ClientError):
         s3.head_object(Bucket=bucket, Key="kms")
+
+
+@pytest.mark.skipif(shutil.which("s3cmd") is None, reason="s3cmd not installed")
+def test_s3cmd_encryption_and_acls(cloud, ec2, s3, tmp_path):
+    """s3cmd's --server-side-encryption (SSE-S3) and setacl/info, unchanged."""
+    port = cloud.base_url.rsplit(":", 1)[1]
+    cfg = tmp_path / "s3cfg"
+    cfg.write_text(
+        "[default]\n"
+        f"access_key = {ec2['access']}\nsecret_key = {ec2['secret']}\n"
+        f"host_base = 127.0.0.1:{port}\nhost_bucket = 127.0.0.1:{port}\n"
+        "use_https = False\nbucket_location = us-east-1\nsignature_v2 = False\n")
+
+    def s3cmd(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["s3cmd", "-c", str(cfg), *args], capture_output=True,
+                              text=True, timeout=60)
+    b = f"ps-s3cmd-sse-{uuid.uuid4().hex[:8]}"
+    src = tmp_path / "secret.txt"
+    src.write_bytes(SMALL)
+    assert s3cmd("mb", f"s3://{b}").returncode == 0
+    try:
+        res = s3cmd("put", "--server-side-encryption", str(src), f"s3://{b}/enc")
+        assert res.returncode == 0, res.stderr
+        assert s3.head_object(Bucket=b, Key="enc")["ServerSideEncryption"] == "AES256"
+        assert through_swift(cloud, b, "enc") != SMALL
+        back = tmp_path / "back.txt"
+        assert s3cmd("get", f"s3://{b}/enc", str(back)).returncode == 0
+        assert back.read_bytes() == SMALL
+        assert s3cmd("setacl", "--acl-public", f"s3://{b}").returncode == 0
+        info = s3cmd("info", f"s3://{b}")
+        assert info.returncode == 0 and "*anon*: READ" in info.stdout, info.stdout
+        assert s3cmd("setacl", "--acl-private", f"s3://{b}").returncode == 0
+        assert "*anon*" not in s3cmd("info", f"s3://{b}").stdout
+    finally:
+        s3cmd("del", f"s3://{b}/enc")
+        s3cmd("rb", f"s3://{b}")
