@@ -116,7 +116,36 @@ def _create(cloud: Any, ctx: Any, form: dict[str, str]) -> None:
                 raise
 
 
+def _security(cloud: Any, ctx: Any, form: dict[str, str]) -> None:
+    """A security group, or a rule in one (Neutron's schema code converts and checks the
+    protocol, ports and prefix as it does for the API)."""
+    net = cloud.services["network"]
+    if form["kind"] == "security_group":
+        net.security_groups.create(ctx, parse_body("security_group", {"name": form["name"]}))
+        return
+    attrs: dict[str, Any] = {"security_group_id": form["security_group_id"],
+                             "direction": form["direction"] or "ingress",
+                             "ethertype": "IPv6" if ":" in form["remote_ip_prefix"] else "IPv4"}
+    if form["protocol"]:
+        attrs["protocol"] = form["protocol"]
+    if form["port_min"]:
+        attrs["port_range_min"] = form["port_min"]
+        attrs["port_range_max"] = form["port_max"] or form["port_min"]
+    if form["remote_ip_prefix"]:
+        attrs["remote_ip_prefix"] = form["remote_ip_prefix"]
+    net.security_group_rules.create(ctx, parse_body("security_group_rule", attrs))
+
+
 async def create(v: View) -> Response:
+    if v.field("kind") in ("security_group", "rule"):
+        sform = {k: v.field(k).strip() for k in (
+            "kind", "name", "security_group_id", "direction", "protocol", "port_min",
+            "port_max", "remote_ip_prefix")}
+        try:
+            await v.call(_security, v.cloud, v.ctx, sform)
+        except PocketError as err:
+            return await networks_page(v, err.message, err.status)
+        return v.redirect("/dashboard/networks")
     form = {k: v.field(k).strip() for k in ("kind", "name", "cidr", "subnet_name",
                                             "external_network", "subnet_id")}
     if form["kind"] not in ("network", "router"):

@@ -60,3 +60,30 @@ def test_port_with_fixed_ip_and_mac_as_seed_003(cloud, demo_web):
         assert ip in r.text
     finally:
         demo.network.delete_port(port.id)
+
+
+def test_security_group_and_rule_from_the_form(cloud, demo_web):
+    demo = cloud.sdk("demo")
+    name = f"ps-dash-sg-{uuid.uuid4().hex[:6]}"
+    csrf = csrf_of(demo_web.get("/dashboard/networks").text)
+    r = demo_web.post("/dashboard/networks/create", data={
+        "csrf_token": csrf, "kind": "security_group", "name": name})
+    assert r.status_code == 303, r.text[:2000]
+    group = demo.network.find_security_group(name, ignore_missing=False)
+    try:
+        r = demo_web.post("/dashboard/networks/create", data={
+            "csrf_token": csrf, "kind": "rule", "security_group_id": group.id,
+            "direction": "ingress", "protocol": "tcp", "port_min": "22", "port_max": "",
+            "remote_ip_prefix": "10.0.0.0/8"})
+        assert r.status_code == 303, r.text[:2000]
+        rules = [x for x in demo.network.security_group_rules(security_group_id=group.id)
+                 if x.protocol == "tcp"]
+        assert [(x.port_range_min, x.port_range_max, x.remote_ip_prefix) for x in rules] == [
+            (22, 22, "10.0.0.0/8")]
+        r = demo_web.post("/dashboard/networks/create", data={
+            "csrf_token": csrf, "kind": "rule", "security_group_id": group.id,
+            "direction": "ingress", "protocol": "tcp", "port_min": "abc",
+            "remote_ip_prefix": ""})
+        assert r.status_code == 400 and 'id="network-error"' in r.text
+    finally:
+        demo.network.delete_security_group(group.id)
