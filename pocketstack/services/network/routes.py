@@ -190,6 +190,19 @@ def _collection(r: Routes, svc: NetworkService, base: str, path: str, mgr: Any,
         await run(mgr.delete, req.ctx, req.params["id"])
         return empty(204)
 
+    r.get(f"/v2.0/{path}", list_, name=f"list_{plural}")
+    r.post(f"/v2.0/{path}", create, name=f"create_{plural}")
+    r.get(f"/v2.0/{path}/{{id}}", show, name=f"show_{plural}")
+    r.put(f"/v2.0/{path}/{{id}}", update, name=f"update_{plural}")
+    r.delete(f"/v2.0/{path}/{{id}}", delete, name=f"delete_{plural}")
+    if schema in ("network", "subnet", "port", "router", "floatingip", "security_group",
+                  "subnetpool", "trunk", "qos_policy"):
+        _tags(r, path, mgr, plural)
+    if schema == "qos_policy":  # Neutron's tag extension names QoS policies "policies"
+        _tags(r, "policies", mgr, "qos_policies_alias")
+
+
+def _tags(r: Routes, path: str, mgr: Any, plural: str) -> None:
     async def get_tags(req: Req) -> Response:
         return json({"tags": await run(mgr.get_tags, req.ctx, req.params["id"])})
 
@@ -216,16 +229,9 @@ def _collection(r: Routes, svc: NetworkService, base: str, path: str, mgr: Any,
         await run(mgr.remove_tag, req.ctx, req.params["id"], req.params["tag"])
         return empty(204)
 
-    r.get(f"/v2.0/{path}", list_, name=f"list_{plural}")
-    r.post(f"/v2.0/{path}", create, name=f"create_{plural}")
-    r.get(f"/v2.0/{path}/{{id}}", show, name=f"show_{plural}")
-    r.put(f"/v2.0/{path}/{{id}}", update, name=f"update_{plural}")
-    r.delete(f"/v2.0/{path}/{{id}}", delete, name=f"delete_{plural}")
-    if schema in ("network", "subnet", "port", "router", "floatingip", "security_group",
-                  "subnetpool", "trunk", "qos_policy"):
-        r.get(f"/v2.0/{path}/{{id}}/tags", get_tags, name=f"tags_{plural}")
-        r.put(f"/v2.0/{path}/{{id}}/tags", put_tags, name=f"settags_{plural}")
-        r.delete(f"/v2.0/{path}/{{id}}/tags", delete_tags, name=f"deltags_{plural}")
-        r.get(f"/v2.0/{path}/{{id}}/tags/{{tag}}", check_tag, name=f"tag_{plural}")
-        r.put(f"/v2.0/{path}/{{id}}/tags/{{tag}}", add_tag, name=f"addtag_{plural}")
-        r.delete(f"/v2.0/{path}/{{id}}/tags/{{tag}}", delete_tag, name=f"deltag_{plural}")
+    r.get(f"/v2.0/{path}/{{id}}/tags", get_tags, name=f"tags_{plural}")
+    r.put(f"/v2.0/{path}/{{id}}/tags", put_tags, name=f"settags_{plural}")
+    r.delete(f"/v2.0/{path}/{{id}}/tags", delete_tags, name=f"deltags_{plural}")
+    r.get(f"/v2.0/{path}/{{id}}/tags/{{tag}}", check_tag, name=f"tag_{plural}")
+    r.put(f"/v2.0/{path}/{{id}}/tags/{{tag}}", add_tag, name=f"addtag_{plural}")
+    r.delete(f"/v2.0/{path}/{{id}}/tags/{{tag}}", delete_tag, name=f"deltag_{plural}")

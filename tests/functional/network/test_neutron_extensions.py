@@ -189,6 +189,8 @@ def test_trunks(admin, members, net_a):
         a.network.delete_port(parent)
     a.network.add_trunk_subports(trunk, [{"port_id": sub2.id, "segmentation_type": "vlan",
                                           "segmentation_id": 101}])
+    a.network.set_tags(trunk, ["t1"])
+    assert a.network.get_trunk(trunk.id).tags == ["t1"]
     subs = a.network.get_trunk_subports(trunk)["sub_ports"]
     assert {s["port_id"] for s in subs} == {sub1.id, sub2.id}
     a.network.delete_trunk_subports(trunk, [{"port_id": sub1.id}])
@@ -238,6 +240,9 @@ def test_qos_policies_and_rules(cloud, admin, members, net_a):
         assert {r["type"] for r in shown.rules} == {"bandwidth_limit", "dscp_marking",
                                                     "minimum_bandwidth"}
         assert len(shown.rules) == 4
+        # tags, where the SDK puts them (Neutron's tag extension says "policies")
+        admin.network.set_tags(private, ["blue"])
+        assert admin.network.get_qos_policy(private.id).tags == ["blue"]
         admin.network.delete_qos_dscp_marking_rule(dscp, private)
         assert len(admin.network.get_qos_policy(private.id).rules) == 3
         # visibility: the other project sees the shared policy, not the private one
