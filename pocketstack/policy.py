@@ -285,7 +285,8 @@ RULES: dict[str, Rule] = {
     **{f"network:get_{r}": ANYONE for r in (
         "address_scope", "trunk", "policy", "flavor", "rule_type", "service_provider",
         *(f"policy_{t}_rule" for t in ("bandwidth_limit", "dscp_marking",
-                                       "minimum_bandwidth")))},
+                                       "minimum_bandwidth", "packet_rate_limit",
+                                       "minimum_packet_rate")))},
     **{f"network:{a}_{r}": ADMIN_OR_MEMBER for a in ("create", "update", "delete")
        for r in ("address_scope", "trunk")},
     "network:create_address_scope:shared": ADMIN,
@@ -294,7 +295,8 @@ RULES: dict[str, Rule] = {
     "network:remove_subports": ADMIN_OR_MEMBER,
     **{f"network:{a}_{r}": ADMIN | (MANAGER & OWNER) for a in ("create", "update", "delete")
        for r in ("policy", *(f"policy_{t}_rule" for t in (
-           "bandwidth_limit", "dscp_marking", "minimum_bandwidth")))},
+           "bandwidth_limit", "dscp_marking", "minimum_bandwidth", "packet_rate_limit",
+           "minimum_packet_rate")))},
     **{f"network:{a}_{r}": ADMIN for a in ("create", "update", "delete")
        for r in ("flavor", "service_profile", "flavor_service_profile")},
     "network:get_service_profile": ADMIN,

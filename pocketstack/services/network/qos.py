@@ -33,7 +33,12 @@ RULE_PARAMS: dict[str, tuple[str, ...]] = {
     "bandwidth_limit": ("max_kbps", "max_burst_kbps", "direction"),
     "dscp_marking": ("dscp_mark",),
     "minimum_bandwidth": ("min_kbps", "direction"),
+    "packet_rate_limit": ("max_kpps", "max_burst_kpps", "direction"),
+    "minimum_packet_rate": ("min_kpps", "direction"),
 }
+# The packet-rate rules keep their numbers in the kbps columns (same integer range; the
+# rule type says the unit), so the rule table needs no column per unit.
+COLUMN = {"max_kpps": "max_kbps", "max_burst_kpps": "max_burst_kbps", "min_kpps": "min_kbps"}
 # URL segment -> rule type
 RULE_COLLECTIONS = {f"{t}_rules": t for t in RULE_PARAMS}
 
@@ -41,7 +46,7 @@ RULE_COLLECTIONS = {f"{t}_rules": t for t in RULE_PARAMS}
 def rule_body(rule: m.QosRule, *, in_policy: bool) -> dict[str, Any]:
     body: dict[str, Any] = {"id": rule.id}
     for key in RULE_PARAMS[rule.rule_type]:
-        body[key] = getattr(rule, key)
+        body[key] = getattr(rule, COLUMN.get(key, key))
     if in_policy:  # the policy's "rules" list also says what each rule is and whose
         body["type"] = rule.rule_type
         body["qos_policy_id"] = rule.qos_policy_id
@@ -52,8 +57,10 @@ def supported_parameters(rule_type: str) -> list[dict[str, Any]]:
     out = []
     for name in RULE_PARAMS[rule_type]:
         if name == "direction":
+            choices = ["any", "ingress", "egress"] if rule_type == "minimum_packet_rate" \
+                else ["ingress", "egress"]
             out.append({"parameter_name": name, "parameter_type": "choices",
-                        "parameter_values": ["ingress", "egress"]})
+                        "parameter_values": choices})
         elif name == "dscp_mark":
             out.append({"parameter_name": name, "parameter_type": "choices",
                         "parameter_values": list(DSCP_MARKS)})
@@ -283,10 +290,10 @@ class QosRules:
             rule = m.QosRule(qos_policy_id=row.id, rule_type=self.rule_type)
             if "direction" in RULE_PARAMS[self.rule_type]:
                 rule.direction = "egress"
-            if self.rule_type == "bandwidth_limit":
+            if self.rule_type in ("bandwidth_limit", "packet_rate_limit"):
                 rule.max_burst_kbps = 0
             for key, value in attrs.items():
-                setattr(rule, key, value)
+                setattr(rule, COLUMN.get(key, key), value)
             s.add(rule)
             s.flush()
             self._check_unique(s, rule)
@@ -299,7 +306,7 @@ class QosRules:
             row = self._policy(s, ctx, policy_id, "update")
             rule = self._rule(s, policy_id, rule_id)
             for key, value in attrs.items():
-                setattr(rule, key, value)
+                setattr(rule, COLUMN.get(key, key), value)
             s.flush()
             self._check_unique(s, rule)
             bump(row)

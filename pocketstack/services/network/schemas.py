@@ -421,6 +421,15 @@ ATTRIBUTES: dict[str, dict[str, Attr]] = {
         "min_kbps": Attr(integer(0, 2 ** 31 - 1), required=True),
         "direction": Attr(one_of("ingress", "egress")),
     },
+    "packet_rate_limit_rule": {
+        "max_kpps": Attr(integer(0, 2 ** 31 - 1), required=True),
+        "max_burst_kpps": Attr(integer(0, 2 ** 31 - 1)),
+        "direction": Attr(one_of("ingress", "egress")),
+    },
+    "minimum_packet_rate_rule": {
+        "min_kpps": Attr(integer(0, 2 ** 31 - 1), required=True),
+        "direction": Attr(one_of("any", "ingress", "egress")),
+    },
     "trunk": {
         "name": NAME, "description": DESC, "tenant_id": PROJECT, "project_id": PROJECT,
         "admin_state_up": BOOL, "port_id": Attr(uuid(), put=False, required=True),

@@ -234,17 +234,19 @@ def test_qos_policies_and_rules(cloud, admin, members, net_a):
             admin.network.create_qos_dscp_marking_rule(shared, dscp_mark=7)
         minbw = admin.network.create_qos_minimum_bandwidth_rule(private, min_kbps=200)
         assert minbw.direction == "egress"
+        pps = admin.network.create_qos_packet_rate_limit_rule(private, max_kpps=300)
+        assert pps.max_kpps == 300 and pps.max_burst_kpps == 0
         updated = admin.network.update_qos_bandwidth_limit_rule(bw, private, max_kbps=2000)
         assert updated.max_kbps == 2000
         shown = a.network.get_qos_policy(private.id)
         assert {r["type"] for r in shown.rules} == {"bandwidth_limit", "dscp_marking",
-                                                    "minimum_bandwidth"}
-        assert len(shown.rules) == 4
+                                                    "minimum_bandwidth", "packet_rate_limit"}
+        assert len(shown.rules) == 5
         # tags, where the SDK puts them (Neutron's tag extension says "policies")
         admin.network.set_tags(private, ["blue"])
         assert admin.network.get_qos_policy(private.id).tags == ["blue"]
         admin.network.delete_qos_dscp_marking_rule(dscp, private)
-        assert len(admin.network.get_qos_policy(private.id).rules) == 3
+        assert len(admin.network.get_qos_policy(private.id).rules) == 4
         # visibility: the other project sees the shared policy, not the private one
         visible_b = {p.id for p in b.network.qos_policies()}
         assert shared.id in visible_b and private.id not in visible_b
@@ -253,7 +255,8 @@ def test_qos_policies_and_rules(cloud, admin, members, net_a):
         # rule types, as the CLI shows them
         types = {t["Type"] for t in json.loads(cloud.openstack(
             "network", "qos", "rule", "type", "list", "-f", "json", parse=False))}
-        assert types == {"bandwidth_limit", "dscp_marking", "minimum_bandwidth"}
+        assert types == {"bandwidth_limit", "dscp_marking", "minimum_bandwidth",
+                         "packet_rate_limit", "minimum_packet_rate"}
         detail = admin.network.get_qos_rule_type("bandwidth_limit")
         assert {p["parameter_name"] for p in detail.drivers[0]["supported_parameters"]} == {
             "max_kbps", "max_burst_kbps", "direction"}
