@@ -50,7 +50,9 @@ if [ -x /.pocketstack-udhcpc ] && command -v busybox >/dev/null 2>&1; then
       if [ $i -lt 50 ]; then busybox usleep 100000 2>/dev/null || sleep 1; else sleep 1; fi
     done
     busybox ip link show eth0 >/dev/null 2>&1 &&
-      exec busybox udhcpc -i eth0 -f -O staticroutes -t 5 -T 1 -A 2 -s /.pocketstack-udhcpc
+      mkdir -p /var/run &&
+      exec busybox udhcpc -i eth0 -f -p /var/run/udhcpc.eth0.pid -O staticroutes -t 5 -T 1 -A 2 \\
+        -s /.pocketstack-udhcpc
   ) &
   (
     i=0
@@ -72,8 +74,10 @@ while :; do sleep 3600 & wait $!; done
 UDHCPC_SCRIPT = """#!/bin/sh
 case "$1" in
   bound|renew)
-    ip addr flush dev $interface
-    ip addr add $ip/$mask dev $interface
+    if ! ip -4 -o addr show dev $interface | grep -q " $ip/$mask "; then
+      ip addr flush dev $interface
+      ip addr add $ip/$mask dev $interface
+    fi
     for r in $router; do ip route replace default via $r dev $interface; done
     set -- $staticroutes
     while [ $# -ge 2 ]; do ip route replace $1 via $2 dev $interface; shift 2; done

@@ -177,6 +177,9 @@ def test_tempest_commands_run_in_the_guest(guest):
     assert res.returncode == 0, res.stderr
     assert f'"uuid": "{guest.id}"' in res.stdout
     assert "major minor" in res.stdout
+    # Tempest's lease renewal (renew_lease): SIGUSR1 to the DHCP client by its pid file
+    res = guest.ssh("sudo /bin/kill -USR1 $(cat /var/run/udhcpc.eth0.pid)")
+    assert res.returncode == 0, res.stderr
 
 
 def test_ping_and_filesystems_as_tempest_uses_them(guest):

@@ -121,6 +121,15 @@ def test_ssh_server_and_tools_but_no_host_key(rootfs):
     assert "dropbear -R -s" in sshd  # keys made on demand; no password logins at all
 
 
+def test_tools_tempest_scenarios_call_by_name(rootfs):
+    # `sudo mkfs -t vfat` (the scenarios' timestamp disks): the front end finds mkfs.vfat
+    assert rootfs["sbin/mkfs.vfat"].mode & 0o111
+    assert b"mkdosfs" in rootfs["sbin/mkfs.vfat#data"]
+    assert rootfs["sbin/mkfs#data"] == extras.guest_file("mkfs.sh")
+    # the DHCP client stays and leaves its pid where Tempest signals it to renew
+    assert "-p \"/var/run/udhcpc.$1.pid\"" in extras.guest_file("init-vm.sh").decode()
+
+
 def test_libraries_of_each_program_are_in_the_image(rootfs):
     if shutil.which("ldd") is None or not Path("/usr/bin/jq").is_file():
         pytest.skip("no ldd or jq")

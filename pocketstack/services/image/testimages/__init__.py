@@ -52,7 +52,7 @@ from pocketstack.services.image.testimages.disk import DiskError, build_qcow2
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "6"  # bump when the layout changes so caches rebuild
+VERSION = "7"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -221,6 +221,9 @@ def _tree(busybox: Path, flavour: str, programs: list) -> list[tuple[str, str, i
     entries.append(("file", "etc/group", 0o644, GROUP[flavour].encode()))
     for path, name in SCRIPTS:
         entries.append(("file", path, 0o755, extras.guest_file(name)))
+    # `mkfs -t vfat` (Tempest's timestamp disks) finds mkfs.vfat: busybox has the FAT maker
+    # only under its other name
+    entries.append(("file", "sbin/mkfs.vfat", 0o755, b'#!/bin/sh\nexec mkdosfs "$@"\n'))
     entries += programs
     if flavour == "container":
         # /sbin/init is busybox's applet link; the container entry point is our script.

@@ -39,7 +39,11 @@ acpid 2>/dev/null
 chown -R cirros:cirros /home/cirros
 nic_up() {
   ip link set "$1" up
-  udhcpc -i "$1" -q -n -t 5 -T 2 -O staticroutes -s /etc/udhcpc.script >/dev/null 2>&1
+  # A DHCP client that stays, as cirros's: it renews the lease, and at once on SIGUSR1 to
+  # the pid in /var/run/udhcpc.<nic>.pid (what Tempest signals). It goes to the background
+  # with a lease, or after its first tries without one (and keeps asking).
+  udhcpc -i "$1" -b -p "/var/run/udhcpc.$1.pid" -t 5 -T 2 -O staticroutes \
+    -s /etc/udhcpc.script >/dev/null 2>&1
   set -- "$1" $(ip -o -4 addr show dev "$1")
   echo "pocketstack-busybox: $1 ${5:-no-address}" > /dev/console
 }

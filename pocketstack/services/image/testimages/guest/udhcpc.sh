@@ -4,8 +4,11 @@
 # DHCP port) and the name servers.
 case "$1" in
   bound|renew)
-    ip addr flush dev "$interface"
-    ip addr add "$ip/${mask:-24}" dev "$interface"
+    # a renewal of the same address changes nothing (a flush would drop it for a moment)
+    if ! ip -4 -o addr show dev "$interface" | grep -q " $ip/${mask:-24} "; then
+      ip addr flush dev "$interface"
+      ip addr add "$ip/${mask:-24}" dev "$interface"
+    fi
     [ -n "$router" ] && ip route add default via ${router%% *} dev "$interface" 2>/dev/null
     set -- $staticroutes
     while [ $# -ge 2 ]; do
