@@ -333,11 +333,13 @@ RULES: dict[str, Rule] = {
     "compute:server_unrescue": ADMIN_OR_MEMBER,
     "compute:server_reset_state": ADMIN,
     "compute:server_migrate": ADMIN,
+    "compute:server_evacuate": ADMIN,  # Nova: os-evacuate
     "compute:server_inject_network_info": ADMIN,
     "compute:server_create_backup": ADMIN_OR_MEMBER,
     "compute:server_diagnostics": ADMIN,
     "compute:server_topology": ADMIN_OR_READER,  # Nova: compute:server:topology:index
     "compute:server_volume_swap": ADMIN,  # Nova: os-volumes-attachments:swap
+    "compute:server_volume_update": ADMIN_OR_MEMBER,  # 2.85; Nova: os-volumes-attachments:update
     "compute:migrations_index": ADMIN,
     "compute:instance_usage_audit_log": ADMIN,
     "compute:server_external_events": ADMIN,

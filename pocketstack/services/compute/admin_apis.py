@@ -30,9 +30,11 @@ _DIAG_STATE = {RUNNING: "running", PAUSED: "paused", SHUTDOWN: "shutdown", CRASH
 # with virt_type qemu and lxc, so they answer "libvirt" with that hypervisor name.
 _DIAG_HYPERVISOR = {"qemu": "qemu", "container": "lxc", "fake": "fake"}
 
-EVENT_NAMES = ("network-changed", "network-vif-plugged", "network-vif-unplugged",
-               "network-vif-deleted", "volume-extended", "power-update",
-               "accelerator-request-bound")
+# event name -> first microversion that accepts it (Nova's server_external_events schemas)
+EVENT_NAMES = {"network-changed": (2, 1), "network-vif-plugged": (2, 1),
+               "network-vif-unplugged": (2, 1), "network-vif-deleted": (2, 1),
+               "volume-extended": (2, 51), "power-update": (2, 76),
+               "accelerator-request-bound": (2, 82), "volume-reimaged": (2, 93)}
 EVENT_STATUSES = ("failed", "completed", "in-progress")
 
 
@@ -77,7 +79,7 @@ def _migration_view(m: Migration, ver: APIVersion) -> dict[str, Any]:
         body["migration_type"] = m.migration_type  # links only for live migrations
     if ver.at_least(2, 59):
         body["uuid"] = m.uuid
-    if ver.at_least(2, 80):
+    if ver.has("migrations_user_filters"):
         body["user_id"], body["project_id"] = m.user_id, m.project_id
     return body
 
@@ -100,6 +102,8 @@ def list_migrations(svc: Any, ctx: RequestContext, query: Any, ver: APIVersion) 
         allowed |= {"limit", "marker", "changes-since"}
         if ver.at_least(2, 66):
             allowed.add("changes-before")
+        if ver.has("migrations_user_filters"):
+            allowed |= {"user_id", "project_id"}
         extra = set(query) - allowed
         if extra:
             raise BadRequest("Invalid input for query parameters: Additional properties are "
@@ -109,6 +113,10 @@ def list_migrations(svc: Any, ctx: RequestContext, query: Any, ver: APIVersion) 
                      ("migration_type", Migration.migration_type)):
         if key in query:
             q = q.where(col == query[key])
+    if ver.has("migrations_user_filters"):
+        for key, col in (("user_id", Migration.user_id), ("project_id", Migration.project_id)):
+            if key in query:
+                q = q.where(col == query[key])
     if "host" in query:
         q = q.where((Migration.source_compute == query["host"])
                     | (Migration.dest_compute == query["host"]))
@@ -239,7 +247,8 @@ def audit_log(svc: Any, ctx: RequestContext, before: str | None) -> dict:
 
 
 # -- external events -------------------------------------------------------------------
-def external_events(svc: Any, ctx: RequestContext, body: Any) -> tuple[list[dict], int]:
+def external_events(svc: Any, ctx: RequestContext, body: Any,
+                    ver: APIVersion) -> tuple[list[dict], int]:
     policy.enforce(ctx, "compute:server_external_events")
     events = body.get("events") if isinstance(body, dict) else None
     if not isinstance(events, list) or not events:
@@ -249,9 +258,10 @@ def external_events(svc: Any, ctx: RequestContext, body: Any) -> tuple[list[dict
         if not isinstance(ev, dict) or set(ev) - {"name", "server_uuid", "status", "tag"}:
             raise BadRequest("Invalid input for field/attribute events: each event has only "
                              "name, server_uuid, status and tag")
-        if ev.get("name") not in EVENT_NAMES:
+        names = [n for n, first in EVENT_NAMES.items() if ver.at_least(*first)]
+        if ev.get("name") not in names:
             raise BadRequest(f"Invalid input for field/attribute name. Value: {ev.get('name')}."
-                             f" It is not one of {', '.join(EVENT_NAMES)}")
+                             f" It is not one of {', '.join(names)}")
         if not isinstance(ev.get("server_uuid"), str):
             raise BadRequest("Invalid input for field/attribute server_uuid: is a required "
                              "property")
@@ -312,7 +322,7 @@ def register(svc: Any, add: Callable[..., None]) -> None:
 
     async def events_create(req: Req, ver: APIVersion) -> Response:
         body = await req.json()
-        out, status = await run(external_events, svc, req.ctx, body)
+        out, status = await run(external_events, svc, req.ctx, body, ver)
         if status == 404:
             raise NotFound("No instances found for any event")
         return json({"events": out}, status)

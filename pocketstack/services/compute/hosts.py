@@ -12,6 +12,18 @@ from pocketstack.context import RequestContext
 from pocketstack.db.base import isotime, utcnow
 from pocketstack.errors import BadRequest, Conflict, NotFound, NotImplementedYet
 from pocketstack.services.compute.models import Aggregate, Host, Server
+from pocketstack.services.compute.server_validation import is_uuid
+
+
+def host_uptime() -> str:
+    """This machine's `uptime` line (what Nova's libvirt driver reports), "" if unknown."""
+    import subprocess
+
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 class Hosts:
@@ -132,7 +144,7 @@ class Hosts:
             busy = s.execute(select(Server.id).where(Server.host == h.host,
                                                      Server.deleted.is_(False)).limit(1)).first()
             if busy:
-                raise Conflict(f"Unable to delete compute service that is hosting instances.")
+                raise Conflict("Unable to delete compute service that is hosting instances.")
             s.delete(h)
         self.svc.scheduler.refresh()
 
@@ -157,6 +169,14 @@ class Hosts:
                 "service": {"host": h.host, "id": h.service_id if ver.has("uuid_ids") else h.seq,
                             "disabled_reason": h.disabled_reason},
             })
+            if ver.has("hypervisor_no_stats"):
+                # 2.88 dropped the statistics-style fields (placement has them) and added
+                # "uptime": this machine's `uptime` line, which every hypervisor here shares.
+                for key in ("vcpus", "memory_mb", "local_gb", "vcpus_used", "memory_mb_used",
+                            "local_gb_used", "free_ram_mb", "free_disk_gb", "current_workload",
+                            "running_vms", "disk_available_least", "cpu_info"):
+                    del body[key]
+                body["uptime"] = host_uptime() if up else None
         if servers is not None:
             body["servers"] = servers
         return body
@@ -236,6 +256,32 @@ class Hosts:
         policy.enforce(ctx, "compute:aggregates")
         with self.db.read() as s:
             return list(s.execute(select(Aggregate).order_by(Aggregate.id)).scalars())
+
+    def cache_images(self, ctx: RequestContext, agg_id: str, body: Any) -> None:
+        """2.81 POST /os-aggregates/{id}/images: Nova asks each host's virt driver to fetch
+        the images ahead of boots; drivers without an image cache (ours fetch an image
+        from Glance when a server boots) skip it, as Nova's do, so nothing is left to do
+        once the request is valid and the images exist."""
+        policy.enforce(ctx, "compute:aggregates")
+        if not str(agg_id).isdigit():
+            raise BadRequest(f"Invalid input for field/attribute id. Value: {agg_id}. "
+                             "id must be an integer")
+        cache = body.get("cache") if isinstance(body, dict) else None
+        if not isinstance(cache, list) or not cache or set(body) != {"cache"} or any(
+                not isinstance(c, dict) or set(c) != {"id"} or not isinstance(c["id"], str)
+                or not is_uuid(c["id"]) for c in cache):
+            raise BadRequest("Invalid input for field/attribute cache: a non-empty list of "
+                             "{\"id\": image uuid}")
+        ids = [c["id"] for c in cache]
+        if len(set(ids)) != len(ids):
+            raise BadRequest("Duplicate images in request")
+        self.aggregate(ctx, agg_id)  # 404
+        images = self.svc.cloud.services.get("image")
+        for image_id in ids:
+            try:
+                images.get_image(ctx, image_id) if images is not None else None
+            except NotFound:
+                raise BadRequest(f"Image {image_id} could not be found.") from None
 
     def aggregate(self, ctx: RequestContext, agg_id: str) -> Aggregate:
         policy.enforce(ctx, "compute:aggregates")

@@ -102,7 +102,9 @@ def _validate_public(public_key: str) -> None:
 
 
 def create(svc, ctx: RequestContext, body: Any, *, allow_type: bool, allow_user: bool,
-           ) -> tuple[KeyPair, str | None]:
+           import_only: bool = False) -> tuple[KeyPair, str | None]:
+    """``import_only`` is 2.92: public_key is required (Nova no longer generates keys) and
+    names may also hold "@" and "."; before it they may not."""
     if not isinstance(body, dict):
         raise BadRequest("Invalid input for field/attribute keypair: must be an object")
     allowed = {"name", "public_key"} | ({"type"} if allow_type else set()) | (
@@ -114,8 +116,11 @@ def create(svc, ctx: RequestContext, body: Any, *, allow_type: bool, allow_user:
                          "unexpected)")
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 255 or not _NAME_RE.match(name) or (
-            name.strip() != name):
+            name.strip() != name) or (not import_only and ("@" in name or "." in name)):
         raise BadRequest("Keypair data is invalid: Keypair name contains unsafe characters")
+    if import_only and "public_key" not in body:
+        raise BadRequest("Invalid input for field/attribute keypair. 'public_key' is a "
+                         "required property")
     key_type = body.get("type", "ssh")
     if key_type not in ("ssh", "x509"):
         raise BadRequest(f"Invalid input for field/attribute type. Value: {key_type}. "

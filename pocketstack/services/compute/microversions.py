@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pocketstack.errors import BadRequest, NotAcceptable
 
 MIN = (2, 1)
-MAX = (2, 79)
+MAX = (2, 96)
 
 # behaviour -> first microversion that has it
 FEATURES: dict[str, tuple[int, int]] = {
@@ -47,7 +47,23 @@ FEATURES: dict[str, tuple[int, int]] = {
     "server_groups_in_show": (2, 71),
     "locked_reason": (2, 73),
     "rebuild_returns_full": (2, 75),      # rebuild/update return the full server; swap 0 not ""
+    "migrations_user_filters": (2, 80),   # os-migrations user_id/project_id filters + fields
+    "aggregate_image_cache": (2, 81),     # POST /os-aggregates/{id}/images
+    "event_accelerator": (2, 82),         # accelerator-request-bound external event
+    "non_admin_server_filters": (2, 83),  # more GET /servers filters for non-admins
     "events_details": (2, 84),
+    "volume_attachment_update": (2, 85),  # PUT os-volume_attachments: delete_on_termination
+    "extra_specs_validation": (2, 86),    # known flavor extra specs are validated
+    "rescue_volume_backed": (2, 87),
+    "hypervisor_no_stats": (2, 88),       # statistics fields, /statistics and /uptime gone
+    "volume_attachment_ids": (2, 89),     # attachment_id + bdm_uuid, no "id"
+    "server_hostname": (2, 90),           # hostname on create/update/rebuild, always shown
+    "unshelve_to_host": (2, 91),
+    "keypair_import_only": (2, 92),       # no generated keypairs; names may have @ and .
+    "rebuild_volume_backed": (2, 93),
+    "hostname_fqdn": (2, 94),
+    "evacuate_stopped": (2, 95),          # an evacuated server ends stopped
+    "pinned_az": (2, 96),                 # server "pinned_availability_zone"
 }
 
 _HEADER = re.compile(r"^\s*(\d+)\.(\d+)\s*$")

@@ -195,7 +195,8 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
         body = await required_body(req, "keypair")
         kp, private = await run(keypairs.create, svc, req.ctx, body["keypair"],
                                 allow_type=ver.has("keypair_type"),
-                                allow_user=ver.has("keypair_user_id"))
+                                allow_user=ver.has("keypair_user_id"),
+                                import_only=ver.has("keypair_import_only"))
         status = 201 if ver.has("keypair_type") else 200
         return json({"keypair": views.keypair(kp, ver, private_key=private) if private else
                      {**views.keypair(kp, ver), "user_id": kp.user_id}}, status)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from pocketstack.api.http import Req, empty, json, run
 from pocketstack.errors import BadRequest, NotFound
+from pocketstack.services.compute.hosts import host_uptime
 from pocketstack.services.compute.microversions import APIVersion
 from pocketstack.services.compute.routes import required_body
 
@@ -66,6 +67,14 @@ def register(svc: Any, add: Callable[..., None]) -> None:  # noqa: C901 - a tabl
     add("delete", V + "/os-aggregates/{agg_id}", agg_delete)
     add("post", V + "/os-aggregates/{agg_id}/action", agg_action)
 
+    async def agg_images(req: Req, ver: APIVersion) -> Response:
+        if not ver.has("aggregate_image_cache"):
+            raise NotFound("The resource could not be found.")
+        await run(hosts.cache_images, req.ctx, req.params["agg_id"], await req.json())
+        return empty(202)
+
+    add("post", V + "/os-aggregates/{agg_id}/images", agg_images)
+
     def hv_list(detail: bool) -> Handler:
         async def handler(req: Req, ver: APIVersion) -> Response:
             rows = await run(hosts.hypervisors, req.ctx, req.query, ver, detail)
@@ -74,6 +83,8 @@ def register(svc: Any, add: Callable[..., None]) -> None:  # noqa: C901 - a tabl
         return handler
 
     async def hv_stats(req: Req, ver: APIVersion) -> Response:
+        if ver.has("hypervisor_no_stats"):
+            raise NotFound("The resource could not be found.")
         return json({"hypervisor_statistics": await run(hosts.statistics, req.ctx)})
 
     async def hv_show(req: Req, ver: APIVersion) -> Response:
@@ -98,14 +109,7 @@ def register(svc: Any, add: Callable[..., None]) -> None:  # noqa: C901 - a tabl
         if ver.at_least(2, 88):
             raise NotFound("The resource could not be found.")
         body = await run(hosts.hypervisor, req.ctx, req.params["hv_id"], ver)
-        uptime = ""
-        try:  # this machine's uptime line (all hypervisors here share it), as `uptime` prints
-            import subprocess
-
-            uptime = subprocess.run(["uptime"], capture_output=True, text=True,
-                                    timeout=5).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
+        uptime = host_uptime()  # this machine's (all hypervisors here share it)
         return json({"hypervisor": {k: body[k] for k in ("id", "hypervisor_hostname", "state",
                                                           "status")} | {"uptime": uptime}})
 

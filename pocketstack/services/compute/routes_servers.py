@@ -164,6 +164,8 @@ def register(svc: Any, add: Callable[..., None], base: str,
             await run(acts.inject_network_info, req.ctx, sid)
         elif name == "migrate":
             await run(acts.migrate, req.ctx, sid, arg, ver)
+        elif name == "evacuate":
+            await run(acts.evacuate, req.ctx, sid, arg, ver)
         elif name in ("shelve", "shelveOffload", "unshelve"):
             from pocketstack.services.compute import server_shelve
 

@@ -36,6 +36,22 @@ def hostname_for(name: str) -> str:
     return h or "server"
 
 
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+\Z")
+_FQDN = re.compile(r"^[a-zA-Z0-9-._]*\Z")
+
+
+def check_hostname(value: Any, ver: Any) -> str:
+    """A requested hostname (2.90): an RFC 952 label of 2-63 characters; from 2.94 an FQDN
+    of 1-255 characters (Nova's parameter_types.hostname and .fqdn)."""
+    fqdn = ver.has("hostname_fqdn")
+    rx, lo, hi = (_FQDN, 1, 255) if fqdn else (_HOSTNAME, 2, 63)
+    if not isinstance(value, str) or not lo <= len(value) <= hi or not rx.match(value):
+        raise BadRequest(f"Invalid input for field/attribute hostname. Value: {value}. "
+                         f"does not match '{rx.pattern.replace(chr(92) + 'Z', '$')}' or is "
+                         f"not {lo}-{hi} characters long")
+    return value
+
+
 def check_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str):
         raise BadRequest(f"Invalid input for field/attribute {field}. Value: {name}. "

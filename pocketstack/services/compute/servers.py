@@ -23,7 +23,7 @@ from pocketstack.services.compute.microversions import APIVersion
 from pocketstack.services.compute.models import (Flavor, Host, KeyPair, Server, ServerGroup)
 from pocketstack.services.compute.server_validation import (CREATE_KEYS, MAX_TAGS, _hints,
                                                             _int, _networks, check_metadata,
-                                                            check_name, check_tags,
+                                                            check_hostname, check_name, check_tags,
                                                             hostname_for, is_uuid)
 from pocketstack.services.compute.views import STATUS_TO_STATES
 
@@ -61,12 +61,15 @@ class Servers:
             allowed.discard("tags")
         if ver.has("no_personality"):
             allowed.discard("personality")
+        if not ver.has("server_hostname"):
+            allowed.discard("hostname")
         extra = set(body) - allowed
         if extra:
             raise BadRequest("Invalid input for field/attribute server. Additional properties "
                              f"are not allowed ({', '.join(repr(e) for e in sorted(extra))} "
                              "were unexpected)")
         name = check_name(body.get("name"))
+        hostname = check_hostname(body["hostname"], ver) if "hostname" in body else None
         conf = self.svc.conf
         # flavor
         flavor_ref = body.get("flavorRef")
@@ -103,6 +106,8 @@ class Servers:
             raise BadRequest("min_count must be <= max_count")
         if max_count > 1000:
             raise BadRequest("max_count must be at most 1000 in one request")
+        if hostname is not None and max_count > 1:
+            raise BadRequest("Unable to allocate a single hostname to multiple instances")
         user_data = body.get("user_data")
         if user_data is not None:
             if not isinstance(user_data, str):
@@ -228,7 +233,7 @@ class Servers:
                 seq += 1
                 display = name if count == 1 else f"{name}-{i + 1}"
                 srv = Server(
-                    id=str(uuid.uuid4()), seq=seq, name=display, hostname=hostname_for(display),
+                    id=str(uuid.uuid4()), seq=seq, name=display, hostname=hostname or hostname_for(display),
                     description=description, project_id=ctx.project_id or "",
                     user_id=ctx.user_id or "", image_id=image_id, image=image_snap,
                     flavor_id=fl.id, flavor=flavor_snap, vcpus=fl.vcpus, memory_mb=fl.memory_mb,
@@ -343,12 +348,27 @@ class Servers:
                 return [], False
             q = q.where(Server.vm_state.in_({vm for vm, _ in states}))
         simple = {"image": Server.image_id, "flavor": Server.flavor_id,
-                  "reservation_id": Server.reservation_id, "key_name": Server.key_name,
-                  "availability_zone": Server.availability_zone, "vm_state": Server.vm_state,
-                  "task_state": Server.task_state, "user_id": Server.user_id}
+                  "reservation_id": Server.reservation_id}
+        # Nova drops (ignores) the filters a non-admin may not use: these from 2.83, the
+        # hostname from 2.90 (servers.py _get_server_search_options)
+        more = {"key_name": Server.key_name, "availability_zone": Server.availability_zone,
+                "vm_state": Server.vm_state, "task_state": Server.task_state,
+                "user_id": Server.user_id, "power_state": Server.power_state,
+                "config_drive": Server.config_drive}
+        if ctx.is_admin or ver.has("non_admin_server_filters"):
+            simple.update(more)
+        hostname_re = query.get("hostname") if ctx.is_admin or ver.has("server_hostname") \
+            else None
         for key, col in simple.items():
             if key in query:
-                q = q.where(col == query[key])
+                value = query[key]
+                if key == "power_state":
+                    try:
+                        value = int(value)
+                    except ValueError:
+                        raise BadRequest(f"Invalid input for query parameters power_state. "
+                                         f"Value: {value}.") from None
+                q = q.where(col == value)
         if ctx.is_admin:
             for key, col in (("host", Server.host), ("node", Server.node)):
                 if key in query:
@@ -377,19 +397,19 @@ class Servers:
             if limit < 0:
                 raise BadRequest("limit param must be positive")
         limit = min(limit if limit is not None else 1000, 1000)
-        python_side = any(k in query for k in ("name", "tags", "tags-any", "not-tags",
-                                               "not-tags-any", "ip", "ip6", "marker"))
+        python_side = hostname_re or any(k in query for k in (
+            "name", "tags", "tags-any", "not-tags", "not-tags-any", "ip", "ip6", "marker"))
         if not python_side:
             q = q.limit(limit + 1)  # the database pages when nothing is filtered here
         with self.db.read() as s:
             rows = list(s.execute(q).scalars())
-        name_re = query.get("name")
-        if name_re:
-            try:
-                rx = re.compile(name_re)
-            except re.error:
-                raise BadRequest(f"Invalid name filter {name_re}") from None
-            rows = [r for r in rows if rx.search(r.name)]
+        for key, value in (("name", query.get("name")), ("hostname", hostname_re)):
+            if value:  # Nova matches these as regular expressions
+                try:
+                    rx = re.compile(value)
+                except re.error:
+                    raise BadRequest(f"Invalid {key} filter {value}") from None
+                rows = [r for r in rows if rx.search(getattr(r, key) or "")]
         for key, want_all, negate in (("tags", True, False), ("tags-any", False, False),
                                       ("not-tags", True, True), ("not-tags-any", False, True)):
             if key in query:
@@ -439,6 +459,8 @@ class Servers:
             raise BadRequest("Invalid input for field/attribute server: must be an object")
         allowed = {"name", "accessIPv4", "accessIPv6", "OS-DCF:diskConfig"} | (
             {"description"} if ver.has("server_description") else set())
+        if ver.has("server_hostname"):
+            allowed.add("hostname")
         extra = set(body) - allowed
         if extra:
             raise BadRequest("Invalid input for field/attribute server. Additional properties "
@@ -446,6 +468,8 @@ class Servers:
                              "were unexpected)")
         if "name" in body:
             check_name(body["name"])
+        if "hostname" in body:
+            check_hostname(body["hostname"], ver)
         for key in ("accessIPv4", "accessIPv6"):
             if body.get(key):
                 try:
@@ -468,6 +492,8 @@ class Servers:
                 srv.access_ipv6 = _norm_ip(body["accessIPv6"])
             if "description" in body:
                 srv.description = body["description"]
+            if "hostname" in body:  # the guest learns it at its next boot (metadata)
+                srv.hostname = body["hostname"]
             if "OS-DCF:diskConfig" in body:
                 srv.disk_config = body["OS-DCF:diskConfig"]
             srv.updated_at = utcnow()

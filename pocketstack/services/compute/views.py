@@ -174,6 +174,11 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
         body["trusted_image_certificates"] = None
     if ver.has("locked_reason"):
         body["locked_reason"] = srv.locked_reason
+    if ver.has("server_hostname") and not minimal:  # 2.90: shown to everyone
+        body["OS-EXT-SRV-ATTR:hostname"] = srv.hostname
+    if ver.has("pinned_az") and not minimal:
+        # the zone the server is held to: the one asked for at create (or at unshelve)
+        body["pinned_availability_zone"] = srv.requested_az
     return body
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -42,10 +43,25 @@ def _volume_service(svc: Any) -> Any:
     return vol
 
 
-def _view(server_id: str, att: dict[str, Any], ver: APIVersion) -> dict[str, Any]:
+def bdm_uuid(att: dict[str, Any]) -> str:
+    """The uuid of Nova's block device mapping for this attachment: kept in the connector
+    since 2.89 was served; older attachments get one derived from the attachment id, so it
+    is stable across calls."""
+    nova = (att.get("connector") or {}).get("nova") or {}
+    return nova.get("bdm_uuid") or str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                                  f"bdm:{att['attachment_id']}"))
+
+
+def _view(server_id: str, att: dict[str, Any], ver: APIVersion,
+          created: bool = False) -> dict[str, Any]:
     nova = (att.get("connector") or {}).get("nova") or {}
     body: dict[str, Any] = {"device": att.get("device"), "id": att["volume_id"],
                             "serverId": server_id, "volumeId": att["volume_id"]}
+    if ver.has("volume_attachment_ids") and not created:
+        # 2.89: index and show name the Cinder attachment and the BDM, not the volume
+        # again (Nova forgot the POST response, which keeps "id")
+        del body["id"]
+        body["attachment_id"], body["bdm_uuid"] = att["attachment_id"], bdm_uuid(att)
     if ver.at_least(2, 70):
         body["tag"] = nova.get("tag")
     if ver.at_least(2, 79):
@@ -109,7 +125,8 @@ def attach(svc: Any, ctx: RequestContext, server_id: str, body: Any,
     with _action(svc, ctx, srv, "attach_volume", "compute_attach_volume"):
         result = volsvc.attach(ctx, body["volumeId"], server_id, mountpoint=device,
                                host=srv.host, connector={"host": srv.host, "nova": {
-                                   "tag": tag, "delete_on_termination": dot}})
+                                   "tag": tag, "delete_on_termination": dot,
+                                   "bdm_uuid": str(uuid.uuid4())}})
         driver = svc.driver
         if srv.host and srv.vm_state == "active":
             try:
@@ -120,7 +137,8 @@ def attach(svc: Any, ctx: RequestContext, server_id: str, body: Any,
                                f"{server_id}: {exc}") from None
     return _view(server_id, {"volume_id": body["volumeId"], "device": device,
                              "connector": {"nova": {"tag": tag,
-                                                    "delete_on_termination": dot}}}, ver)
+                                                    "delete_on_termination": dot}}}, ver,
+                 created=True)
 
 
 def _find(svc: Any, ctx: RequestContext, server_id: str, volume_id: str) -> dict[str, Any]:
@@ -188,6 +206,44 @@ def swap(svc: Any, ctx: RequestContext, server_id: str, volume_id: str, body: An
                 raise Conflict(f"Failed to swap volume {volume_id} for {new_id} on server "
                                f"{server_id}: {exc}") from None
         volsvc.detach(ctx, volume_id, old["attachment_id"])
+
+
+def update_attachment(svc: Any, ctx: RequestContext, server_id: str, volume_id: str,
+                      body: dict[str, Any]) -> None:
+    """2.85 PUT os-volume_attachments/{volume_id} naming the same volume: only
+    delete_on_termination may change; id, serverId, device and tag must be what they are
+    (Nova's _update_volume_regular)."""
+    from pocketstack.services.volume.models import VolumeAttachment
+
+    policy.enforce(ctx, "compute:server_volume_update")
+    allowed = {"volumeId", "id", "serverId", "device", "tag", "delete_on_termination"}
+    extra = set(body) - allowed
+    if extra:
+        raise BadRequest("Invalid input for field/attribute volumeAttachment. Additional "
+                         f"properties are not allowed ({', '.join(sorted(extra))} were "
+                         "unexpected)")
+    dot = body.get("delete_on_termination")
+    if "delete_on_termination" in body and not isinstance(dot, bool):
+        raise BadRequest("Invalid input for field/attribute delete_on_termination: must be "
+                         "a boolean")
+    svc.servers.get(ctx, server_id)  # 404 unless ctx may see the server
+    att = _find(svc, ctx, server_id, volume_id)
+    nova = (att.get("connector") or {}).get("nova") or {}
+    for key, now in (("id", volume_id), ("serverId", server_id), ("device", att["device"]),
+                     ("tag", nova.get("tag"))):
+        if key in body and body[key] != now:
+            raise BadRequest(f"The {key} property is not mutable")
+    if "delete_on_termination" not in body:
+        return
+    # Nova's BDM lives in the Cinder attachment's connector (see the module docstring)
+    vol = _volume_service(svc)
+    with vol.db.write() as s:
+        row = s.get(VolumeAttachment, att["attachment_id"])
+        if row is None:
+            raise NotFound(f"Volume {volume_id} is not attached to server {server_id}.")
+        connector = dict(row.connector or {})
+        connector["nova"] = {**(connector.get("nova") or {}), "delete_on_termination": dot}
+        row.connector = connector
 
 
 @contextmanager
@@ -267,7 +323,12 @@ def register(svc: Any, add: Any) -> None:
     async def update(req: Req, ver: APIVersion) -> Response:
         data = await req.json()
         body = data.get("volumeAttachment") if isinstance(data, dict) else None
-        await run(swap, svc, req.ctx, req.params["server_id"], req.params["volume_id"], body)
+        sid, vid = req.params["server_id"], req.params["volume_id"]
+        if ver.has("volume_attachment_update") and isinstance(body, dict) and \
+                body.get("volumeId") == vid:
+            await run(update_attachment, svc, req.ctx, sid, vid, body)
+        else:
+            await run(swap, svc, req.ctx, sid, vid, body)
         return empty(202)
 
     async def delete(req: Req, ver: APIVersion) -> Response:

@@ -1,0 +1,54 @@
+"""Pure pieces of Nova 2.80-2.96 (issue 22): the requested-hostname schema by microversion
+and the table that gates behaviour."""
+
+from __future__ import annotations
+
+import pytest
+
+from pocketstack.errors import BadRequest, NotAcceptable
+from pocketstack.services.compute import microversions as mv
+from pocketstack.services.compute.server_validation import check_hostname
+
+
+def V(s: str) -> mv.APIVersion:  # noqa: N802
+    return mv.APIVersion(*map(int, s.split(".")))
+
+
+@pytest.mark.parametrize("name", ["web-01", "ab", "A1", "x" * 63])
+def test_2_90_hostname_accepts_labels(name):
+    assert check_hostname(name, V("2.90")) == name
+
+
+@pytest.mark.parametrize("name", ["a", "-ab", "ab-", "a.b", "a_b", "x" * 64, "", 7, None,
+                                  "web 01", "wéb"])
+def test_2_90_hostname_refuses_non_labels(name):
+    with pytest.raises(BadRequest):
+        check_hostname(name, V("2.93"))
+
+
+@pytest.mark.parametrize("name", ["a", "db.example.org", "a_b.c-d", "x" * 255])
+def test_2_94_hostname_accepts_fqdns(name):
+    assert check_hostname(name, V("2.94")) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 256, "a b", "a/b", "a;b", "$(id)"])
+def test_2_94_hostname_refuses_the_rest(name):
+    with pytest.raises(BadRequest):
+        check_hostname(name, V("2.96"))
+
+
+def test_every_feature_is_inside_the_advertised_range():
+    assert mv.MAX == (2, 96)
+    for feature, first in mv.FEATURES.items():
+        assert mv.MIN <= first <= mv.MAX, feature
+    assert V("2.96").has("pinned_az") and not V("2.95").has("pinned_az")
+
+
+class _H(dict):
+    pass
+
+
+def test_2_97_is_not_acceptable_yet():
+    with pytest.raises(NotAcceptable):
+        mv.requested(_H({"openstack-api-version": "compute 2.97"}))
+    assert str(mv.requested(_H({"openstack-api-version": "compute 2.96"}))) == "2.96"
