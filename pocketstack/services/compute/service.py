@@ -326,6 +326,13 @@ class ComputeService:
         return True
 
     # -- for other slices -------------------------------------------------------------------
+    def server_exists(self, server_id: str) -> bool:
+        """Is there a (not deleted) server with this id? For the volume service's check
+        that a user does not detach a volume a server still uses behind Nova's back."""
+        with self.db.read() as s:
+            srv = s.get(Server, server_id)
+            return srv is not None and not srv.deleted
+
     def metadata_for_server(self, server_id: str) -> dict[str, Any]:
         """What the metadata service shows a server (meta_data.json's sources)."""
         from pocketstack.errors import NotFound

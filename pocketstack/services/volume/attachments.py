@@ -160,10 +160,22 @@ def complete(svc, ctx: RequestContext, attachment_id: str) -> None:  # noqa: ANN
         _settle(att.volume)
 
 
+def _nova_uses(svc, att: VolumeAttachment) -> None:  # noqa: ANN001
+    """Cinder's fix for OSSA-2023-003 (bug #2004555): a user may not delete, detach or
+    terminate the connection of an attachment a server still uses — the volume would stay
+    connected to the compute host while Cinder hands it to someone else. Only Nova (here:
+    compute's own calls, which do not come through these functions) may."""
+    compute = svc.cloud.services.get("compute")
+    if att.instance_uuid and compute is not None and compute.server_exists(att.instance_uuid):
+        raise Conflict(f"Detach volume from instance {att.instance_uuid} using the Compute "
+                       "API", kind="ConflictNovaUsingAttachment")
+
+
 def delete(svc, ctx: RequestContext, attachment_id: str) -> str:  # noqa: ANN001
     with svc.db.write() as s:
         att = _load(s, ctx, attachment_id)
         policy.enforce(ctx, "volume:attachment_delete", {"project_id": att.volume.project_id})
+        _nova_uses(svc, att)
         vol = att.volume
         vol.attachments.remove(att)
         s.delete(att)
@@ -228,7 +240,9 @@ def initialize_connection(svc, ctx: RequestContext, volume_id: str, connector: A
 
 def terminate_connection(svc, ctx: RequestContext, volume_id: str) -> None:  # noqa: ANN001
     with svc.db.read() as s:
-        volumes.load(s, ctx, volume_id, action="terminate_connection")
+        vol = volumes.load(s, ctx, volume_id, action="terminate_connection")
+        for att in vol.attachments:
+            _nova_uses(svc, att)
     _release(svc, volume_id)
 
 
@@ -280,6 +294,8 @@ def legacy_detach(svc, ctx: RequestContext, volume_id: str, body: Any) -> None: 
                              "attachment_id.")
         # nothing attached: detaching is already done (idempotent, as clients retry)
         for att in live:
+            _nova_uses(svc, att)
+        for att in live:
             vol.attachments.remove(att)
             s.delete(att)
         s.flush()
@@ -307,6 +323,9 @@ def force_detach(svc, ctx: RequestContext, volume_id: str, body: Any) -> None:  
     attachment_id = body.get("attachment_id") if isinstance(body, dict) else None
     with svc.db.write() as s:
         vol = volumes.load(s, ctx, volume_id, action="force_detach")
+        for att in list(vol.attachments):
+            if attachment_id is None or att.id == attachment_id:
+                _nova_uses(svc, att)
         for att in list(vol.attachments):
             if attachment_id is None or att.id == attachment_id:
                 vol.attachments.remove(att)
