@@ -248,7 +248,8 @@ def _check_spec(key: str, value: Any) -> str:
 
 
 def set_extra_specs(svc, ctx: RequestContext, flavor_id: str, specs: Any,
-                    only_key: str | None = None) -> dict[str, str]:
+                    only_key: str | None = None, validate: bool = False) -> dict[str, str]:
+    """``validate`` is 2.86: the specs Nova knows must be valid (see extra_specs.py)."""
     policy.enforce(ctx, "compute:flavor_extra_specs_manage")
     if not isinstance(specs, dict) or not specs:
         raise BadRequest("Invalid input for field/attribute extra_specs: a non-empty object "
@@ -256,6 +257,11 @@ def set_extra_specs(svc, ctx: RequestContext, flavor_id: str, specs: Any,
     if only_key is not None and (len(specs) != 1 or only_key not in specs):
         raise BadRequest("Request body and URI mismatch")
     clean = {k: _check_spec(k, v) for k, v in specs.items()}
+    if validate:
+        from pocketstack.services.compute.extra_specs import validate as validate_known
+
+        for key, value in clean.items():
+            validate_known(key, value)
     with svc.db.write() as s:
         f = s.get(Flavor, flavor_id)
         if f is None:
@@ -304,7 +310,7 @@ def change_access(svc, ctx: RequestContext, flavor_id: str, project_id: Any, add
         if f is None:
             raise NotFound(f"Flavor {flavor_id} could not be found.")
         if f.is_public:
-            raise Conflict(f"Can not add access to a public flavor.")
+            raise Conflict("Can not add access to a public flavor.")
         row = s.get(FlavorAccess, (flavor_id, project_id))
         if add:
             if row is not None:

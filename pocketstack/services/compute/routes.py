@@ -129,7 +129,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     async def extra_specs_create(req: Req, ver: APIVersion) -> Response:
         body = await required_body(req, "extra_specs")
         specs = await run(flavors.set_extra_specs, svc, req.ctx, req.params["flavor_id"],
-                          body["extra_specs"])
+                          body["extra_specs"], None, ver.has("extra_specs_validation"))
         return json({"extra_specs": specs})
 
     async def extra_spec_show(req: Req, ver: APIVersion) -> Response:
@@ -142,7 +142,7 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
     async def extra_spec_update(req: Req, ver: APIVersion) -> Response:
         body = await req.json()
         specs = await run(flavors.set_extra_specs, svc, req.ctx, req.params["flavor_id"], body,
-                          req.params["key"])
+                          req.params["key"], ver.has("extra_specs_validation"))
         return json(specs)
 
     async def extra_spec_delete(req: Req, ver: APIVersion) -> Response:

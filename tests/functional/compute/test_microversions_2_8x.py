@@ -248,3 +248,32 @@ def test_2_96_pinned_availability_zone(cloud, admin, demo, server, demo_server):
                                        demo_server.id, "-f", "json", user="demo",
                                        parse=False))
     assert shown.get("pinned_availability_zone") == "nova", shown
+
+
+def test_2_86_known_extra_specs_are_validated(cloud, admin):
+    flavor = admin.compute.create_flavor(name=uniq("mvfl"), ram=64, vcpus=1, disk=1)
+    try:
+        path = f"/flavors/{flavor.id}/os-extra_specs"
+        bad = {"extra_specs": {"hw:cpu_policy": "sometimes"}}
+        r = admin.compute.post(path, json=bad, microversion="2.86")
+        assert r.status_code == 400 and "dedicated" in r.text, r.text
+        unknown = {"extra_specs": {"hw:no_such_thing": "1"}}
+        assert admin.compute.post(path, json=unknown, microversion="2.86").status_code == 400
+        r = admin.compute.put(f"{path}/quota:cpu_quota", json={"quota:cpu_quota": "lots"},
+                              microversion="2.86")
+        assert r.status_code == 400, r.text
+        assert admin.compute.get(path).json()["extra_specs"] == {}  # nothing was changed
+        # before 2.86 Nova stores them unchecked; keys outside its namespaces stay free
+        assert admin.compute.post(path, json=unknown, microversion="2.85").status_code == 200
+        cloud.openstack("--os-compute-api-version", "2.86", "flavor", "set", "--property",
+                        "hw:cpu_policy=dedicated", "--property", "my:own=anything",
+                        flavor.id, parse=False)
+        res = cloud.openstack("--os-compute-api-version", "2.86", "flavor", "set",
+                              "--property", "hw:mem_encryption=maybe", flavor.id,
+                              check=False)
+        assert res.returncode != 0
+        specs = admin.compute.get(path).json()["extra_specs"]
+        assert specs == {"hw:no_such_thing": "1", "hw:cpu_policy": "dedicated",
+                         "my:own": "anything"}, specs
+    finally:
+        admin.compute.delete_flavor(flavor.id)

@@ -52,3 +52,25 @@ def test_2_97_is_not_acceptable_yet():
     with pytest.raises(NotAcceptable):
         mv.requested(_H({"openstack-api-version": "compute 2.97"}))
     assert str(mv.requested(_H({"openstack-api-version": "compute 2.96"}))) == "2.96"
+
+
+@pytest.mark.parametrize("key,value", [
+    ("hw:cpu_policy", "dedicated"), ("hw:numa_cpus.0", "0-3"), ("quota:cpu_quota", "10"),
+    ("trait:HW_CPU_X86_AVX2", "required"), ("trait:CUSTOM_GOLD", "forbidden"),
+    ("resources1:VCPU", "2"), ("hw:mem_encryption", "yes"), ("my:own", "x"), ("plain", "y"),
+    ("capabilities:cpu_info:arch", "x86_64"), ("hw_rng:rate_bytes", "0")])
+def test_2_86_valid_extra_specs(key, value):
+    from pocketstack.services.compute.extra_specs import validate
+
+    validate(key, value)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("hw:cpu_policy", "bogus"), ("hw:nope", "1"), ("quota:cpu_quota", "x"),
+    ("trait:CUSTOM_GOLD", "maybe"), ("hw:mem_encryption", "maybe"),
+    ("hw_rng:rate_bytes", "-1"), ("resources:VCPU", "two")])
+def test_2_86_invalid_extra_specs(key, value):
+    from pocketstack.services.compute.extra_specs import validate
+
+    with pytest.raises(BadRequest):
+        validate(key, value)
