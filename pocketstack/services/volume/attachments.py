@@ -165,8 +165,12 @@ def _nova_uses(svc, att: VolumeAttachment) -> None:  # noqa: ANN001
     terminate the connection of an attachment a server still uses — the volume would stay
     connected to the compute host while Cinder hands it to someone else. Only Nova (here:
     compute's own calls, which do not come through these functions) may."""
+    # Nova's own attachments keep its block device mapping in the connector ("nova"); one
+    # made through Cinder alone (os-attach with a server's id) is not Nova's: it may go.
+    if att.instance_uuid is None or "nova" not in (att.connector or {}):
+        return
     compute = svc.cloud.services.get("compute")
-    if att.instance_uuid and compute is not None and compute.server_exists(att.instance_uuid):
+    if compute is not None and compute.server_exists(att.instance_uuid):
         raise Conflict(f"Detach volume from instance {att.instance_uuid} using the Compute "
                        "API", kind="ConflictNovaUsingAttachment")
 

@@ -56,12 +56,23 @@ def test_user_cannot_detach_what_a_server_uses(cloud, admin, own_image, own_net)
     conn.block_storage.delete_volume(vol.id)
 
 
-def test_an_attachment_no_server_uses_still_detaches(admin):
+@pytest.mark.parametrize("instance", ["none", "a server"])
+def test_an_attachment_made_through_cinder_alone_still_detaches(admin, own_image, own_net,
+                                                               instance):
+    """Tempest's test_attach_detach_volume_to_instance: os-attach with a server's id, then
+    os-detach — Nova never had it, so Cinder lets it go (as upstream after the fix)."""
     bs = admin.block_storage
+    if instance == "none":
+        iid = str(uuid.uuid4())
+    else:
+        flavor = admin.compute.find_flavor("m1.tiny", ignore_missing=False)
+        srv = admin.compute.create_server(name="ps-ossa-legacy", image_id=own_image,
+                                          flavor_id=flavor.id, networks=[{"uuid": own_net.id}])
+        iid = admin.compute.wait_for_server(srv, wait=60, interval=0.2).id
     vol = bs.create_volume(size=1, name="ps-ossa-legacy")
     _wait(admin, vol.id, "available")
     r = bs.post(f"/volumes/{vol.id}/action", json={"os-attach": {
-        "instance_uuid": str(uuid.uuid4()), "mountpoint": "/dev/vdb", "mode": "rw"}},
+        "instance_uuid": iid, "mountpoint": "/dev/vdb", "mode": "rw"}},
         microversion="3.0")
     assert r.status_code == 202, r.text
     _wait(admin, vol.id, "in-use")
@@ -69,3 +80,5 @@ def test_an_attachment_no_server_uses_still_detaches(admin):
     assert r.status_code == 202, r.text
     _wait(admin, vol.id, "available")
     bs.delete_volume(vol.id)
+    if instance != "none":
+        admin.compute.delete_server(iid)
