@@ -333,13 +333,15 @@ def register(svc: Any, add: Callable[..., None], base: str,
             body["events"] = [views.event(e, ver, req.ctx, srv.project_id) for e in evs]
         return json({"instanceAction": body})
 
-    # os-server-password: servers here never post an encrypted password, so it is empty
+    # os-server-password: what the guest posted to the metadata service (its password,
+    # encrypted with the key pair's public key by the guest), once, until cleared
     async def server_password(req: Req, ver: APIVersion) -> Response:
-        await run(svc.servers.get, req.ctx, req.params["server_id"])
-        return json({"password": ""})
+        srv = await run(svc.servers.get, req.ctx, req.params["server_id"])
+        return json({"password": await run(svc.server_password, srv.id)})
 
     async def server_password_clear(req: Req, ver: APIVersion) -> Response:
-        await run(svc.servers.get, req.ctx, req.params["server_id"])
+        srv = await run(svc.servers.get, req.ctx, req.params["server_id"])
+        await run(svc.set_server_password, srv.id, None)
         return empty(204)
 
     add("get", V + "/servers/{server_id}/os-server-password", server_password)

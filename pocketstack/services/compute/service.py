@@ -333,6 +333,30 @@ class ComputeService:
             srv = s.get(Server, server_id)
             return srv is not None and not srv.deleted
 
+    def server_password(self, server_id: str) -> str:
+        """The password the guest posted to the metadata service ("" if none)."""
+        with self.db.read() as s:
+            srv = s.get(Server, server_id)
+            return "" if srv is None else str((srv.image or {}).get("password") or "")
+
+    def set_server_password(self, server_id: str, value: str | None) -> bool:
+        """Keep the guest's password (Nova's system metadata password_0..3; here in the
+        server's bookkeeping). Set once: False if one is already there. ``None`` clears it
+        (os-server-password DELETE)."""
+        with self.db.write() as s:
+            srv = s.get(Server, server_id)
+            if srv is None or srv.deleted:
+                return False
+            image = dict(srv.image or {})
+            if value is not None and image.get("password"):
+                return False
+            if value is None:
+                image.pop("password", None)
+            else:
+                image["password"] = value
+            srv.image = image
+            return True
+
     def metadata_for_server(self, server_id: str) -> dict[str, Any]:
         """What the metadata service shows a server (meta_data.json's sources)."""
         from pocketstack.errors import NotFound

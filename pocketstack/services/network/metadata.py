@@ -101,13 +101,19 @@ class Metadata:
         return [{"ip": x["ip_address"], "subnet": subnets.get(x["subnet_id"]),
                  "mtu": net.mtu, "network_id": net.id, "floating_ip": fip} for x in ips]
 
-    def handle(self, network_id: str, client_ip: str, path: str) -> tuple[int, str, bytes]:
+    def handle(self, network_id: str, client_ip: str, path: str,
+               data: bytes | None = None) -> tuple[int, str, bytes]:
         found = self._lookup(network_id, client_ip)
         if found is None:
             return 404, "text/plain; charset=UTF-8", b"No server for this address.\n"
         server, nets, all_ports = found
         path = path.split("?", 1)[0]
         parts = [x for x in path.split("/") if x]
+        if len(parts) == 3 and parts[0] == "openstack" and parts[2] == "password" \
+                and parts[1] in OPENSTACK_VERSIONS:
+            return self._password(server["uuid"], data)
+        if data is not None:  # nothing else takes a POST
+            return 405, "text/plain; charset=UTF-8", b"Method not allowed.\n"
         if not parts:
             return _text("\n".join(EC2_VERSIONS + ["openstack"]))
         if parts[0] == "openstack":
@@ -115,6 +121,24 @@ class Metadata:
         if parts[0] in EC2_VERSIONS:
             return self._ec2(parts[1:], server, nets, path.endswith("/"))
         return NOT_FOUND
+
+    def _password(self, server_id: str, data: bytes | None) -> tuple[int, str, bytes]:
+        """Nova's metadata password: the guest posts its (encrypted) password once, at most
+        256 bytes; a GET reads it back. ``openstack server password show`` returns it."""
+        compute = self.svc.cloud.services.get("compute")
+        if compute is None:
+            return NOT_FOUND
+        if data is None:
+            return _text(compute.server_password(server_id))
+        if len(data) > 256:
+            return 400, "text/plain; charset=UTF-8", b"Request is too large.\n"
+        try:
+            value = data.decode()
+        except UnicodeDecodeError:
+            return 400, "text/plain; charset=UTF-8", b"The password must be text.\n"
+        if not compute.set_server_password(server_id, value):
+            return 409, "text/plain; charset=UTF-8", b"Password already set.\n"
+        return _text("")
 
     # -- OpenStack format -----------------------------------------------------------------
     def _openstack(self, parts: list[str], server: dict,

@@ -197,6 +197,25 @@ def test_ping_and_filesystems_as_tempest_uses_them(guest):
         assert res.returncode == 0 and "syslinux.cfg" in res.stdout, (res.stdout, res.stderr)
 
 
+def test_metadata_service_takes_the_guests_password_once(guest):
+    """Tempest's server basic ops: ``curl`` reads the EC2 public-ipv4 (the floating IP), and
+    ``curl -X POST -d`` posts a password that ``openstack server password show`` returns;
+    a second post is refused (Nova: once, until the API clears it). (OSC has no command for
+    it: nova's get-password; openstacksdk's get_server_password.)"""
+    compute = guest.live.sdk("demo").compute
+    res = guest.ssh("curl http://169.254.169.254/latest/meta-data/public-ipv4")
+    assert (res.returncode, res.stdout) == (0, guest.fip), (res.stdout, res.stderr)
+    url = "http://169.254.169.254/openstack/2013-10-17/password"
+    res = guest.ssh(f"curl -X POST -d ps-secret-1 {url}")
+    assert res.returncode == 0, res.stderr
+    assert compute.get_server_password(guest.id) == "ps-secret-1"
+    res = guest.ssh(f"curl -X POST -d ps-secret-2 {url}")
+    assert res.returncode != 0  # 409: set once
+    assert guest.ssh(f"curl {url}").stdout == "ps-secret-1"
+    compute.clear_server_password(guest.id)
+    assert compute.get_server_password(guest.id) == ""
+
+
 def test_second_nic_is_configured_from_network_data(guest):
     # its subnet has no DHCP: the address can only come from network_data.json
     guest.wait_ssh("ip -4 -o addr", rf"\binet {re.escape(guest.net2_ip)}/24\b")

@@ -126,6 +126,9 @@ def test_tools_tempest_scenarios_call_by_name(rootfs):
     assert rootfs["sbin/mkfs.vfat"].mode & 0o111
     assert b"mkdosfs" in rootfs["sbin/mkfs.vfat#data"]
     assert rootfs["sbin/mkfs#data"] == extras.guest_file("mkfs.sh")
+    # `curl URL` and `curl -X POST -d DATA URL` (the metadata checks) over busybox's wget
+    assert rootfs["usr/bin/curl#data"] == extras.guest_file("curl.sh")
+    assert rootfs["usr/bin/curl"].mode & 0o111
     # the DHCP client stays and leaves its pid where Tempest signals it to renew
     assert "-p \"/var/run/udhcpc.$1.pid\"" in extras.guest_file("init-vm.sh").decode()
 

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from pocketstack.drivers.network.linux.cmd import cmdline, pid_alive, read_pid
 
-Handler = Callable[[str, str, str], tuple[int, str, bytes]]
+# (network id, client address, path, POST body or None for a GET) -> (status, type, body)
+Handler = Callable[[str, str, str, "bytes | None"], tuple[int, str, bytes]]
 
 
 class _UnixHTTPServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
@@ -40,10 +41,20 @@ class MetadataServer:
 
         class Req(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802
+                self._handle(None)
+
+            def do_POST(self) -> None:  # noqa: N802
+                try:
+                    length = min(int(self.headers.get("Content-Length") or 0), 4096)
+                except ValueError:
+                    length = 0
+                self._handle(self.rfile.read(length))
+
+            def _handle(self, data: bytes | None) -> None:
                 network_id = self.headers.get("X-Neutron-Network-Id", "")
                 client = self.headers.get("X-Forwarded-For", "")
                 try:
-                    status, ctype, body = handler(network_id, client, self.path)
+                    status, ctype, body = handler(network_id, client, self.path, data)
                 except Exception as exc:  # noqa: BLE001 - answer, never hang the guest
                     status, ctype, body = 500, "text/plain", str(exc).encode()
                 self.send_response(status)

@@ -14,6 +14,9 @@ import socketserver
 from http.server import BaseHTTPRequestHandler
 
 
+MAX_POST = 4096  # bytes of a guest's POST passed on; the service applies Nova's own limit
+
+
 class UnixConnection(http.client.HTTPConnection):
     def __init__(self, path: str) -> None:
         super().__init__("localhost", timeout=10)
@@ -36,9 +39,23 @@ def main() -> None:
 
     class Proxy(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
+            self._forward("GET", None)
+
+        def do_POST(self) -> None:  # noqa: N802
+            # the guest posts its encrypted password (Nova takes 256 bytes at most)
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_POST:
+                self._answer(400, "text/plain", b"Request is too large.")
+                return
+            self._forward("POST", self.rfile.read(length))
+
+        def _forward(self, method: str, data: bytes | None) -> None:
             conn = UnixConnection(args.socket)
             try:
-                conn.request("GET", self.path, headers={
+                conn.request(method, self.path, body=data, headers={
                     "X-Forwarded-For": self.client_address[0],
                     "X-Neutron-Network-Id": args.network_id})
                 resp = conn.getresponse()
@@ -48,6 +65,9 @@ def main() -> None:
                 status, ctype, body = 503, "text/plain", b"metadata service unavailable"
             finally:
                 conn.close()
+            self._answer(status, ctype, body)
+
+        def _answer(self, status: int, ctype: str, body: bytes) -> None:
             self.send_response(status)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

@@ -52,7 +52,7 @@ from pocketstack.services.image.testimages.disk import DiskError, build_qcow2
 
 MTIME = 1700000000  # fixed, so rebuilds are byte-identical
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
-VERSION = "7"  # bump when the layout changes so caches rebuild
+VERSION = "8"  # bump when the layout changes so caches rebuild
 
 
 class CannotBuild(RuntimeError):
@@ -193,7 +193,8 @@ DIRS = ("bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc", "dev", "proc", "sys"
 SCRIPTS = (("usr/sbin/pocketstack-cloud-init", "cloud-init.sh"),
            ("usr/sbin/pocketstack-sshd-start", "sshd-start.sh"),
            ("etc/udhcpc.script", "udhcpc.sh"),
-           ("sbin/mkfs", "mkfs.sh"))
+           ("sbin/mkfs", "mkfs.sh"),
+           ("usr/bin/curl", "curl.sh"))
 
 
 def _tree(busybox: Path, flavour: str, programs: list) -> list[tuple[str, str, int, bytes | str]]:
