@@ -84,6 +84,8 @@ def parse_remote_console(body: Any, ver: APIVersion) -> tuple[str, str]:
     if ver.at_least(2, 8):
         protocols.append("mks")
         types.append("webmks")
+    if ver.has("spice_direct"):
+        types.append("spice-direct")
     protocol, ctype = inner["protocol"], inner["type"]
     if not isinstance(protocol, str) or protocol not in protocols:
         raise _enum_error("protocol", protocol, protocols)
@@ -156,6 +158,10 @@ class Consoles:
                            f"task_state {srv.task_state}")
         if srv.vm_state not in RUNNING_STATES:
             raise Conflict(f"Instance {srv.id} is not ready")
+        if console_type == "spice-direct":
+            # 2.99: the SPICE connection details for a direct-connect proxy; no driver here
+            # offers one, which Nova answers as ConsoleTypeUnavailable
+            raise BadRequest(f"Unavailable console type {console_type}.")
         if TYPE_PROTOCOL.get(console_type) != protocol:
             raise BadRequest(f"Invalid console type {console_type}")
         if protocol not in self.protocols:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pocketstack.errors import BadRequest, NotAcceptable
 
 MIN = (2, 1)
-MAX = (2, 96)
+MAX = (2, 101)
 
 # behaviour -> first microversion that has it
 FEATURES: dict[str, tuple[int, int]] = {
@@ -64,6 +64,11 @@ FEATURES: dict[str, tuple[int, int]] = {
     "hostname_fqdn": (2, 94),
     "evacuate_stopped": (2, 95),          # an evacuated server ends stopped
     "pinned_az": (2, 96),                 # server "pinned_availability_zone"
+    "server_shares": (2, 97),             # /servers/{id}/shares (Manila shares over virtiofs)
+    "image_properties": (2, 98),          # server "image" embeds the image's properties
+    "spice_direct": (2, 99),              # remote console type spice-direct
+    "scheduler_hints_shown": (2, 100),    # server "scheduler_hints"
+    "attach_returns_202": (2, 101),       # POST os-volume_attachments: 202, no body
 }
 
 _HEADER = re.compile(r"^\s*(\d+)\.(\d+)\s*$")

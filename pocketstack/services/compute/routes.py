@@ -338,6 +338,10 @@ def register(svc: Any, r: Routes) -> None:  # noqa: C901 - a table of small hand
 
     volume_attachments.register(svc, add)
 
+    from pocketstack.services.compute import server_shares  # 2.97 /servers/{id}/shares
+
+    server_shares.register(svc, add)
+
     from pocketstack.services.compute import interfaces  # os-interface
 
     interfaces.register(svc, add)

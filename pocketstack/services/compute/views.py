@@ -112,6 +112,11 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
     if srv.image_id and not (srv.image or {}).get("volume_backed"):
         image_body = {"id": srv.image_id, "links": [
             {"rel": "bookmark", "href": f"{base}/images/{srv.image_id}"}]}
+        if ver.has("image_properties"):
+            # Nova shows the standard image properties it kept at boot, as strings
+            props = (srv.image or {}).get("properties") or {}
+            image_body["properties"] = {k: str(v) for k, v in props.items()
+                                        if k in IMAGE_META_PROPS and v is not None}
     body: dict[str, Any] = {
         "id": srv.id, "name": srv.name, "status": st, "tenant_id": srv.project_id,
         "user_id": srv.user_id, "metadata": dict(srv.metadata_ or {}),
@@ -176,10 +181,58 @@ def server(base: str, srv: Any, ver: APIVersion, ctx: RequestContext, *,
         body["locked_reason"] = srv.locked_reason
     if ver.has("server_hostname") and not minimal:  # 2.90: shown to everyone
         body["OS-EXT-SRV-ATTR:hostname"] = srv.hostname
+    if ver.has("scheduler_hints_shown") and not minimal:
+        body["scheduler_hints"] = scheduler_hints(srv.scheduler_hints)
     if ver.has("pinned_az") and not minimal:
         # the zone the server is held to: the one asked for at create (or at unshelve)
         body["pinned_availability_zone"] = srv.requested_az
     return body
+
+
+def scheduler_hints(hints: dict[str, Any] | None) -> dict[str, list[str]]:
+    """The hints given at create as Nova's request spec keeps them (each a list of
+    strings), without what this cloud keeps there for itself."""
+    out: dict[str, list[str]] = {}
+    for key, value in (hints or {}).items():
+        if key.startswith("pocketstack:") or key == "force_host":
+            continue
+        out[key] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return out
+
+
+# ImageMetaProps' fields and legacy names (nova/objects/image_meta.py): what 2.98 shows
+IMAGE_META_PROPS = frozenset((
+    'architecture', 'auto_disk_config', 'bdm_v2', 'bittorrent', 'block_device_mapping',
+    'cache_in_nova', 'hw_architecture', 'hw_auto_disk_config', 'hw_boot_menu',
+    'hw_cdrom_bus', 'hw_cpu_cores', 'hw_cpu_max_cores', 'hw_cpu_max_sockets',
+    'hw_cpu_max_threads', 'hw_cpu_policy', 'hw_cpu_realtime_mask', 'hw_cpu_sockets',
+    'hw_cpu_thread_policy', 'hw_cpu_threads', 'hw_device_id', 'hw_disk_bus',
+    'hw_disk_type', 'hw_emulation_architecture', 'hw_ephemeral_encryption',
+    'hw_ephemeral_encryption_format', 'hw_ephemeral_encryption_secret_uuid',
+    'hw_firmware_stateless', 'hw_firmware_type', 'hw_floppy_bus', 'hw_input_bus',
+    'hw_ipxe_boot', 'hw_locked_memory', 'hw_machine_type', 'hw_maxphysaddr_bits',
+    'hw_maxphysaddr_mode', 'hw_mem_encryption', 'hw_mem_encryption_model',
+    'hw_mem_page_size', 'hw_numa_cpus', 'hw_numa_mem', 'hw_numa_nodes',
+    'hw_pci_numa_affinity_policy', 'hw_pmu', 'hw_pointer_model', 'hw_qemu_guest_agent',
+    'hw_redirected_usb_ports', 'hw_rescue_bus', 'hw_rescue_device', 'hw_rng_model',
+    'hw_scsi_model', 'hw_serial_port_count', 'hw_sound_model', 'hw_time_hpet',
+    'hw_tpm_model', 'hw_tpm_version', 'hw_usb_model', 'hw_video_model', 'hw_video_ram',
+    'hw_vif_model', 'hw_vif_multiqueue_enabled', 'hw_viommu_model',
+    'hw_virtio_packed_ring', 'hw_vm_mode', 'hw_watchdog_action', 'hypervisor_type',
+    'hypervisor_version_requires', 'img_bdm_v2', 'img_bittorrent',
+    'img_block_device_mapping', 'img_cache_in_nova', 'img_compression_level',
+    'img_config_drive', 'img_hide_hypervisor_id', 'img_hv_requested_version',
+    'img_hv_type', 'img_linked_clone', 'img_mappings', 'img_owner_id',
+    'img_root_device_name', 'img_signature', 'img_signature_certificate_uuid',
+    'img_signature_hash_method', 'img_signature_key_type', 'img_use_agent',
+    'img_version', 'ipxe_boot', 'mappings', 'os_admin_user', 'os_command_line',
+    'os_distro', 'os_require_quiesce', 'os_secure_boot',
+    'os_skip_agent_inject_files_at_boot', 'os_skip_agent_inject_ssh', 'os_type',
+    'owner_id', 'root_device_name', 'traits_required', 'vm_mode', 'vmware_disktype',
+    'vmware_image_version', 'vmware_linked_clone', 'vmware_ostype', 'xenapi_device_id',
+    'xenapi_image_compression_level', 'xenapi_skip_agent_inject_files_at_boot',
+    'xenapi_skip_agent_inject_ssh', 'xenapi_use_agent'
+))
 
 
 def action(a: Any, ver: APIVersion) -> dict[str, Any]:

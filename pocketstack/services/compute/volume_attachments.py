@@ -230,6 +230,8 @@ def register(svc: Any, add: Any) -> None:
                              "required property")
         att = await run(attach, svc, req.ctx, req.params["server_id"],
                         data["volumeAttachment"], ver)
+        if ver.has("attach_returns_202"):
+            return empty(202)
         return json({"volumeAttachment": att})
 
     async def show(req: Req, ver: APIVersion) -> Response:

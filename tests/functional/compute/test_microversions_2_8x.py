@@ -1,4 +1,4 @@
-"""Nova microversions 2.80-2.96 (issue 22) through openstacksdk and the `openstack` CLI with
+"""Nova microversions 2.80-2.101 (issue 22) through openstacksdk and the `openstack` CLI with
 explicit microversions, each checked on both sides of the version that brings it, against the
 session cloud (fake compute driver). One module server, one demo server, no sleeps."""
 
@@ -36,15 +36,15 @@ def _get(conn, path, mv, **params):
     return conn.compute.get(path, microversion=mv, params=params or None)
 
 
-def test_version_document_advertises_2_96(admin):
+def test_version_document_advertises_2_101(admin):
     r = admin.compute.get("/", microversion="2.1")
     versions = r.json().get("version") or r.json()["versions"][0]
-    assert versions["version"] == "2.96", versions
-    assert _get(admin, "/servers", "2.96").status_code == 200
-    r = _get(admin, "/servers", "2.97")
+    assert versions["version"] == "2.101", versions
+    assert _get(admin, "/servers", "2.101").status_code == 200
+    r = _get(admin, "/servers", "2.102")
     assert r.status_code == 406, r.text
     r = admin.compute.get("/servers", microversion="latest")
-    assert r.headers["OpenStack-API-Version"] == "compute 2.96"
+    assert r.headers["OpenStack-API-Version"] == "compute 2.101"
 
 
 def test_2_80_migrations_filter_and_show_user_and_project(admin, server):
@@ -277,3 +277,79 @@ def test_2_86_known_extra_specs_are_validated(cloud, admin):
                          "my:own": "anything"}, specs
     finally:
         admin.compute.delete_flavor(flavor.id)
+
+
+def test_2_97_shares_without_virtiofs_hosts(admin, demo, server):
+    path = f"/servers/{server.id}/shares"
+    assert _get(admin, path, "2.96").status_code == 404
+    assert _get(admin, path, "2.97").json() == {"shares": []}
+    assert _get(demo, path, "2.97").status_code == 404  # another project's server
+    share = "2f1c6b4e-0000-4000-8000-000000000001"
+    assert _get(admin, f"{path}/{share}", "2.97").status_code == 404
+    body = {"share": {"share_id": share, "tag": "data"}}
+    r = admin.compute.post(path, json=body, microversion="2.97")
+    assert r.status_code == 409 and "vm_state" in r.text, r.text  # must be stopped
+    bad = {"share": {"share_id": share, "tag": "no spaces"}}
+    assert admin.compute.post(path, json=bad, microversion="2.97").status_code == 400
+    admin.compute.stop_server(server.id)
+    wait(admin, server.id, {"SHUTOFF"})
+    try:
+        r = admin.compute.post(path, json=body, microversion="2.97")
+        assert r.status_code == 409 and "not configured correctly" in r.text, r.text
+        r = admin.compute.delete(f"{path}/{share}", microversion="2.97")
+        assert r.status_code == 404
+        assert _get(admin, path, "2.97").json() == {"shares": []}
+    finally:
+        admin.compute.start_server(server.id)
+        wait(admin, server.id, {"ACTIVE"})
+
+
+def test_2_98_image_properties_and_2_100_scheduler_hints(admin, own_image, own_net):
+    admin.image.update_image(own_image, hw_disk_bus="virtio", os_distro="busybox",
+                             not_a_nova_prop="x")
+    srv = admin.compute.post("/servers", microversion="2.100", json={"server": {
+        "name": uniq("mvh"), "imageRef": own_image, "flavorRef": "1",
+        "networks": [{"uuid": own_net.id}]},
+        "os:scheduler_hints": {"different_host": "2f1c6b4e-0000-4000-8000-000000000002",
+                               "my_hint": "blue"}}).json()["server"]
+    try:
+        wait(admin, srv["id"], {"ACTIVE"})
+        shown = _get(admin, f"/servers/{srv['id']}", "2.100").json()["server"]
+        assert shown["image"]["properties"] == {"hw_disk_bus": "virtio",
+                                                "os_distro": "busybox"}, shown["image"]
+        assert shown["scheduler_hints"] == {
+            "different_host": ["2f1c6b4e-0000-4000-8000-000000000002"], "my_hint": ["blue"]}
+        old = _get(admin, f"/servers/{srv['id']}", "2.97").json()["server"]
+        assert "properties" not in old["image"] and "scheduler_hints" not in old
+        assert "scheduler_hints" not in _get(admin, f"/servers/{srv['id']}",
+                                             "2.99").json()["server"]
+        detail = _get(admin, "/servers/detail", "2.100").json()["servers"]
+        assert {s["id"]: s["scheduler_hints"] for s in detail}[srv["id"]]["my_hint"] == ["blue"]
+    finally:
+        admin.compute.delete_server(srv["id"])
+
+
+def test_2_99_spice_direct_is_unavailable(admin, server):
+    body = {"remote_console": {"protocol": "spice", "type": "spice-direct"}}
+    path = f"/servers/{server.id}/remote-consoles"
+    r = admin.compute.post(path, json=body, microversion="2.98")
+    assert r.status_code == 400 and "type" in r.text
+    r = admin.compute.post(path, json=body, microversion="2.99")
+    assert r.status_code == 400 and "Unavailable console type spice-direct" in r.text, r.text
+
+
+def test_2_101_attach_answers_202(admin, server):
+    vol = admin.block_storage.create_volume(size=1, name=uniq("mv101"))
+    admin.block_storage.wait_for_status(vol, "available", wait=60)
+    try:
+        r = admin.compute.post(f"/servers/{server.id}/os-volume_attachments",
+                               json={"volumeAttachment": {"volumeId": vol.id}},
+                               microversion="2.101")
+        assert r.status_code == 202 and not r.content, r.text
+        admin.block_storage.wait_for_status(vol, "in-use", wait=60)
+        atts = _get(admin, f"/servers/{server.id}/os-volume_attachments", "2.101").json()
+        assert [a["volumeId"] for a in atts["volumeAttachments"]] == [vol.id]
+        admin.compute.delete_volume_attachment(server.id, vol.id)
+        admin.block_storage.wait_for_status(vol, "available", wait=60)
+    finally:
+        admin.block_storage.delete_volume(vol.id)

@@ -38,7 +38,7 @@ def test_2_94_hostname_refuses_the_rest(name):
 
 
 def test_every_feature_is_inside_the_advertised_range():
-    assert mv.MAX == (2, 96)
+    assert mv.MAX == (2, 101)
     for feature, first in mv.FEATURES.items():
         assert mv.MIN <= first <= mv.MAX, feature
     assert V("2.96").has("pinned_az") and not V("2.95").has("pinned_az")
@@ -48,10 +48,19 @@ class _H(dict):
     pass
 
 
-def test_2_97_is_not_acceptable_yet():
+def test_2_102_is_not_acceptable_yet():
     with pytest.raises(NotAcceptable):
-        mv.requested(_H({"openstack-api-version": "compute 2.97"}))
-    assert str(mv.requested(_H({"openstack-api-version": "compute 2.96"}))) == "2.96"
+        mv.requested(_H({"openstack-api-version": "compute 2.102"}))
+    assert str(mv.requested(_H({"openstack-api-version": "compute 2.101"}))) == "2.101"
+
+
+def test_2_100_hints_as_nova_keeps_them():
+    from pocketstack.services.compute.views import scheduler_hints
+
+    assert scheduler_hints({"group": "g", "same_host": ["a", "b"], "force_host": "h",
+                            "pocketstack:files": [1], "n": 3}) == {
+        "group": ["g"], "same_host": ["a", "b"], "n": ["3"]}
+    assert scheduler_hints(None) == {}
 
 
 @pytest.mark.parametrize("key,value", [
