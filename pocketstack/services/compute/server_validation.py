@@ -52,6 +52,14 @@ def check_hostname(value: Any, ver: Any) -> str:
     return value
 
 
+def guest_hostname(hostname: str) -> str:
+    """What a guest's kernel can take as its hostname (at most 64 bytes, HOST_NAME_MAX): a
+    2.94 FQDN may be up to 255 characters, so a longer one gives its first label."""
+    if len(hostname) <= 64:
+        return hostname
+    return hostname.split(".", 1)[0][:63] or "server"
+
+
 def check_name(name: Any, field: str = "name") -> str:
     if not isinstance(name, str):
         raise BadRequest(f"Invalid input for field/attribute {field}. Value: {name}. "

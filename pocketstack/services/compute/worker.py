@@ -21,6 +21,7 @@ from pocketstack.scheduler.manager import NoValidHost
 from pocketstack.services.compute import actions, config_drives, snapshots
 from pocketstack.services.compute.models import Allocation, Host, PciDevice, Server
 from pocketstack.services.compute.server_rescue import RescueMixin
+from pocketstack.services.compute.server_validation import guest_hostname
 from pocketstack.services.compute.service import _ClaimRace
 from pocketstack.services.compute.worker_actions import PowerResizeMixin, fault
 from pocketstack.services.compute.worker_shelve import ShelveMixin
@@ -86,7 +87,8 @@ class Worker(PowerResizeMixin, ShelveMixin, RescueMixin):
             kernel, ramdisk = (self._boot_file(srv, props.get(k), k)
                                for k in ("kernel_id", "ramdisk_id"))
         return InstanceSpec(
-            id=srv.id, name=srv.name, hostname=srv.hostname, host=srv.host or "",
+            id=srv.id, name=srv.name, hostname=guest_hostname(srv.hostname),
+            host=srv.host or "",
             vcpus=int(fl.get("vcpus", srv.vcpus)), memory_mb=int(fl.get("ram", srv.memory_mb)),
             root_gb=int(fl.get("disk", srv.root_gb)), image_id=srv.image_id,
             image_path=image_path, image_properties=props,

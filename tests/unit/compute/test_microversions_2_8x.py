@@ -83,3 +83,15 @@ def test_2_86_invalid_extra_specs(key, value):
 
     with pytest.raises(BadRequest):
         validate(key, value)
+
+
+def test_a_long_fqdn_gives_the_guest_its_first_label():
+    from pocketstack.services.compute.server_validation import guest_hostname
+
+    assert guest_hostname("web-01") == "web-01"
+    assert guest_hostname("db.example.org") == "db.example.org"
+    fqdn = "x" * 52 + "-guest-test.domaintest.com"
+    assert guest_hostname(fqdn) == "x" * 52 + "-guest-test"  # 78 > 64: first label
+    long = "a" * 70 + ".example.org"
+    assert guest_hostname(long) == "a" * 63
+    assert len(guest_hostname("b" * 255)) == 63
