@@ -65,9 +65,13 @@ def register(svc: Any, add: Callable[..., None], base: str,
         if isinstance(body["server"], dict) and body["server"].get("return_reservation_id"):
             return json({"reservation_id": reservation}, 202)
         first = created[0]
+        # Nova echoes the request's security groups (default: "default"), so an explicit
+        # empty list answers empty (Tempest's port-security-disabled network scenario)
+        asked = body["server"].get("security_groups") if isinstance(body["server"], dict) else None
         out = {"id": first.id, "links": views.link(base, "servers", first.id),
                "OS-DCF:diskConfig": first.disk_config,
-               "security_groups": [{"name": n} for n in first.security_groups or []]}
+               "security_groups": [{"name": g["name"]} for g in asked] if isinstance(asked, list)
+               else [{"name": "default"}]}
         out["adminPass"] = admin_pass or _password()
         return json({"server": out}, 202,
                     headers={"Location": f"{base}/v2.1/servers/{first.id}"})

@@ -352,8 +352,17 @@ def parse_block_devices(svc: Any, ctx: RequestContext, bdm: list[Any] | None,
         elif source == "image" and boot_index == 0 and not image_ref:
             image_ref = str(item["uuid"])
         elif source == "snapshot" and boot_index == 0 and not image_ref:
-            raise BadRequest("Block Device Mapping is Invalid: booting from a snapshot needs "
-                             "an imageRef for the container's root file system.")
+            # the image its volume was made from (Cinder keeps volume_image_metadata with
+            # the snapshot's volume): what a driver that boots images needs to boot it
+            try:
+                vol = volsvc.get_volume(ctx, volsvc.snapshot_volume_id(ctx, str(item["uuid"])))
+            except NotFound:
+                raise BadRequest(f"Block Device Mapping is Invalid: failed to get snapshot "
+                                 f"{item['uuid']}.") from None
+            image_ref = (vol.get("image_metadata") or {}).get("image_id") or ""
+            if not image_ref:
+                raise BadRequest(f"Block Device Mapping is Invalid: snapshot {item['uuid']} "
+                                 "holds no image this compute driver can boot.")
     return image_ref, plan
 
 

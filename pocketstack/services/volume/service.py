@@ -200,6 +200,12 @@ class VolumeService:
 
         return volumes.internal_view(self, volumes.get(self, ctx, volume_id))
 
+    def snapshot_volume_id(self, ctx: RequestContext, snapshot_id: str) -> str:
+        """The volume a snapshot was taken of. Raises NotFound (404) if ctx cannot see it."""
+        from pocketstack.services.volume import snapshots
+
+        return snapshots.get(self, ctx, snapshot_id).volume_id
+
     def reserve(self, ctx: RequestContext, volume_id: str, server_id: str,
                 info: dict[str, Any] | None = None) -> str:
         """Reserve the volume for ``server_id`` (Nova's attachment_create without a
