@@ -88,6 +88,7 @@ class PortSpec:
     allowed_address_pairs: list[dict] = field(default_factory=list)
     rules: list[SecurityRule] = field(default_factory=list)
     mtu: int = 1500
+    admin_state_up: bool = True  # False: the port passes no traffic (its host end is down)
 
 
 @dataclass

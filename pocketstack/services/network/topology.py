@@ -169,7 +169,7 @@ class TopologyBuilder:
                     port_security=port.port_security_enabled,
                     allowed_address_pairs=list(port.allowed_address_pairs or []),
                     rules=port_rules(port) if port.port_security_enabled else [],
-                    mtu=net.mtu))
+                    mtu=net.mtu, admin_state_up=port.admin_state_up))
 
         port_by_id = {x.id: x for x in ports}
         fips_by_router: dict[str, list] = defaultdict(list)
@@ -177,6 +177,8 @@ class TopologyBuilder:
             if f.fixed_ip_address:
                 fips_by_router[f.router_id].append(f)
         for r in routers:
+            if not r.admin_state_up:
+                continue  # as Neutron's L3 agent: a router set down has no namespace at all
             gw = None
             nexthop = None
             gw_port = port_by_id.get(r.gw_port_id) if r.gw_port_id else None

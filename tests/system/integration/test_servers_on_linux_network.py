@@ -311,6 +311,34 @@ def test_snat_reaches_the_hosts_external_address(env):
     assert not env.ping("b1", host_ip)
 
 
+def _until(check, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, check
+        time.sleep(0.2)
+
+
+def test_admin_state_down_port_and_router_pass_nothing(env):
+    """Neutron's admin_state_up, as Tempest's network scenarios check it: a port set down
+    passes no traffic (its host end is down); a router set down has no namespace at all
+    (Neutron's L3 agent removes it: no SNAT, no floating IPs). Set up again, both work."""
+    demo = env.demo
+    wait_lease(env, "a1"), wait_lease(env, "a2")
+    a2 = env.fixed_ip("a2")
+    port = next(demo.network.ports(device_id=env.ids["a2"]))
+    demo.network.update_port(port, admin_state_up=False)
+    _until(lambda: not env.ping("a1", a2))
+    demo.network.update_port(port, admin_state_up=True)
+    _until(lambda: env.ping("a1", a2))
+    host_ip = str(next(ipaddress.ip_network(PUBLIC_CIDR).hosts()))
+    router = demo.network.find_router("router1", ignore_missing=False)
+    assert env.ping("a2", host_ip, wait=2)
+    demo.network.update_router(router, admin_state_up=False)
+    _until(lambda: not env.ping("a2", host_ip))
+    demo.network.update_router(router, admin_state_up=True)
+    _until(lambda: env.ping("a2", host_ip, wait=2))
+
+
 def test_stopped_and_started_server_leases_its_address_again(env):
     conn, sid, ip = env.servers["a2"]["conn"], env.ids["a2"], env.fixed_ip("a2")
     old_pid = env.pid("a2")

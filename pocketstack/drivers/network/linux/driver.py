@@ -194,6 +194,13 @@ class LinuxNetworkDriver(NetworkDriver):
                     self.ifnames.pop(veth, None)
                     self._plugged_at.pop(veth, None)
             self._save_vifs()
+            # admin_state_up: a port set down passes nothing (its host end is down)
+            present = links()
+            for port in topo.ports:
+                key, state = f"admin:{port.veth}", "up" if port.admin_state_up else "down"
+                if port.veth in present and self._applied.get(key) != state:
+                    ip("link", "set", port.veth, state, check=False)
+                    self._applied[key] = state
             self._members = topo.group_members
             try:
                 known = {port.veth for port in topo.ports}
@@ -224,7 +231,7 @@ class LinuxNetworkDriver(NetworkDriver):
                     ip_batch([f"link add {port.veth} mtu {port.mtu} type veth peer name {guest} "
                               f"mtu {port.mtu}", f"link set {guest} netns {netns_pid}",
                               f"link set {port.veth} master {port.bridge}",
-                              f"link set {port.veth} up"])
+                              f"link set {port.veth} {'up' if port.admin_state_up else 'down'}"])
                     run(["nsenter", f"--net=/proc/{netns_pid}/ns/net", "ip", "-batch", "-"],
                         input=f"link set {guest} name {name}\nlink set {name} address {port.mac}\n"
                               f"link set {name} up\nlink set lo up\n")
