@@ -20,13 +20,6 @@ def unique(prefix: str) -> str:
     return f"ps-{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="module")
-def ec2(cloud):
-    cred = cloud.openstack("ec2", "credentials", "create")
-    yield cred
-    cloud.openstack("ec2", "credentials", "delete", cred["access"], check=False)
-
-
 def client(cloud, ec2, **config):
     return boto3.client("s3", endpoint_url=cloud.base_url + "/s3",
                         aws_access_key_id=ec2["access"],

@@ -12,26 +12,11 @@ import uuid
 import zlib
 from xml.etree import ElementTree as ET
 
-import boto3
 import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
-
-
-@pytest.fixture(scope="module")
-def ec2(cloud):
-    cred = cloud.openstack("ec2", "credentials", "create")
-    yield cred
-    cloud.openstack("ec2", "credentials", "delete", cred["access"], check=False)
-
-
-@pytest.fixture(scope="module")
-def s3(cloud, ec2):
-    return boto3.client("s3", endpoint_url=cloud.base_url + "/s3",
-                        aws_access_key_id=ec2["access"], aws_secret_access_key=ec2["secret"],
-                        region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")

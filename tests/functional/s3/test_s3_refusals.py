@@ -76,13 +76,6 @@ def unique(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ec2(cloud):
-    cred = cloud.openstack("ec2", "credentials", "create")
-    yield cred
-    cloud.openstack("ec2", "credentials", "delete", cred["access"], check=False)
-
-
-@pytest.fixture(scope="module")
 def s3(cloud, ec2):
     return boto3.client("s3", endpoint_url=cloud.base_url + "/s3",
                         aws_access_key_id=ec2["access"],

@@ -12,13 +12,6 @@ import boto3
 import pytest
 
 
-@pytest.fixture(scope="module")
-def ec2(cloud):
-    cred = cloud.openstack("ec2", "credentials", "create")
-    yield cred
-    cloud.openstack("ec2", "credentials", "delete", cred["access"], check=False)
-
-
 def test_boto3_at_the_bare_endpoint(cloud, ec2):
     s3 = boto3.client("s3", endpoint_url=cloud.base_url, aws_access_key_id=ec2["access"],
                       aws_secret_access_key=ec2["secret"], region_name="us-east-1")

@@ -14,7 +14,6 @@ import subprocess
 import stat
 import uuid
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
@@ -23,20 +22,6 @@ KEY = secrets.token_hex(16)
 OTHER = secrets.token_hex(16)
 SMALL = b"small secret " * 10
 LARGE = os.urandom(300 * 1024)  # a file-backed object, not an inline one
-
-
-@pytest.fixture(scope="module")
-def ec2(cloud):
-    cred = cloud.openstack("ec2", "credentials", "create")
-    yield cred
-    cloud.openstack("ec2", "credentials", "delete", cred["access"], check=False)
-
-
-@pytest.fixture(scope="module")
-def s3(cloud, ec2):
-    return boto3.client("s3", endpoint_url=cloud.base_url + "/s3",
-                        aws_access_key_id=ec2["access"], aws_secret_access_key=ec2["secret"],
-                        region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")
