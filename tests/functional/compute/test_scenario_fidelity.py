@@ -22,14 +22,19 @@ def _wait_volume(conn, vid, status="available", timeout=60):
     return v
 
 
+def _snapshot(conn, volume_id, name, timeout=60):
+    snap = conn.block_storage.create_snapshot(volume_id=volume_id, name=name)
+    deadline = time.monotonic() + timeout
+    while conn.block_storage.get_snapshot(snap.id).status != "available":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return snap
+
+
 def test_boot_from_a_volume_snapshot_without_image_ref(admin, own_image, own_net):
     src = admin.block_storage.create_volume(size=1, image_id=own_image, name="ps-bfs-src")
     _wait_volume(admin, src.id)
-    snap = admin.block_storage.create_snapshot(volume_id=src.id, name="ps-bfs-snap")
-    deadline = time.monotonic() + 60
-    while admin.block_storage.get_snapshot(snap.id).status != "available":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    snap = _snapshot(admin, src.id, "ps-bfs-snap")
     flavor = admin.compute.find_flavor("m1.tiny", ignore_missing=False)
     r = admin.compute.post("/servers", json={"server": {
         "name": "ps-bfs", "flavorRef": flavor.id, "networks": [{"uuid": own_net.id}],
@@ -58,11 +63,7 @@ def test_boot_from_a_volume_snapshot_without_image_ref(admin, own_image, own_net
 def test_a_snapshot_with_nothing_bootable_is_a_clear_400(admin, own_net):
     blank = admin.block_storage.create_volume(size=1, name="ps-bfs-blank")
     _wait_volume(admin, blank.id)
-    snap = admin.block_storage.create_snapshot(volume_id=blank.id, name="ps-bfs-blank")
-    deadline = time.monotonic() + 60
-    while admin.block_storage.get_snapshot(snap.id).status != "available":
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    snap = _snapshot(admin, blank.id, "ps-bfs-blank")
     flavor = admin.compute.find_flavor("m1.tiny", ignore_missing=False)
     r = admin.compute.post("/servers", json={"server": {
         "name": "ps-bfs-bad", "flavorRef": flavor.id, "networks": "none",
@@ -71,6 +72,11 @@ def test_a_snapshot_with_nothing_bootable_is_a_clear_400(admin, own_net):
         microversion="2.79")
     assert r.status_code == 400 and "holds no image" in r.text, r.text
     admin.block_storage.delete_snapshot(snap.id)
+    deadline = time.monotonic() + 60
+    while admin.block_storage.find_snapshot(snap.id):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    admin.block_storage.delete_volume(blank.id)
 
 
 @pytest.mark.parametrize("asked, shown", [(None, ["default"]), ([], [])])
@@ -84,4 +90,7 @@ def test_create_response_echoes_the_requested_security_groups(admin, own_image, 
     r = admin.compute.post("/servers", json={"server": body}, microversion="2.79")
     assert r.status_code == 202, r.text
     assert [g["name"] for g in r.json()["server"]["security_groups"]] == shown
-    admin.compute.delete_server(r.json()["server"]["id"])
+    # gone before the module's network is torn down (its port goes with the server)
+    srv = admin.compute.get_server(r.json()["server"]["id"])
+    admin.compute.delete_server(srv)
+    admin.compute.wait_for_delete(srv, wait=60)

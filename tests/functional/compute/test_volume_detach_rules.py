@@ -53,6 +53,7 @@ def test_user_cannot_detach_what_a_server_uses(cloud, admin, own_image, own_net)
     conn.compute.delete_volume_attachment(srv, vol.id)
     _wait(conn, vol.id, "available")
     conn.compute.delete_server(srv)
+    conn.compute.wait_for_delete(srv, wait=60)  # its port goes before the module's network
     conn.block_storage.delete_volume(vol.id)
 
 
@@ -81,4 +82,6 @@ def test_an_attachment_made_through_cinder_alone_still_detaches(admin, own_image
     _wait(admin, vol.id, "available")
     bs.delete_volume(vol.id)
     if instance != "none":
-        admin.compute.delete_server(iid)
+        srv = admin.compute.get_server(iid)
+        admin.compute.delete_server(srv)
+        admin.compute.wait_for_delete(srv, wait=60)
