@@ -290,6 +290,12 @@ def legacy_detach(svc, ctx: RequestContext, volume_id: str, body: Any) -> None: 
         live = [a for a in vol.attachments if a.attach_status != "detached"]
         if attachment_id:
             live = [a for a in live if a.id == attachment_id]
+            other = None if live else s.get(VolumeAttachment, attachment_id)
+            if other is not None and other.volume.project_id == vol.project_id:
+                # another volume's attachment: Cinder's InvalidVolume (Tempest's detach
+                # rules scenario expects the mismatch refused with 400, not found)
+                raise BadRequest(f"Invalid volume: attachment {attachment_id} is not an "
+                                 f"attachment of volume {volume_id}.")
             if not live:
                 raise NotFound(f"Volume attachment {attachment_id} could not be found.",
                                kind="VolumeAttachmentNotFound")

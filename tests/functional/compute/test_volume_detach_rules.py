@@ -49,6 +49,13 @@ def test_user_cannot_detach_what_a_server_uses(cloud, admin, own_image, own_net)
     # nothing changed: still attached, on both sides
     assert _wait(conn, vol.id, "in-use").attachments[0]["attachment_id"] == att_id
     assert [a.volume_id for a in conn.compute.volume_attachments(srv)] == [vol.id]
+    # another volume's attachment id on this volume's detach: 400 (Cinder's InvalidVolume)
+    other = conn.block_storage.create_volume(size=1, name="ps-ossa-other")
+    _wait(conn, other.id, "available")
+    r = bs.post(f"/volumes/{other.id}/action", json={"os-detach": {"attachment_id": att_id}},
+                microversion="3.0")
+    assert r.status_code == 400, r.text
+    conn.block_storage.delete_volume(other.id)
     # through Nova it detaches
     conn.compute.delete_volume_attachment(srv, vol.id)
     _wait(conn, vol.id, "available")
