@@ -11,6 +11,7 @@ from starlette.responses import Response
 from pocketstack.dashboard.instances import NO_QUERY, VER, page_query, paging_values, server_rows
 from pocketstack.dashboard.web import View
 from pocketstack.errors import BadRequest, PocketError
+from pocketstack.services.compute.microversions import APIVersion
 
 
 async def services_page(v: View) -> Response:
@@ -102,9 +103,14 @@ async def flavor_create(v: View) -> Response:
     return v.redirect("/dashboard/admin/flavors")
 
 
+# Nova 2.88 took vcpus/memory/disk used and total out of the hypervisor body; the capacity
+# bars need them, so this page reads the 2.87 view (uuid ids, the fields still there).
+HYPERVISOR_VER = APIVersion(2, 87)
+
+
 async def hypervisors_page(v: View) -> Response:
     hosts = v.service("compute").hosts_api
-    rows = await v.call(hosts.hypervisors, v.ctx, NO_QUERY, VER, True)
+    rows = await v.call(hosts.hypervisors, v.ctx, NO_QUERY, HYPERVISOR_VER, True)
     return v.render("admin_hypervisors.html", nav="admin_hypervisors", rows=rows)
 
 
