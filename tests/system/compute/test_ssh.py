@@ -36,6 +36,7 @@ NET2_CIDR = "10.78.0.0/24"
 # Runs once per instance: appends a line each time it runs, and writes what it saw.
 USER_DATA = """#!/bin/sh
 echo "ran $(date +%s)" >> /var/lib/ps-ssh-user-data
+sync  # a hard reboot is a power cut: unsynced data may be lost, as on any disk
 echo ps-ssh-user-data-ran
 """
 DRIVERS = {
