@@ -105,6 +105,7 @@ def ctr():
         yield SimpleNamespace(drv=drv, spec=spec, base=base, id=spec.id)
     finally:
         drv.destroy("h", spec.id)
+        drv.lxcfs.stop()  # the driver's lxcfs (started with the server) goes with the test
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -317,5 +318,6 @@ def test_a_data_dir_too_long_for_socket_paths_puts_them_under_run():
         drv.console_resize("h", spec.id, 30, 90)
     finally:
         drv.destroy("h", spec.id)
+        drv.lxcfs.stop()
         shutil.rmtree(deep.parent.parent, ignore_errors=True)
     assert not Path(path).parent.exists() and not Path(path).parent.parent.exists()
