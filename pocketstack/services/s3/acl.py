@@ -18,7 +18,7 @@ from starlette.responses import Response
 
 from pocketstack.errors import BadRequest, PocketError
 from pocketstack.services.s3 import views
-from pocketstack.services.s3.support import has_prefix
+from pocketstack.services.s3.support import NotImplementedS3, has_prefix
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -31,7 +31,7 @@ GRANT_HEADERS = ("x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp"
 
 
 def _not_implemented(what: str) -> PocketError:
-    return PocketError(f"{what} is not implemented.", status=501, kind="NotImplemented")
+    return NotImplementedS3(f"{what} is not implemented.")
 
 
 def _canned(value: str) -> str:

@@ -29,7 +29,7 @@ import orjson
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from pocketstack.errors import BadRequest, Forbidden, PocketError
-from pocketstack.services.s3.support import has_prefix
+from pocketstack.services.s3.support import NotImplementedS3, has_prefix
 
 META = "X-Object-Sysmeta-S3-Sse"
 CUSTOMER = "x-amz-server-side-encryption-customer-"
@@ -42,7 +42,7 @@ def _bad(message: str, kind: str = "InvalidArgument") -> BadRequest:
 
 
 def not_implemented(what: str) -> PocketError:
-    return PocketError(f"{what} is not implemented.", status=501, kind="NotImplemented")
+    return NotImplementedS3(f"{what} is not implemented.")
 
 
 @dataclass
